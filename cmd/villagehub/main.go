@@ -1,0 +1,214 @@
+// Command villagehub is the smart-village hub: an MQTT-connected service
+// that watches cameras and QR boards and serves metrics, an API and a
+// dashboard. Run "villagehub --help" for the flags and subcommands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	_ "time/tzdata" // the village's zone even on a system without tzdata
+
+	"villagehub/hub/app"
+	"villagehub/hub/config"
+)
+
+const usage = `villagehub — a hub for smart villages: camera motion and status, RTSP
+stream health and QR-board scans over MQTT, with Prometheus metrics, a JSON
+API and a dashboard.
+
+Usage:
+  villagehub [flags]                 run the hub
+  villagehub --demo                  run a demo village: embedded broker and
+                                     store, simulated cameras and QR boards
+  villagehub check-config FILE       validate a config file and exit
+  villagehub version                 print the version
+
+Each setting comes from the config file, then the environment
+(VILLAGEHUB_HTTP_ADDR, VILLAGEHUB_BROKER_ADDR, VILLAGEHUB_MQTT_URL,
+VILLAGEHUB_DATA_DIR, VILLAGEHUB_INFLUX_URL, VILLAGEHUB_INFLUX_TOKEN,
+VILLAGEHUB_INFLUX_ORG, VILLAGEHUB_INFLUX_BUCKET, VILLAGEHUB_PUBLIC_URL),
+then the flags below: each beats the one before.
+
+Flags:
+`
+
+// runFlags are the flags of the main command.
+type runFlags struct {
+	config, httpAddr, brokerAddr, mqttURL, dataDir, publicURL string
+	influxURL, influxOrg, influxBucket                        string
+	logLevel, logFormat                                       string
+	demo                                                      bool
+}
+
+func (f *runFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.config, "config", "", "path to the YAML config file (configs/villagehub.yaml is the documented example)")
+	fs.BoolVar(&f.demo, "demo", false, "run a demo village: embedded broker and store, simulated cameras and boards; prints the dashboard URL")
+	fs.StringVar(&f.httpAddr, "http-addr", "", "HTTP listen address for the dashboard, API and /metrics (http.addr; default 127.0.0.1:8080)")
+	fs.StringVar(&f.brokerAddr, "broker-addr", "", "embedded MQTT broker listen address (broker.addr; default 127.0.0.1:1883)")
+	fs.StringVar(&f.mqttURL, "mqtt-url", "", "external MQTT broker URL, e.g. tcp://host:1883; when set, no embedded broker runs (mqtt.url)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "data directory for the embedded store and spools (data_dir; default ./data)")
+	fs.StringVar(&f.publicURL, "public-url", "", "URL phones use to reach the hub; printed QR codes encode it (http.public_url)")
+	fs.StringVar(&f.influxURL, "influx-url", "", "InfluxDB URL; empty keeps history in the embedded store only (influx.url)")
+	fs.StringVar(&f.influxOrg, "influx-org", "", "InfluxDB organisation (influx.org; empty for InfluxDB 1.8)")
+	fs.StringVar(&f.influxBucket, "influx-bucket", "", "InfluxDB bucket, or database/retention-policy for 1.8 (influx.bucket)")
+	fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error (log.level)")
+	fs.StringVar(&f.logFormat, "log-format", "", "log format: text or json (log.format)")
+}
+
+// apply makes the flags that were set beat the file and the environment.
+func (f *runFlags) apply(c *config.Config) {
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&c.HTTP.Addr, f.httpAddr)
+	set(&c.Broker.Addr, f.brokerAddr)
+	set(&c.MQTT.URL, f.mqttURL)
+	set(&c.DataDir, f.dataDir)
+	set(&c.HTTP.PublicURL, f.publicURL)
+	set(&c.Influx.URL, f.influxURL)
+	set(&c.Influx.Org, f.influxOrg)
+	set(&c.Influx.Bucket, f.influxBucket)
+	set(&c.Log.Level, f.logLevel)
+	set(&c.Log.Format, f.logFormat)
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "check-config":
+			return checkConfig(args[1:], stdout, stderr)
+		case "version":
+			fmt.Fprintln(stdout, "villagehub", version())
+			return 0
+		}
+	}
+	fs := flag.NewFlagSet("villagehub", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f runFlags
+	f.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "villagehub: unknown argument %q (see villagehub --help)\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := loadConfig(&f)
+	if err != nil {
+		fmt.Fprintln(stderr, "villagehub:", err)
+		return 1
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if f.demo {
+		err = runDemo(ctx, cfg, log, stdout)
+	} else {
+		err = runHub(ctx, cfg, log, stdout)
+	}
+	if err != nil {
+		log.Error("villagehub stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func loadConfig(f *runFlags) (*config.Config, error) {
+	var cfg *config.Config
+	var err error
+	if f.demo && f.config == "" {
+		cfg, err = config.Parse("(demo village)", demoConfig)
+		if err != nil {
+			return nil, err
+		}
+	} else if f.config != "" {
+		data, err := os.ReadFile(f.config)
+		if err != nil {
+			return nil, fmt.Errorf("reading config: %w", err)
+		}
+		if cfg, err = config.Parse(f.config, data); err != nil {
+			return nil, err
+		}
+	} else {
+		cfg = &config.Config{}
+	}
+	if err := cfg.ApplyEnv(os.Getenv); err != nil {
+		return nil, err
+	}
+	f.apply(cfg)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(strings.ToUpper(cfg.Log.Level)))
+	opts := &slog.HandlerOptions{Level: lv}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func runHub(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
+	h, err := app.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("villagehub started", "version", version(), "http", "http://"+h.HTTPAddr()+"/",
+		"broker", brokerDesc(cfg, h), "data_dir", cfg.DataDir)
+	return h.Run(ctx)
+}
+
+func brokerDesc(cfg *config.Config, h *app.Hub) string {
+	if cfg.EmbeddedBroker() {
+		return "embedded on " + h.BrokerAddr()
+	}
+	return app.RedactURL(cfg.MQTT.URL)
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, "usage: villagehub check-config FILE")
+		return 2
+	}
+	cfg, err := config.Load(args[0], os.Getenv)
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			for _, p := range ce.Problems {
+				fmt.Fprintln(stderr, p.String())
+			}
+			fmt.Fprintf(stderr, "%d problem(s) in %s\n", len(ce.Problems), args[0])
+			return 1
+		}
+		fmt.Fprintln(stderr, "villagehub:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: OK (%d sites, %d cameras, %d QR boards; broker: %s)\n", args[0],
+		len(cfg.Sites), len(cfg.Cameras), len(cfg.Boards), map[bool]string{true: "embedded on " + cfg.Broker.Addr, false: app.RedactURL(cfg.MQTT.URL)}[cfg.EmbeddedBroker()])
+	return 0
+}

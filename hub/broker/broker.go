@@ -1,0 +1,214 @@
+// Package broker runs the embedded MQTT broker (mochi-mqtt) that devices
+// connect to when no external broker is configured. Device messages enter
+// the hub through a broker hook rather than a subscription: the hook runs
+// in the publishing client's goroutine before the broker sends PUBACK, so
+// it can hold the PUBACK until the message is durable in the store.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"villagehub/hub/ingest"
+)
+
+// Config configures the embedded broker.
+type Config struct {
+	// Addr is the TCP listen address (127.0.0.1:1883 by default).
+	Addr string
+	// Prefix is the device topic prefix ("village").
+	Prefix string
+	// HubID names the hub's status topic <prefix>/_hub/<hub-id>/status.
+	HubID string
+	// Queue receives device messages.
+	Queue *ingest.Queue
+	// AllowAnonymous lets any client connect. Device credentials and ACLs
+	// come with a later change; until then this must be true.
+	AllowAnonymous bool
+	Logger         *slog.Logger
+}
+
+// Broker is the embedded MQTT broker.
+type Broker struct {
+	cfg    Config
+	srv    *mqtt.Server
+	hook   *ingestHook
+	log    *slog.Logger
+	status string
+}
+
+// New creates the broker and binds its listener, so a port already in use
+// is reported here with the setting to change.
+func New(cfg Config) (*Broker, error) {
+	if cfg.Queue == nil {
+		return nil, errors.New("broker: Queue is required")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = ingest.DefaultPrefix
+	}
+	if cfg.HubID == "" {
+		cfg.HubID = "villagehub"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	// mochi logs every connect at info; keep the hub's log for the hub.
+	mlog := slog.New(&levelFloor{h: cfg.Logger.Handler(), min: slog.LevelWarn}).With("component", "broker")
+	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: mlog})
+	if cfg.AllowAnonymous {
+		if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+			return nil, fmt.Errorf("broker: adding auth hook: %w", err)
+		}
+	}
+	h := &ingestHook{queue: cfg.Queue, prefix: cfg.Prefix + "/", hubTopics: cfg.Prefix + "/_hub/"}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	if err := srv.AddHook(h, nil); err != nil {
+		return nil, fmt.Errorf("broker: adding ingest hook: %w", err)
+	}
+	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: cfg.Addr})
+	if err := srv.AddListener(tcp); err != nil {
+		h.cancel()
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("embedded MQTT broker: address %s is already in use (change broker.addr or VILLAGEHUB_BROKER_ADDR, or set mqtt.url to use that broker)", cfg.Addr)
+		}
+		return nil, fmt.Errorf("embedded MQTT broker: listening on %s (broker.addr): %w", cfg.Addr, err)
+	}
+	return &Broker{cfg: cfg, srv: srv, hook: h, log: cfg.Logger,
+		status: cfg.Prefix + "/_hub/" + cfg.HubID + "/status"}, nil
+}
+
+// Addr is the address the broker listens on (useful with port 0).
+func (b *Broker) Addr() string {
+	if l, ok := b.srv.Listeners.Get("tcp"); ok {
+		return l.Address()
+	}
+	return b.cfg.Addr
+}
+
+// Run serves until ctx ends, then says the hub is offline and closes.
+func (b *Broker) Run(ctx context.Context) error {
+	if err := b.srv.Serve(); err != nil {
+		return fmt.Errorf("embedded MQTT broker: %w", err)
+	}
+	b.log.Info("embedded MQTT broker listening", "addr", b.Addr())
+	if err := b.srv.Publish(b.status, []byte("online"), true, 1); err != nil {
+		b.log.Warn("publishing hub status", "err", err)
+	}
+	<-ctx.Done()
+	_ = b.srv.Publish(b.status, []byte("offline"), true, 1)
+	// Release producers waiting on the queue, then disconnect clients.
+	// Messages they were waiting on are not acknowledged, so devices
+	// resend them after the restart.
+	b.hook.cancel()
+	return b.srv.Close()
+}
+
+// Publish publishes a message from the hub itself (status, alerts).
+func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	return b.srv.Publish(topic, payload, retain, qos)
+}
+
+// Connected reports whether the hub can reach its broker: always, since it
+// is the broker.
+func (b *Broker) Connected() bool { return true }
+
+// Clients is the number of connected clients.
+func (b *Broker) Clients() int { return b.srv.Clients.Len() }
+
+// ingestHook feeds device messages into the ingest queue.
+type ingestHook struct {
+	mqtt.HookBase
+	queue     *ingest.Queue
+	prefix    string
+	hubTopics string
+	ctx       context.Context
+	cancel    context.CancelFunc
+	done      sync.Pool // of chan struct{}, one per waiting publish
+}
+
+func (h *ingestHook) ID() string { return "villagehub-ingest" }
+
+func (h *ingestHook) Provides(b byte) bool {
+	return b == mqtt.OnPublish || b == mqtt.OnWillSent
+}
+
+// device reports whether a topic is a device topic the hub ingests.
+func (h *ingestHook) device(topic string) bool {
+	return strings.HasPrefix(topic, h.prefix) && !strings.HasPrefix(topic, h.hubTopics) &&
+		!strings.Contains(topic[len(h.prefix):], "/alerts/")
+}
+
+// OnPublish runs before the broker acknowledges a publish. For QoS 1 and 2
+// it waits until the hub has made the message durable; if the hub shuts
+// down first, the packet is dropped without an acknowledgement, so the
+// device sends it again.
+func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline || !h.device(pk.TopicName) {
+		return pk, nil
+	}
+	m := ingest.Message{Topic: pk.TopicName, QoS: pk.FixedHeader.Qos, Received: time.Now()}
+	if pk.FixedHeader.Qos == 0 {
+		// Nobody waits for a QoS 0 message: copy the payload, since the
+		// packet's buffer is not ours once we return.
+		m.Payload = append([]byte(nil), pk.Payload...)
+		if err := h.queue.Push(h.ctx, m, true); err != nil {
+			return pk, packets.ErrRejectPacket
+		}
+		return pk, nil
+	}
+	m.Payload = pk.Payload
+	done, _ := h.done.Get().(chan struct{})
+	if done == nil {
+		done = make(chan struct{}, 1)
+	}
+	m.Done = done
+	if err := h.queue.Push(h.ctx, m, true); err != nil {
+		return pk, packets.ErrRejectPacket
+	}
+	select {
+	case <-done:
+		h.done.Put(done)
+		return pk, nil
+	case <-h.ctx.Done():
+		// done may still be signalled later; leave it to the GC.
+		return pk, packets.ErrRejectPacket
+	}
+}
+
+// OnWillSent passes a device's last will (e.g. "offline") to the hub: the
+// broker publishes wills itself, without OnPublish.
+func (h *ingestHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	if !h.device(pk.TopicName) {
+		return
+	}
+	m := ingest.Message{Topic: pk.TopicName, Payload: append([]byte(nil), pk.Payload...), QoS: pk.FixedHeader.Qos, Received: time.Now()}
+	_ = h.queue.Push(h.ctx, m, true)
+}
+
+// levelFloor drops records below min.
+type levelFloor struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (l *levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {
+	return lv >= l.min && l.h.Enabled(ctx, lv)
+}
+func (l *levelFloor) Handle(ctx context.Context, r slog.Record) error { return l.h.Handle(ctx, r) }
+func (l *levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
+	return &levelFloor{h: l.h.WithAttrs(a), min: l.min}
+}
+func (l *levelFloor) WithGroup(n string) slog.Handler {
+	return &levelFloor{h: l.h.WithGroup(n), min: l.min}
+}

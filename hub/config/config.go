@@ -1,0 +1,605 @@
+// Package config loads and validates the hub's YAML configuration, applies
+// environment overrides, and reports every problem with the file, line and
+// key it is about.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
+
+	"villagehub/hub/event"
+)
+
+// Duration is a YAML duration that also takes days and weeks ("30d").
+type Duration = model.Duration
+
+// Config is the whole hub configuration. Keys fixed by the contract are
+// http, broker, mqtt, data_dir, influx, sites, cameras, qr_boards.
+type Config struct {
+	// HubID names this hub in <prefix>/_hub/<hub_id>/status and in its MQTT
+	// client ID.
+	HubID    string `yaml:"hub_id"`
+	DataDir  string `yaml:"data_dir"`
+	Timezone string `yaml:"timezone"`
+	// TopicPrefix is the first level of every device topic.
+	TopicPrefix string `yaml:"topic_prefix"`
+
+	HTTP   HTTP   `yaml:"http"`
+	Broker Broker `yaml:"broker"`
+	MQTT   MQTT   `yaml:"mqtt"`
+	Influx Influx `yaml:"influx"`
+	Store  Store  `yaml:"store"`
+	Limits Limits `yaml:"limits"`
+	Log    Log    `yaml:"log"`
+
+	Sites   []Site   `yaml:"sites"`
+	Cameras []Camera `yaml:"cameras"`
+	Boards  []Board  `yaml:"qr_boards"`
+
+	// Set by Load, not by the file.
+	Path     string         `yaml:"-"`
+	Location *time.Location `yaml:"-"`
+	root     *yaml.Node
+}
+
+type HTTP struct {
+	Addr string `yaml:"addr"`
+	// PublicURL is how phones reach the hub: printed QR codes encode
+	// <public_url>/q/<board>.
+	PublicURL string `yaml:"public_url"`
+}
+
+// Broker is the embedded MQTT broker, used when mqtt.url is empty.
+type Broker struct {
+	Addr string `yaml:"addr"`
+	// AllowAnonymous lets devices connect without credentials.
+	AllowAnonymous *bool `yaml:"allow_anonymous"`
+}
+
+// MQTT is an external broker. Setting URL turns the embedded broker off.
+type MQTT struct {
+	URL          string   `yaml:"url"`
+	Username     string   `yaml:"username"`
+	Password     string   `yaml:"password"`
+	PasswordFile string   `yaml:"password_file"`
+	ClientID     string   `yaml:"client_id"`
+	CAFile       string   `yaml:"ca_file"`
+	CertFile     string   `yaml:"cert_file"`
+	KeyFile      string   `yaml:"key_file"`
+	Insecure     bool     `yaml:"insecure_skip_verify"`
+	KeepAlive    Duration `yaml:"keepalive"`
+}
+
+// Influx is the optional InfluxDB output. An empty URL means history stays
+// in the embedded store only.
+type Influx struct {
+	URL           string   `yaml:"url"`
+	Token         string   `yaml:"token"`
+	TokenFile     string   `yaml:"token_file"`
+	Org           string   `yaml:"org"`
+	Bucket        string   `yaml:"bucket"`
+	BatchSize     int      `yaml:"batch_size"`
+	FlushInterval Duration `yaml:"flush_interval"`
+	Gzip          bool     `yaml:"gzip"`
+	SpoolMaxBytes int64    `yaml:"spool_max_bytes"`
+	Timeout       Duration `yaml:"timeout"`
+	TLS           TLS      `yaml:"tls"`
+}
+
+type TLS struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	Insecure bool   `yaml:"insecure_skip_verify"`
+}
+
+// Store is the embedded store's retention.
+type Store struct {
+	EventRetention  Duration `yaml:"event_retention"`
+	QRHourRetention Duration `yaml:"qr_hourly_retention"`
+}
+
+// Limits protect the hub from misbehaving devices.
+type Limits struct {
+	MaxPayloadBytes int      `yaml:"max_payload_bytes"`
+	MaxFuture       Duration `yaml:"max_future"`
+	MaxAutoCameras  int      `yaml:"max_auto_cameras"`
+	MaxAutoBoards   int      `yaml:"max_auto_boards"`
+	QueueSize       int      `yaml:"queue_size"`
+	BatchSize       int      `yaml:"batch_size"`
+}
+
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"` // text or json
+}
+
+type Site struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+}
+
+type Camera struct {
+	ID       string `yaml:"id"`
+	Site     string `yaml:"site"`
+	Name     string `yaml:"name"`
+	Location string `yaml:"location"`
+	// RTSPURL may carry user:password; Username/Password (or
+	// PasswordFile) override them so the URL in the file can stay clean.
+	RTSPURL      string `yaml:"rtsp_url"`
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+type Board struct {
+	ID        string `yaml:"id"`
+	Site      string `yaml:"site"`
+	Name      string `yaml:"name"`
+	Location  string `yaml:"location"`
+	TargetURL string `yaml:"target_url"`
+}
+
+// Defaults from the contract.
+const (
+	DefaultHTTPAddr   = "127.0.0.1:8080"
+	DefaultBrokerAddr = "127.0.0.1:1883"
+	DefaultDataDir    = "./data"
+	DefaultTimezone   = "Asia/Ho_Chi_Minh"
+)
+
+// Default returns a configuration with every default filled in and no
+// devices.
+func Default() *Config {
+	c := &Config{}
+	c.applyDefaults()
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defInt := func(n *int, v int) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	defDur := func(d *Duration, v time.Duration) {
+		if *d == 0 {
+			*d = Duration(v)
+		}
+	}
+	def(&c.HubID, "villagehub")
+	def(&c.DataDir, DefaultDataDir)
+	def(&c.Timezone, DefaultTimezone)
+	def(&c.TopicPrefix, "village")
+	def(&c.HTTP.Addr, DefaultHTTPAddr)
+	def(&c.Broker.Addr, DefaultBrokerAddr)
+	def(&c.MQTT.ClientID, "villagehub-"+c.HubID)
+	defDur(&c.MQTT.KeepAlive, 30*time.Second)
+	def(&c.Influx.Bucket, "village/autogen")
+	defInt(&c.Influx.BatchSize, 5000)
+	defDur(&c.Influx.FlushInterval, time.Second)
+	defDur(&c.Influx.Timeout, 10*time.Second)
+	if c.Influx.SpoolMaxBytes == 0 {
+		c.Influx.SpoolMaxBytes = 1 << 30
+	}
+	defDur(&c.Store.EventRetention, 30*24*time.Hour)
+	defDur(&c.Store.QRHourRetention, 400*24*time.Hour)
+	defInt(&c.Limits.MaxPayloadBytes, 4096)
+	defDur(&c.Limits.MaxFuture, 24*time.Hour)
+	defInt(&c.Limits.MaxAutoCameras, 10000)
+	defInt(&c.Limits.MaxAutoBoards, 10000)
+	defInt(&c.Limits.QueueSize, 10000)
+	defInt(&c.Limits.BatchSize, 2048)
+	def(&c.Log.Level, "info")
+	def(&c.Log.Format, "text")
+}
+
+// Problem is one thing wrong with a config file.
+type Problem struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (p Problem) String() string {
+	loc := p.File
+	if p.Line > 0 {
+		loc += ":" + strconv.Itoa(p.Line)
+	}
+	if p.Key != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, p.Key, p.Msg)
+	}
+	return fmt.Sprintf("%s: %s", loc, p.Msg)
+}
+
+// Error lists every problem found in a config file.
+type Error struct{ Problems []Problem }
+
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Load reads, decodes and validates a config file, then applies the
+// environment overrides. An empty path gives the defaults (plus
+// environment).
+func Load(path string, getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	c := &Config{}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading config: %w", err)
+		}
+		if c, err = Parse(path, data); err != nil {
+			return nil, err
+		}
+	}
+	c.Path = path
+	if err := c.ApplyEnv(getenv); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Parse decodes a config file without environment overrides or validation.
+// Unknown keys are errors.
+func Parse(path string, data []byte) (*Config, error) {
+	c := &Config{Path: path}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{[]Problem{yamlProblem(path, err)}}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			e := &Error{}
+			for _, m := range te.Errors {
+				e.Problems = append(e.Problems, yamlProblem(path, errors.New(m)))
+			}
+			return nil, e
+		}
+		return nil, &Error{[]Problem{yamlProblem(path, err)}}
+	}
+	c.root = &root
+	c.Path = path
+	return c, nil
+}
+
+// yamlProblem turns "yaml: line 12: field foo not found in type ..." into
+// a Problem with its line and a message a person can act on.
+func yamlProblem(path string, err error) Problem {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	p := Problem{File: path, Msg: msg}
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if i := strings.IndexByte(rest, ':'); i > 0 {
+			if n, err := strconv.Atoi(rest[:i]); err == nil {
+				p.Line, p.Msg = n, strings.TrimSpace(rest[i+1:])
+			}
+		}
+	}
+	if f, ok := strings.CutPrefix(p.Msg, "field "); ok {
+		if i := strings.Index(f, " not found in type "); i > 0 {
+			p.Key, p.Msg = f[:i], "unknown key (misspelt, or not valid here)"
+		}
+	}
+	return p
+}
+
+// ApplyEnv applies the VILLAGEHUB_* environment overrides; each beats the
+// file.
+func (c *Config) ApplyEnv(getenv func(string) string) error {
+	set := func(dst *string, name string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	set(&c.HTTP.Addr, "VILLAGEHUB_HTTP_ADDR")
+	set(&c.Broker.Addr, "VILLAGEHUB_BROKER_ADDR")
+	set(&c.MQTT.URL, "VILLAGEHUB_MQTT_URL")
+	set(&c.MQTT.Username, "VILLAGEHUB_MQTT_USERNAME")
+	set(&c.MQTT.Password, "VILLAGEHUB_MQTT_PASSWORD")
+	set(&c.DataDir, "VILLAGEHUB_DATA_DIR")
+	set(&c.Influx.URL, "VILLAGEHUB_INFLUX_URL")
+	set(&c.Influx.Token, "VILLAGEHUB_INFLUX_TOKEN")
+	set(&c.Influx.Org, "VILLAGEHUB_INFLUX_ORG")
+	set(&c.Influx.Bucket, "VILLAGEHUB_INFLUX_BUCKET")
+	set(&c.HTTP.PublicURL, "VILLAGEHUB_PUBLIC_URL")
+	return nil
+}
+
+// EmbeddedBroker reports whether the hub runs its own broker.
+func (c *Config) EmbeddedBroker() bool { return c.MQTT.URL == "" }
+
+// Validate fills in defaults and checks every value, collecting all
+// problems rather than stopping at the first.
+func (c *Config) Validate() error {
+	c.applyDefaults()
+	v := &validator{c: c}
+	v.check()
+	if len(v.problems) > 0 {
+		return &Error{v.problems}
+	}
+	return nil
+}
+
+type validator struct {
+	c        *Config
+	problems []Problem
+}
+
+// bad records a problem about the key at path (e.g. "cameras", 2, "site"),
+// with the line of that key in the file when there is one.
+func (v *validator) bad(msg string, path ...any) {
+	key, line := v.c.locate(path...)
+	v.problems = append(v.problems, Problem{File: v.c.fileName(), Line: line, Key: key, Msg: msg})
+}
+
+func (c *Config) fileName() string {
+	if c.Path == "" {
+		return "(no config file)"
+	}
+	return c.Path
+}
+
+// locate renders a key path as "cameras[2].site" and finds its line.
+func (c *Config) locate(path ...any) (string, int) {
+	var b strings.Builder
+	n := c.root
+	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 0
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(k)
+			n = mapValue(n, k, &line)
+		case int:
+			fmt.Fprintf(&b, "[%d]", k)
+			if n != nil && n.Kind == yaml.SequenceNode && k < len(n.Content) {
+				n = n.Content[k]
+				line = n.Line
+			} else {
+				n = nil
+			}
+		}
+	}
+	return b.String(), line
+}
+
+func mapValue(n *yaml.Node, key string, line *int) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			*line = n.Content[i].Line
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func (v *validator) check() {
+	c := v.c
+	if !validID(c.HubID) {
+		v.bad("must match ^[a-z0-9][a-z0-9_-]{0,63}$", "hub_id")
+	}
+	if c.TopicPrefix == "" || strings.ContainsAny(c.TopicPrefix, "+#") || strings.HasPrefix(c.TopicPrefix, "/") || strings.HasSuffix(c.TopicPrefix, "/") {
+		v.bad("must be a topic without wildcards or leading/trailing slash", "topic_prefix")
+	}
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		v.bad(fmt.Sprintf("unknown time zone %q (use an IANA name such as Asia/Ho_Chi_Minh)", c.Timezone), "timezone")
+	} else {
+		c.Location = loc
+	}
+	v.hostPort(c.HTTP.Addr, "http", "addr")
+	if c.HTTP.PublicURL != "" {
+		v.url(c.HTTP.PublicURL, []string{"http", "https"}, "http", "public_url")
+	}
+	if c.EmbeddedBroker() {
+		v.hostPort(c.Broker.Addr, "broker", "addr")
+	} else {
+		v.url(c.MQTT.URL, []string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}, "mqtt", "url")
+		if c.MQTT.Password != "" && c.MQTT.PasswordFile != "" {
+			v.bad("set password or password_file, not both", "mqtt", "password_file")
+		}
+		v.file(c.MQTT.PasswordFile, "mqtt", "password_file")
+		v.file(c.MQTT.CAFile, "mqtt", "ca_file")
+		v.file(c.MQTT.CertFile, "mqtt", "cert_file")
+		v.file(c.MQTT.KeyFile, "mqtt", "key_file")
+		if (c.MQTT.CertFile == "") != (c.MQTT.KeyFile == "") {
+			v.bad("cert_file and key_file go together", "mqtt", "cert_file")
+		}
+		if c.MQTT.ClientID == "" || len(c.MQTT.ClientID) > 23*4 {
+			v.bad("must be a non-empty client ID", "mqtt", "client_id")
+		}
+	}
+	if c.Influx.URL != "" {
+		v.url(c.Influx.URL, []string{"http", "https"}, "influx", "url")
+		if c.Influx.Bucket == "" {
+			v.bad("is required with influx.url (for InfluxDB 1.8: database/retention-policy)", "influx", "bucket")
+		}
+		v.file(c.Influx.TokenFile, "influx", "token_file")
+		v.file(c.Influx.TLS.CAFile, "influx", "tls", "ca_file")
+		v.file(c.Influx.TLS.CertFile, "influx", "tls", "cert_file")
+		v.file(c.Influx.TLS.KeyFile, "influx", "tls", "key_file")
+	}
+	if c.Influx.BatchSize < 1 || c.Influx.BatchSize > 100000 {
+		v.bad("must be between 1 and 100000", "influx", "batch_size")
+	}
+	if c.Influx.SpoolMaxBytes < 1<<20 {
+		v.bad("must be at least 1048576 (1 MiB)", "influx", "spool_max_bytes")
+	}
+	if c.DataDir == "" {
+		v.bad("must not be empty", "data_dir")
+	}
+	lim := c.Limits
+	v.intRange(lim.MaxPayloadBytes, 64, 1<<20, "limits", "max_payload_bytes")
+	v.intRange(lim.MaxAutoCameras, 0, 1000000, "limits", "max_auto_cameras")
+	v.intRange(lim.MaxAutoBoards, 0, 1000000, "limits", "max_auto_boards")
+	v.intRange(lim.QueueSize, 16, 10000000, "limits", "queue_size")
+	v.intRange(lim.BatchSize, 1, 100000, "limits", "batch_size")
+	if lim.MaxFuture < Duration(time.Minute) {
+		v.bad("must be at least 1m", "limits", "max_future")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		v.bad("must be debug, info, warn or error", "log", "level")
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		v.bad("must be text or json", "log", "format")
+	}
+	v.devices()
+}
+
+func (v *validator) devices() {
+	c := v.c
+	sites := map[string]bool{}
+	for i, s := range c.Sites {
+		if !validID(s.ID) {
+			v.bad(fmt.Sprintf("%q must match ^[a-z0-9][a-z0-9_-]{0,63}$", s.ID), "sites", i, "id")
+		} else if sites[s.ID] {
+			v.bad(fmt.Sprintf("site %q is listed twice", s.ID), "sites", i, "id")
+		}
+		sites[s.ID] = true
+	}
+	siteRef := func(site, list string, i int) {
+		if !validID(site) {
+			v.bad(fmt.Sprintf("%q must match ^[a-z0-9][a-z0-9_-]{0,63}$", site), list, i, "site")
+		} else if !sites[site] {
+			v.bad(fmt.Sprintf("unknown site %q (add it under sites:)", site), list, i, "site")
+		}
+	}
+	seen := map[string]bool{}
+	for i, cam := range c.Cameras {
+		if !validID(cam.ID) {
+			v.bad(fmt.Sprintf("%q must match ^[a-z0-9][a-z0-9_-]{0,63}$", cam.ID), "cameras", i, "id")
+		} else if seen[cam.Site+"/"+cam.ID] {
+			v.bad(fmt.Sprintf("camera %q is listed twice in site %q", cam.ID, cam.Site), "cameras", i, "id")
+		}
+		seen[cam.Site+"/"+cam.ID] = true
+		siteRef(cam.Site, "cameras", i)
+		if cam.RTSPURL != "" {
+			u, err := url.Parse(cam.RTSPURL)
+			if err != nil {
+				// url's error quotes the URL, password included: don't.
+				v.bad("not a valid URL", "cameras", i, "rtsp_url")
+			} else if u.Scheme != "rtsp" && u.Scheme != "rtsps" {
+				v.bad(fmt.Sprintf("scheme must be rtsp or rtsps, not %q", u.Scheme), "cameras", i, "rtsp_url")
+			} else if u.Host == "" {
+				v.bad("has no host", "cameras", i, "rtsp_url")
+			}
+		}
+		if cam.Password != "" && cam.PasswordFile != "" {
+			v.bad("set password or password_file, not both", "cameras", i, "password_file")
+		}
+		v.file(cam.PasswordFile, "cameras", i, "password_file")
+	}
+	seen = map[string]bool{}
+	for i, b := range c.Boards {
+		if !validID(b.ID) {
+			v.bad(fmt.Sprintf("%q must match ^[a-z0-9][a-z0-9_-]{0,63}$", b.ID), "qr_boards", i, "id")
+		} else if seen[b.Site+"/"+b.ID] {
+			v.bad(fmt.Sprintf("board %q is listed twice in site %q", b.ID, b.Site), "qr_boards", i, "id")
+		}
+		seen[b.Site+"/"+b.ID] = true
+		siteRef(b.Site, "qr_boards", i)
+		if b.TargetURL != "" {
+			v.url(b.TargetURL, []string{"http", "https"}, "qr_boards", i, "target_url")
+		}
+	}
+}
+
+func (v *validator) hostPort(addr string, path ...any) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.bad(fmt.Sprintf("%q is not host:port", addr), path...)
+		return
+	}
+	_ = host
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.bad(fmt.Sprintf("port %q is not a number from 0 to 65535", port), path...)
+	}
+}
+
+func (v *validator) url(s string, schemes []string, path ...any) {
+	u, err := url.Parse(s)
+	if err != nil {
+		v.bad("not a valid URL", path...)
+		return
+	}
+	for _, sc := range schemes {
+		if u.Scheme == sc {
+			if u.Host == "" {
+				v.bad("has no host", path...)
+			}
+			return
+		}
+	}
+	v.bad(fmt.Sprintf("scheme must be one of %s, not %q", strings.Join(schemes, ", "), u.Scheme), path...)
+}
+
+func (v *validator) file(name string, path ...any) {
+	if name == "" {
+		return
+	}
+	if _, err := os.Stat(name); err != nil {
+		v.bad(fmt.Sprintf("cannot read %s: %v", name, errors.Unwrap(err)), path...)
+	}
+}
+
+func (v *validator) intRange(n, lo, hi int, path ...any) {
+	if n < lo || n > hi {
+		v.bad(fmt.Sprintf("%d is out of range %d..%d", n, lo, hi), path...)
+	}
+}
+
+func validID(s string) bool { return event.ValidID(s) }
+
+// ReadSecret returns value, or the trimmed contents of file when set.
+func ReadSecret(value, file string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("reading secret file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}

@@ -1,0 +1,309 @@
+// Package ingest turns MQTT messages into typed events: it parses topics,
+// decodes and validates payloads against the contract, and queues messages
+// between the MQTT network loops and hub/state with back-pressure.
+package ingest
+
+import (
+	"bytes"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
+
+	"villagehub/hub/event"
+)
+
+// Defaults from the contract.
+const (
+	DefaultPrefix     = "village"
+	DefaultMaxPayload = 4096
+	DefaultMaxFuture  = 24 * time.Hour
+	// maxBootLen and maxZoneLen bound free-text fields so one device cannot
+	// make the hub keep large strings.
+	maxBootLen = 64
+	maxZoneLen = 64
+)
+
+// minTS is the earliest payload timestamp taken at face value. Devices
+// without a real-time clock report 1970; such a ts is treated as missing
+// (time received) rather than rejecting the message and losing its scans.
+var minTS = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// DecoderConfig configures a Decoder.
+type DecoderConfig struct {
+	// Prefix is the topic prefix, "village" by default.
+	Prefix string
+	// MaxPayload is the largest accepted payload in bytes (4 KiB default).
+	MaxPayload int
+	// MaxFuture is how far in the future a payload ts may be (24 h default).
+	MaxFuture time.Duration
+}
+
+// Decoder decodes messages. It reuses its JSON parser, so it is not safe for
+// concurrent use: each goroutine that decodes has its own.
+type Decoder struct {
+	prefix     string // with trailing slash
+	maxPayload int
+	maxFuture  time.Duration
+	p          fastjson.Parser
+}
+
+// NewDecoder returns a Decoder with defaults filled in.
+func NewDecoder(cfg DecoderConfig) *Decoder {
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = DefaultMaxPayload
+	}
+	if cfg.MaxFuture <= 0 {
+		cfg.MaxFuture = DefaultMaxFuture
+	}
+	return &Decoder{
+		prefix:     strings.TrimSuffix(cfg.Prefix, "/") + "/",
+		maxPayload: cfg.MaxPayload,
+		maxFuture:  cfg.MaxFuture,
+	}
+}
+
+// Prefix returns the topic prefix without its trailing slash.
+func (d *Decoder) Prefix() string { return strings.TrimSuffix(d.prefix, "/") }
+
+// ParseTopic splits a device topic into its parts. It does not allocate:
+// site and device are substrings of topic.
+func ParseTopic(prefix, topic string) (kind MsgKind, site, device string, r Reason) {
+	rest, ok := strings.CutPrefix(topic, prefix)
+	if !ok {
+		return KindUnknown, "", "", BadTopic
+	}
+	// rest = <site>/<camera|qr>/<id>/<leaf>
+	var parts [4]string
+	n := 0
+	for n < 4 {
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			parts[n] = rest
+			n++
+			rest = ""
+			break
+		}
+		if n == 3 {
+			return KindUnknown, "", "", BadTopic // too many levels
+		}
+		parts[n] = rest[:i]
+		rest = rest[i+1:]
+		n++
+	}
+	if n != 4 || rest != "" {
+		return KindUnknown, "", "", BadTopic
+	}
+	switch parts[1] + "/" + parts[3] {
+	case "camera/motion":
+		kind = KindMotion
+	case "camera/status":
+		kind = KindCameraStatus
+	case "qr/scans":
+		kind = KindQRScans
+	case "qr/status":
+		kind = KindBoardStatus
+	default:
+		return KindUnknown, "", "", BadTopic
+	}
+	if !event.ValidID(parts[0]) || !event.ValidID(parts[2]) {
+		return kind, "", "", BadID
+	}
+	return kind, parts[0], parts[2], OK
+}
+
+// Decode turns one message into an event, or says why it is rejected. The
+// returned event's Site, Device and BootBytes point into topic, payload and
+// the decoder's parser: they are valid until the next call to Decode.
+func (d *Decoder) Decode(topic string, payload []byte, received time.Time) (ev event.Event, kind MsgKind, r Reason) {
+	kind, site, device, r := ParseTopic(d.prefix, topic)
+	if r != OK {
+		return ev, kind, r
+	}
+	if len(payload) > d.maxPayload {
+		return ev, kind, TooLarge
+	}
+	if !utf8.Valid(payload) {
+		return ev, kind, BadUTF8
+	}
+	ev.Site, ev.Device = site, device
+	ev.Received, ev.Time = received, received
+	switch kind {
+	case KindMotion:
+		ev.Type, ev.Kind = event.Motion, event.Camera
+		r = d.motion(&ev, payload)
+	case KindCameraStatus:
+		ev.Type, ev.Kind = event.Status, event.Camera
+		r = status(&ev, payload)
+	case KindQRScans:
+		ev.Type, ev.Kind = event.QRTotal, event.Board
+		r = d.qrTotal(&ev, payload)
+	case KindBoardStatus:
+		ev.Type, ev.Kind = event.Status, event.Board
+		r = status(&ev, payload)
+	}
+	return ev, kind, r
+}
+
+func status(ev *event.Event, payload []byte) Reason {
+	switch string(bytes.TrimSpace(payload)) {
+	case "online":
+		ev.Online = true
+	case "offline":
+		ev.Online = false
+	default:
+		return BadValue
+	}
+	return OK
+}
+
+func (d *Decoder) motion(ev *event.Event, payload []byte) Reason {
+	p := bytes.TrimSpace(payload)
+	switch string(p) {
+	case "ON":
+		ev.Active = true
+		return OK
+	case "OFF":
+		ev.Active = false
+		return OK
+	}
+	if len(p) == 0 || p[0] != '{' {
+		return BadValue
+	}
+	v, err := d.p.ParseBytes(p)
+	if err != nil {
+		return BadJSON
+	}
+	o, err := v.Object()
+	if err != nil {
+		return BadType
+	}
+	a := o.Get("active")
+	if a == nil {
+		return BadValue
+	}
+	switch a.Type() {
+	case fastjson.TypeTrue:
+		ev.Active = true
+	case fastjson.TypeFalse:
+		ev.Active = false
+	default:
+		return BadType
+	}
+	if z := o.Get("zone"); z != nil {
+		if z.Type() != fastjson.TypeString {
+			if z.Type() != fastjson.TypeNull {
+				return BadType
+			}
+		} else {
+			zb, _ := z.StringBytes()
+			if len(zb) > maxZoneLen {
+				return BadValue
+			}
+			ev.Zone = string(zb)
+		}
+	}
+	if s := o.Get("score"); s != nil && s.Type() != fastjson.TypeNull {
+		if s.Type() != fastjson.TypeNumber {
+			return BadType
+		}
+		f, err := s.Float64()
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return BadValue
+		}
+		ev.Score = f
+	}
+	return d.ts(ev, o.Get("ts"))
+}
+
+func (d *Decoder) qrTotal(ev *event.Event, payload []byte) Reason {
+	v, err := d.p.ParseBytes(payload)
+	if err != nil {
+		return BadJSON
+	}
+	o, err := v.Object()
+	if err != nil {
+		return BadType
+	}
+	t := o.Get("total")
+	if t == nil {
+		return BadValue
+	}
+	if t.Type() != fastjson.TypeNumber {
+		return BadType
+	}
+	n, err := t.Int64()
+	if err != nil {
+		// A fraction or a number too large for int64.
+		return BadType
+	}
+	if n < 0 {
+		return NegativeTotal
+	}
+	ev.Total = n
+	if b := o.Get("boot"); b != nil {
+		switch b.Type() {
+		case fastjson.TypeString:
+			bb, _ := b.StringBytes()
+			if len(bb) > maxBootLen {
+				return BadValue
+			}
+			ev.BootBytes = bb
+		case fastjson.TypeNumber:
+			// Some firmware sends a numeric boot counter; its text is
+			// as good an identifier as a string.
+			ev.BootBytes = b.MarshalTo(nil)
+		case fastjson.TypeNull:
+		default:
+			return BadType
+		}
+	}
+	return d.ts(ev, o.Get("ts"))
+}
+
+// ts reads a payload timestamp: RFC 3339 text or unix milliseconds.
+func (d *Decoder) ts(ev *event.Event, v *fastjson.Value) Reason {
+	if v == nil {
+		return OK
+	}
+	var t time.Time
+	switch v.Type() {
+	case fastjson.TypeNull:
+		return OK
+	case fastjson.TypeString:
+		sb, _ := v.StringBytes()
+		var err error
+		t, err = time.Parse(time.RFC3339Nano, string(sb))
+		if err != nil {
+			return BadTS
+		}
+	case fastjson.TypeNumber:
+		ms, err := v.Int64()
+		if err != nil {
+			f, ferr := v.Float64()
+			if ferr != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e15 {
+				return BadTS
+			}
+			ms = int64(f)
+		}
+		if ms < -1e15 || ms > 1e15 {
+			return BadTS
+		}
+		t = time.UnixMilli(ms)
+	default:
+		return BadType
+	}
+	if t.After(ev.Received.Add(d.maxFuture)) {
+		return FutureTS
+	}
+	if t.Before(minTS) {
+		return OK // a device without a clock; keep the time received
+	}
+	ev.Time, ev.HasTS = t, true
+	return OK
+}

@@ -1,0 +1,143 @@
+package ingest
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Message is one MQTT message waiting to be applied.
+type Message struct {
+	Topic    string
+	Payload  []byte
+	QoS      byte
+	Received time.Time
+	// Ack, if not nil, is called once the message's effects are durable
+	// (or once it was rejected). For QoS 1 this sends the PUBACK.
+	Ack func()
+	// Done, if not nil, gets one value at the same moment: a cheaper way
+	// than Ack for a producer that waits (it needs no closure).
+	Done chan<- struct{}
+}
+
+// Queue is the bounded queue between the MQTT network loops and hub/state.
+//
+// Back-pressure works differently for the two kinds of message:
+//   - a producer that can wait (the embedded broker's per-client goroutine,
+//     or a QoS 0 message) waits in Push until there is room;
+//   - a QoS 1 message from the external broker is appended even past the
+//     capacity, because blocking there would stall paho's network loop and
+//     its keepalive. It is not acknowledged until it has been applied, and
+//     the broker sends no more than its in-flight window of unacknowledged
+//     messages (Mosquitto's max_inflight_messages), so the overshoot is
+//     bounded by that window (and by 65,535 packet IDs in any case).
+type Queue struct {
+	mu       sync.Mutex
+	items    []Message // FIFO; head at index head
+	head     int
+	capacity int
+	notEmpty chan struct{} // 1-buffered wake-up for the consumer
+	notFull  chan struct{} // closed and replaced when room appears
+	waits    uint64        // pushes that found the queue full
+	over     uint64        // appends past capacity (QoS 1, no wait)
+}
+
+// NewQueue returns a queue holding up to capacity messages.
+func NewQueue(capacity int) *Queue {
+	if capacity <= 0 {
+		capacity = 10000
+	}
+	return &Queue{
+		items:    make([]Message, 0, capacity),
+		capacity: capacity,
+		notEmpty: make(chan struct{}, 1),
+		notFull:  make(chan struct{}),
+	}
+}
+
+// Push appends m. If the queue is full and wait is true, it waits for room
+// or for ctx to end (returning ctx's error, m not queued).
+func (q *Queue) Push(ctx context.Context, m Message, wait bool) error {
+	q.mu.Lock()
+	counted := false
+	for wait && q.lenLocked() >= q.capacity {
+		if !counted {
+			q.waits++
+			counted = true
+		}
+		ch := q.notFull
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		q.mu.Lock()
+	}
+	if q.lenLocked() >= q.capacity {
+		q.over++
+	}
+	q.items = append(q.items, m)
+	q.mu.Unlock()
+	select {
+	case q.notEmpty <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (q *Queue) lenLocked() int { return len(q.items) - q.head }
+
+// Len is the number of messages waiting.
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.lenLocked()
+}
+
+// Cap is the queue's capacity.
+func (q *Queue) Cap() int { return q.capacity }
+
+// Stats returns how often producers found the queue full: waits counts
+// producers that waited, overflows QoS 1 messages held past the capacity.
+func (q *Queue) Stats() (waits, overflows uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.waits, q.over
+}
+
+// Pop moves up to max messages into buf (reset to length 0) and returns it.
+// It waits until at least one message is there or ctx ends.
+func (q *Queue) Pop(ctx context.Context, buf []Message, max int) ([]Message, error) {
+	buf = buf[:0]
+	for {
+		q.mu.Lock()
+		if n := q.lenLocked(); n > 0 {
+			if n > max {
+				n = max
+			}
+			buf = append(buf, q.items[q.head:q.head+n]...)
+			clear(q.items[q.head : q.head+n]) // drop references for the GC
+			q.head += n
+			if q.head == len(q.items) {
+				q.items, q.head = q.items[:0], 0
+			} else if q.head > q.capacity {
+				// Compact so the slice does not grow without bound.
+				k := copy(q.items, q.items[q.head:])
+				q.items, q.head = q.items[:k], 0
+			}
+			if q.lenLocked() < q.capacity {
+				close(q.notFull)
+				q.notFull = make(chan struct{})
+			}
+			q.mu.Unlock()
+			return buf, nil
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.notEmpty:
+		case <-ctx.Done():
+			return buf, ctx.Err()
+		}
+	}
+}

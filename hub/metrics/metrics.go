@@ -1,0 +1,183 @@
+// Package metrics exposes the hub on /metrics. Device metrics are read from
+// hub/state at scrape time by a custom collector, so /metrics, the JSON API
+// and the dashboard can never disagree.
+package metrics
+
+import (
+	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"villagehub/hub/ingest"
+	"villagehub/hub/state"
+)
+
+// Version is the hub's version, set at build time.
+var Version = "dev"
+
+// Broker is what the collector asks the MQTT side.
+type Broker interface {
+	Connected() bool
+}
+
+// Config configures the hub's metrics.
+type Config struct {
+	State  *state.State
+	Queue  *ingest.Queue
+	Broker Broker
+	// MaxAutoCameras and MaxAutoBoards are the auto-registration caps.
+	MaxAutoCameras, MaxAutoBoards int
+	// Latency is the processing latency histogram (NewLatency), observed
+	// by the state pipeline.
+	Latency prometheus.Histogram
+	// Extra collectors (the prober's, the InfluxDB writer's).
+	Extra []prometheus.Collector
+}
+
+// NewLatency returns the message processing latency histogram.
+func NewLatency() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "villagehub_ingest_latency_seconds",
+		Help: "Time from receiving an MQTT message to acknowledging it, after it was applied and committed to the store.",
+		// 100 µs .. ~6.5 s
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 17),
+	})
+}
+
+// Metrics owns the hub's registry.
+type Metrics struct {
+	Registry *prometheus.Registry
+}
+
+// New builds the registry with the Go runtime and process collectors, the
+// hub's collector and cfg.Extra.
+func New(cfg Config) (*Metrics, error) {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{Registry: reg}
+	cs := []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&hubCollector{cfg: cfg},
+	}
+	if cfg.Latency != nil {
+		cs = append(cs, cfg.Latency)
+	}
+	cs = append(cs, cfg.Extra...)
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+
+var (
+	descMotionEvents = prometheus.NewDesc("villagehub_camera_motion_events_total",
+		"Motion events started, per camera (a repeated ON while active is not a new event).", []string{"site", "camera"}, nil)
+	descMotionActive = prometheus.NewDesc("villagehub_camera_motion_active",
+		"1 while a camera reports motion.", []string{"site", "camera"}, nil)
+	descOnline = prometheus.NewDesc("villagehub_device_online",
+		"1 if the device's last MQTT status was online, 0 if offline; absent until it reports one.", []string{"site", "kind", "device"}, nil)
+	descQRScans = prometheus.NewDesc("villagehub_qr_scans_total",
+		"QR scans counted per board, from board reports and printed codes.", []string{"site", "board"}, nil)
+	descQRScansSource = prometheus.NewDesc("villagehub_qr_scans_by_source_total",
+		"QR scans counted per board and source: mqtt (board reports) or printed (scans of printed codes at /q/).", []string{"site", "board", "source"}, nil)
+	descMessages = prometheus.NewDesc("villagehub_mqtt_messages_total",
+		"Device MQTT messages by kind and result.", []string{"kind", "result"}, nil)
+	descRejected = prometheus.NewDesc("villagehub_mqtt_rejected_total",
+		"Rejected device MQTT messages by kind and reason.", []string{"kind", "reason"}, nil)
+	descQueueLen = prometheus.NewDesc("villagehub_ingest_queue_length",
+		"Messages waiting in the ingest queue.", nil, nil)
+	descQueueCap = prometheus.NewDesc("villagehub_ingest_queue_capacity",
+		"Capacity of the ingest queue.", nil, nil)
+	descQueueWaits = prometheus.NewDesc("villagehub_ingest_queue_full_total",
+		"Times a producer found the ingest queue full and waited (back-pressure).", nil, nil)
+	descQueueOver = prometheus.NewDesc("villagehub_ingest_queue_overflow_total",
+		"QoS 1 messages held past the queue's capacity, unacknowledged, while the broker's in-flight window drained.", nil, nil)
+	descCommits = prometheus.NewDesc("villagehub_store_commits_total",
+		"Batches committed to the embedded store.", nil, nil)
+	descCommitErrs = prometheus.NewDesc("villagehub_store_commit_errors_total",
+		"Failed commits to the embedded store (the batch is retried; nothing is acknowledged meanwhile).", nil, nil)
+	descLastCommit = prometheus.NewDesc("villagehub_store_last_commit_timestamp_seconds",
+		"Unix time of the last successful commit.", nil, nil)
+	descDevices = prometheus.NewDesc("villagehub_devices",
+		"Devices known to the hub by kind and origin (configured, or auto-registered from MQTT).", []string{"kind", "origin"}, nil)
+	descAutoCap = prometheus.NewDesc("villagehub_auto_register_limit",
+		"Most devices of a kind that may be auto-registered.", []string{"kind"}, nil)
+	descBroker = prometheus.NewDesc("villagehub_broker_connected",
+		"1 if the hub is connected to its MQTT broker (always 1 with the embedded broker).", nil, nil)
+	descBuild = prometheus.NewDesc("villagehub_build_info",
+		"Build information; the value is 1.", []string{"version", "goversion"}, nil)
+)
+
+type hubCollector struct{ cfg Config }
+
+func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descMotionEvents, descMotionActive, descOnline, descQRScans, descQRScansSource,
+		descMessages, descRejected, descQueueLen, descQueueCap, descQueueWaits, descQueueOver,
+		descCommits, descCommitErrs, descLastCommit, descDevices, descAutoCap, descBroker, descBuild} {
+		ch <- d
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.cfg.State
+	st.EachCamera(func(s state.CameraSample) {
+		ch <- prometheus.MustNewConstMetric(descMotionEvents, prometheus.CounterValue, float64(s.MotionEvents), s.Site, s.ID)
+		ch <- prometheus.MustNewConstMetric(descMotionActive, prometheus.GaugeValue, b2f(s.MotionActive), s.Site, s.ID)
+		if s.Online >= 0 {
+			ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, float64(s.Online), s.Site, "camera", s.ID)
+		}
+	})
+	st.EachBoard(func(s state.BoardSample) {
+		ch <- prometheus.MustNewConstMetric(descQRScans, prometheus.CounterValue, float64(s.ScansMQTT+s.ScansPrnt), s.Site, s.ID)
+		ch <- prometheus.MustNewConstMetric(descQRScansSource, prometheus.CounterValue, float64(s.ScansMQTT), s.Site, s.ID, state.SourceMQTT)
+		ch <- prometheus.MustNewConstMetric(descQRScansSource, prometheus.CounterValue, float64(s.ScansPrnt), s.Site, s.ID, state.SourcePrinted)
+		if s.Online >= 0 {
+			ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, float64(s.Online), s.Site, "board", s.ID)
+		}
+	})
+	cn := st.Counters()
+	for _, k := range ingest.MsgKinds() {
+		for _, r := range state.Results() {
+			ch <- prometheus.MustNewConstMetric(descMessages, prometheus.CounterValue, float64(cn.Messages[k][r]), k.String(), r.String())
+		}
+		for _, r := range ingest.Reasons() {
+			if n := cn.Rejected[k][r]; n > 0 {
+				ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(n), k.String(), r.String())
+			}
+		}
+	}
+	if q := c.cfg.Queue; q != nil {
+		waits, over := q.Stats()
+		ch <- prometheus.MustNewConstMetric(descQueueLen, prometheus.GaugeValue, float64(q.Len()))
+		ch <- prometheus.MustNewConstMetric(descQueueCap, prometheus.GaugeValue, float64(q.Cap()))
+		ch <- prometheus.MustNewConstMetric(descQueueWaits, prometheus.CounterValue, float64(waits))
+		ch <- prometheus.MustNewConstMetric(descQueueOver, prometheus.CounterValue, float64(over))
+	}
+	ch <- prometheus.MustNewConstMetric(descCommits, prometheus.CounterValue, float64(cn.Commits))
+	ch <- prometheus.MustNewConstMetric(descCommitErrs, prometheus.CounterValue, float64(cn.CommitErrs))
+	if !cn.LastCommit.IsZero() {
+		ch <- prometheus.MustNewConstMetric(descLastCommit, prometheus.GaugeValue, float64(cn.LastCommit.UnixNano())/1e9)
+	}
+	ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(cn.Cameras-cn.AutoCams), "camera", "configured")
+	ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(cn.AutoCams), "camera", "auto")
+	ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(cn.Boards-cn.AutoBoards), "board", "configured")
+	ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(cn.AutoBoards), "board", "auto")
+	ch <- prometheus.MustNewConstMetric(descAutoCap, prometheus.GaugeValue, float64(c.cfg.MaxAutoCameras), "camera")
+	ch <- prometheus.MustNewConstMetric(descAutoCap, prometheus.GaugeValue, float64(c.cfg.MaxAutoBoards), "board")
+	if c.cfg.Broker != nil {
+		ch <- prometheus.MustNewConstMetric(descBroker, prometheus.GaugeValue, b2f(c.cfg.Broker.Connected()))
+	}
+	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, Version, runtime.Version())
+}
+

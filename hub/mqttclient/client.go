@@ -1,0 +1,225 @@
+// Package mqttclient connects the hub to an external MQTT broker (Mosquitto
+// or any other) with paho: QoS 1 subscriptions on a persistent session
+// under a stable client ID, so the broker keeps messages while the hub is
+// away; manual acknowledgement after the store commit; auto-reconnect with
+// backoff; the hub's retained online status with offline as its last will.
+package mqttclient
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"villagehub/hub/ingest"
+)
+
+// Config configures the client.
+type Config struct {
+	// URL is the broker: tcp://, ssl://, ws:// or wss://.
+	URL      string
+	Username string
+	Password string
+	// ClientID must be stable across restarts: it names the persistent
+	// session in which the broker keeps messages while the hub is away.
+	ClientID  string
+	CAFile    string
+	CertFile  string
+	KeyFile   string
+	Insecure  bool
+	KeepAlive time.Duration
+	Prefix    string
+	HubID     string
+	Queue     *ingest.Queue
+	Logger    *slog.Logger
+}
+
+// Client is the hub's connection to an external broker.
+type Client struct {
+	cfg       Config
+	log       *slog.Logger
+	c         paho.Client
+	status    string
+	filters   map[string]byte
+	connected atomic.Bool
+	ctx       context.Context
+	cancel    context.CancelFunc
+}
+
+// New validates the config and prepares the client; Run connects.
+func New(cfg Config) (*Client, error) {
+	if cfg.Queue == nil {
+		return nil, errors.New("mqttclient: Queue is required")
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil || u.Host == "" {
+		return nil, errors.New("mqtt.url: not a valid broker URL (tcp://host:1883)")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = ingest.DefaultPrefix
+	}
+	if cfg.HubID == "" {
+		cfg.HubID = "villagehub"
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = "villagehub-" + cfg.HubID
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Client{
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "mqtt", "broker", redact(u)),
+		status: cfg.Prefix + "/_hub/" + cfg.HubID + "/status",
+		// The two device subtrees; topics of the wrong shape beneath them
+		// still arrive and are counted as rejected.
+		filters: map[string]byte{
+			cfg.Prefix + "/+/camera/+/+": 1,
+			cfg.Prefix + "/+/qr/+/+":     1,
+		},
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	opts := paho.NewClientOptions().
+		AddBroker(cfg.URL).
+		SetClientID(cfg.ClientID).
+		SetUsername(cfg.Username).
+		SetPassword(cfg.Password).
+		SetCleanSession(false). // the broker keeps our subscriptions and messages
+		SetResumeSubs(true).
+		SetAutoAckDisabled(true). // PUBACK only after the store commit
+		SetOrderMatters(true).    // per-device order matters (motion ON/OFF)
+		SetKeepAlive(cfg.KeepAlive).
+		SetPingTimeout(10 * time.Second).
+		SetConnectTimeout(10 * time.Second).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(30 * time.Second).
+		SetWill(c.status, "offline", 1, true).
+		SetOnConnectHandler(c.onConnect).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			c.connected.Store(false)
+			c.log.Warn("lost connection to MQTT broker; reconnecting", "err", err)
+		}).
+		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
+			c.log.Debug("reconnecting to MQTT broker")
+		})
+	if strings.HasPrefix(u.Scheme, "ssl") || strings.HasPrefix(u.Scheme, "tls") ||
+		u.Scheme == "mqtts" || u.Scheme == "wss" || cfg.CAFile != "" || cfg.CertFile != "" {
+		tc, err := tlsConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts.SetTLSConfig(tc)
+	}
+	c.c = paho.NewClient(opts)
+	return c, nil
+}
+
+func tlsConfig(cfg Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.Insecure} //nolint:gosec // operator's explicit choice
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt.ca_file: %s holds no PEM certificate", cfg.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.cert_file/key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// redact drops any password from a broker URL for logs.
+func redact(u *url.URL) string {
+	r := *u
+	if r.User != nil {
+		r.User = url.User(r.User.Username())
+	}
+	return r.String()
+}
+
+func (c *Client) onConnect(pc paho.Client) {
+	// Subscribe again on every connect: harmless when the broker kept the
+	// session, necessary when it did not (it expired, or the broker lost it).
+	tok := pc.SubscribeMultiple(c.filters, c.handle)
+	go func() {
+		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+			c.log.Error("subscribing to device topics", "err", tok.Error())
+			pc.Disconnect(0) // reconnect logic will try again
+			return
+		}
+		c.connected.Store(true)
+		c.log.Info("connected to MQTT broker and subscribed")
+		pc.Publish(c.status, 1, true, "online")
+	}()
+}
+
+// handle runs in paho's router goroutine. A QoS 1 message is queued without
+// waiting (its acknowledgement is what holds the broker back), a QoS 0
+// message waits for room: that is the only back-pressure QoS 0 has.
+func (c *Client) handle(_ paho.Client, msg paho.Message) {
+	m := ingest.Message{Topic: msg.Topic(), Payload: msg.Payload(), QoS: msg.Qos(), Received: time.Now()}
+	if msg.Qos() > 0 {
+		m.Ack = msg.Ack
+	}
+	_ = c.cfg.Queue.Push(c.ctx, m, msg.Qos() == 0)
+}
+
+// Run connects (retrying until it succeeds or ctx ends) and stays connected
+// until ctx ends; then it publishes offline and disconnects.
+func (c *Client) Run(ctx context.Context) error {
+	tok := c.c.Connect()
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("connecting to MQTT broker %s (mqtt.url): %w", c.cfg.URL, err)
+		}
+	case <-ctx.Done():
+	}
+	<-ctx.Done()
+	c.cancel()
+	if c.c.IsConnectionOpen() {
+		c.c.Publish(c.status, 1, true, "offline").WaitTimeout(2 * time.Second)
+	}
+	c.c.Disconnect(1000)
+	c.connected.Store(false)
+	return nil
+}
+
+// Connected reports whether the hub is connected and subscribed.
+func (c *Client) Connected() bool { return c.connected.Load() && c.c.IsConnectionOpen() }
+
+// Publish publishes a message from the hub itself (alerts). It does not wait
+// for the broker's acknowledgement.
+func (c *Client) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	tok := c.c.Publish(topic, qos, retain, payload)
+	if qos == 0 {
+		return nil
+	}
+	if !tok.WaitTimeout(5 * time.Second) {
+		return errors.New("publish timed out")
+	}
+	return tok.Error()
+}

@@ -1,0 +1,185 @@
+package state
+
+import (
+	"strings"
+	"time"
+
+	"villagehub/hub/event"
+	"villagehub/hub/ingest"
+)
+
+// applyMessage decodes and applies one MQTT message. Called with s.mu held
+// for writing, from the Run goroutine only.
+func (s *State) applyMessage(m *ingest.Message) {
+	ev, kind, r := s.dec.Decode(m.Topic, m.Payload, m.Received)
+	if r == ingest.OK {
+		var res Result
+		res, r = s.apply(&ev)
+		if r == ingest.OK {
+			s.msgs[kind][res]++
+			return
+		}
+	}
+	s.msgs[kind][Rejected]++
+	s.rejected[kind][r]++
+	if s.rejects.allow(m.Topic, m.Received) {
+		s.log.Warn("rejected MQTT message", "topic", logTopic(m.Topic), "reason", r.String(), "bytes", len(m.Payload))
+	}
+}
+
+// logTopic keeps a rejected topic printable and short in the log.
+func logTopic(t string) string {
+	if len(t) > 128 {
+		t = t[:128] + "…"
+	}
+	return strings.ToValidUTF8(t, "�")
+}
+
+// apply applies a decoded event.
+func (s *State) apply(ev *event.Event) (Result, ingest.Reason) {
+	switch ev.Kind {
+	case event.Camera:
+		c, r := s.camera(ev.Site, ev.Device)
+		if r != ingest.OK {
+			return Rejected, r
+		}
+		return s.applyCamera(c, ev), ingest.OK
+	case event.Board:
+		b, r := s.board(ev.Site, ev.Device)
+		if r != ingest.OK {
+			return Rejected, r
+		}
+		return s.applyBoard(b, ev), ingest.OK
+	}
+	return Rejected, ingest.BadTopic
+}
+
+// camera finds or auto-registers a camera.
+func (s *State) camera(site, id string) (*Camera, ingest.Reason) {
+	if c := s.cameras[devKey{site, id}]; c != nil {
+		return c, ingest.OK
+	}
+	if s.autoCams >= s.cfg.MaxAutoCameras {
+		return nil, ingest.CapReached
+	}
+	// Clone: site and id point into the message's topic.
+	site, id = strings.Clone(site), strings.Clone(id)
+	c := &Camera{Site: site, ID: id, info: CameraInfo{ID: id, Site: site}}
+	c.Auto, c.Online = true, -1
+	s.cameras[devKey{site, id}] = c
+	s.autoCams++
+	return c, ingest.OK
+}
+
+func (s *State) board(site, id string) (*Board, ingest.Reason) {
+	if b := s.boards[devKey{site, id}]; b != nil {
+		return b, ingest.OK
+	}
+	if s.autoBoards >= s.cfg.MaxAutoBoards {
+		return nil, ingest.CapReached
+	}
+	site, id = strings.Clone(site), strings.Clone(id)
+	b := &Board{Site: site, ID: id, info: BoardInfo{ID: id, Site: site}}
+	b.Auto, b.Online = true, -1
+	s.boards[devKey{site, id}] = b
+	s.autoBoards++
+	return b, ingest.OK
+}
+
+func (s *State) applyCamera(c *Camera, ev *event.Event) Result {
+	s.dirtyCams[c] = struct{}{}
+	if ev.Received.After(c.LastSeen) {
+		c.LastSeen = ev.Received
+	}
+	switch ev.Type {
+	case event.Status:
+		return s.applyStatus(&c.Online, &c.StatusSince, "camera", c.Site, c.ID, ev)
+	case event.Motion:
+		if ev.Active {
+			// A repeated ON while active is not a new event; an ON older
+			// than the end of the last event is a redelivered or
+			// reordered message.
+			if c.MotionActive || (ev.HasTS && !ev.Time.After(c.MotionEnd)) {
+				return Duplicate
+			}
+			c.MotionActive, c.MotionStart, c.MotionZone = true, ev.Time, ev.Zone
+			c.MotionEvents++
+			s.batch.Events = append(s.batch.Events, EventRecord{
+				Time: ev.Time, Type: EventMotionStart, Kind: "camera", Site: c.Site, Device: c.ID,
+				Zone: ev.Zone, Score: ev.Score,
+			})
+			return Accepted
+		}
+		if !c.MotionActive || ev.Time.Before(c.MotionStart) {
+			return Duplicate
+		}
+		d := ev.Time.Sub(c.MotionStart).Seconds()
+		c.MotionActive, c.MotionEnd, c.LastMotionDur = false, ev.Time, d
+		zone := ev.Zone
+		if zone == "" {
+			zone = c.MotionZone
+		}
+		s.batch.Events = append(s.batch.Events, EventRecord{
+			Time: ev.Time, Type: EventMotionEnd, Kind: "camera", Site: c.Site, Device: c.ID,
+			Zone: zone, Score: ev.Score, Duration: d,
+		})
+		return Accepted
+	}
+	return Duplicate
+}
+
+func (s *State) applyStatus(online *int8, since *time.Time, kind, site, id string, ev *event.Event) Result {
+	v := int8(0)
+	typ := EventOffline
+	if ev.Online {
+		v, typ = 1, EventOnline
+	}
+	if *online == v {
+		return Accepted // retained status re-sent on reconnect: state, not an event
+	}
+	*online, *since = v, ev.Time
+	s.batch.Events = append(s.batch.Events, EventRecord{Time: ev.Time, Type: typ, Kind: kind, Site: site, Device: id})
+	return Accepted
+}
+
+func (s *State) applyBoard(b *Board, ev *event.Event) Result {
+	s.dirtyBrds[b] = struct{}{}
+	if ev.Received.After(b.LastSeen) {
+		b.LastSeen = ev.Received
+	}
+	switch ev.Type {
+	case event.Status:
+		return s.applyStatus(&b.Online, &b.StatusSince, "board", b.Site, b.ID, ev)
+	case event.QRTotal:
+		if ev.Time.After(b.LastReport) {
+			b.LastReport = ev.Time
+		}
+		n := b.Counter.apply(ev.BootBytes, ev.Total, ev.Time, ev.HasTS)
+		if n == 0 {
+			return Duplicate
+		}
+		b.ScansMQTT += uint64(n)
+		s.countToday(b, uint64(n), ev.Time)
+		s.batch.Scans = append(s.batch.Scans, ScanRecord{Site: b.Site, Board: b.ID, Source: SourceMQTT, N: n, Time: ev.Time})
+		return Accepted
+	}
+	return Duplicate
+}
+
+// countToday adds n scans that happened at t to the board's count for
+// today, in the village's time zone.
+func (s *State) countToday(b *Board, n uint64, t time.Time) {
+	day := dayNumber(t, s.loc)
+	switch {
+	case day == b.TodayDay:
+		b.Today += n
+	case day > b.TodayDay:
+		b.TodayDay, b.Today = day, n
+	}
+	// Scans from an earlier day go to history only.
+}
+
+func dayNumber(t time.Time, loc *time.Location) int32 {
+	y, m, d := t.In(loc).Date()
+	return int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+}

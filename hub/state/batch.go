@@ -1,0 +1,68 @@
+package state
+
+import "time"
+
+// Batch is what one commit makes durable. The slices are reused between
+// commits: a Store must not keep references after Commit returns.
+type Batch struct {
+	// Devices are the persisted states of devices changed in this batch.
+	Devices []DeviceRecord
+	// Scans are QR scan increases, one per board report or printed scan.
+	Scans []ScanRecord
+	// Events are motion and status events, for history and /api/v1/events.
+	Events []EventRecord
+}
+
+func (b *Batch) reset() {
+	clear(b.Devices)
+	b.Devices = b.Devices[:0]
+	b.Scans = b.Scans[:0]
+	b.Events = b.Events[:0]
+}
+
+// Empty reports whether the batch changes nothing.
+func (b *Batch) Empty() bool {
+	return len(b.Devices) == 0 && len(b.Scans) == 0 && len(b.Events) == 0
+}
+
+// DeviceRecord is one device's persisted state, opaque to the store.
+type DeviceRecord struct {
+	Key   string
+	Value []byte
+}
+
+// Scan sources.
+const (
+	SourceMQTT    = "mqtt"
+	SourcePrinted = "printed"
+)
+
+// ScanRecord is the increase counted from one report (or one printed-code
+// scan): summing N over any time range gives exactly the scans in it.
+type ScanRecord struct {
+	Site   string
+	Board  string
+	Source string
+	N      int64
+	Time   time.Time
+}
+
+// Event types in EventRecord.Type.
+const (
+	EventMotionStart = "motion_start"
+	EventMotionEnd   = "motion_end"
+	EventOnline      = "online"
+	EventOffline     = "offline"
+)
+
+// EventRecord is one motion or status event.
+type EventRecord struct {
+	Time     time.Time `json:"time"`
+	Type     string    `json:"type"`
+	Kind     string    `json:"kind"` // camera, board
+	Site     string    `json:"site"`
+	Device   string    `json:"device"`
+	Zone     string    `json:"zone,omitempty"`
+	Score    float64   `json:"score,omitempty"`
+	Duration float64   `json:"duration_s,omitempty"` // motion_end: how long the motion lasted
+}

@@ -1,0 +1,141 @@
+package state
+
+import "time"
+
+// Camera is one camera's live state. Readers get copies (CameraView); only
+// the Run goroutine mutates a Camera, under State.mu.
+type Camera struct {
+	Site, ID   string
+	Configured bool
+	info       CameraInfo
+	cameraPersisted
+}
+
+// cameraPersisted is what survives a restart.
+type cameraPersisted struct {
+	Auto          bool      `json:"auto,omitempty"`
+	Online        int8      `json:"online"` // -1 unknown, 0 offline, 1 online
+	StatusSince   time.Time `json:"status_since,omitzero"`
+	LastSeen      time.Time `json:"last_seen,omitzero"`
+	MotionActive  bool      `json:"motion_active,omitempty"`
+	MotionStart   time.Time `json:"motion_start,omitzero"`
+	MotionEnd     time.Time `json:"motion_end,omitzero"`
+	MotionZone    string    `json:"motion_zone,omitempty"`
+	MotionEvents  uint64    `json:"motion_events,omitempty"`
+	LastMotionDur float64   `json:"last_motion_s,omitempty"`
+}
+
+// Board is one QR board's live state.
+type Board struct {
+	Site, ID   string
+	Configured bool
+	info       BoardInfo
+	boardPersisted
+}
+
+type boardPersisted struct {
+	Auto         bool      `json:"auto,omitempty"`
+	Online       int8      `json:"online"`
+	StatusSince  time.Time `json:"status_since,omitzero"`
+	LastSeen     time.Time `json:"last_seen,omitzero"`
+	LastReport   time.Time `json:"last_report,omitzero"`
+	ScansMQTT    uint64    `json:"scans_mqtt,omitempty"`
+	ScansPrinted uint64    `json:"scans_printed,omitempty"`
+	TodayDay     int32     `json:"today_day,omitempty"` // days since 1970-01-01 in the village's zone
+	Today        uint64    `json:"today,omitempty"`
+	Counter      qrCounter `json:"qr"`
+}
+
+// CameraView is a copy of a camera's state for readers.
+type CameraView struct {
+	ID            string     `json:"id"`
+	Site          string     `json:"site"`
+	Name          string     `json:"name,omitempty"`
+	Location      string     `json:"location,omitempty"`
+	RTSPURL       string     `json:"rtsp_url,omitempty"`
+	Configured    bool       `json:"configured"`
+	Status        string     `json:"status"` // online, offline, unknown
+	StatusSince   *time.Time `json:"status_since,omitempty"`
+	LastSeen      *time.Time `json:"last_seen,omitempty"`
+	MotionActive  bool       `json:"motion_active"`
+	MotionStart   *time.Time `json:"motion_start,omitempty"`
+	LastMotion    *time.Time `json:"last_motion,omitempty"`
+	LastMotionEnd *time.Time `json:"last_motion_end,omitempty"`
+	LastMotionDur float64    `json:"last_motion_duration_s,omitempty"`
+	MotionEvents  uint64     `json:"motion_events"`
+}
+
+// BoardView is a copy of a board's state for readers.
+type BoardView struct {
+	ID           string     `json:"id"`
+	Site         string     `json:"site"`
+	Name         string     `json:"name,omitempty"`
+	Location     string     `json:"location,omitempty"`
+	TargetURL    string     `json:"target_url,omitempty"`
+	Configured   bool       `json:"configured"`
+	Status       string     `json:"status"`
+	StatusSince  *time.Time `json:"status_since,omitempty"`
+	LastSeen     *time.Time `json:"last_seen,omitempty"`
+	LastReport   *time.Time `json:"last_report,omitempty"`
+	ScansToday   uint64     `json:"scans_today"`
+	ScansTotal   uint64     `json:"scans_total"`
+	ScansMQTT    uint64     `json:"scans_mqtt"`
+	ScansPrinted uint64     `json:"scans_printed"`
+	Boot         string     `json:"boot,omitempty"`
+	LastTotal    int64      `json:"last_total"`
+}
+
+func statusText(online int8) string {
+	switch online {
+	case 1:
+		return "online"
+	case 0:
+		return "offline"
+	}
+	return "unknown"
+}
+
+func tp(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func (c *Camera) view() CameraView {
+	v := CameraView{
+		ID: c.ID, Site: c.Site, Name: c.info.Name, Location: c.info.Location,
+		RTSPURL: c.info.RTSPURL, Configured: c.Configured,
+		Status: statusText(c.Online), StatusSince: tp(c.StatusSince), LastSeen: tp(c.LastSeen),
+		MotionActive: c.MotionActive, LastMotion: tp(c.MotionStart), LastMotionEnd: tp(c.MotionEnd),
+		LastMotionDur: c.LastMotionDur, MotionEvents: c.MotionEvents,
+	}
+	if c.MotionActive {
+		v.MotionStart = tp(c.MotionStart)
+	}
+	return v
+}
+
+func (b *Board) view(today int32) BoardView {
+	v := BoardView{
+		ID: b.ID, Site: b.Site, Name: b.info.Name, Location: b.info.Location,
+		TargetURL: b.info.TargetURL, Configured: b.Configured,
+		Status: statusText(b.Online), StatusSince: tp(b.StatusSince), LastSeen: tp(b.LastSeen),
+		LastReport: tp(b.LastReport), ScansTotal: b.ScansMQTT + b.ScansPrinted,
+		ScansMQTT: b.ScansMQTT, ScansPrinted: b.ScansPrinted,
+	}
+	if b.TodayDay == today {
+		v.ScansToday = b.Today
+	}
+	// The epoch used last is the board's current counter.
+	var last *epoch
+	for i := range b.Counter.Epochs {
+		if last == nil || b.Counter.Epochs[i].Used > last.Used {
+			last = &b.Counter.Epochs[i]
+		}
+	}
+	if last != nil {
+		v.Boot, v.LastTotal = last.Boot, last.Max
+	}
+	return v
+}

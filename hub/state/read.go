@@ -1,0 +1,126 @@
+package state
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"villagehub/hub/ingest"
+)
+
+// Cameras returns a copy of every camera's state, sorted by site and ID.
+func (s *State) Cameras() []CameraView {
+	s.mu.RLock()
+	out := make([]CameraView, 0, len(s.cameras))
+	for _, c := range s.cameras {
+		out = append(out, c.view())
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b CameraView) int {
+		return cmp.Or(cmp.Compare(a.Site, b.Site), cmp.Compare(a.ID, b.ID))
+	})
+	return out
+}
+
+// Boards returns a copy of every board's state, sorted by site and ID.
+func (s *State) Boards() []BoardView {
+	today := dayNumber(s.now(), s.loc)
+	s.mu.RLock()
+	out := make([]BoardView, 0, len(s.boards))
+	for _, b := range s.boards {
+		out = append(out, b.view(today))
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b BoardView) int {
+		return cmp.Or(cmp.Compare(a.Site, b.Site), cmp.Compare(a.ID, b.ID))
+	})
+	return out
+}
+
+// Board returns one board's state.
+func (s *State) Board(site, id string) (BoardView, bool) {
+	today := dayNumber(s.now(), s.loc)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	b := s.boards[devKey{site, id}]
+	if b == nil {
+		return BoardView{}, false
+	}
+	return b.view(today), true
+}
+
+// Sites returns the configured sites.
+func (s *State) Sites() []Site {
+	s.mu.RLock()
+	out := make([]Site, 0, len(s.sites))
+	for _, st := range s.sites {
+		out = append(out, st)
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Site) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// CameraSample and BoardSample are the few numbers the metrics collector
+// reads per device, without building full views.
+type CameraSample struct {
+	Site, ID     string
+	Online       int8
+	MotionActive bool
+	MotionEvents uint64
+}
+
+type BoardSample struct {
+	Site, ID             string
+	Online               int8
+	ScansMQTT, ScansPrnt uint64
+}
+
+// EachCamera calls fn for every camera under a read lock. fn must not call
+// back into the State.
+func (s *State) EachCamera(fn func(CameraSample)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, c := range s.cameras {
+		fn(CameraSample{Site: c.Site, ID: c.ID, Online: c.Online, MotionActive: c.MotionActive, MotionEvents: c.MotionEvents})
+	}
+}
+
+// EachBoard calls fn for every board under a read lock.
+func (s *State) EachBoard(fn func(BoardSample)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, b := range s.boards {
+		fn(BoardSample{Site: b.Site, ID: b.ID, Online: b.Online, ScansMQTT: b.ScansMQTT, ScansPrnt: b.ScansPrinted})
+	}
+}
+
+// Counters are the ingest counters.
+type Counters struct {
+	// Messages[kind][result]
+	Messages [ingest.KindBoardStatus + 1][numResults]uint64
+	// Rejected[kind][reason]
+	Rejected   [ingest.KindBoardStatus + 1][ingest.CapReached + 1]uint64
+	Commits    uint64
+	CommitErrs uint64
+	LastCommit time.Time
+	StoreErr   error
+	AutoCams   int
+	AutoBoards int
+	Cameras    int
+	Boards     int
+}
+
+// Counters returns a copy of the ingest counters.
+func (s *State) Counters() Counters {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return Counters{
+		Messages: s.msgs, Rejected: s.rejected,
+		Commits: s.commits, CommitErrs: s.commitErrs, LastCommit: s.lastCommit, StoreErr: s.storeErr,
+		AutoCams: s.autoCams, AutoBoards: s.autoBoards, Cameras: len(s.cameras), Boards: len(s.boards),
+	}
+}
+
+// Results lists the message results, for metrics.
+func Results() []Result { return []Result{Accepted, Rejected, Duplicate} }

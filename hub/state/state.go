@@ -1,0 +1,229 @@
+// Package state is the one owner of live device state. It applies typed
+// events from hub/ingest in order, keeps the idempotent QR counts, makes the
+// effects durable through a Store before messages are acknowledged, and
+// serves consistent snapshots to everything that reads (metrics, API, web,
+// alerts).
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"villagehub/hub/ingest"
+)
+
+// Store makes a batch of changes durable. Commit must not return before the
+// batch survives a crash (fsync): the hub acknowledges MQTT messages only
+// after Commit returned nil.
+type Store interface {
+	LoadDevices(fn func(key string, value []byte) error) error
+	Commit(b *Batch) error
+}
+
+// Site, CameraInfo and BoardInfo describe configured devices.
+type Site struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+type CameraInfo struct {
+	ID, Site, Name, Location string
+	// RTSPURL is the camera's stream address with any password removed.
+	RTSPURL string
+}
+
+type BoardInfo struct {
+	ID, Site, Name, Location string
+	TargetURL                string
+}
+
+// Config configures a State.
+type Config struct {
+	Sites   []Site
+	Cameras []CameraInfo
+	Boards  []BoardInfo
+	// MaxAutoCameras and MaxAutoBoards cap how many devices not in the
+	// config are auto-registered (default 10,000 each).
+	MaxAutoCameras int
+	MaxAutoBoards  int
+	// Location is the village's time zone, for "today" (Asia/Ho_Chi_Minh
+	// if nil).
+	Location *time.Location
+	Decoder  ingest.DecoderConfig
+	Queue    *ingest.Queue
+	Store    Store
+	// BatchSize is the most messages applied and committed at once.
+	BatchSize int
+	Logger    *slog.Logger
+	// ObserveLatency, if set, is called with the seconds from receiving a
+	// message to its acknowledgement.
+	ObserveLatency func(seconds float64)
+	// Now is the clock (time.Now if nil); tests set it.
+	Now func() time.Time
+}
+
+type devKey struct{ site, id string }
+
+// State holds every device's live state.
+type State struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	loc     *time.Location
+	dec     *ingest.Decoder
+	rejects *rejectLog
+
+	mu         sync.RWMutex
+	sites      map[string]Site
+	cameras    map[devKey]*Camera
+	boards     map[devKey]*Board
+	autoCams   int
+	autoBoards int
+	msgs       [ingest.KindBoardStatus + 1][numResults]uint64
+	rejected   [ingest.KindBoardStatus + 1][ingest.CapReached + 1]uint64
+	commits    uint64
+	commitErrs uint64
+	lastCommit time.Time
+	storeErr   error
+
+	// Only the Run goroutine touches these.
+	batch     Batch
+	dirtyCams map[*Camera]struct{}
+	dirtyBrds map[*Board]struct{}
+}
+
+// Result of one message, for villagehub_mqtt_messages_total.
+type Result uint8
+
+const (
+	Accepted Result = iota
+	Rejected
+	Duplicate
+	numResults
+)
+
+func (r Result) String() string {
+	return [...]string{"accepted", "rejected", "duplicate"}[r]
+}
+
+// New builds the state from the config and the store's persisted devices.
+func New(cfg Config) (*State, error) {
+	if cfg.Queue == nil || cfg.Store == nil {
+		return nil, errors.New("state: Queue and Store are required")
+	}
+	if cfg.MaxAutoCameras <= 0 {
+		cfg.MaxAutoCameras = 10000
+	}
+	if cfg.MaxAutoBoards <= 0 {
+		cfg.MaxAutoBoards = 10000
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 2048
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	loc := cfg.Location
+	if loc == nil {
+		var err error
+		if loc, err = time.LoadLocation("Asia/Ho_Chi_Minh"); err != nil {
+			return nil, fmt.Errorf("state: loading time zone: %w", err)
+		}
+	}
+	s := &State{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		loc:       loc,
+		dec:       ingest.NewDecoder(cfg.Decoder),
+		rejects:   newRejectLog(time.Minute, 4096),
+		sites:     map[string]Site{},
+		cameras:   map[devKey]*Camera{},
+		boards:    map[devKey]*Board{},
+		dirtyCams: map[*Camera]struct{}{},
+		dirtyBrds: map[*Board]struct{}{},
+	}
+	for _, st := range cfg.Sites {
+		s.sites[st.ID] = st
+	}
+	for _, c := range cfg.Cameras {
+		cam := &Camera{Site: c.Site, ID: c.ID, info: c, Configured: true}
+		cam.Online = -1
+		s.cameras[devKey{c.Site, c.ID}] = cam
+	}
+	for _, b := range cfg.Boards {
+		brd := &Board{Site: b.Site, ID: b.ID, info: b, Configured: true}
+		brd.Online = -1
+		s.boards[devKey{b.Site, b.ID}] = brd
+	}
+	if err := cfg.Store.LoadDevices(s.loadDevice); err != nil {
+		return nil, fmt.Errorf("state: loading devices from the store: %w", err)
+	}
+	return s, nil
+}
+
+// Device keys in the store: "c/<site>/<id>" and "b/<site>/<id>".
+func cameraKey(site, id string) string { return "c/" + site + "/" + id }
+func boardKey(site, id string) string  { return "b/" + site + "/" + id }
+
+func (s *State) loadDevice(key string, value []byte) error {
+	if len(key) < 2 || key[1] != '/' {
+		return fmt.Errorf("bad device key %q", key)
+	}
+	site, id, ok := cutSlash(key[2:])
+	if !ok {
+		return fmt.Errorf("bad device key %q", key)
+	}
+	k := devKey{site, id}
+	switch key[0] {
+	case 'c':
+		c := s.cameras[k]
+		if c == nil {
+			c = &Camera{Site: site, ID: id, info: CameraInfo{ID: id, Site: site}}
+		}
+		if err := json.Unmarshal(value, &c.cameraPersisted); err != nil {
+			return fmt.Errorf("decoding camera %s: %w", key, err)
+		}
+		if !c.Configured {
+			if !c.Auto {
+				// Was configured, is no more: keep its history but count
+				// it against the cap like any other unconfigured device.
+				c.Auto = true
+			}
+			s.autoCams++
+		}
+		s.cameras[k] = c
+	case 'b':
+		b := s.boards[k]
+		if b == nil {
+			b = &Board{Site: site, ID: id, info: BoardInfo{ID: id, Site: site}}
+		}
+		if err := json.Unmarshal(value, &b.boardPersisted); err != nil {
+			return fmt.Errorf("decoding board %s: %w", key, err)
+		}
+		if !b.Configured {
+			b.Auto = true
+			s.autoBoards++
+		}
+		s.boards[k] = b
+	default:
+		return fmt.Errorf("bad device key %q", key)
+	}
+	return nil
+}
+
+func cutSlash(s string) (a, b string, ok bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return "", "", false
+}

@@ -1,0 +1,185 @@
+// Package store is the embedded on-disk store: device state, QR scan counts
+// per board per hour, and the motion/status event log, in one bbolt file
+// under the data directory.
+//
+// Why bbolt: it is pure Go (no cgo, one static binary for a village's
+// Raspberry Pi), transactional with fsync on commit (a committed batch
+// survives kill -9 and power loss), needs no server and no tuning, and its
+// sorted keys fit the two queries the hub makes (a board's hours in a time
+// range; the newest events). SQLite would give SQL we don't need at the
+// cost of a C library or a slower transpiled one.
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"villagehub/hub/state"
+)
+
+var (
+	bucketDevices = []byte("devices")
+	bucketHourly  = []byte("qr_hourly")
+	bucketEvents  = []byte("events")
+	bucketMeta    = []byte("meta")
+)
+
+// Config configures a Store.
+type Config struct {
+	// Dir is the data directory; the database is Dir/villagehub.db.
+	Dir string
+	// EventRetention and HourlyRetention bound how long history is kept
+	// (30 days and 400 days by default).
+	EventRetention  time.Duration
+	HourlyRetention time.Duration
+}
+
+// Store is the embedded store. It implements state.Store.
+type Store struct {
+	cfg  Config
+	db   *bolt.DB
+	path string
+}
+
+// Open opens (creating if needed) the store in cfg.Dir.
+func Open(cfg Config) (*Store, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("store: data directory is empty")
+	}
+	if cfg.EventRetention <= 0 {
+		cfg.EventRetention = 30 * 24 * time.Hour
+	}
+	if cfg.HourlyRetention <= 0 {
+		cfg.HourlyRetention = 400 * 24 * time.Hour
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("store: creating data directory %s: %w", cfg.Dir, err)
+	}
+	path := filepath.Join(cfg.Dir, "villagehub.db")
+	db, err := bolt.Open(path, 0o640, &bolt.Options{
+		// A second hub on the same directory must fail, not wait forever.
+		Timeout: 2 * time.Second,
+		// The freelist is rebuilt on open instead of written on every
+		// commit: less to fsync per batch.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("store: %s is locked by another process (is another villagehub using data_dir %s?)", path, cfg.Dir)
+		}
+		return nil, fmt.Errorf("store: opening %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketDevices, bucketHourly, bucketEvents, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: creating buckets in %s: %w", path, err)
+	}
+	return &Store{cfg: cfg, db: db, path: path}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// LoadDevices calls fn for every persisted device.
+func (s *Store) LoadDevices(fn func(key string, value []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
+			return fn(string(k), v)
+		})
+	})
+}
+
+// Commit writes a batch in one transaction and fsyncs it.
+func (s *Store) Commit(b *state.Batch) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		devs := tx.Bucket(bucketDevices)
+		for _, d := range b.Devices {
+			if err := devs.Put([]byte(d.Key), d.Value); err != nil {
+				return fmt.Errorf("device %s: %w", d.Key, err)
+			}
+		}
+		hourly := tx.Bucket(bucketHourly)
+		for _, sc := range b.Scans {
+			k := hourKey(sc.Site, sc.Board, sc.Time, sc.Source)
+			var n uint64
+			if v := hourly.Get(k); len(v) == 8 {
+				n = binary.BigEndian.Uint64(v)
+			}
+			var v [8]byte
+			binary.BigEndian.PutUint64(v[:], n+uint64(sc.N))
+			if err := hourly.Put(k, v[:]); err != nil {
+				return fmt.Errorf("qr hourly count: %w", err)
+			}
+		}
+		evs := tx.Bucket(bucketEvents)
+		for i := range b.Events {
+			e := &b.Events[i]
+			seq, _ := evs.NextSequence()
+			v, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if err := evs.Put(eventKey(e.Time, seq), v); err != nil {
+				return fmt.Errorf("event: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: committing batch: %w", err)
+	}
+	return nil
+}
+
+// Source codes in hourly keys.
+func sourceCode(src string) byte {
+	if src == state.SourcePrinted {
+		return 'p'
+	}
+	return 'm'
+}
+
+func sourceName(c byte) string {
+	if c == 'p' {
+		return state.SourcePrinted
+	}
+	return state.SourceMQTT
+}
+
+// hourKey is site 0x00 board 0x00 hour(8, big endian) source(1): a board's
+// hours are contiguous and sorted by time.
+func hourKey(site, board string, t time.Time, source string) []byte {
+	k := make([]byte, 0, len(site)+len(board)+11)
+	k = append(k, site...)
+	k = append(k, 0)
+	k = append(k, board...)
+	k = append(k, 0)
+	k = binary.BigEndian.AppendUint64(k, uint64(t.Unix()/3600))
+	return append(k, sourceCode(source))
+}
+
+// eventKey sorts events by time; seq keeps equal times apart.
+func eventKey(t time.Time, seq uint64) []byte {
+	k := make([]byte, 16)
+	binary.BigEndian.PutUint64(k, uint64(t.UnixNano()))
+	binary.BigEndian.PutUint64(k[8:], seq)
+	return k
+}

@@ -1,0 +1,222 @@
+// Package web serves the hub's HTTP side: the JSON API, /metrics, health
+// and readiness, and the built-in dashboard.
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"villagehub/hub/state"
+	"villagehub/hub/store"
+)
+
+// Events is the event history the API pages through.
+type Events interface {
+	Events(q store.EventQuery) (store.EventPage, error)
+}
+
+// Check is one readiness condition: nil when ready.
+type Check struct {
+	Name string
+	Fn   func() error
+}
+
+// Config configures the server.
+type Config struct {
+	Addr     string
+	State    *state.State
+	Events   Events
+	Registry *prometheus.Registry
+	Ready    []Check
+	// Mount adds more handlers (printed QR codes, the dashboard) to mux.
+	Mount  []func(mux *http.ServeMux)
+	Logger *slog.Logger
+}
+
+// Server is the hub's HTTP server.
+type Server struct {
+	cfg Config
+	ln  net.Listener
+	srv *http.Server
+	log *slog.Logger
+}
+
+// New binds the listen address, so a port in use is reported at once.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("HTTP server: address %s is already in use (change http.addr or VILLAGEHUB_HTTP_ADDR)", cfg.Addr)
+		}
+		return nil, fmt.Errorf("HTTP server: listening on %s (http.addr): %w", cfg.Addr, err)
+	}
+	s := &Server{cfg: cfg, ln: ln, log: cfg.Logger}
+	s.srv = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Run serves until ctx ends, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("HTTP server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(sctx); err != nil {
+		s.srv.Close()
+	}
+	<-errc
+	return nil
+}
+
+// Handler returns the server's handler (for tests that serve it themselves).
+func (s *Server) Handler() http.Handler { return s.srv.Handler }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	if s.cfg.Registry != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+			EnableOpenMetrics: true,
+		}))
+	}
+	mux.HandleFunc("GET /api/v1/cameras", s.cameras)
+	mux.HandleFunc("GET /api/v1/qr-boards", s.boards)
+	mux.HandleFunc("GET /api/v1/qr-boards/{board}", s.board)
+	mux.HandleFunc("GET /api/v1/events", s.events)
+	for _, m := range s.cfg.Mount {
+		m(mux)
+	}
+	return securityHeaders(mux)
+}
+
+// securityHeaders sets headers every response should carry.
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	type result struct {
+		Name  string `json:"name"`
+		OK    bool   `json:"ok"`
+		Error string `json:"error,omitempty"`
+	}
+	out := struct {
+		Ready  bool     `json:"ready"`
+		Checks []result `json:"checks"`
+	}{Ready: true, Checks: []result{}}
+	for _, c := range s.cfg.Ready {
+		r := result{Name: c.Name, OK: true}
+		if err := c.Fn(); err != nil {
+			r.OK, r.Error, out.Ready = false, err.Error(), false
+		}
+		out.Checks = append(out.Checks, r)
+	}
+	code := http.StatusOK
+	if !out.Ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, out)
+}
+
+func (s *Server) cameras(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"cameras": s.cfg.State.Cameras()})
+}
+
+func (s *Server) boards(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"qr_boards": s.cfg.State.Boards()})
+}
+
+func (s *Server) board(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("board")
+	for _, b := range s.cfg.State.Boards() {
+		if b.ID == id && (r.URL.Query().Get("site") == "" || r.URL.Query().Get("site") == b.Site) {
+			writeJSON(w, http.StatusOK, b)
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, "no such QR board")
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Events == nil {
+		writeError(w, http.StatusNotFound, "no event history")
+		return
+	}
+	q := r.URL.Query()
+	eq := store.EventQuery{Cursor: q.Get("cursor"), Site: q.Get("site"), Device: q.Get("device"), Kind: q.Get("kind"), Type: q.Get("type")}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, "limit must be a number from 1 to 1000")
+			return
+		}
+		eq.Limit = n
+	}
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "since must be an RFC 3339 time")
+			return
+		}
+		eq.Since = t
+	}
+	page, err := s.cfg.Events.Events(eq)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
