@@ -72,7 +72,6 @@ func New(cfg Config) (*Metrics, error) {
 	return m, nil
 }
 
-
 var (
 	descMotionEvents = prometheus.NewDesc("villagehub_camera_motion_events_total",
 		"Motion events started, per camera (a repeated ON while active is not a new event).", []string{"site", "camera"}, nil)
@@ -180,4 +179,3 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, Version, runtime.Version())
 }
-

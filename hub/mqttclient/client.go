@@ -101,12 +101,12 @@ func New(cfg Config) (*Client, error) {
 		SetAutoAckDisabled(true). // PUBACK only after the store commit
 		SetOrderMatters(true).    // per-device order matters (motion ON/OFF)
 		SetKeepAlive(cfg.KeepAlive).
-		SetPingTimeout(10 * time.Second).
-		SetConnectTimeout(10 * time.Second).
+		SetPingTimeout(10*time.Second).
+		SetConnectTimeout(10*time.Second).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(30 * time.Second).
+		SetMaxReconnectInterval(30*time.Second).
 		SetWill(c.status, "offline", 1, true).
 		SetOnConnectHandler(c.onConnect).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
