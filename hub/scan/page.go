@@ -1,0 +1,59 @@
+package scan
+
+import (
+	"html/template"
+	"net/http"
+)
+
+// The pages a person sees when a code leads nowhere. They are read on a phone
+// in the street, often by someone older: Vietnamese first, large type, one
+// thing to do; an English line for visitors.
+var pages = template.Must(template.New("notfound").Parse(`<!doctype html>
+<html lang="vi"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>Không tìm thấy bảng tin</title>
+<style>body{font-family:system-ui,sans-serif;font-size:1.2rem;line-height:1.5;margin:2rem auto;max-width:32rem;padding:0 1rem;color:#222}h1{font-size:1.6rem}.en{color:#555;font-size:1rem}code{font-size:1rem}</style>
+</head><body>
+<h1>Không tìm thấy bảng tin này</h1>
+<p>Mã QR bạn vừa quét không dẫn tới bảng tin nào của thôn. Có thể mã đã cũ hoặc in nhầm.</p>
+<p>Xin báo cho trưởng thôn hoặc người quản lý bảng tin{{if .}} (mã bảng: <code>{{.}}</code>){{end}}. Cảm ơn bà con!</p>
+<p class="en" lang="en">This QR code does not lead to any of the village's boards. Please let the village head know.</p>
+</body></html>
+`))
+
+var _ = template.Must(pages.New("notarget").Parse(`<!doctype html>
+<html lang="vi"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>{{.Name}}</title>
+<style>body{font-family:system-ui,sans-serif;font-size:1.2rem;line-height:1.5;margin:2rem auto;max-width:32rem;padding:0 1rem;color:#222}h1{font-size:1.6rem}.en{color:#555;font-size:1rem}</style>
+</head><body>
+<h1>{{.Name}}</h1>
+<p>Bảng tin này chưa có trang để xem. Bà con vui lòng quay lại sau, hoặc báo cho trưởng thôn.</p>
+<p class="en" lang="en">This board has no page yet. Please try again later.</p>
+</body></html>
+`))
+
+func writeNotFound(w http.ResponseWriter, id string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusNotFound)
+	_ = pages.ExecuteTemplate(w, "notfound", id) // a client gone away is no error of ours
+}
+
+// writeNoTarget answers a scan of a known board whose target is missing or
+// malformed in the config: the scan still counted, the person is told kindly.
+func writeNoTarget(w http.ResponseWriter, b Board) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	name := b.Name
+	if name == "" {
+		name = b.ID
+	}
+	_ = pages.ExecuteTemplate(w, "notarget", struct{ Name string }{name})
+}

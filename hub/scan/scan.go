@@ -1,0 +1,337 @@
+// Package scan serves the addresses printed QR codes point at. GET /q/<board>
+// counts one scan and redirects to the board's page, like a URL shortener
+// with visit analytics, but everything stays on the hub: no raw IP address is
+// kept, and the only things handed on are the counts in Scan.
+//
+// What is counted, and how honestly:
+//   - a request for a board the config does not know is an orphan visit
+//     (friendly 404 page, never auto-registered);
+//   - HEAD requests, prefetches and known bots or link-preview fetchers
+//     (Zalo's and Facebook's previewers, messaging apps, search crawlers,
+//     scripts) are bots: redirected, but not scans;
+//   - a client over its rate limit is rate_limited: still redirected, so a
+//     person is never stuck, but not a scan, so a script cannot inflate counts
+//     without it showing;
+//   - everything else is a human scan, and unique unless the same phone
+//     (address + agent) scanned the same board within the last UniqueWindow.
+//
+// GET /qr/<board>.png and .svg draw the printable code for the board.
+package scan
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"golang.org/x/time/rate"
+
+	"villagehub/hub/qrcode"
+)
+
+// Class says how a request to /q/ was counted.
+type Class string
+
+// The classes of Scan. Only ClassHuman is a scan of the board; the others are
+// counted separately so they can be seen.
+const (
+	ClassHuman       Class = "human"
+	ClassBot         Class = "bot"
+	ClassOrphan      Class = "orphan"
+	ClassRateLimited Class = "rate_limited"
+)
+
+// Scan is one request to /q/<board>, as handed to the Recorder. It carries
+// nothing about the client: no address, no agent, no hash.
+type Scan struct {
+	// Board is the board's id. For ClassOrphan it is the id that was asked
+	// for if it is a well-formed id (^[a-z0-9][a-z0-9_-]{0,63}$), else "";
+	// an orphan's Board is free input from the street and must never become a
+	// metric label.
+	Board string
+	// Site is the board's site; "" for ClassOrphan.
+	Site  string
+	At    time.Time
+	Class Class
+	// Unique is true for a ClassHuman scan when this phone had not scanned
+	// this board within the unique window; always false for other classes.
+	Unique bool
+}
+
+// Board is what the handler needs to know about a board, looked up on every
+// request so a change of TargetURL in the config retargets printed codes.
+type Board struct {
+	ID, Site, Name string
+	// TargetURL is where a scan is sent: an absolute http(s) URL, or a path
+	// on the hub itself starting with "/".
+	TargetURL string
+}
+
+// BoardLookup finds a configured board by id.
+type BoardLookup interface {
+	Board(id string) (Board, bool)
+}
+
+// Recorder durably counts scans. RecordScan is called on the request path,
+// once per request to /q/, so it must not block for long (hand the scan to a
+// queue).
+type Recorder interface {
+	RecordScan(Scan)
+}
+
+// Defaults for Config.
+const (
+	DefaultUniqueWindow  = 30 * time.Second
+	DefaultRatePerSecond = 0.5 // 30 scans a minute per client, after the burst
+	DefaultRateBurst     = 20
+	DefaultMaxClients    = 65536
+	agentCacheSize       = 4096
+	imageCacheSize       = 128
+	imageWorkers         = 2
+)
+
+// Config configures a Handler. Zero values mean the defaults.
+type Config struct {
+	// PublicURL is the hub's public base URL; printed codes carry
+	// <PublicURL>/q/<board>. Required.
+	PublicURL string
+	// UniqueWindow is how long after a phone's scan of a board another scan
+	// of the same board by the same phone is not unique (default 30 s). The
+	// window slides: each scan starts it again.
+	UniqueWindow time.Duration
+	// TrustedProxies are IP addresses or CIDR prefixes of reverse proxies in
+	// front of the hub. Only requests arriving from them have their
+	// X-Forwarded-For / X-Real-IP believed.
+	TrustedProxies []string
+	// RatePerSecond and RateBurst set each client's token bucket on /q/
+	// (defaults 0.5/s, burst 20). A client is one IPv4 address or IPv6 /64.
+	RatePerSecond float64
+	RateBurst     int
+	// MaxClients caps how many clients are remembered for uniqueness and for
+	// rate limiting (each; default 65,536; least recently seen forgotten
+	// first). About 20 MB at the cap.
+	MaxClients int
+	// BotAgents are extra case-insensitive substrings that mark a
+	// User-Agent as a bot, for a previewer the built-in lists miss.
+	BotAgents []string
+	// Location is where "a day" is measured for the salt's daily rotation.
+	// Nil means Vietnam's time (UTC+7, no daylight saving).
+	Location *time.Location
+	// Now is the clock; nil means time.Now. Tests inject one.
+	Now func() time.Time
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Handler serves /q/ and /qr/. It starts no goroutines: the daily salt is
+// replaced by the first request after midnight.
+type Handler struct {
+	publicURL string
+	boards    BoardLookup
+	rec       Recorder
+	window    time.Duration
+	limit     rate.Limit
+	burst     int
+	now       func() time.Time
+	log       *slog.Logger
+	proxies   proxies
+	agents    *agentClassifier
+	salt      *salter
+	images    *imageCache
+
+	mu      sync.Mutex                       // guards seen and buckets
+	seen    *simplelru.LRU[clientKey, int64] // last human scan, unix ns, per phone+board
+	buckets *simplelru.LRU[clientKey, *rate.Limiter]
+}
+
+var vietnam = time.FixedZone("ICT", 7*60*60)
+
+// NewHandler validates cfg and builds a Handler.
+func NewHandler(cfg Config, boards BoardLookup, rec Recorder) (*Handler, error) {
+	if boards == nil || rec == nil {
+		return nil, errors.New("scan handler needs a board lookup and a recorder")
+	}
+	if _, err := qrcode.BoardURL(cfg.PublicURL, "x"); err != nil {
+		return nil, fmt.Errorf("scan handler: %w", err)
+	}
+	if cfg.UniqueWindow < 0 || cfg.RatePerSecond < 0 || cfg.RateBurst < 0 || cfg.MaxClients < 0 ||
+		math.IsNaN(cfg.RatePerSecond) || math.IsInf(cfg.RatePerSecond, 0) {
+		return nil, errors.New("scan handler: unique window, rate, burst and max clients must not be negative or infinite")
+	}
+	h := &Handler{
+		publicURL: cfg.PublicURL,
+		boards:    boards,
+		rec:       rec,
+		window:    or(cfg.UniqueWindow, DefaultUniqueWindow),
+		limit:     rate.Limit(or(cfg.RatePerSecond, DefaultRatePerSecond)),
+		burst:     or(cfg.RateBurst, DefaultRateBurst),
+		now:       cfg.Now,
+		log:       cfg.Logger,
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	var err error
+	if h.proxies, err = parseProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("scan handler: %w", err)
+	}
+	if h.agents, err = newAgentClassifier(cfg.BotAgents, agentCacheSize); err != nil {
+		return nil, fmt.Errorf("scan handler: %w", err)
+	}
+	maxClients := or(cfg.MaxClients, DefaultMaxClients)
+	if h.seen, err = simplelru.NewLRU[clientKey, int64](maxClients, nil); err != nil {
+		return nil, fmt.Errorf("scan handler: %w", err)
+	}
+	if h.buckets, err = simplelru.NewLRU[clientKey, *rate.Limiter](maxClients, nil); err != nil {
+		return nil, fmt.Errorf("scan handler: %w", err)
+	}
+	loc := cfg.Location
+	if loc == nil {
+		loc = vietnam
+	}
+	if h.salt, err = newSalter(loc, h.now(), h.forget); err != nil {
+		return nil, fmt.Errorf("scan handler: %w", err)
+	}
+	h.images = newImageCache(imageCacheSize, imageWorkers)
+	return h, nil
+}
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// forget drops everything keyed with the old salt: the keys are unreachable
+// now, and keeping them would only hold memory.
+func (h *Handler) forget() {
+	h.mu.Lock()
+	h.seen.Purge()
+	h.buckets.Purge()
+	h.mu.Unlock()
+	h.log.Debug("scan: daily salt replaced; uniqueness and rate-limit memory cleared")
+}
+
+// Register adds the handler's routes to mux:
+//
+//	GET /q/{board}         count a scan, redirect to the board's page
+//	GET /qr/{board}.png    the printable code (?size=&margin=&ec=)
+//	GET /qr/{board}.svg
+//
+// (GET patterns also answer HEAD.)
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /q/{board}", h.serveScan)
+	mux.HandleFunc("GET /qr/{file}", h.serveImage)
+}
+
+var boardID = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+func (h *Handler) serveScan(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("board")
+	now := h.now()
+	b, ok := h.boards.Board(id)
+	if !ok {
+		s := Scan{At: now, Class: ClassOrphan}
+		if boardID.MatchString(id) {
+			s.Board = id
+		}
+		h.rec.RecordScan(s)
+		writeNotFound(w, s.Board)
+		return
+	}
+	class, unique := h.classify(r, b.ID, now)
+	h.rec.RecordScan(Scan{Board: b.ID, Site: b.Site, At: now, Class: class, Unique: unique})
+
+	// no-store: every scan must reach the hub to be counted, and a changed
+	// target must apply at once, so neither browsers nor proxies may keep
+	// the redirect.
+	hdr := w.Header()
+	hdr["Cache-Control"] = []string{"no-store"}
+	if !validTarget(b.TargetURL) {
+		writeNoTarget(w, b)
+		return
+	}
+	hdr["Location"] = []string{b.TargetURL}
+	w.WriteHeader(http.StatusFound)
+}
+
+// classify decides the Class of a request for a known board. The order
+// matters for cost: cheap checks first; the rate limiter before the slow
+// crawler list, so a client inventing agents pays for few slow checks.
+func (h *Handler) classify(r *http.Request, board string, now time.Time) (Class, bool) {
+	if r.Method == http.MethodHead || isPrefetch(r) {
+		return ClassBot, false
+	}
+	ua := truncateAgent(r.Header.Get("User-Agent"))
+	bot, known := h.agents.quick(ua)
+	if bot {
+		return ClassBot, false
+	}
+	s, err := h.salt.get(now)
+	if err != nil {
+		// No salt means no way to remember the client without its address:
+		// count the scan as human and non-unique rather than store an IP.
+		h.log.Error("scan: no daily salt; counting without uniqueness", "err", err)
+		return ClassHuman, false
+	}
+	addr := h.proxies.clientAddr(r)
+	if !h.allow(s.key("rate", addr), now) {
+		return ClassRateLimited, false
+	}
+	if !known && h.agents.slow(ua) {
+		return ClassBot, false
+	}
+	return ClassHuman, h.firstInWindow(s.key("uniq", addr, ua, board), now)
+}
+
+// allow takes one token from the client's bucket.
+func (h *Handler) allow(k clientKey, now time.Time) bool {
+	h.mu.Lock()
+	lim, ok := h.buckets.Get(k)
+	if !ok {
+		lim = rate.NewLimiter(h.limit, h.burst)
+		h.buckets.Add(k, lim)
+	}
+	h.mu.Unlock()
+	return lim.AllowN(now, 1)
+}
+
+// firstInWindow records a human scan and reports whether it is unique: the
+// same key was not seen within the window before now.
+func (h *Handler) firstInWindow(k clientKey, now time.Time) bool {
+	t := now.UnixNano()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	last, ok := h.seen.Get(k)
+	h.seen.Add(k, t)
+	return !ok || t-last >= int64(h.window)
+}
+
+// validTarget accepts absolute http(s) URLs and paths on the hub. The target
+// comes from the operator's config, but a typo must not produce a redirect a
+// browser would read as a different host ("//host") or scheme.
+func validTarget(t string) bool {
+	if strings.ContainsAny(t, "\r\n\t ") {
+		return false
+	}
+	lt := strings.ToLower(t)
+	switch {
+	case strings.HasPrefix(lt, "https://"), strings.HasPrefix(lt, "http://"):
+		host := t[strings.Index(t, "://")+3:]
+		return host != "" && host[0] != '/'
+	case strings.HasPrefix(t, "/"):
+		return !strings.HasPrefix(t, "//") && !strings.HasPrefix(t, `/\`)
+	}
+	return false
+}
