@@ -64,7 +64,7 @@ func (s *State) camera(site, id string) (*Camera, ingest.Reason) {
 	}
 	// Clone: site and id point into the message's topic.
 	site, id = strings.Clone(site), strings.Clone(id)
-	c := &Camera{Site: site, ID: id, info: CameraInfo{ID: id, Site: site}}
+	c := &Camera{Site: site, ID: id, key: cameraKey(site, id), info: CameraInfo{ID: id, Site: site}}
 	c.Auto, c.Online = true, -1
 	s.cameras[devKey{site, id}] = c
 	s.autoCams++
@@ -79,7 +79,7 @@ func (s *State) board(site, id string) (*Board, ingest.Reason) {
 		return nil, ingest.CapReached
 	}
 	site, id = strings.Clone(site), strings.Clone(id)
-	b := &Board{Site: site, ID: id, info: BoardInfo{ID: id, Site: site}}
+	b := &Board{Site: site, ID: id, key: boardKey(site, id), info: BoardInfo{ID: id, Site: site}}
 	b.Auto, b.Online = true, -1
 	s.boards[devKey{site, id}] = b
 	s.autoBoards++

@@ -11,6 +11,8 @@ type Batch struct {
 	Scans []ScanRecord
 	// Events are motion and status events, for history and /api/v1/events.
 	Events []EventRecord
+
+	arena []byte // backing store of Devices[i].Value
 }
 
 func (b *Batch) reset() {

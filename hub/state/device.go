@@ -6,6 +6,7 @@ import "time"
 // the Run goroutine mutates a Camera, under State.mu.
 type Camera struct {
 	Site, ID   string
+	key        string // in the store
 	Configured bool
 	info       CameraInfo
 	cameraPersisted
@@ -13,37 +14,38 @@ type Camera struct {
 
 // cameraPersisted is what survives a restart.
 type cameraPersisted struct {
-	Auto          bool      `json:"auto,omitempty"`
-	Online        int8      `json:"online"` // -1 unknown, 0 offline, 1 online
-	StatusSince   time.Time `json:"status_since,omitzero"`
-	LastSeen      time.Time `json:"last_seen,omitzero"`
-	MotionActive  bool      `json:"motion_active,omitempty"`
-	MotionStart   time.Time `json:"motion_start,omitzero"`
-	MotionEnd     time.Time `json:"motion_end,omitzero"`
-	MotionZone    string    `json:"motion_zone,omitempty"`
-	MotionEvents  uint64    `json:"motion_events,omitempty"`
-	LastMotionDur float64   `json:"last_motion_s,omitempty"`
+	Auto          bool
+	Online        int8 // -1 unknown, 0 offline, 1 online
+	StatusSince   time.Time
+	LastSeen      time.Time
+	MotionActive  bool
+	MotionStart   time.Time
+	MotionEnd     time.Time
+	MotionZone    string
+	MotionEvents  uint64
+	LastMotionDur float64
 }
 
 // Board is one QR board's live state.
 type Board struct {
 	Site, ID   string
+	key        string
 	Configured bool
 	info       BoardInfo
 	boardPersisted
 }
 
 type boardPersisted struct {
-	Auto         bool      `json:"auto,omitempty"`
-	Online       int8      `json:"online"`
-	StatusSince  time.Time `json:"status_since,omitzero"`
-	LastSeen     time.Time `json:"last_seen,omitzero"`
-	LastReport   time.Time `json:"last_report,omitzero"`
-	ScansMQTT    uint64    `json:"scans_mqtt,omitempty"`
-	ScansPrinted uint64    `json:"scans_printed,omitempty"`
-	TodayDay     int32     `json:"today_day,omitempty"` // days since 1970-01-01 in the village's zone
-	Today        uint64    `json:"today,omitempty"`
-	Counter      qrCounter `json:"qr"`
+	Auto         bool
+	Online       int8
+	StatusSince  time.Time
+	LastSeen     time.Time
+	LastReport   time.Time
+	ScansMQTT    uint64
+	ScansPrinted uint64
+	TodayDay     int32 // days since 1970-01-01 in the village's zone
+	Today        uint64
+	Counter      qrCounter
 }
 
 // CameraView is a copy of a camera's state for readers.

@@ -9,18 +9,18 @@ const maxBoots = 8
 // epoch is one run of a board's counter: a boot, or for a board that sends
 // no boot, the span between two resets.
 type epoch struct {
-	Boot  string    `json:"b,omitempty"`
-	Max   int64     `json:"m"`
-	Start time.Time `json:"s,omitzero"` // first ts (boot-less epochs)
-	Last  time.Time `json:"l,omitzero"` // newest ts seen (boot-less epochs)
-	Used  uint64    `json:"u"`          // LRU clock: larger = used more recently
+	Boot  string
+	Max   int64
+	Start time.Time // first ts (boot-less epochs)
+	Last  time.Time // newest ts seen (boot-less epochs)
+	Used  uint64    // LRU clock: larger = used more recently
 }
 
 // qrCounter applies the contract's idempotent-count rules to one board's
 // cumulative totals. It is the persisted part of a board's QR state.
 type qrCounter struct {
-	Epochs []epoch `json:"e,omitempty"`
-	Clock  uint64  `json:"c,omitempty"`
+	Epochs []epoch
+	Clock  uint64
 }
 
 // apply returns how many new scans a report adds. boot is empty for boards

@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -59,22 +58,23 @@ func (s *State) Run(ctx context.Context) error {
 // collectDirty encodes the persisted state of every device changed in this
 // batch into s.batch.Devices. Called with s.mu held.
 func (s *State) collectDirty() {
+	// All records of a batch share one buffer, reused from batch to batch.
+	buf := s.batch.arena[:0]
 	for c := range s.dirtyCams {
-		v, err := json.Marshal(&c.cameraPersisted)
-		if err != nil { // cannot happen for these plain types
-			panic(err)
-		}
-		s.batch.Devices = append(s.batch.Devices, DeviceRecord{Key: cameraKey(c.Site, c.ID), Value: v})
+		start := len(buf)
+		buf = c.appendTo(buf)
+		s.batch.Devices = append(s.batch.Devices, DeviceRecord{Key: c.key, Value: buf[start:len(buf):len(buf)]})
 	}
 	clear(s.dirtyCams)
 	for b := range s.dirtyBrds {
-		v, err := json.Marshal(&b.boardPersisted)
-		if err != nil {
-			panic(err)
-		}
-		s.batch.Devices = append(s.batch.Devices, DeviceRecord{Key: boardKey(b.Site, b.ID), Value: v})
+		start := len(buf)
+		buf = b.appendTo(buf)
+		s.batch.Devices = append(s.batch.Devices, DeviceRecord{Key: b.key, Value: buf[start:len(buf):len(buf)]})
 	}
 	clear(s.dirtyBrds)
+	// Records written before the buffer last grew point into its older
+	// array, which stays valid until they are dropped.
+	s.batch.arena = buf
 }
 
 // commit writes s.batch, retrying until it succeeds or ctx ends.

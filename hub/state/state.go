@@ -6,7 +6,6 @@
 package state
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -154,12 +153,12 @@ func New(cfg Config) (*State, error) {
 		s.sites[st.ID] = st
 	}
 	for _, c := range cfg.Cameras {
-		cam := &Camera{Site: c.Site, ID: c.ID, info: c, Configured: true}
+		cam := &Camera{Site: c.Site, ID: c.ID, key: cameraKey(c.Site, c.ID), info: c, Configured: true}
 		cam.Online = -1
 		s.cameras[devKey{c.Site, c.ID}] = cam
 	}
 	for _, b := range cfg.Boards {
-		brd := &Board{Site: b.Site, ID: b.ID, info: b, Configured: true}
+		brd := &Board{Site: b.Site, ID: b.ID, key: boardKey(b.Site, b.ID), info: b, Configured: true}
 		brd.Online = -1
 		s.boards[devKey{b.Site, b.ID}] = brd
 	}
@@ -186,9 +185,9 @@ func (s *State) loadDevice(key string, value []byte) error {
 	case 'c':
 		c := s.cameras[k]
 		if c == nil {
-			c = &Camera{Site: site, ID: id, info: CameraInfo{ID: id, Site: site}}
+			c = &Camera{Site: site, ID: id, key: key, info: CameraInfo{ID: id, Site: site}}
 		}
-		if err := json.Unmarshal(value, &c.cameraPersisted); err != nil {
+		if err := c.cameraPersisted.decode(value); err != nil {
 			return fmt.Errorf("decoding camera %s: %w", key, err)
 		}
 		if !c.Configured {
@@ -203,9 +202,9 @@ func (s *State) loadDevice(key string, value []byte) error {
 	case 'b':
 		b := s.boards[k]
 		if b == nil {
-			b = &Board{Site: site, ID: id, info: BoardInfo{ID: id, Site: site}}
+			b = &Board{Site: site, ID: id, key: key, info: BoardInfo{ID: id, Site: site}}
 		}
-		if err := json.Unmarshal(value, &b.boardPersisted); err != nil {
+		if err := b.boardPersisted.decode(value); err != nil {
 			return fmt.Errorf("decoding board %s: %w", key, err)
 		}
 		if !b.Configured {
