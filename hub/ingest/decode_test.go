@@ -57,7 +57,9 @@ func TestDecodeAccepts(t *testing.T) {
 		{"motion ON", "village/s/camera/c/motion", "ON", func(e event.Event) bool { return e.Type == event.Motion && e.Active && !e.HasTS && e.Time.Equal(now) }},
 		{"motion OFF", "village/s/camera/c/motion", "OFF\n", func(e event.Event) bool { return e.Type == event.Motion && !e.Active }},
 		{"motion JSON", "village/s/camera/c/motion", `{"active":true,"ts":"2026-11-27T01:02:03Z","zone":"gate","score":0.91}`,
-			func(e event.Event) bool { return e.Active && e.HasTS && e.Time.Equal(ts) && e.Zone == "gate" && e.Score == 0.91 }},
+			func(e event.Event) bool {
+				return e.Active && e.HasTS && e.Time.Equal(ts) && e.Zone == "gate" && e.Score == 0.91
+			}},
 		{"motion JSON ms", "village/s/camera/c/motion", `{"active":false,"ts":` + itoa(ts.UnixMilli()) + `}`,
 			func(e event.Event) bool { return !e.Active && e.HasTS && e.Time.Equal(ts) }},
 		{"motion JSON unknown field", "village/s/camera/c/motion", `{"active":true,"label":"person"}`, func(e event.Event) bool { return e.Active }},
