@@ -149,7 +149,7 @@ func TestEndToEnd(t *testing.T) {
 			p("camera/gate/motion", fmt.Sprintf(`{"active":true,"ts":"%s","zone":"gate","score":0.91}`, tm.Format(time.RFC3339)))
 			p("camera/gate/motion", fmt.Sprintf(`{"active":false,"ts":%s}`, ms(tm.Add(42*time.Second))))
 			p("camera/gate/motion", fmt.Sprintf(`{"active":true,"ts":"%s"}`, tm.Format(time.RFC3339))) // replayed ON
-			p("camera/newcam/motion", "ON")                                                                                // auto-registered
+			p("camera/newcam/motion", "ON")                                                            // auto-registered
 			p("qr/market-07/status", "online")
 			p("qr/market-07/status", "offline")
 			// QR: 10 + 5 + (reorder 0) + (dup 0) + reboot 3 + late earlier boot 5 = 23
@@ -342,4 +342,3 @@ func TestPortInUse(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 }
-
