@@ -96,7 +96,6 @@ func isPrefetch(r *http.Request) bool {
 type agentClassifier struct {
 	extra   []string // operator-added lower-case substrings
 	verdict *lru.Cache[string, bool]
-	list    *crawlerdetect.CrawlerDetect
 }
 
 func newAgentClassifier(extra []string, cacheSize int) (*agentClassifier, error) {
@@ -110,7 +109,7 @@ func newAgentClassifier(extra []string, cacheSize int) (*agentClassifier, error)
 			lower = append(lower, e)
 		}
 	}
-	return &agentClassifier{extra: lower, verdict: c, list: crawlerdetect.New()}, nil
+	return &agentClassifier{extra: lower, verdict: c}, nil
 }
 
 // quick answers from the cache or the short list; known is false when the
@@ -130,9 +129,11 @@ func (a *agentClassifier) quick(ua string) (bot, known bool) {
 	return false, false
 }
 
-// slow runs the full crawler list and remembers the verdict.
+// slow runs the full crawler list and remembers the verdict. It uses the
+// package's default instance, compiled once at start-up (a second instance
+// would hold another copy of the large expression).
 func (a *agentClassifier) slow(ua string) bool {
-	v := a.list.IsCrawler(ua)
+	v := crawlerdetect.IsCrawler(ua)
 	a.verdict.Add(ua, v)
 	return v
 }
