@@ -71,7 +71,7 @@ func New(cfg Config) (*Broker, error) {
 			return nil, fmt.Errorf("broker: adding auth hook: %w", err)
 		}
 	}
-	h := &ingestHook{queue: cfg.Queue, prefix: cfg.Prefix + "/", hubTopics: cfg.Prefix + "/_hub/"}
+	h := &ingestHook{queue: cfg.Queue, prefix: cfg.Prefix + "/", hubTopics: cfg.Prefix + "/_hub/", forward: srv.Publish}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("broker: adding ingest hook: %w", err)
@@ -135,6 +135,8 @@ type ingestHook struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	done      sync.Pool // of chan struct{}, one per waiting publish
+	// forward publishes a message to subscribers as the hub (inline client).
+	forward func(topic string, payload []byte, retain bool, qos byte) error
 }
 
 func (h *ingestHook) ID() string { return "villagehub-ingest" }
@@ -149,25 +151,43 @@ func (h *ingestHook) device(topic string) bool {
 		!strings.Contains(topic[len(h.prefix):], "/alerts/")
 }
 
-// OnPublish runs before the broker acknowledges a publish. For QoS 1 and 2
-// it waits until the hub has made the message durable; if the hub shuts
-// down first, the packet is dropped without an acknowledgement, so the
-// device sends it again.
+// OnPublish runs in the publishing client's goroutine before the broker
+// acknowledges and forwards a publish.
+//
+// A QoS 1 device message is taken over by the hub: it is queued, and the
+// broker is told to drop it (ErrRejectPacket) so that it neither sends the
+// PUBACK nor forwards the message yet. The hub sends the PUBACK once the
+// message is durable, then forwards it to any subscribers (keeping its
+// retain flag). The client's goroutine is free to read its next packet at
+// once, so a device can have many messages in flight and they share store
+// commits; PUBACKs still go out in the order the messages came.
+//
+// QoS 0 is queued and forwarded at once (nobody waits for it). QoS 2,
+// which devices here do not use, waits in place until durable, then the
+// broker completes the exchange as usual.
 func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline || !h.device(pk.TopicName) {
 		return pk, nil
 	}
-	m := ingest.Message{Topic: pk.TopicName, QoS: pk.FixedHeader.Qos, Received: time.Now()}
-	if pk.FixedHeader.Qos == 0 {
-		// Nobody waits for a QoS 0 message: copy the payload, since the
-		// packet's buffer is not ours once we return.
-		m.Payload = append([]byte(nil), pk.Payload...)
+	// The packet's buffer is not ours once we return.
+	m := ingest.Message{Topic: pk.TopicName, Payload: append([]byte(nil), pk.Payload...), QoS: pk.FixedHeader.Qos, Received: time.Now()}
+	switch pk.FixedHeader.Qos {
+	case 0:
 		if err := h.queue.Push(h.ctx, m, true); err != nil {
 			return pk, packets.ErrRejectPacket
 		}
 		return pk, nil
+	case 1:
+		id, retain := pk.PacketID, pk.FixedHeader.Retain
+		m.Ack = func() {
+			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id})
+			_ = h.forward(m.Topic, m.Payload, retain, 1)
+		}
+		// Waiting here when the queue is full stops reading from this
+		// client: back-pressure reaches the device over TCP.
+		_ = h.queue.Push(h.ctx, m, true)
+		return pk, packets.ErrRejectPacket
 	}
-	m.Payload = pk.Payload
 	done, _ := h.done.Get().(chan struct{})
 	if done == nil {
 		done = make(chan struct{}, 1)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -113,6 +114,13 @@ func (s *Server) routes() http.Handler {
 			EnableOpenMetrics: true,
 		}))
 	}
+	// Profiling, as Prometheus and most Go servers offer it: the heap
+	// profile with ?gc=1 gives exact post-GC memory figures.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /api/v1/cameras", s.cameras)
 	mux.HandleFunc("GET /api/v1/qr-boards", s.boards)
 	mux.HandleFunc("GET /api/v1/qr-boards/{board}", s.board)

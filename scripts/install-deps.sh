@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the tests need and the machine lacks: Debian packages of the
+# real servers the tests run (Mosquitto, Prometheus, Alertmanager, Chromium,
+# ffmpeg, poppler) and a real InfluxDB 1.8 built once and cached.
+# Idempotent: a second run installs nothing and takes well under a second.
+set -euo pipefail
+
+pkgs=(mosquitto mosquitto-clients prometheus prometheus-alertmanager chromium ffmpeg poppler-utils)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+here="$(cd "$(dirname "$0")" && pwd)"
+if [ -x "$here/install-influxd.sh" ]; then
+  "$here/install-influxd.sh"
+fi
