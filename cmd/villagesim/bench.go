@@ -577,4 +577,3 @@ func numCPU() int {
 	b, _ := os.ReadFile("/proc/cpuinfo")
 	return max(1, strings.Count(string(b), "processor\t:"))
 }
-
