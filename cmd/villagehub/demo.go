@@ -9,9 +9,11 @@ import (
 	"net"
 	"path/filepath"
 	"runtime/debug"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"villagehub/devices/rtspcam"
 	"villagehub/devices/sim"
 	"villagehub/hub/app"
 	"villagehub/hub/config"
@@ -30,7 +32,29 @@ func runDemo(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout i
 		// Keep demo history apart from a real village's.
 		cfg.DataDir = filepath.Join(cfg.DataDir, "demo")
 	}
-	h, err := app.New(cfg, log)
+	// Simulated cameras with real RTSP streams, so the demo shows real
+	// stream health; the market camera drops to a low frame rate now and
+	// then, and the bridge camera flaps.
+	cams, err := rtspcam.New(rtspcam.Config{Addr: "127.0.0.1:0", Logger: log.With("component", "rtsp-simulator")})
+	if err != nil {
+		return err
+	}
+	defer cams.Close()
+	for i := range cfg.Cameras {
+		c := &cfg.Cameras[i]
+		cam, err := cams.AddCamera(c.ID, rtspcam.CameraOptions{})
+		if err != nil {
+			return err
+		}
+		switch c.ID {
+		case "bridge":
+			cam.Flap(90*time.Second, 40*time.Second)
+		case "market":
+			cam.SetFPS(4) // poor against the expected 10
+		}
+		c.RTSPURL, c.ExpectedFPS = cams.URL(c.ID), 10
+	}
+	h, err := app.New(cfg, app.Options{Logger: log})
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"villagehub/hub/app"
 	"villagehub/hub/config"
+	"villagehub/hub/probe"
 )
 
 const usage = `villagehub — a hub for smart villages: camera motion and status, RTSP
@@ -29,6 +30,8 @@ Usage:
   villagehub --demo                  run a demo village: embedded broker and
                                      store, simulated cameras and QR boards
   villagehub check-config FILE       validate a config file and exit
+  villagehub probe-worker            (internal) an RTSP probe worker process,
+                                     started and supervised by the hub
   villagehub version                 print the version
 
 Each setting comes from the config file, then the environment
@@ -91,6 +94,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		switch args[0] {
 		case "check-config":
 			return checkConfig(args[1:], stdout, stderr)
+		case "probe-worker":
+			// Started by the hub itself: probes run in separate processes
+			// so that a camera crashing the RTSP library cannot crash the hub.
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := probe.ServeWorker(ctx, os.Stdin, os.Stdout); err != nil {
+				fmt.Fprintln(stderr, "villagehub probe-worker:", err)
+				return 1
+			}
+			return 0
 		case "version":
 			fmt.Fprintln(stdout, "villagehub", version())
 			return 0
@@ -174,7 +187,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 func runHub(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
-	h, err := app.New(cfg, log)
+	h, err := app.New(cfg, app.Options{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -187,7 +200,7 @@ func brokerDesc(cfg *config.Config, h *app.Hub) string {
 	if cfg.EmbeddedBroker() {
 		return "embedded on " + h.BrokerAddr()
 	}
-	return app.RedactURL(cfg.MQTT.URL)
+	return probe.Redact(cfg.MQTT.URL)
 }
 
 func checkConfig(args []string, stdout, stderr io.Writer) int {
@@ -209,6 +222,6 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: OK (%d sites, %d cameras, %d QR boards; broker: %s)\n", args[0],
-		len(cfg.Sites), len(cfg.Cameras), len(cfg.Boards), map[bool]string{true: "embedded on " + cfg.Broker.Addr, false: app.RedactURL(cfg.MQTT.URL)}[cfg.EmbeddedBroker()])
+		len(cfg.Sites), len(cfg.Cameras), len(cfg.Boards), map[bool]string{true: "embedded on " + cfg.Broker.Addr, false: probe.Redact(cfg.MQTT.URL)}[cfg.EmbeddedBroker()])
 	return 0
 }

@@ -10,10 +10,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"villagehub/hub/broker"
@@ -21,6 +20,7 @@ import (
 	"villagehub/hub/ingest"
 	"villagehub/hub/metrics"
 	"villagehub/hub/mqttclient"
+	"villagehub/hub/probe"
 	"villagehub/hub/state"
 	"villagehub/hub/store"
 	"villagehub/hub/web"
@@ -33,10 +33,21 @@ type mqttSide interface {
 	Publish(topic string, payload []byte, retain bool, qos byte) error
 }
 
+// Options are what the config file does not say.
+type Options struct {
+	Logger *slog.Logger
+	// ProbeWorker is the command that starts an RTSP probe worker process
+	// (default: this executable with "probe-worker").
+	ProbeWorker []string
+}
+
 // Hub is an assembled hub.
 type Hub struct {
 	cfg     *config.Config
 	log     *slog.Logger
+	prober  *probe.Supervisor // nil when no camera has an RTSP URL
+	life    context.Context   // ends when Run returns
+	endLife context.CancelFunc
 	queue   *ingest.Queue
 	store   *store.Store
 	state   *state.State
@@ -48,8 +59,13 @@ type Hub struct {
 
 // New builds every component. Listening sockets are bound here, so a port
 // in use fails New with a message naming the setting to change.
-func New(cfg *config.Config, log *slog.Logger) (*Hub, error) {
+func New(cfg *config.Config, opts Options) (*Hub, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	h := &Hub{cfg: cfg, log: log}
+	h.life, h.endLife = context.WithCancel(context.Background())
 	h.queue = ingest.NewQueue(cfg.Limits.QueueSize)
 	st, err := store.Open(store.Config{
 		Dir:             cfg.DataDir,
@@ -85,7 +101,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Hub, error) {
 		scfg.Sites = append(scfg.Sites, state.Site{ID: s.ID, Name: s.Name})
 	}
 	for _, c := range cfg.Cameras {
-		scfg.Cameras = append(scfg.Cameras, state.CameraInfo{ID: c.ID, Site: c.Site, Name: c.Name, Location: c.Location, RTSPURL: RedactURL(c.RTSPURL)})
+		scfg.Cameras = append(scfg.Cameras, state.CameraInfo{ID: c.ID, Site: c.Site, Name: c.Name, Location: c.Location, RTSPURL: probe.Redact(c.RTSPURL)})
 	}
 	for _, b := range cfg.Boards {
 		scfg.Boards = append(scfg.Boards, state.BoardInfo{ID: b.ID, Site: b.Site, Name: b.Name, Location: b.Location, TargetURL: b.TargetURL})
@@ -121,14 +137,23 @@ func New(cfg *config.Config, log *slog.Logger) (*Hub, error) {
 		h.mqtt = c
 	}
 
-	latency := metrics.NewLatency()
+	latency, probeDur := metrics.NewLatency(), metrics.NewProbeDuration()
 	scfg.ObserveLatency = latency.Observe
+	scfg.ObserveProbe = func(site string, s float64) { probeDur.WithLabelValues(site).Observe(s) }
 	if h.state, err = state.New(scfg); err != nil {
 		return nil, err
 	}
+	var extra []prometheus.Collector
+	if h.prober, err = h.newProber(opts.ProbeWorker); err != nil {
+		return nil, err
+	}
+	if h.prober != nil {
+		extra = append(extra, h.prober)
+	}
 	h.metrics, err = metrics.New(metrics.Config{
-		State: h.state, Queue: h.queue, Broker: h.mqtt, Latency: latency,
+		State: h.state, Queue: h.queue, Broker: h.mqtt, Latency: latency, ProbeDuration: probeDur,
 		MaxAutoCameras: cfg.Limits.MaxAutoCameras, MaxAutoBoards: cfg.Limits.MaxAutoBoards,
+		Extra: extra,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -155,6 +180,55 @@ func New(cfg *config.Config, log *slog.Logger) (*Hub, error) {
 	return h, nil
 }
 
+// newProber sets up RTSP probing of every camera with a URL.
+func (h *Hub) newProber(worker []string) (*probe.Supervisor, error) {
+	cfg := h.cfg
+	if !cfg.ProbeEnabled() {
+		return nil, nil
+	}
+	var targets []probe.Target
+	for i, c := range cfg.Cameras {
+		if c.RTSPURL == "" {
+			continue
+		}
+		pw, err := config.ReadSecret(c.Password, c.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("cameras[%d].password_file: %w", i, err)
+		}
+		targets = append(targets, probe.Target{
+			ID: c.ID, Site: c.Site, URL: c.RTSPURL, Username: c.Username, Password: pw,
+			ExpectedFPS: c.ExpectedFPS, Settings: probeSettings(c.Probe),
+		})
+	}
+	if len(targets) == 0 {
+		return nil, nil
+	}
+	sup, err := probe.NewSupervisor(probe.Config{
+		WorkerCommand: worker,
+		Workers:       cfg.Probe.Workers,
+		Concurrency:   cfg.Probe.Concurrency,
+		RecycleAfter:  cfg.Probe.RecycleAfter,
+		Defaults:      probeSettings(cfg.Probe.ProbeSettings),
+		Logger:        h.log.With("component", "probe"),
+	}, func(r probe.Result) {
+		// Back-pressure: the prober waits while the pipeline is full.
+		_ = h.state.Submit(h.life, r)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("probe: %w", err)
+	}
+	sup.SetTargets(targets)
+	return sup, nil
+}
+
+func probeSettings(p config.ProbeSettings) probe.Settings {
+	return probe.Settings{
+		Mode: probe.Mode(p.Mode), Interval: time.Duration(p.Interval), SampleInterval: time.Duration(p.SampleInterval),
+		Timeout: time.Duration(p.Timeout), SampleWindow: time.Duration(p.SampleWindow),
+		MaxSampleWindow: time.Duration(p.MaxSampleWindow), NoVideoTimeout: time.Duration(p.NoVideoTimeout),
+	}
+}
+
 // BrokerAddr is the embedded broker's address, or "" with an external one.
 func (h *Hub) BrokerAddr() string {
 	if h.broker == nil {
@@ -174,6 +248,7 @@ func (h *Hub) State() *state.State { return h.state }
 // was doing, and the store closes last.
 func (h *Hub) Run(ctx context.Context) error {
 	defer h.store.Close()
+	defer h.endLife()
 	pipeCtx, stopPipe := context.WithCancel(context.Background())
 	defer stopPipe()
 	g, gctx := errgroup.WithContext(ctx)
@@ -182,7 +257,11 @@ func (h *Hub) Run(ctx context.Context) error {
 	g.Go(func() error { return h.mqtt.Run(gctx) })
 	g.Go(func() error { return h.web.Run(gctx) })
 	g.Go(func() error { return h.store.Run(gctx, h.log) })
+	if h.prober != nil {
+		g.Go(func() error { return h.prober.Run(gctx) })
+	}
 	err := g.Wait()
+	h.endLife() // releases a prober callback waiting on a full queue
 	// The MQTT side has stopped: let the pipeline drain what is queued
 	// (bounded), then stop it.
 	deadline := time.After(5 * time.Second)
@@ -200,25 +279,4 @@ stop:
 		err = perr
 	}
 	return err
-}
-
-// RedactURL removes the password from a URL for display.
-func RedactURL(s string) string {
-	if s == "" {
-		return ""
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(invalid URL)"
-	}
-	if u.User == nil {
-		return u.String()
-	}
-	if _, has := u.User.Password(); !has {
-		return u.String()
-	}
-	name := url.User(u.User.Username()).String()
-	u.User = nil
-	// Built by hand: url.UserPassword would percent-encode the stars.
-	return u.Scheme + "://" + name + ":***@" + strings.TrimPrefix(u.String(), u.Scheme+"://")
 }

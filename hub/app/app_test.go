@@ -46,6 +46,10 @@ func startHub(t *testing.T, edit func(*config.Config)) *testHub {
 	cfg.DataDir = t.TempDir()
 	cfg.HTTP.Addr = testenv.FreeAddr(t)
 	cfg.Broker.Addr = testenv.FreeAddr(t)
+	// The village's camera URL is not on loopback: tests that probe set
+	// up their own cameras (probe_test.go).
+	off := false
+	cfg.Probe.Enabled = &off
 	if edit != nil {
 		edit(cfg)
 	}
@@ -53,7 +57,7 @@ func startHub(t *testing.T, edit func(*config.Config)) *testHub {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	h, err := app.New(cfg, log)
+	h, err := app.New(cfg, app.Options{Logger: log, ProbeWorker: []string{testenv.Build(t, "./cmd/villagehub"), "probe-worker"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,13 +335,13 @@ func TestPortInUse(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	_, err := app.New(cfg, app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err == nil || !strings.Contains(err.Error(), h.BrokerAddr()) || !strings.Contains(err.Error(), "broker.addr") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("error = %v", err)
 	}
 	cfg.Broker.Addr = testenv.FreeAddr(t)
 	cfg.HTTP.Addr = h.HTTPAddr()
-	_, err = app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	_, err = app.New(cfg, app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err == nil || !strings.Contains(err.Error(), "http.addr") {
 		t.Fatalf("error = %v", err)
 	}

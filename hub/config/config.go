@@ -42,6 +42,7 @@ type Config struct {
 	Store  Store  `yaml:"store"`
 	Limits Limits `yaml:"limits"`
 	Log    Log    `yaml:"log"`
+	Probe  Probe  `yaml:"probe"`
 
 	Sites   []Site   `yaml:"sites"`
 	Cameras []Camera `yaml:"cameras"`
@@ -125,6 +126,36 @@ type Log struct {
 	Format string `yaml:"format"` // text or json
 }
 
+// Probe configures RTSP stream probing of every camera with an rtsp_url.
+type Probe struct {
+	// Enabled turns probing off when false (default on).
+	Enabled *bool `yaml:"enabled"`
+	// Workers is the number of probe worker processes (default 2);
+	// Concurrency caps probes in flight (default 64); RecycleAfter replaces
+	// a worker after that many probes (default 1000).
+	Workers      int `yaml:"workers"`
+	Concurrency  int `yaml:"concurrency"`
+	RecycleAfter int `yaml:"recycle_after"`
+	// Defaults for every camera; a camera's probe: block overrides them.
+	ProbeSettings `yaml:",inline"`
+}
+
+// ProbeSettings are the per-camera probe settings.
+type ProbeSettings struct {
+	// Mode: auto (sample every sample_interval, handshake every interval in
+	// between), handshake, or sample.
+	Mode            string   `yaml:"mode"`
+	Interval        Duration `yaml:"interval"`
+	SampleInterval  Duration `yaml:"sample_interval"`
+	Timeout         Duration `yaml:"timeout"`
+	SampleWindow    Duration `yaml:"sample_window"`
+	MaxSampleWindow Duration `yaml:"max_sample_window"`
+	NoVideoTimeout  Duration `yaml:"no_video_timeout"`
+}
+
+// ProbeEnabled reports whether cameras are probed.
+func (c *Config) ProbeEnabled() bool { return c.Probe.Enabled == nil || *c.Probe.Enabled }
+
 type Site struct {
 	ID   string `yaml:"id"`
 	Name string `yaml:"name"`
@@ -141,6 +172,10 @@ type Camera struct {
 	Username     string `yaml:"username"`
 	Password     string `yaml:"password"`
 	PasswordFile string `yaml:"password_file"`
+	// ExpectedFPS grades the stream (good at 90% of it); 0 takes the
+	// stream's own announced frame rate.
+	ExpectedFPS float64       `yaml:"expected_fps"`
+	Probe       ProbeSettings `yaml:"probe"`
 }
 
 type Board struct {
@@ -485,7 +520,32 @@ func (v *validator) check() {
 	default:
 		v.bad("must be text or json", "log", "format")
 	}
+	v.probeSettings(c.Probe.ProbeSettings, "probe")
+	v.intRange(c.Probe.Workers, 0, 64, "probe", "workers")
+	v.intRange(c.Probe.Concurrency, 0, 10000, "probe", "concurrency")
+	v.intRange(c.Probe.RecycleAfter, 0, 10000000, "probe", "recycle_after")
 	v.devices()
+}
+
+func (v *validator) probeSettings(p ProbeSettings, path ...any) {
+	switch p.Mode {
+	case "", "auto", "handshake", "sample":
+	default:
+		v.bad(fmt.Sprintf("%q must be auto, handshake or sample", p.Mode), append(path, "mode")...)
+	}
+	for _, d := range []struct {
+		key string
+		val Duration
+		min time.Duration
+	}{
+		{"interval", p.Interval, time.Second}, {"sample_interval", p.SampleInterval, time.Second},
+		{"timeout", p.Timeout, 100 * time.Millisecond}, {"sample_window", p.SampleWindow, 100 * time.Millisecond},
+		{"max_sample_window", p.MaxSampleWindow, 100 * time.Millisecond}, {"no_video_timeout", p.NoVideoTimeout, 100 * time.Millisecond},
+	} {
+		if d.val != 0 && time.Duration(d.val) < d.min {
+			v.bad(fmt.Sprintf("must be at least %v", d.min), append(path, d.key)...)
+		}
+	}
 }
 
 func (v *validator) devices() {
@@ -530,6 +590,10 @@ func (v *validator) devices() {
 			v.bad("set password or password_file, not both", "cameras", i, "password_file")
 		}
 		v.file(cam.PasswordFile, "cameras", i, "password_file")
+		if cam.ExpectedFPS < 0 || cam.ExpectedFPS > 240 {
+			v.bad("must be between 0 and 240", "cameras", i, "expected_fps")
+		}
+		v.probeSettings(cam.Probe, "cameras", i, "probe")
 	}
 	seen = map[string]bool{}
 	for i, b := range c.Boards {

@@ -18,6 +18,11 @@ type Message struct {
 	// Done, if not nil, gets one value at the same moment: a cheaper way
 	// than Ack for a producer that waits (it needs no closure).
 	Done chan<- struct{}
+	// Local, if not nil, is an event from inside the hub (an RTSP probe
+	// result, a printed-code scan) instead of an MQTT message. It goes
+	// through the same queue so that every change is applied in one order
+	// by one owner.
+	Local any
 }
 
 // Queue is the bounded queue between the MQTT network loops and hub/state.

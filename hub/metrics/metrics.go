@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"runtime"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -31,8 +32,20 @@ type Config struct {
 	// Latency is the processing latency histogram (NewLatency), observed
 	// by the state pipeline.
 	Latency prometheus.Histogram
+	// ProbeDuration is the probe duration histogram (NewProbeDuration).
+	ProbeDuration *prometheus.HistogramVec
 	// Extra collectors (the prober's, the InfluxDB writer's).
 	Extra []prometheus.Collector
+}
+
+// NewProbeDuration returns the RTSP probe duration histogram, observed by
+// the state pipeline for every probe result.
+func NewProbeDuration() *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "villagehub_camera_probe_duration_seconds",
+		Help:    "Wall time of RTSP probes (handshakes and samples), per site.",
+		Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 3, 4, 5, 7.5, 10, 15},
+	}, []string{"site"})
 }
 
 // NewLatency returns the message processing latency histogram.
@@ -62,6 +75,9 @@ func New(cfg Config) (*Metrics, error) {
 	}
 	if cfg.Latency != nil {
 		cs = append(cs, cfg.Latency)
+	}
+	if cfg.ProbeDuration != nil {
+		cs = append(cs, cfg.ProbeDuration)
 	}
 	cs = append(cs, cfg.Extra...)
 	for _, c := range cs {
@@ -107,15 +123,63 @@ var (
 		"Most devices of a kind that may be auto-registered.", []string{"kind"}, nil)
 	descBroker = prometheus.NewDesc("villagehub_broker_connected",
 		"1 if the hub is connected to its MQTT broker (always 1 with the embedded broker).", nil, nil)
+	descUp = prometheus.NewDesc("villagehub_camera_up",
+		"1 if the camera's last RTSP probe saw video, 0 if not; absent until the first probe.", []string{"site", "camera"}, nil)
+	descFPS = prometheus.NewDesc("villagehub_camera_stream_fps",
+		"Frames per second measured by the last sample probe (0 while down).", []string{"site", "camera"}, nil)
+	descBitrate = prometheus.NewDesc("villagehub_camera_stream_bitrate_bits_per_second",
+		"Video bitrate measured by the last sample probe (0 while down).", []string{"site", "camera"}, nil)
+	descFailures = prometheus.NewDesc("villagehub_camera_probe_failures_total",
+		"Failed RTSP probes by reason.", []string{"site", "camera", "reason"}, nil)
+	descStreamInfo = prometheus.NewDesc("villagehub_camera_stream_info",
+		"The camera's stream codec and resolution; the value is 1.", []string{"site", "camera", "codec", "resolution"}, nil)
+	descTTFF = prometheus.NewDesc("villagehub_camera_time_to_first_frame_seconds",
+		"Time from PLAY to the first video frame in the last sample probe.", []string{"site", "camera"}, nil)
+	descKeyint = prometheus.NewDesc("villagehub_camera_keyframe_interval_frames",
+		"Frames between keyframes in the last sample probe.", []string{"site", "camera"}, nil)
+	descLastOK = prometheus.NewDesc("villagehub_camera_last_probe_success_timestamp_seconds",
+		"Unix time of the camera's last successful probe.", []string{"site", "camera"}, nil)
+	descQuality = prometheus.NewDesc("villagehub_camera_stream_quality",
+		"Connection quality from fps against the expected fps: 3 good, 2 fair, 1 poor, 0 down.", []string{"site", "camera"}, nil)
 	descBuild = prometheus.NewDesc("villagehub_build_info",
 		"Build information; the value is 1.", []string{"version", "goversion"}, nil)
 )
 
 type hubCollector struct{ cfg Config }
 
+var qualities = map[string]float64{"good": 3, "fair": 2, "poor": 1, "down": 0}
+
+func collectProbe(ch chan<- prometheus.Metric, site, id string, p *state.Probe) {
+	g := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, site, id)
+	}
+	g(descUp, float64(p.Up))
+	g(descFPS, p.FPS)
+	g(descBitrate, p.BitrateBps)
+	for i, r := range state.ProbeReasons() {
+		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(p.Failures[i]), site, id, r)
+	}
+	if p.Codec != "" {
+		ch <- prometheus.MustNewConstMetric(descStreamInfo, prometheus.GaugeValue, 1, site, id, p.Codec, strconv.Itoa(p.Width)+"x"+strconv.Itoa(p.Height))
+	}
+	if p.TTFF > 0 {
+		g(descTTFF, p.TTFF.Seconds())
+	}
+	if p.KeyframeInterval > 0 {
+		g(descKeyint, float64(p.KeyframeInterval))
+	}
+	if !p.LastSuccess.IsZero() {
+		g(descLastOK, float64(p.LastSuccess.UnixNano())/1e9)
+	}
+	if q, ok := qualities[p.Grade]; ok {
+		g(descQuality, q)
+	}
+}
+
 func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMotionEvents, descMotionActive, descOnline, descQRScans, descQRScansSource,
 		descMessages, descRejected, descQueueLen, descQueueCap, descQueueWaits, descQueueOver,
+		descUp, descFPS, descBitrate, descFailures, descStreamInfo, descTTFF, descKeyint, descLastOK, descQuality,
 		descCommits, descCommitErrs, descLastCommit, descDevices, descAutoCap, descBroker, descBuild} {
 		ch <- d
 	}
@@ -135,6 +199,9 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descMotionActive, prometheus.GaugeValue, b2f(s.MotionActive), s.Site, s.ID)
 		if s.Online >= 0 {
 			ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, float64(s.Online), s.Site, "camera", s.ID)
+		}
+		if p := s.Probe; p.Up >= 0 {
+			collectProbe(ch, s.Site, s.ID, p)
 		}
 	})
 	st.EachBoard(func(s state.BoardSample) {

@@ -64,8 +64,8 @@ func (s *State) camera(site, id string) (*Camera, ingest.Reason) {
 	}
 	// Clone: site and id point into the message's topic.
 	site, id = strings.Clone(site), strings.Clone(id)
-	c := &Camera{Site: site, ID: id, key: cameraKey(site, id), info: CameraInfo{ID: id, Site: site}}
-	c.Auto, c.Online = true, -1
+	c := newCamera(site, id, CameraInfo{ID: id, Site: site})
+	c.Auto = true
 	s.cameras[devKey{site, id}] = c
 	s.autoCams++
 	return c, ingest.OK
@@ -79,8 +79,8 @@ func (s *State) board(site, id string) (*Board, ingest.Reason) {
 		return nil, ingest.CapReached
 	}
 	site, id = strings.Clone(site), strings.Clone(id)
-	b := &Board{Site: site, ID: id, key: boardKey(site, id), info: BoardInfo{ID: id, Site: site}}
-	b.Auto, b.Online = true, -1
+	b := newBoard(site, id, BoardInfo{ID: id, Site: site})
+	b.Auto = true
 	s.boards[devKey{site, id}] = b
 	s.autoBoards++
 	return b, ingest.OK

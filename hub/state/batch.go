@@ -11,6 +11,9 @@ type Batch struct {
 	Scans []ScanRecord
 	// Events are motion and status events, for history and /api/v1/events.
 	Events []EventRecord
+	// Health are RTSP probe results, for InfluxDB's camera_health (the
+	// embedded store keeps only up/down changes, as Events).
+	Health []HealthRecord
 
 	arena []byte // backing store of Devices[i].Value
 }
@@ -20,11 +23,12 @@ func (b *Batch) reset() {
 	b.Devices = b.Devices[:0]
 	b.Scans = b.Scans[:0]
 	b.Events = b.Events[:0]
+	b.Health = b.Health[:0]
 }
 
 // Empty reports whether the batch changes nothing.
 func (b *Batch) Empty() bool {
-	return len(b.Devices) == 0 && len(b.Scans) == 0 && len(b.Events) == 0
+	return len(b.Devices) == 0 && len(b.Scans) == 0 && len(b.Events) == 0 && len(b.Health) == 0
 }
 
 // DeviceRecord is one device's persisted state, opaque to the store.
@@ -55,6 +59,9 @@ const (
 	EventMotionEnd   = "motion_end"
 	EventOnline      = "online"
 	EventOffline     = "offline"
+	// From the RTSP prober: the stream stopped or came back.
+	EventCameraDown = "camera_down"
+	EventCameraUp   = "camera_up"
 )
 
 // EventRecord is one motion or status event.
@@ -67,4 +74,21 @@ type EventRecord struct {
 	Zone     string    `json:"zone,omitempty"`
 	Score    float64   `json:"score,omitempty"`
 	Duration float64   `json:"duration_s,omitempty"` // motion_end: how long the motion lasted
+	Reason   string    `json:"reason,omitempty"`     // camera_down: why (timeout, unauthorized, ...)
+}
+
+// HealthRecord is one RTSP probe result.
+type HealthRecord struct {
+	Time             time.Time
+	Site, Camera     string
+	Up               bool
+	Reason           string
+	FPS, BitrateBps  float64
+	Width, Height    int
+	Codec            string
+	KeyframeInterval int
+	ProbeSeconds     float64
+	// Sample says the stream figures were measured by this probe (a
+	// handshake only checks reachability).
+	Sample bool
 }

@@ -100,7 +100,7 @@ func (d *dec) bool() bool {
 	return v
 }
 
-func (c *cameraPersisted) appendTo(b []byte) []byte {
+func (c *Camera) appendTo(b []byte) []byte {
 	e := enc{append(b, codecVersion)}
 	e.bool(c.Auto)
 	e.i(int64(c.Online))
@@ -112,10 +112,16 @@ func (c *cameraPersisted) appendTo(b []byte) []byte {
 	e.s(c.MotionZone)
 	e.u(c.MotionEvents)
 	e.f(c.LastMotionDur)
+	p := &c.probe
+	e.i(int64(p.Up))
+	e.t(p.Since)
+	e.t(p.LastProbe)
+	e.t(p.LastSuccess)
+	e.s(p.Reason)
 	return e.b
 }
 
-func (c *cameraPersisted) decode(b []byte) error {
+func (c *Camera) decode(b []byte) error {
 	if len(b) == 0 || b[0] != codecVersion {
 		return errCorrupt
 	}
@@ -130,6 +136,12 @@ func (c *cameraPersisted) decode(b []byte) error {
 	c.MotionZone = d.s()
 	c.MotionEvents = d.u()
 	c.LastMotionDur = d.f()
+	p := &c.probe
+	p.Up = int8(d.i())
+	p.Since = d.t()
+	p.LastProbe = d.t()
+	p.LastSuccess = d.t()
+	p.Reason = d.s()
 	return d.err
 }
 

@@ -10,6 +10,19 @@ type Camera struct {
 	Configured bool
 	info       CameraInfo
 	cameraPersisted
+	probe Probe
+}
+
+func newCamera(site, id string, info CameraInfo) *Camera {
+	c := &Camera{Site: site, ID: id, key: cameraKey(site, id), info: info}
+	c.Online, c.probe.Up = -1, -1
+	return c
+}
+
+func newBoard(site, id string, info BoardInfo) *Board {
+	b := &Board{Site: site, ID: id, key: boardKey(site, id), info: info}
+	b.Online = -1
+	return b
 }
 
 // cameraPersisted is what survives a restart.
@@ -50,21 +63,45 @@ type boardPersisted struct {
 
 // CameraView is a copy of a camera's state for readers.
 type CameraView struct {
-	ID            string     `json:"id"`
-	Site          string     `json:"site"`
-	Name          string     `json:"name,omitempty"`
-	Location      string     `json:"location,omitempty"`
-	RTSPURL       string     `json:"rtsp_url,omitempty"`
-	Configured    bool       `json:"configured"`
-	Status        string     `json:"status"` // online, offline, unknown
-	StatusSince   *time.Time `json:"status_since,omitempty"`
-	LastSeen      *time.Time `json:"last_seen,omitempty"`
-	MotionActive  bool       `json:"motion_active"`
-	MotionStart   *time.Time `json:"motion_start,omitempty"`
-	LastMotion    *time.Time `json:"last_motion,omitempty"`
-	LastMotionEnd *time.Time `json:"last_motion_end,omitempty"`
-	LastMotionDur float64    `json:"last_motion_duration_s,omitempty"`
-	MotionEvents  uint64     `json:"motion_events"`
+	ID            string      `json:"id"`
+	Site          string      `json:"site"`
+	Name          string      `json:"name,omitempty"`
+	Location      string      `json:"location,omitempty"`
+	RTSPURL       string      `json:"rtsp_url,omitempty"`
+	Configured    bool        `json:"configured"`
+	Status        string      `json:"status"` // online, offline, unknown
+	StatusSince   *time.Time  `json:"status_since,omitempty"`
+	LastSeen      *time.Time  `json:"last_seen,omitempty"`
+	MotionActive  bool        `json:"motion_active"`
+	MotionStart   *time.Time  `json:"motion_start,omitempty"`
+	LastMotion    *time.Time  `json:"last_motion,omitempty"`
+	LastMotionEnd *time.Time  `json:"last_motion_end,omitempty"`
+	LastMotionDur float64     `json:"last_motion_duration_s,omitempty"`
+	MotionEvents  uint64      `json:"motion_events"`
+	Stream        *StreamView `json:"stream,omitempty"`
+}
+
+// StreamView is a camera's RTSP stream health, absent until the first
+// probe.
+type StreamView struct {
+	Up                bool              `json:"up"`
+	Since             time.Time         `json:"since"`
+	Reason            string            `json:"reason,omitempty"`
+	Detail            string            `json:"detail,omitempty"`
+	Grade             string            `json:"grade"`
+	Codec             string            `json:"codec,omitempty"`
+	Width             int               `json:"width,omitempty"`
+	Height            int               `json:"height,omitempty"`
+	FPS               float64           `json:"fps"`
+	BitrateBps        float64           `json:"bitrate_bps"`
+	KeyframeInterval  int               `json:"keyframe_interval,omitempty"`
+	TimeToFirstFrameS float64           `json:"time_to_first_frame_s,omitempty"`
+	TimeToFirstKeyS   float64           `json:"time_to_first_keyframe_s,omitempty"`
+	ProbeDurationS    float64           `json:"probe_duration_s"`
+	LastProbe         time.Time         `json:"last_probe"`
+	LastSuccess       *time.Time        `json:"last_success,omitempty"`
+	Isolated          bool              `json:"isolated,omitempty"`
+	Failures          map[string]uint64 `json:"failures,omitempty"`
 }
 
 // BoardView is a copy of a board's state for readers.
@@ -114,6 +151,23 @@ func (c *Camera) view() CameraView {
 	}
 	if c.MotionActive {
 		v.MotionStart = tp(c.MotionStart)
+	}
+	if p := &c.probe; p.Up >= 0 && !p.LastProbe.IsZero() {
+		sv := &StreamView{
+			Up: p.Up == 1, Since: p.Since, Reason: p.Reason, Detail: p.Detail, Grade: p.Grade,
+			Codec: p.Codec, Width: p.Width, Height: p.Height, FPS: p.FPS, BitrateBps: p.BitrateBps,
+			KeyframeInterval: p.KeyframeInterval, TimeToFirstFrameS: p.TTFF.Seconds(), TimeToFirstKeyS: p.TTFK.Seconds(),
+			ProbeDurationS: p.Duration.Seconds(), LastProbe: p.LastProbe, LastSuccess: tp(p.LastSuccess), Isolated: p.Isolated,
+		}
+		for i, n := range p.Failures {
+			if n > 0 {
+				if sv.Failures == nil {
+					sv.Failures = map[string]uint64{}
+				}
+				sv.Failures[probeReasons[i]] = n
+			}
+		}
+		v.Stream = sv
 	}
 	return v
 }

@@ -68,6 +68,8 @@ type CameraSample struct {
 	Online       int8
 	MotionActive bool
 	MotionEvents uint64
+	// Probe is the stream health; Probe.Up is -1 until the first probe.
+	Probe *Probe
 }
 
 type BoardSample struct {
@@ -77,12 +79,12 @@ type BoardSample struct {
 }
 
 // EachCamera calls fn for every camera under a read lock. fn must not call
-// back into the State.
+// back into the State nor keep the sample's Probe pointer.
 func (s *State) EachCamera(fn func(CameraSample)) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, c := range s.cameras {
-		fn(CameraSample{Site: c.Site, ID: c.ID, Online: c.Online, MotionActive: c.MotionActive, MotionEvents: c.MotionEvents})
+		fn(CameraSample{Site: c.Site, ID: c.ID, Online: c.Online, MotionActive: c.MotionActive, MotionEvents: c.MotionEvents, Probe: &c.probe})
 	}
 }
 

@@ -26,6 +26,10 @@ func (s *State) Run(ctx context.Context) error {
 		}
 		s.mu.Lock()
 		for i := range msgs {
+			if msgs[i].Local != nil {
+				s.applyLocal(msgs[i].Local)
+				continue
+			}
 			s.applyMessage(&msgs[i])
 		}
 		s.collectDirty()
@@ -46,7 +50,7 @@ func (s *State) Run(ctx context.Context) error {
 				default: // buffered; a producer that gave up left it full
 				}
 			}
-			if s.cfg.ObserveLatency != nil {
+			if s.cfg.ObserveLatency != nil && m.Local == nil {
 				s.cfg.ObserveLatency(now.Sub(m.Received).Seconds())
 			}
 		}

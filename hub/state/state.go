@@ -61,6 +61,8 @@ type Config struct {
 	// ObserveLatency, if set, is called with the seconds from receiving a
 	// message to its acknowledgement.
 	ObserveLatency func(seconds float64)
+	// ObserveProbe, if set, is called with each RTSP probe's duration.
+	ObserveProbe func(site string, seconds float64)
 	// Now is the clock (time.Now if nil); tests set it.
 	Now func() time.Time
 }
@@ -153,13 +155,13 @@ func New(cfg Config) (*State, error) {
 		s.sites[st.ID] = st
 	}
 	for _, c := range cfg.Cameras {
-		cam := &Camera{Site: c.Site, ID: c.ID, key: cameraKey(c.Site, c.ID), info: c, Configured: true}
-		cam.Online = -1
+		cam := newCamera(c.Site, c.ID, c)
+		cam.Configured = true
 		s.cameras[devKey{c.Site, c.ID}] = cam
 	}
 	for _, b := range cfg.Boards {
-		brd := &Board{Site: b.Site, ID: b.ID, key: boardKey(b.Site, b.ID), info: b, Configured: true}
-		brd.Online = -1
+		brd := newBoard(b.Site, b.ID, b)
+		brd.Configured = true
 		s.boards[devKey{b.Site, b.ID}] = brd
 	}
 	if err := cfg.Store.LoadDevices(s.loadDevice); err != nil {
@@ -185,9 +187,9 @@ func (s *State) loadDevice(key string, value []byte) error {
 	case 'c':
 		c := s.cameras[k]
 		if c == nil {
-			c = &Camera{Site: site, ID: id, key: key, info: CameraInfo{ID: id, Site: site}}
+			c = newCamera(site, id, CameraInfo{ID: id, Site: site})
 		}
-		if err := c.cameraPersisted.decode(value); err != nil {
+		if err := c.decode(value); err != nil {
 			return fmt.Errorf("decoding camera %s: %w", key, err)
 		}
 		if !c.Configured {
@@ -202,7 +204,7 @@ func (s *State) loadDevice(key string, value []byte) error {
 	case 'b':
 		b := s.boards[k]
 		if b == nil {
-			b = &Board{Site: site, ID: id, key: key, info: BoardInfo{ID: id, Site: site}}
+			b = newBoard(site, id, BoardInfo{ID: id, Site: site})
 		}
 		if err := b.boardPersisted.decode(value); err != nil {
 			return fmt.Errorf("decoding board %s: %w", key, err)

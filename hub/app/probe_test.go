@@ -1,0 +1,87 @@
+package app_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"villagehub/devices/rtspcam"
+	"villagehub/hub/config"
+	"villagehub/hub/state"
+	"villagehub/hub/testenv"
+)
+
+// TestProbeEndToEnd runs the hub with two cameras served by the RTSP
+// simulator, one behind Digest auth with its password in the config: stream
+// health reaches the API and /metrics, a stopped camera goes down with the
+// right reason, and the password shows nowhere.
+func TestProbeEndToEnd(t *testing.T) {
+	cams, err := rtspcam.New(rtspcam.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cams.Close()
+	gate, _ := cams.AddCamera("gate", rtspcam.CameraOptions{Auth: rtspcam.Auth{Method: rtspcam.AuthDigest, Username: "admin", Password: "pa55word"}})
+	market, _ := cams.AddCamera("market", rtspcam.CameraOptions{})
+	h := startHub(t, func(c *config.Config) {
+		on := true
+		c.Probe.Enabled = &on
+		c.Probe.Interval = config.Duration(time.Second)
+		c.Probe.Timeout = config.Duration(2 * time.Second)
+		c.Cameras = []config.Camera{
+			{ID: "gate", Site: "tan-ngu-2", RTSPURL: strings.Replace(gate.URL(), "rtsp://", "rtsp://admin:pa55word@", 1), ExpectedFPS: 10},
+			{ID: "market", Site: "tan-ngu-2", RTSPURL: market.URL(), ExpectedFPS: 10},
+		}
+	})
+	streams := func() map[string]*state.StreamView {
+		var cs struct{ Cameras []state.CameraView }
+		getJSON(t, h.URL+"/api/v1/cameras", &cs)
+		out := map[string]*state.StreamView{}
+		for _, c := range cs.Cameras {
+			if strings.Contains(c.RTSPURL, "pa55word") {
+				t.Fatalf("API shows the password: %s", c.RTSPURL)
+			}
+			out[c.ID] = c.Stream
+		}
+		return out
+	}
+	testenv.WaitFor(t, 15*time.Second, "both cameras sampled", func() bool {
+		s := streams()
+		return s["gate"] != nil && s["gate"].FPS > 0 && s["market"] != nil && s["market"].FPS > 0
+	})
+	s := streams()["gate"]
+	if !s.Up || s.Codec != "h264" || s.Width != 320 || s.Height != 240 || s.FPS < 9.5 || s.FPS > 10.5 || s.KeyframeInterval != 10 || s.Grade != "good" {
+		t.Errorf("gate stream: %+v", s)
+	}
+	m := testenv.Scrape(t, h.URL)
+	if v, _ := m.Value("villagehub_camera_up", "camera=gate"); v != 1 {
+		t.Errorf("camera_up{gate} = %v", v)
+	}
+	if v, _ := m.Value("villagehub_camera_stream_fps", "camera=market"); v < 9.5 || v > 10.5 {
+		t.Errorf("stream_fps{market} = %v", v)
+	}
+	if n, _ := m.Value("villagehub_camera_probe_duration_seconds", "site=tan-ngu-2"); n < 2 {
+		t.Errorf("probe duration histogram has %v observations", n)
+	}
+
+	market.Stop()
+	testenv.WaitFor(t, 15*time.Second, "market down", func() bool {
+		s := streams()["market"]
+		return s != nil && !s.Up
+	})
+	if s := streams()["market"]; s.Reason != "not_found" || s.Grade != "down" || s.FPS != 0 {
+		t.Errorf("market stream after stop: %+v", s)
+	}
+	m = testenv.Scrape(t, h.URL)
+	if v, _ := m.Value("villagehub_camera_probe_failures_total", "camera=market", "reason=not_found"); v < 1 {
+		t.Errorf("probe_failures_total{market,not_found} = %v", v)
+	}
+	var page struct{ Events []state.EventRecord }
+	getJSON(t, h.URL+"/api/v1/events?device=market&type=camera_down", &page)
+	if len(page.Events) != 1 || page.Events[0].Reason != "not_found" {
+		t.Errorf("camera_down events: %+v", page.Events)
+	}
+	if body := get(t, h.URL+"/metrics"); strings.Contains(body, "pa55word") {
+		t.Error("/metrics shows the password")
+	}
+}

@@ -1,0 +1,118 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"villagehub/hub/ingest"
+	"villagehub/hub/probe"
+)
+
+// Submit queues an event from inside the hub (a probe.Result) to be
+// applied in order with the MQTT messages. It waits for room in the queue
+// until ctx ends.
+func (s *State) Submit(ctx context.Context, ev any) error {
+	return s.cfg.Queue.Push(ctx, ingest.Message{Local: ev, Received: s.now()}, true)
+}
+
+func (s *State) applyLocal(ev any) {
+	switch e := ev.(type) {
+	case probe.Result:
+		s.applyProbe(&e)
+	default:
+		s.log.Error("unknown local event", "type", fmt.Sprintf("%T", ev))
+	}
+}
+
+// Probe is a camera's stream health, from the RTSP prober.
+type Probe struct {
+	// Persisted: the camera's up/down state survives a restart so that "down
+	// since" stays true.
+	Up          int8 // -1 not probed yet, 0 down, 1 up
+	Since       time.Time
+	LastProbe   time.Time
+	LastSuccess time.Time
+	Reason      string
+	// In memory only: refreshed by the first probe after a start.
+	Detail           string
+	Mode             string
+	Codec            string
+	Width, Height    int
+	FPS, BitrateBps  float64
+	KeyframeInterval int
+	TTFF, TTFK       time.Duration // time to first frame / keyframe
+	Duration         time.Duration
+	Grade            string
+	Isolated         bool
+	Failures         [numProbeReasons]uint64
+	Probes           uint64
+}
+
+// probeReasons indexes Probe.Failures.
+var probeReasons = probe.Reasons
+
+const numProbeReasons = 7
+
+func reasonIndex(r string) int {
+	for i, x := range probeReasons {
+		if x == r {
+			return i
+		}
+	}
+	return len(probeReasons) - 1 // other
+}
+
+// ProbeReasons lists the failure reasons, for metrics.
+func ProbeReasons() []string { return probeReasons }
+
+func (s *State) applyProbe(r *probe.Result) {
+	c, reason := s.camera(r.Site, r.Camera)
+	if reason != ingest.OK {
+		return // cameras come from the config; can't be over the cap
+	}
+	p := &c.probe
+	up := int8(0)
+	if r.Up {
+		up = 1
+	}
+	at := r.At.Add(r.Duration)
+	if up != p.Up {
+		typ := EventCameraDown
+		if r.Up {
+			typ = EventCameraUp
+		}
+		if p.Up != -1 || !r.Up {
+			// The first probe after start logs only a failure: "up" is
+			// the normal state, "down" is news.
+			s.batch.Events = append(s.batch.Events, EventRecord{Time: at, Type: typ, Kind: "camera",
+				Site: c.Site, Device: c.ID, Reason: r.Reason})
+		}
+		p.Up, p.Since = up, at
+		s.dirtyCams[c] = struct{}{}
+	}
+	p.LastProbe, p.Reason, p.Detail, p.Mode = at, r.Reason, r.Detail, string(r.Mode)
+	p.Duration, p.Grade, p.Isolated = r.Duration, r.Grade, r.Isolated
+	p.Probes++
+	if r.Up {
+		p.LastSuccess = at
+		if r.Codec != "" {
+			p.Codec, p.Width, p.Height = r.Codec, r.Width, r.Height
+		}
+		if r.Mode == probe.ModeSample {
+			p.FPS, p.BitrateBps, p.KeyframeInterval = r.FPS, r.BitrateBps, r.KeyframeInterval
+			p.TTFF, p.TTFK = r.TimeToFirstFrame, r.TimeToFirstKeyframe
+		}
+	} else {
+		p.Failures[reasonIndex(r.Reason)]++
+		p.FPS, p.BitrateBps = 0, 0
+	}
+	if s.cfg.ObserveProbe != nil {
+		s.cfg.ObserveProbe(c.Site, r.Duration.Seconds())
+	}
+	s.batch.Health = append(s.batch.Health, HealthRecord{
+		Time: at, Site: c.Site, Camera: c.ID, Up: r.Up, Reason: r.Reason, FPS: p.FPS, BitrateBps: p.BitrateBps,
+		Width: p.Width, Height: p.Height, Codec: p.Codec, KeyframeInterval: p.KeyframeInterval,
+		ProbeSeconds: r.Duration.Seconds(), Sample: r.Mode == probe.ModeSample,
+	})
+}
