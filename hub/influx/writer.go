@@ -516,9 +516,12 @@ func (w *Writer) deliver(ctx context.Context, lines []byte, n int) error {
 		}
 		if time.Since(lastLog) > time.Minute {
 			lastLog = time.Now()
-			w.log.Warn("influx write failed; points stay in the spool and are retried",
-				"class", class, "err", err, "hint", hint(err), "points_waiting", w.spool.waiting(),
-				"failed_attempts", failures, "retry_in", wait.Round(time.Millisecond))
+			attrs := []any{"class", class, "err", err, "points_waiting", w.spool.waiting(),
+				"failed_attempts", failures, "retry_in", wait.Round(time.Millisecond)}
+			if h := hint(err); h != "" {
+				attrs = append(attrs, "hint", h)
+			}
+			w.log.Warn("influx write failed; points stay in the spool and are retried", attrs...)
 		}
 		t := time.NewTimer(wait)
 		select {

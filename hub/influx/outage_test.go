@@ -1,0 +1,287 @@
+package influx_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"villagehub/hub/influx"
+	"villagehub/hub/testenv"
+)
+
+// The outage test runs writers in child processes (this test binary,
+// re-executed) so that it can kill -9 them. helperEnv carries the child's
+// job; TestMain runs it instead of the tests.
+const helperEnv = "VILLAGEHUB_INFLUX_TEST_HELPER"
+
+type helperJob struct {
+	URL        string
+	SpoolDir   string
+	FirstBatch int // batches FirstBatch..LastBatch-1 are appended
+	LastBatch  int
+	BatchLen   int // points per Append
+	Series     int
+	Pause      time.Duration // between Appends
+	WriteBatch int           // Config.BatchSize
+}
+
+func TestMain(m *testing.M) {
+	if job := os.Getenv(helperEnv); job != "" {
+		os.Exit(helperMain(job))
+	}
+	os.Exit(m.Run())
+}
+
+// helperMain appends the job's batches, printing "acked N" after batch N is
+// durable, forwards to InfluxDB meanwhile, prints "waiting N" as the spool
+// drains, and runs until killed.
+func helperMain(jobJSON string) int {
+	var job helperJob
+	if err := json.Unmarshal([]byte(jobJSON), &job); err != nil {
+		fmt.Fprintln(os.Stderr, "bad job:", err)
+		return 2
+	}
+	w, err := influx.New(influx.Config{
+		URL: job.URL, Bucket: testenv.InfluxBucket, BatchSize: job.WriteBatch,
+		FlushInterval: 20 * time.Millisecond, Timeout: 2 * time.Second, MaxRetryInterval: 200 * time.Millisecond,
+		SpoolDir: job.SpoolDir,
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "influx.New:", err)
+		return 2
+	}
+	out := bufio.NewWriter(os.Stdout)
+	go func() {
+		if err := w.Run(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, "Run:", err)
+			os.Exit(3)
+		}
+	}()
+	for b := job.FirstBatch; b < job.LastBatch; b++ {
+		if err := w.Append(seqBatch(b, job.BatchLen, job.Series)); err != nil {
+			fmt.Fprintln(os.Stderr, "Append:", err)
+			return 4
+		}
+		fmt.Fprintf(out, "acked %d\n", b)
+		out.Flush()
+		time.Sleep(job.Pause)
+	}
+	for {
+		fmt.Fprintf(out, "waiting %d\n", w.Waiting())
+		out.Flush()
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// seqBatch is batch b: points seq = b*n .. b*n+n-1, series "d<seq % series>",
+// timestamps set by Append.
+func seqBatch(b, n, series int) []influx.Point {
+	pts := make([]influx.Point, n)
+	for i := range pts {
+		seq := b*n + i
+		pts[i] = influx.Point{
+			Measurement: "outage",
+			Tags:        []influx.Tag{{Key: "dev", Value: "d" + strconv.Itoa(seq%series)}},
+			Fields:      []influx.Field{influx.Int("seq", int64(seq))},
+		}
+	}
+	return pts
+}
+
+// child is a running helper process.
+type child struct {
+	cmd   *exec.Cmd
+	lines chan string
+}
+
+func startChild(t *testing.T, job helperJob) *child {
+	t.Helper()
+	js, _ := json.Marshal(job)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+string(js))
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting writer process: %v", err)
+	}
+	c := &child{cmd: cmd, lines: make(chan string, 1024)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+	}()
+	t.Cleanup(func() { c.kill() })
+	return c
+}
+
+func (c *child) kill() {
+	if c.cmd.ProcessState == nil {
+		c.cmd.Process.Signal(syscall.SIGKILL)
+		c.cmd.Wait()
+		for range c.lines {
+		}
+	}
+}
+
+// waitFor reads the child's output until pred accepts a line; it returns
+// the last "acked" batch seen.
+func (c *child) waitFor(t *testing.T, lastAcked *int, pred func(string) bool) {
+	t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case l, ok := <-c.lines:
+			if !ok {
+				t.Fatalf("writer process exited early: %v", c.cmd.Wait())
+			}
+			if v, ok := strings.CutPrefix(l, "acked "); ok {
+				*lastAcked, _ = strconv.Atoi(v)
+			}
+			if pred(l) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("writer process: no expected output within 60s")
+		}
+	}
+}
+
+// TestOutageKillRestartExactlyOnce: InfluxDB goes down while 50,000 points
+// are appended; the writer process is killed with SIGKILL during the outage,
+// a new writer continues on the same spool, InfluxDB comes back, a third
+// writer is killed while draining, and a last one finishes. Every point
+// whose Append returned is in InfluxDB exactly once; the batch in flight at
+// the kill is there entirely or not at all.
+func TestOutageKillRestartExactlyOnce(t *testing.T) {
+	const (
+		batches  = 100
+		batchLen = 500
+		series   = 10
+	)
+	in := testenv.StartInflux(t)
+	spoolDir := t.TempDir()
+	job := helperJob{URL: in.URL(), SpoolDir: spoolDir, FirstBatch: 0, LastBatch: batches, BatchLen: batchLen,
+		Series: series, Pause: 15 * time.Millisecond, WriteBatch: 1000}
+
+	c1 := startChild(t, job)
+	acked := -1
+	c1.waitFor(t, &acked, func(l string) bool { return l == "acked 20" })
+	in.Stop() // the outage begins while appends go on
+	c1.waitFor(t, &acked, func(l string) bool { return l == "acked 60" })
+	c1.kill()
+	// The child may have printed more before dying.
+	for l := range c1.lines {
+		if v, ok := strings.CutPrefix(l, "acked "); ok {
+			acked, _ = strconv.Atoi(v)
+		}
+	}
+	inFlight := acked + 1
+	t.Logf("writer 1 killed with %d batches acked; batch %d was in flight", acked+1, inFlight)
+
+	// A new writer on the same spool appends the rest while InfluxDB is
+	// still down. (The in-flight batch is not re-sent: the test checks that
+	// it is all-or-nothing.)
+	cfg := testConfig(in, spoolDir)
+	w2, err := influx.New(cfg)
+	if err != nil {
+		t.Fatalf("reopening spool: %v", err)
+	}
+	recovered := w2.Waiting()
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan error, 1)
+	go func() { done2 <- w2.Run(ctx2) }()
+	for b := inFlight + 1; b < batches; b++ {
+		if err := w2.Append(seqBatch(b, batchLen, series)); err != nil {
+			t.Fatalf("Append during outage: %v", err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // let Run hit the outage a few times
+	if v := metricValue(t, w2, "villagehub_influx_write_errors_total", "class", "network"); v == 0 {
+		t.Errorf("no network errors counted while InfluxDB was down")
+	}
+	if !w2.Stale(100 * time.Millisecond) {
+		t.Errorf("Stale(100ms) = false while InfluxDB is down and points wait")
+	}
+	cancel2()
+	if err := <-done2; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	waiting := w2.Waiting()
+	if err := w2.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	t.Logf("writer 2: recovered %d points from the spool, %d waiting at close", recovered, waiting)
+
+	// InfluxDB comes back; a writer process drains and is killed mid-way.
+	in.Start()
+	c3 := startChild(t, helperJob{URL: in.URL(), SpoolDir: spoolDir, BatchLen: batchLen, Series: series, WriteBatch: 500})
+	c3.waitFor(t, new(int), func(l string) bool {
+		v, ok := strings.CutPrefix(l, "waiting ")
+		n, _ := strconv.Atoi(v)
+		return ok && n < int(waiting)/2
+	})
+	c3.kill()
+
+	// The last writer drains the rest.
+	w4 := startWriter(t, cfg)
+	t.Logf("writer 4: %d points still waiting after the kill during the drain", w4.Waiting())
+	waitDrained(t, w4, 60*time.Second)
+
+	// Every seq exactly once, in the right series.
+	rows := query(t, in, fmt.Sprintf(`from(bucket: %q)
+  |> range(start: 2000-01-01T00:00:00Z, stop: 2100-01-01T00:00:00Z)
+  |> filter(fn: (r) => r._measurement == "outage" and r._field == "seq")
+  |> keep(columns: ["dev", "_value"])`, testenv.InfluxBucket))
+	seen := make(map[int64]int, len(rows))
+	perSeries := map[string]int{}
+	for _, r := range rows {
+		seq := r["_value"].(int64)
+		seen[seq]++
+		perSeries[r["dev"].(string)]++
+		if want := fmt.Sprintf("d%d", seq%series); r["dev"] != want {
+			t.Fatalf("seq %d in series %v, want %s", seq, r["dev"], want)
+		}
+	}
+	inFlightPresent := 0
+	for seq := range int64(batches * batchLen) {
+		b := int(seq) / batchLen
+		switch {
+		case b == inFlight:
+			inFlightPresent += seen[seq]
+		case seen[seq] != 1:
+			t.Fatalf("seq %d (batch %d) is in InfluxDB %d times, want exactly once", seq, b, seen[seq])
+		}
+	}
+	if inFlightPresent != 0 && inFlightPresent != batchLen {
+		t.Fatalf("in-flight batch %d: %d of %d points in InfluxDB, want all or none", inFlight, inFlightPresent, batchLen)
+	}
+	want := (batches-1)*batchLen + inFlightPresent
+	if len(rows) != want {
+		t.Fatalf("%d points in InfluxDB, want %d", len(rows), want)
+	}
+	// count() per series, as an operator would check it.
+	counts := countsBySeries(t, in, "outage", "seq", "dev", time.Unix(0, 0))
+	for dev, n := range perSeries {
+		if counts[dev] != int64(n) {
+			t.Errorf("count() for %s = %d, want %d", dev, counts[dev], n)
+		}
+	}
+	t.Logf("%d points in InfluxDB exactly once (in-flight batch present: %v)", len(rows), inFlightPresent > 0)
+	_ = io.Discard
+}
