@@ -21,6 +21,7 @@ import (
 	"villagehub/hub/metrics"
 	"villagehub/hub/mqttclient"
 	"villagehub/hub/probe"
+	"villagehub/hub/scan"
 	"villagehub/hub/state"
 	"villagehub/hub/store"
 	"villagehub/hub/web"
@@ -159,8 +160,12 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 
+	scans, err := h.newScans()
+	if err != nil {
+		return nil, err
+	}
 	h.web, err = web.New(web.Config{
-		Addr: cfg.HTTP.Addr, State: h.state, Events: st, Registry: h.metrics.Registry,
+		Addr: cfg.HTTP.Addr, State: h.state, Events: st, QR: st, Location: cfg.Location, Registry: h.metrics.Registry,
 		Ready: []web.Check{
 			{Name: "broker", Fn: func() error {
 				if !h.mqtt.Connected() {
@@ -170,7 +175,7 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 			}},
 			{Name: "store", Fn: func() error { return h.state.Counters().StoreErr }},
 		},
-		Mount:  []func(*http.ServeMux){web.Dashboard(h.state)},
+		Mount:  []func(*http.ServeMux){web.Dashboard(h.state), scans.Register},
 		Logger: log,
 	})
 	if err != nil {
@@ -178,6 +183,45 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 	}
 	ok = true
 	return h, nil
+}
+
+// newScans sets up counting of printed QR codes at /q/<board> and the
+// codes themselves at /qr/<board>.png|svg.
+func (h *Hub) newScans() (*scan.Handler, error) {
+	cfg := h.cfg
+	public := cfg.HTTP.PublicURL
+	if public == "" {
+		public = "http://" + cfg.HTTP.Addr
+		h.log.Warn("http.public_url is not set; printed QR codes will point at " + public + ", which phones may not reach")
+	}
+	boards := boardLookup{}
+	for _, b := range cfg.Boards {
+		boards[b.ID] = scan.Board{ID: b.ID, Site: b.Site, Name: b.Name, TargetURL: b.TargetURL}
+	}
+	hd, err := scan.NewHandler(scan.Config{
+		PublicURL:      public,
+		UniqueWindow:   time.Duration(cfg.QR.UniqueWindow),
+		TrustedProxies: cfg.QR.TrustedProxies,
+		RatePerSecond:  cfg.QR.RatePerSecond,
+		RateBurst:      cfg.QR.RateBurst,
+		MaxClients:     cfg.QR.MaxClients,
+		BotAgents:      cfg.QR.BotAgents,
+		Location:       cfg.Location,
+		Logger:         h.log.With("component", "qr"),
+	}, boards, h.state)
+	if err != nil {
+		return nil, fmt.Errorf("qr: %w", err)
+	}
+	return hd, nil
+}
+
+// boardLookup finds configured boards by ID for /q/ and /qr/. It is never
+// written after start, so concurrent reads are safe.
+type boardLookup map[string]scan.Board
+
+func (l boardLookup) Board(id string) (scan.Board, bool) {
+	b, ok := l[id]
+	return b, ok
 }
 
 // newProber sets up RTSP probing of every camera with a URL.

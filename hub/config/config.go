@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -43,6 +44,7 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	Log    Log    `yaml:"log"`
 	Probe  Probe  `yaml:"probe"`
+	QR     QR     `yaml:"qr"`
 
 	Sites   []Site   `yaml:"sites"`
 	Cameras []Camera `yaml:"cameras"`
@@ -124,6 +126,23 @@ type Limits struct {
 type Log struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"` // text or json
+}
+
+// QR configures how scans of printed codes (/q/<board>) are counted.
+type QR struct {
+	// UniqueWindow: a phone scanning the same board again within it counts
+	// as a scan but not as a unique scan (default 30s).
+	UniqueWindow Duration `yaml:"unique_window"`
+	// TrustedProxies (IPs or CIDRs) whose X-Forwarded-For is believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Per client: RatePerSecond scans with bursts of RateBurst (defaults
+	// 0.5/s, 20); past it visits count as rate_limited, not as scans.
+	RatePerSecond float64 `yaml:"rate_per_second"`
+	RateBurst     int     `yaml:"rate_burst"`
+	// MaxClients bounds the phones remembered (default 65536).
+	MaxClients int `yaml:"max_clients"`
+	// BotAgents are extra User-Agent substrings that mark link previewers.
+	BotAgents []string `yaml:"bot_agents"`
 }
 
 // Probe configures RTSP stream probing of every camera with an rtsp_url.
@@ -520,6 +539,18 @@ func (v *validator) check() {
 	default:
 		v.bad("must be text or json", "log", "format")
 	}
+	if c.QR.RatePerSecond < 0 {
+		v.bad("must not be negative", "qr", "rate_per_second")
+	}
+	v.intRange(c.QR.RateBurst, 0, 100000, "qr", "rate_burst")
+	v.intRange(c.QR.MaxClients, 0, 10000000, "qr", "max_clients")
+	for i, p := range c.QR.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				v.bad(fmt.Sprintf("%q is not an IP address or CIDR prefix", p), "qr", "trusted_proxies", i)
+			}
+		}
+	}
 	v.probeSettings(c.Probe.ProbeSettings, "probe")
 	v.intRange(c.Probe.Workers, 0, 64, "probe", "workers")
 	v.intRange(c.Probe.Concurrency, 0, 10000, "probe", "concurrency")
@@ -599,10 +630,11 @@ func (v *validator) devices() {
 	for i, b := range c.Boards {
 		if !validID(b.ID) {
 			v.bad(fmt.Sprintf("%q must match ^[a-z0-9][a-z0-9_-]{0,63}$", b.ID), "qr_boards", i, "id")
-		} else if seen[b.Site+"/"+b.ID] {
-			v.bad(fmt.Sprintf("board %q is listed twice in site %q", b.ID, b.Site), "qr_boards", i, "id")
+		} else if seen[b.ID] {
+			// Printed codes carry only the board: /q/<board>.
+			v.bad(fmt.Sprintf("board %q is listed twice (board IDs must be unique across sites: printed codes link to /q/<board>)", b.ID), "qr_boards", i, "id")
 		}
-		seen[b.Site+"/"+b.ID] = true
+		seen[b.ID] = true
 		siteRef(b.Site, "qr_boards", i)
 		if b.TargetURL != "" {
 			v.url(b.TargetURL, []string{"http", "https"}, "qr_boards", i, "target_url")

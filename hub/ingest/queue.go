@@ -91,6 +91,23 @@ func (q *Queue) Push(ctx context.Context, m Message, wait bool) error {
 	return nil
 }
 
+// TryPush appends m only if the queue has room, for producers that must
+// neither wait nor grow the queue (an HTTP request counting a scan).
+func (q *Queue) TryPush(m Message) bool {
+	q.mu.Lock()
+	if q.lenLocked() >= q.capacity {
+		q.mu.Unlock()
+		return false
+	}
+	q.items = append(q.items, m)
+	q.mu.Unlock()
+	select {
+	case q.notEmpty <- struct{}{}:
+	default:
+	}
+	return true
+}
+
 func (q *Queue) lenLocked() int { return len(q.items) - q.head }
 
 // Len is the number of messages waiting.

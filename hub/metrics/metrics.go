@@ -99,6 +99,16 @@ var (
 		"QR scans counted per board, from board reports and printed codes.", []string{"site", "board"}, nil)
 	descQRScansSource = prometheus.NewDesc("villagehub_qr_scans_by_source_total",
 		"QR scans counted per board and source: mqtt (board reports) or printed (scans of printed codes at /q/).", []string{"site", "board", "source"}, nil)
+	descQRUnique = prometheus.NewDesc("villagehub_qr_unique_scans_total",
+		"Printed-code scans from a phone that had not scanned the same board within the unique window.", []string{"site", "board"}, nil)
+	descQRBots = prometheus.NewDesc("villagehub_qr_bot_visits_total",
+		"Visits to a board's printed-code link by link previewers, crawlers, HEAD and prefetch requests: not counted as scans.", []string{"site", "board"}, nil)
+	descQRLimited = prometheus.NewDesc("villagehub_qr_rate_limited_visits_total",
+		"Visits to a board's printed-code link from a client over the rate limit: redirected, not counted as scans.", []string{"site", "board"}, nil)
+	descQROrphans = prometheus.NewDesc("villagehub_qr_orphan_visits_total",
+		"Visits to /q/<board> for boards the hub does not know.", nil, nil)
+	descQRDropped = prometheus.NewDesc("villagehub_qr_scans_dropped_total",
+		"Printed-code scans not counted because the hub's pipeline was full.", nil, nil)
 	descMessages = prometheus.NewDesc("villagehub_mqtt_messages_total",
 		"Device MQTT messages by kind and result.", []string{"kind", "result"}, nil)
 	descRejected = prometheus.NewDesc("villagehub_mqtt_rejected_total",
@@ -178,6 +188,7 @@ func collectProbe(ch chan<- prometheus.Metric, site, id string, p *state.Probe) 
 
 func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMotionEvents, descMotionActive, descOnline, descQRScans, descQRScansSource,
+		descQRUnique, descQRBots, descQRLimited, descQROrphans, descQRDropped,
 		descMessages, descRejected, descQueueLen, descQueueCap, descQueueWaits, descQueueOver,
 		descUp, descFPS, descBitrate, descFailures, descStreamInfo, descTTFF, descKeyint, descLastOK, descQuality,
 		descCommits, descCommitErrs, descLastCommit, descDevices, descAutoCap, descBroker, descBuild} {
@@ -208,6 +219,9 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descQRScans, prometheus.CounterValue, float64(s.ScansMQTT+s.ScansPrnt), s.Site, s.ID)
 		ch <- prometheus.MustNewConstMetric(descQRScansSource, prometheus.CounterValue, float64(s.ScansMQTT), s.Site, s.ID, state.SourceMQTT)
 		ch <- prometheus.MustNewConstMetric(descQRScansSource, prometheus.CounterValue, float64(s.ScansPrnt), s.Site, s.ID, state.SourcePrinted)
+		ch <- prometheus.MustNewConstMetric(descQRUnique, prometheus.CounterValue, float64(s.PrintedUnique), s.Site, s.ID)
+		ch <- prometheus.MustNewConstMetric(descQRBots, prometheus.CounterValue, float64(s.Bots), s.Site, s.ID)
+		ch <- prometheus.MustNewConstMetric(descQRLimited, prometheus.CounterValue, float64(s.RateLimited), s.Site, s.ID)
 		if s.Online >= 0 {
 			ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, float64(s.Online), s.Site, "board", s.ID)
 		}
@@ -230,6 +244,8 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descQueueWaits, prometheus.CounterValue, float64(waits))
 		ch <- prometheus.MustNewConstMetric(descQueueOver, prometheus.CounterValue, float64(over))
 	}
+	ch <- prometheus.MustNewConstMetric(descQROrphans, prometheus.CounterValue, float64(cn.Orphans))
+	ch <- prometheus.MustNewConstMetric(descQRDropped, prometheus.CounterValue, float64(cn.ScansDropped))
 	ch <- prometheus.MustNewConstMetric(descCommits, prometheus.CounterValue, float64(cn.Commits))
 	ch <- prometheus.MustNewConstMetric(descCommitErrs, prometheus.CounterValue, float64(cn.CommitErrs))
 	if !cn.LastCommit.IsZero() {

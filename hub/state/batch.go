@@ -44,13 +44,17 @@ const (
 )
 
 // ScanRecord is the increase counted from one report (or one printed-code
-// scan): summing N over any time range gives exactly the scans in it.
+// visit): summing N over any time range gives exactly the scans in it.
+// Printed-code visits also say whether the scan was unique, or was a bot
+// or a rate-limited client (which count apart, N = 0).
 type ScanRecord struct {
 	Site   string
 	Board  string
 	Source string
 	N      int64
 	Time   time.Time
+
+	Unique, Bots, RateLimited int64
 }
 
 // Event types in EventRecord.Type.

@@ -56,9 +56,11 @@ type boardPersisted struct {
 	LastReport   time.Time
 	ScansMQTT    uint64
 	ScansPrinted uint64
-	TodayDay     int32 // days since 1970-01-01 in the village's zone
-	Today        uint64
-	Counter      qrCounter
+	// Printed-code visits that were not counted as scans, and unique scans.
+	PrintedUnique, Bots, RateLimited uint64
+	TodayDay                         int32 // days since 1970-01-01 in the village's zone
+	Today                            uint64
+	Counter                          qrCounter
 }
 
 // CameraView is a copy of a camera's state for readers.
@@ -120,8 +122,14 @@ type BoardView struct {
 	ScansTotal   uint64     `json:"scans_total"`
 	ScansMQTT    uint64     `json:"scans_mqtt"`
 	ScansPrinted uint64     `json:"scans_printed"`
-	Boot         string     `json:"boot,omitempty"`
-	LastTotal    int64      `json:"last_total"`
+	// Of the printed-code scans, those from a phone that had not just
+	// scanned the same board; and visits not counted: link previews and
+	// bots, clients over the rate limit.
+	PrintedUnique uint64 `json:"printed_unique"`
+	Bots          uint64 `json:"bot_visits"`
+	RateLimited   uint64 `json:"rate_limited"`
+	Boot          string `json:"boot,omitempty"`
+	LastTotal     int64  `json:"last_total"`
 }
 
 func statusText(online int8) string {
@@ -179,6 +187,7 @@ func (b *Board) view(today int32) BoardView {
 		Status: statusText(b.Online), StatusSince: tp(b.StatusSince), LastSeen: tp(b.LastSeen),
 		LastReport: tp(b.LastReport), ScansTotal: b.ScansMQTT + b.ScansPrinted,
 		ScansMQTT: b.ScansMQTT, ScansPrinted: b.ScansPrinted,
+		PrintedUnique: b.PrintedUnique, Bots: b.Bots, RateLimited: b.RateLimited,
 	}
 	if b.TodayDay == today {
 		v.ScansToday = b.Today

@@ -7,6 +7,7 @@ import (
 
 	"villagehub/hub/ingest"
 	"villagehub/hub/probe"
+	"villagehub/hub/scan"
 )
 
 // Submit queues an event from inside the hub (a probe.Result) to be
@@ -16,10 +17,21 @@ func (s *State) Submit(ctx context.Context, ev any) error {
 	return s.cfg.Queue.Push(ctx, ingest.Message{Local: ev, Received: s.now()}, true)
 }
 
+// RecordScan counts a scan of a printed QR code (scan.Recorder). It runs on
+// the HTTP request path, so it never waits: if the pipeline is that far
+// behind, the scan is dropped and counted as dropped.
+func (s *State) RecordScan(sc scan.Scan) {
+	if !s.cfg.Queue.TryPush(ingest.Message{Local: sc, Received: s.now()}) {
+		s.dropped.Add(1)
+	}
+}
+
 func (s *State) applyLocal(ev any) {
 	switch e := ev.(type) {
 	case probe.Result:
 		s.applyProbe(&e)
+	case scan.Scan:
+		s.applyScan(&e)
 	default:
 		s.log.Error("unknown local event", "type", fmt.Sprintf("%T", ev))
 	}
@@ -115,4 +127,40 @@ func (s *State) applyProbe(r *probe.Result) {
 		Width: p.Width, Height: p.Height, Codec: p.Codec, KeyframeInterval: p.KeyframeInterval,
 		ProbeSeconds: r.Duration.Seconds(), Sample: r.Mode == probe.ModeSample,
 	})
+}
+
+// applyScan counts one visit to /q/<board>. Only a human scan of a known
+// board counts as a scan; bots, rate-limited clients and orphans (unknown
+// boards) are counted apart so that nobody can inflate the counts unseen.
+func (s *State) applyScan(sc *scan.Scan) {
+	if sc.Class == scan.ClassOrphan {
+		s.orphans++
+		return
+	}
+	b := s.boards[devKey{sc.Site, sc.Board}]
+	if b == nil {
+		s.orphans++ // removed from the config since the request
+		return
+	}
+	rec := ScanRecord{Site: b.Site, Board: b.ID, Source: SourcePrinted, Time: sc.At}
+	switch sc.Class {
+	case scan.ClassHuman:
+		rec.N = 1
+		b.ScansPrinted++
+		if sc.Unique {
+			rec.Unique = 1
+			b.PrintedUnique++
+		}
+		s.countToday(b, 1, sc.At)
+	case scan.ClassBot:
+		rec.Bots = 1
+		b.Bots++
+	case scan.ClassRateLimited:
+		rec.RateLimited = 1
+		b.RateLimited++
+	default:
+		return
+	}
+	s.dirtyBrds[b] = struct{}{}
+	s.batch.Scans = append(s.batch.Scans, rec)
 }

@@ -73,9 +73,10 @@ type CameraSample struct {
 }
 
 type BoardSample struct {
-	Site, ID             string
-	Online               int8
-	ScansMQTT, ScansPrnt uint64
+	Site, ID                         string
+	Online                           int8
+	ScansMQTT, ScansPrnt             uint64
+	PrintedUnique, Bots, RateLimited uint64
 }
 
 // EachCamera calls fn for every camera under a read lock. fn must not call
@@ -93,7 +94,8 @@ func (s *State) EachBoard(fn func(BoardSample)) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, b := range s.boards {
-		fn(BoardSample{Site: b.Site, ID: b.ID, Online: b.Online, ScansMQTT: b.ScansMQTT, ScansPrnt: b.ScansPrinted})
+		fn(BoardSample{Site: b.Site, ID: b.ID, Online: b.Online, ScansMQTT: b.ScansMQTT, ScansPrnt: b.ScansPrinted,
+			PrintedUnique: b.PrintedUnique, Bots: b.Bots, RateLimited: b.RateLimited})
 	}
 }
 
@@ -107,10 +109,14 @@ type Counters struct {
 	CommitErrs uint64
 	LastCommit time.Time
 	StoreErr   error
-	AutoCams   int
-	AutoBoards int
-	Cameras    int
-	Boards     int
+	// Orphans are visits to /q/ for unknown boards; ScansDropped printed
+	// scans lost because the pipeline was full.
+	Orphans      uint64
+	ScansDropped uint64
+	AutoCams     int
+	AutoBoards   int
+	Cameras      int
+	Boards       int
 }
 
 // Counters returns a copy of the ingest counters.
@@ -120,6 +126,7 @@ func (s *State) Counters() Counters {
 	return Counters{
 		Messages: s.msgs, Rejected: s.rejected,
 		Commits: s.commits, CommitErrs: s.commitErrs, LastCommit: s.lastCommit, StoreErr: s.storeErr,
+		Orphans: s.orphans, ScansDropped: s.dropped.Load(),
 		AutoCams: s.autoCams, AutoBoards: s.autoBoards, Cameras: len(s.cameras), Boards: len(s.boards),
 	}
 }

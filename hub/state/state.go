@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"villagehub/hub/ingest"
@@ -88,6 +89,8 @@ type State struct {
 	rejected   [ingest.KindBoardStatus + 1][ingest.CapReached + 1]uint64
 	commits    uint64
 	commitErrs uint64
+	orphans    uint64        // visits to /q/ for unknown boards
+	dropped    atomic.Uint64 // printed scans dropped: the queue was full
 	lastCommit time.Time
 	storeErr   error
 

@@ -15,7 +15,9 @@ import (
 	"villagehub/hub/state"
 )
 
-// HourCount is the scans of one board in one hour from one source.
+// HourCount is one count of one board in one hour: scans from a source
+// (mqtt, printed), or for printed codes unique scans, bot visits or
+// rate-limited visits.
 type HourCount struct {
 	Hour   time.Time
 	Source string

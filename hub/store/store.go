@@ -117,15 +117,23 @@ func (s *Store) Commit(b *state.Batch) error {
 			}
 		}
 		hourly := tx.Bucket(bucketHourly)
-		for _, sc := range b.Scans {
-			k := hourKey(sc.Site, sc.Board, sc.Time, sc.Source)
-			var n uint64
+		add := func(sc *state.ScanRecord, code byte, n int64) error {
+			if n == 0 {
+				return nil
+			}
+			k := hourKey(sc.Site, sc.Board, sc.Time, code)
+			var cur uint64
 			if v := hourly.Get(k); len(v) == 8 {
-				n = binary.BigEndian.Uint64(v)
+				cur = binary.BigEndian.Uint64(v)
 			}
 			var v [8]byte
-			binary.BigEndian.PutUint64(v[:], n+uint64(sc.N))
-			if err := hourly.Put(k, v[:]); err != nil {
+			binary.BigEndian.PutUint64(v[:], cur+uint64(n))
+			return hourly.Put(k, v[:])
+		}
+		for i := range b.Scans {
+			sc := &b.Scans[i]
+			if err := errors.Join(add(sc, sourceCode(sc.Source), sc.N), add(sc, codeUnique, sc.Unique),
+				add(sc, codeBots, sc.Bots), add(sc, codeRateLimited, sc.RateLimited)); err != nil {
 				return fmt.Errorf("qr hourly count: %w", err)
 			}
 		}
@@ -149,31 +157,54 @@ func (s *Store) Commit(b *state.Batch) error {
 	return nil
 }
 
-// Source codes in hourly keys.
+// What an hourly count counts: scans by source, and for printed codes the
+// unique scans, bot visits and rate-limited visits.
+const (
+	codeMQTT        = 'm'
+	codePrinted     = 'p'
+	codeUnique      = 'u'
+	codeBots        = 'b'
+	codeRateLimited = 'r'
+)
+
+// Kinds of hourly count (HourCount.Source).
+const (
+	CountUnique      = "unique"
+	CountBots        = "bots"
+	CountRateLimited = "rate_limited"
+)
+
 func sourceCode(src string) byte {
 	if src == state.SourcePrinted {
-		return 'p'
+		return codePrinted
 	}
-	return 'm'
+	return codeMQTT
 }
 
 func sourceName(c byte) string {
-	if c == 'p' {
+	switch c {
+	case codePrinted:
 		return state.SourcePrinted
+	case codeUnique:
+		return CountUnique
+	case codeBots:
+		return CountBots
+	case codeRateLimited:
+		return CountRateLimited
 	}
 	return state.SourceMQTT
 }
 
 // hourKey is site 0x00 board 0x00 hour(8, big endian) source(1): a board's
 // hours are contiguous and sorted by time.
-func hourKey(site, board string, t time.Time, source string) []byte {
+func hourKey(site, board string, t time.Time, code byte) []byte {
 	k := make([]byte, 0, len(site)+len(board)+11)
 	k = append(k, site...)
 	k = append(k, 0)
 	k = append(k, board...)
 	k = append(k, 0)
 	k = binary.BigEndian.AppendUint64(k, uint64(t.Unix()/3600))
-	return append(k, sourceCode(source))
+	return append(k, code)
 }
 
 // eventKey sorts events by time; seq keeps equal times apart.

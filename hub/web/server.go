@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"villagehub/hub/report"
 	"villagehub/hub/state"
 	"villagehub/hub/store"
 )
@@ -38,6 +39,10 @@ type Config struct {
 	Addr     string
 	State    *state.State
 	Events   Events
+	// QR is where QR scan history comes from (the embedded store, or
+	// InfluxDB), in the village's time zone Location.
+	QR       report.Source
+	Location *time.Location
 	Registry *prometheus.Registry
 	Ready    []Check
 	// Mount adds more handlers (printed QR codes, the dashboard) to mux.
@@ -124,6 +129,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/cameras", s.cameras)
 	mux.HandleFunc("GET /api/v1/qr-boards", s.boards)
 	mux.HandleFunc("GET /api/v1/qr-boards/{board}", s.board)
+	mux.HandleFunc("GET /api/v1/qr-boards/{board}/scans", s.boardScans)
 	mux.HandleFunc("GET /api/v1/events", s.events)
 	for _, m := range s.cfg.Mount {
 		m(mux)
@@ -175,14 +181,72 @@ func (s *Server) boards(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) board(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("board")
+	if b, ok := s.findBoard(r); ok {
+		writeJSON(w, http.StatusOK, b)
+		return
+	}
+	writeError(w, http.StatusNotFound, "no such QR board")
+}
+
+// findBoard finds {board}, in ?site= if given.
+func (s *Server) findBoard(r *http.Request) (state.BoardView, bool) {
+	id, site := r.PathValue("board"), r.URL.Query().Get("site")
 	for _, b := range s.cfg.State.Boards() {
-		if b.ID == id && (r.URL.Query().Get("site") == "" || r.URL.Query().Get("site") == b.Site) {
-			writeJSON(w, http.StatusOK, b)
+		if b.ID == id && (site == "" || site == b.Site) {
+			return b, true
+		}
+	}
+	return state.BoardView{}, false
+}
+
+// parseTime takes RFC 3339 or a date (midnight in the village's zone).
+func (s *Server) parseTime(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.ParseInLocation("2006-01-02", v, s.cfg.Location)
+}
+
+// boardScans serves a board's scan history: ?from=&to=&step=hour|day|month
+// (default: the last 30 days by day), as JSON or, with format=csv, CSV.
+func (s *Server) boardScans(w http.ResponseWriter, r *http.Request) {
+	b, ok := s.findBoard(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, "no such QR board")
+		return
+	}
+	q := r.URL.Query()
+	step, err := report.ParseStep(q.Get("step"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	to := time.Now()
+	if v := q.Get("to"); v != "" {
+		if to, err = s.parseTime(v); err != nil {
+			writeError(w, http.StatusBadRequest, "to must be RFC 3339 or YYYY-MM-DD")
 			return
 		}
 	}
-	writeError(w, http.StatusNotFound, "no such QR board")
+	from := to.AddDate(0, 0, -30)
+	if v := q.Get("from"); v != "" {
+		if from, err = s.parseTime(v); err != nil {
+			writeError(w, http.StatusBadRequest, "from must be RFC 3339 or YYYY-MM-DD")
+			return
+		}
+	}
+	pts, err := report.Series(s.cfg.QR, b.Site, b.ID, from, to, step, s.cfg.Location)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if q.Get("format") == "csv" {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="qr-%s-%s.csv"`, b.ID, step))
+		_ = report.WriteSeriesCSV(w, pts)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"board": b.ID, "site": b.Site, "step": step, "from": from, "to": to, "points": pts})
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {

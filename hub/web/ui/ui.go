@@ -1,0 +1,270 @@
+// Package ui is the hub's built-in web dashboard: a single page at / with
+// the camera grid, QR usage and alerts, in Vietnamese by default and
+// English on a toggle. Every asset (including the vendored uPlot charting
+// library) is embedded in the binary, so the page works with no Internet
+// connection, and nothing is inline, so it runs under the hub's strict
+// Content-Security-Policy.
+//
+// Live updates come over Server-Sent Events from /ui/stream: one goroutine
+// (Run) builds a compact snapshot of the cameras and boards once per
+// interval, only while someone is watching, and every viewer is sent only
+// what changed since its last message. The cost on the hub is therefore one
+// snapshot per interval whatever the number of viewers, and a phone on a
+// slow link receives a few hundred bytes per change instead of the whole
+// fleet.
+//
+// The page reads the hub's JSON API for the rest: /api/v1/qr-boards/{board}/scans
+// for daily QR counts and CSV, /api/v1/alerts and /api/v1/silences for alerts
+// (the alerts panel says so when the hub has no alerting).
+package ui
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"net/http"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"villagehub/hub/state"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// Source is the live state the dashboard shows; *state.State is one.
+type Source interface {
+	Cameras() []state.CameraView
+	Boards() []state.BoardView
+	Sites() []state.Site
+}
+
+// Config configures the dashboard.
+type Config struct {
+	Source Source
+	// Location is the village's time zone: dates on the page and the days
+	// of the QR chart are in it (Asia/Ho_Chi_Minh if nil).
+	Location *time.Location
+	// Interval is how often a snapshot is taken while someone watches
+	// (default 2s).
+	Interval time.Duration
+	// Heartbeat is how often an idle stream gets a keep-alive message, so
+	// proxies do not close it and the page knows the hub is there
+	// (default 15s).
+	Heartbeat time.Duration
+	// MaxStreams bounds concurrent live streams (default 256); one more
+	// is answered 503 and the page falls back to reconnecting later.
+	MaxStreams int
+	Logger     *slog.Logger
+}
+
+// UI serves the dashboard. Mount adds its routes; Run drives live updates.
+type UI struct {
+	cfg   Config
+	log   *slog.Logger
+	index *template.Template
+	files map[string]*asset // by name under assets/, e.g. "app.js"
+
+	feed *feed
+}
+
+// asset is one embedded file, with its gzip form when that is smaller.
+type asset struct {
+	name, ctype, etag, version string
+	body, gz                   []byte
+}
+
+// New validates cfg and prepares the embedded assets (hashed for caching
+// and compressed once, here, rather than on every request).
+func New(cfg Config) (*UI, error) {
+	if cfg.Source == nil {
+		return nil, errors.New("ui: Source is required")
+	}
+	if cfg.Location == nil {
+		loc, err := time.LoadLocation("Asia/Ho_Chi_Minh")
+		if err != nil {
+			return nil, fmt.Errorf("ui: loading the default time zone: %w", err)
+		}
+		cfg.Location = loc
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 2 * time.Second
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = 256
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	u := &UI{cfg: cfg, log: cfg.Logger, files: map[string]*asset{}}
+	err := fs.WalkDir(assets, "assets", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || path.Base(p) == "index.html" {
+			return err
+		}
+		b, err := assets.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		name := strings.TrimPrefix(p, "assets/")
+		sum := sha256.Sum256(b)
+		a := &asset{name: name, body: b, version: hex.EncodeToString(sum[:6])}
+		a.etag = `"` + a.version + `"`
+		a.ctype = mime.TypeByExtension(path.Ext(name))
+		if a.ctype == "" || strings.HasSuffix(name, "LICENSE") {
+			a.ctype = "text/plain; charset=utf-8"
+		}
+		var gz bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+		zw.Write(b)
+		zw.Close()
+		if gz.Len() < len(b)*9/10 {
+			a.gz = gz.Bytes()
+		}
+		u.files[name] = a
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ui: reading embedded assets: %w", err)
+	}
+	u.index, err = template.New("index.html").Funcs(template.FuncMap{
+		"asset": func(name string) (string, error) {
+			a := u.files[name]
+			if a == nil {
+				return "", fmt.Errorf("no asset %q", name)
+			}
+			return "/ui/" + name + "?v=" + a.version, nil
+		},
+	}).ParseFS(assets, "assets/index.html")
+	if err != nil {
+		return nil, fmt.Errorf("ui: parsing index.html: %w", err)
+	}
+	// Render once now so a broken template fails New, not the first visitor.
+	if err := u.index.Execute(&bytes.Buffer{}, u.pageData()); err != nil {
+		return nil, fmt.Errorf("ui: rendering index.html: %w", err)
+	}
+	u.feed = newFeed(cfg.Source, cfg.Location, cfg.Interval)
+	return u, nil
+}
+
+// Mount adds the dashboard's routes to mux: the page at /, its assets
+// under /ui/, and the live stream at /ui/stream. It has the signature of
+// web.Config.Mount entries.
+func (u *UI) Mount(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", u.serveIndex)
+	mux.HandleFunc("GET /ui/stream", u.serveStream)
+	mux.HandleFunc("GET /ui/{file...}", u.serveAsset)
+}
+
+// Run takes snapshots while someone watches, until ctx ends; then it ends
+// every open stream so the HTTP server can shut down at once.
+func (u *UI) Run(ctx context.Context) error {
+	t := time.NewTicker(u.cfg.Interval)
+	defer t.Stop()
+	defer u.feed.close()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if u.feed.watched() {
+				u.feed.refresh()
+			}
+		}
+	}
+}
+
+type pageData struct {
+	TimeZone string
+}
+
+func (u *UI) pageData() pageData {
+	tz := u.cfg.Location.String()
+	if tz == "Local" {
+		tz = "" // the browser's own zone is the best guess
+	}
+	return pageData{TimeZone: tz}
+}
+
+func (u *UI) serveIndex(w http.ResponseWriter, r *http.Request) {
+	var b bytes.Buffer
+	if err := u.index.Execute(&b, u.pageData()); err != nil {
+		u.log.Error("rendering the dashboard", "err", err)
+		http.Error(w, "dashboard unavailable", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	// The page is tiny and names its assets by content hash: always
+	// revalidate it so an upgraded hub is picked up at once.
+	h.Set("Cache-Control", "no-cache")
+	writeMaybeGzip(w, r, b.Bytes(), nil)
+}
+
+func (u *UI) serveAsset(w http.ResponseWriter, r *http.Request) {
+	a := u.files[r.PathValue("file")]
+	if a == nil {
+		http.NotFound(w, r)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", a.ctype)
+	h.Set("ETag", a.etag)
+	if r.URL.Query().Get("v") == a.version {
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		h.Set("Cache-Control", "no-cache")
+	}
+	if inm := r.Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, a.etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	writeMaybeGzip(w, r, a.body, a.gz)
+}
+
+// writeMaybeGzip sends gz (or body compressed now, when gz is nil and body
+// is worth it) to clients that accept gzip.
+func writeMaybeGzip(w http.ResponseWriter, r *http.Request, body, gz []byte) {
+	h := w.Header()
+	h.Add("Vary", "Accept-Encoding")
+	if !acceptsGzip(r) || (gz == nil && len(body) < 1024) {
+		w.Write(body)
+		return
+	}
+	if gz == nil {
+		var b bytes.Buffer
+		zw := gzipWriters.Get().(*gzip.Writer)
+		zw.Reset(&b)
+		zw.Write(body)
+		zw.Close()
+		gzipWriters.Put(zw)
+		gz = b.Bytes()
+	}
+	h.Set("Content-Encoding", "gzip")
+	w.Write(gz)
+}
+
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(enc), "gzip") && strings.TrimSpace(q) != "q=0" {
+			return true
+		}
+	}
+	return false
+}
