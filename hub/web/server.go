@@ -36,9 +36,9 @@ type Check struct {
 
 // Config configures the server.
 type Config struct {
-	Addr     string
-	State    *state.State
-	Events   Events
+	Addr   string
+	State  *state.State
+	Events Events
 	// QR is where QR scan history comes from (the embedded store, or
 	// InfluxDB), in the village's time zone Location.
 	QR       report.Source
