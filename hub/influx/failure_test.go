@@ -2,8 +2,8 @@ package influx_test
 
 import (
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"

@@ -173,6 +173,7 @@ func (s *spool) recover(visit func([]byte)) error {
 		s.written = pos{seg: id}
 		s.confirmed = s.written
 		s.synced = s.written
+		s.read = s.written
 		return nil
 	}
 	// A checkpoint naming a deleted segment (or none at all) means every
@@ -526,29 +527,30 @@ func (s *spool) next(dst []byte, maxPoints int) (lines []byte, n int, end pos, e
 	for s.read.less(durable) {
 		limit := durable.off
 		if s.read.seg < durable.seg {
-			var next uint64
+			// The reader's segment is sealed: read to its end, then move to
+			// the next one. (A fully confirmed segment may already be gone.)
+			var cur segment
+			found := false
 			s.mu.Lock()
-			for i, sg := range s.segs {
-				if sg.id == s.read.seg {
-					limit = sg.size
-					if i+1 < len(s.segs) {
-						next = s.segs[i+1].id
-					}
+			for _, sg := range s.segs {
+				if sg.id >= s.read.seg && (sg.id > s.read.seg || s.read.off < sg.size) {
+					cur, found = sg, true
 					break
 				}
 			}
 			s.mu.Unlock()
-			if s.read.off >= limit {
-				if next == 0 {
-					return lines, n, s.read, fmt.Errorf("influx spool: segment after %d missing", s.read.seg)
-				}
-				s.read = pos{seg: next}
+			if !found {
+				return lines, n, s.read, fmt.Errorf("influx spool: no segment after %d", s.read.seg)
+			}
+			if cur.id != s.read.seg {
+				s.read = pos{seg: cur.id}
 				if s.rd != nil {
 					s.rd.Close()
 					s.rd = nil
 				}
 				continue
 			}
+			limit = cur.size
 		}
 		if s.rd == nil {
 			f, err := os.Open(s.segPath(s.read.seg))

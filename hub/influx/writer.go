@@ -87,7 +87,7 @@ func New(cfg Config) (*Writer, error) {
 	}
 	sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes, log, func(line []byte) {
 		if ts, ok := lineTime(line); ok {
-			w.seriesFor(lineKey(line)).record(ts, ts)
+			w.seriesFor(lineKey(line)).mark(ts)
 		}
 	})
 	if err != nil {
@@ -244,52 +244,50 @@ func (w *Writer) seriesFor(key []byte) *seriesTimes {
 // seriesTimes remembers the timestamps most recently used in one series.
 // InfluxDB keeps one value per series, field and timestamp, so two points
 // of a series with the same timestamp would overwrite each other (two QR
-// reports in the same instant would lose a scan). A requested timestamp that
-// was requested before continues after the one given then, and a timestamp
-// already given is bumped by a nanosecond until it is free. Only the last
-// few timestamps are remembered: a point older than all of them (a late,
+// reports in the same instant would lose a scan). A timestamp already used
+// is moved to the first free nanosecond after it. Used timestamps are kept
+// as a few runs of consecutive nanoseconds, so a burst of any length in one
+// instant costs one run; a point older than every remembered run (a late,
 // out-of-order report) is not checked.
 type seriesTimes struct {
-	last   int64 // largest timestamp given
-	recent [8]struct{ req, got int64 }
-	n      int
-}
-
-func (s *seriesTimes) window() int { return min(s.n, len(s.recent)) }
-
-func (s *seriesTimes) record(req, got int64) {
-	s.recent[s.n%len(s.recent)] = struct{ req, got int64 }{req, got}
-	s.n++
-	if s.n == 2*len(s.recent) {
-		s.n = len(s.recent) // keep n small; the ring stays full
-	}
-	if got > s.last {
-		s.last = got
-	}
+	runs [8]struct{ lo, hi int64 }
+	n    int   // runs in use
+	next int   // ring position of the next new run
+	last int64 // largest timestamp used
 }
 
 func (s *seriesTimes) use(t int64) int64 {
-	if s.n == 0 || t > s.last {
-		s.record(t, t)
-		return t
-	}
-	got := t
-	for i := range s.window() {
-		if e := s.recent[i]; e.req == t && e.got >= got {
-			got = e.got + 1
-		}
-	}
-	for used := true; used; {
-		used = false
-		for i := range s.window() {
-			if s.recent[i].got == got {
-				got++
-				used = true
+	if s.n > 0 && t <= s.last {
+		for moved := true; moved; {
+			moved = false
+			for i := range s.n {
+				if r := s.runs[i]; r.lo <= t && t <= r.hi {
+					t = r.hi + 1
+					moved = true
+				}
 			}
 		}
 	}
-	s.record(t, got)
-	return got
+	s.mark(t)
+	return t
+}
+
+// mark records t as used.
+func (s *seriesTimes) mark(t int64) {
+	if t > s.last || s.n == 0 {
+		s.last = t
+	}
+	for i := range s.n {
+		if r := &s.runs[i]; t == r.hi+1 {
+			r.hi = t
+			return
+		} else if r.lo <= t && t <= r.hi {
+			return
+		}
+	}
+	s.runs[s.next] = struct{ lo, hi int64 }{t, t}
+	s.next = (s.next + 1) % len(s.runs)
+	s.n = min(s.n+1, len(s.runs))
 }
 
 type deadPoint struct {

@@ -249,4 +249,3 @@ func TestKnownPointsReadBack(t *testing.T) {
 	_ = errors.New
 	_ = filepath.Join
 }
-
