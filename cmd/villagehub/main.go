@@ -30,6 +30,10 @@ Usage:
   villagehub --demo                  run a demo village: embedded broker and
                                      store, simulated cameras and QR boards
   villagehub check-config FILE       validate a config file and exit
+  villagehub qr print [flags]        printable A4 PDF sheets of the QR boards'
+                                     codes and names, one per site
+  villagehub report qr --month M     per-board QR scans of a month (table and
+                                     CSV): total, unique, bots, busiest day/hour
   villagehub probe-worker            (internal) an RTSP probe worker process,
                                      started and supervised by the hub
   villagehub version                 print the version
@@ -94,6 +98,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		switch args[0] {
 		case "check-config":
 			return checkConfig(args[1:], stdout, stderr)
+		case "qr":
+			return qrCommand(args[1:], stdout, stderr)
+		case "report":
+			return reportCommand(args[1:], stdout, stderr)
 		case "probe-worker":
 			// Started by the hub itself: probes run in separate processes
 			// so that a camera crashing the RTSP library cannot crash the hub.

@@ -39,6 +39,9 @@ type Config struct {
 	// (30 days and 400 days by default).
 	EventRetention  time.Duration
 	HourlyRetention time.Duration
+	// ReadOnly opens an existing store for reading (reports), sharing it
+	// with other readers but not with a running hub.
+	ReadOnly bool
 }
 
 // Store is the embedded store. It implements state.Store.
@@ -59,11 +62,16 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.HourlyRetention <= 0 {
 		cfg.HourlyRetention = 400 * 24 * time.Hour
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+	path := filepath.Join(cfg.Dir, "villagehub.db")
+	if cfg.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("store: no store in data_dir %s: %w", cfg.Dir, err)
+		}
+	} else if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("store: creating data directory %s: %w", cfg.Dir, err)
 	}
-	path := filepath.Join(cfg.Dir, "villagehub.db")
 	db, err := bolt.Open(path, 0o640, &bolt.Options{
+		ReadOnly: cfg.ReadOnly,
 		// A second hub on the same directory must fail, not wait forever.
 		Timeout: 2 * time.Second,
 		// The freelist is rebuilt on open instead of written on every
@@ -76,6 +84,9 @@ func Open(cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("store: %s is locked by another process (is another villagehub using data_dir %s?)", path, cfg.Dir)
 		}
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
+	}
+	if cfg.ReadOnly {
+		return &Store{cfg: cfg, db: db, path: path}, nil
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketDevices, bucketHourly, bucketEvents, bucketMeta} {

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"villagehub/hub/config"
+	"villagehub/hub/qrcode"
+	"villagehub/hub/report"
+	"villagehub/hub/state"
+	"villagehub/hub/store"
+)
+
+// qrCommand: villagehub qr print.
+func qrCommand(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "print" {
+		fmt.Fprintln(stderr, "usage: villagehub qr print [--config FILE] [--site ID] [--out DIR] [--public-url URL]")
+		return 2
+	}
+	fs := flag.NewFlagSet("villagehub qr print", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "config file listing the sites and QR boards")
+	site := fs.String("site", "", "print only this site (default: every site)")
+	out := fs.String("out", ".", "directory for the sheets, one PDF per site: qr-<site>.pdf")
+	public := fs.String("public-url", "", "public URL of the hub that the codes encode (default http.public_url)")
+	level := fs.String("ec", "", "error correction: L, M, Q (default) or H")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "villagehub qr print — printable A4 sheets of every QR board's code and name, one PDF per site.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "villagehub qr print:", err)
+		return 1
+	}
+	if *public != "" {
+		cfg.HTTP.PublicURL = *public
+	}
+	if cfg.HTTP.PublicURL == "" {
+		fmt.Fprintln(stderr, "villagehub qr print: set http.public_url (or --public-url): the codes must encode an address phones can reach")
+		return 1
+	}
+	var lv qrcode.Level
+	if *level != "" {
+		if lv, err = qrcode.ParseLevel(*level); err != nil {
+			fmt.Fprintln(stderr, "villagehub qr print:", err)
+			return 2
+		}
+	}
+	printed := 0
+	for _, s := range cfg.Sites {
+		if *site != "" && s.ID != *site {
+			continue
+		}
+		sheet := qrcode.Sheet{Title: s.Name, PublicURL: cfg.HTTP.PublicURL, Level: lv}
+		if sheet.Title == "" {
+			sheet.Title = s.ID
+		}
+		for _, b := range cfg.Boards {
+			if b.Site == s.ID {
+				sheet.Boards = append(sheet.Boards, qrcode.SheetBoard{ID: b.ID, Name: b.Name})
+			}
+		}
+		if len(sheet.Boards) == 0 {
+			continue
+		}
+		path := filepath.Join(*out, "qr-"+s.ID+".pdf")
+		if err := writeSheet(path, sheet); err != nil {
+			fmt.Fprintln(stderr, "villagehub qr print:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: %d boards of %s\n", path, len(sheet.Boards), sheet.Title)
+		printed++
+	}
+	if printed == 0 {
+		fmt.Fprintln(stderr, "villagehub qr print: no QR boards to print (check qr_boards and --site)")
+		return 1
+	}
+	return 0
+}
+
+func writeSheet(path string, sheet qrcode.Sheet) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := qrcode.WriteSheetPDF(f, sheet); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// reportCommand: villagehub report qr --month 2026-11.
+func reportCommand(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "qr" {
+		fmt.Fprintln(stderr, "usage: villagehub report qr --month YYYY-MM [--config FILE] [--csv FILE] [--hub URL]")
+		return 2
+	}
+	fs := flag.NewFlagSet("villagehub report qr", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "the hub's config file")
+	month := fs.String("month", time.Now().Format("2006-01"), "month to report, YYYY-MM")
+	csvPath := fs.String("csv", "", "also write the table as CSV to this file (\"-\" for standard output)")
+	hub := fs.String("hub", "", "URL of the running hub to ask (default: http://<http.addr>); if it does not answer, the data directory is read directly")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "villagehub report qr — per board: scans, unique scans, bot visits, busiest day and hour of a month.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "villagehub report qr:", err)
+		return 1
+	}
+	m, err := time.ParseInLocation("2006-01", *month, cfg.Location)
+	if err != nil {
+		fmt.Fprintln(stderr, "villagehub report qr: --month must be YYYY-MM")
+		return 2
+	}
+	if *hub == "" {
+		*hub = "http://" + cfg.HTTP.Addr
+	}
+	src, boards, closeSrc, err := reportSource(cfg, *hub)
+	if err != nil {
+		fmt.Fprintln(stderr, "villagehub report qr:", err)
+		return 1
+	}
+	defer closeSrc()
+	rows, err := report.MonthRows(src, boards, m, cfg.Location)
+	if err != nil {
+		fmt.Fprintln(stderr, "villagehub report qr:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "QR scans, %s (%s)\n\n", m.Format("01/2006"), cfg.Location)
+	report.WriteTable(stdout, rows)
+	if *csvPath != "" {
+		w := stdout
+		if *csvPath != "-" {
+			f, err := os.Create(*csvPath)
+			if err != nil {
+				fmt.Fprintln(stderr, "villagehub report qr:", err)
+				return 1
+			}
+			defer f.Close()
+			w = f
+		}
+		if err := report.WriteCSV(w, rows); err != nil {
+			fmt.Fprintln(stderr, "villagehub report qr:", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// reportSource asks the running hub, or reads the store when no hub
+// answers.
+func reportSource(cfg *config.Config, hub string) (report.Source, []report.Board, func(), error) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(hub + "/api/v1/qr-boards")
+	if err == nil {
+		defer resp.Body.Close()
+		var bs struct {
+			Boards []state.BoardView `json:"qr_boards"`
+		}
+		if resp.StatusCode != 200 {
+			return nil, nil, nil, fmt.Errorf("%s answered %s", hub, resp.Status)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&bs); err != nil {
+			return nil, nil, nil, fmt.Errorf("reading boards from %s: %w", hub, err)
+		}
+		var boards []report.Board
+		for _, b := range bs.Boards {
+			boards = append(boards, report.Board{Site: b.Site, ID: b.ID, Name: b.Name})
+		}
+		return apiSource{c: c, base: hub}, boards, func() {}, nil
+	}
+	st, serr := store.Open(store.Config{Dir: cfg.DataDir, ReadOnly: true})
+	if serr != nil {
+		return nil, nil, nil, fmt.Errorf("no hub answered at %s (%v), and reading the store failed: %w", hub, err, serr)
+	}
+	var boards []report.Board
+	for _, b := range cfg.Boards {
+		boards = append(boards, report.Board{Site: b.Site, ID: b.ID, Name: b.Name})
+	}
+	return st, boards, func() { st.Close() }, nil
+}
+
+// apiSource reads hourly counts from a running hub's API.
+type apiSource struct {
+	c    *http.Client
+	base string
+}
+
+func (a apiSource) QRHours(site, board string, from, to time.Time) ([]store.HourCount, error) {
+	q := url.Values{"site": {site}, "step": {"hour"}, "from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}}
+	resp, err := a.c.Get(a.base + "/api/v1/qr-boards/" + url.PathEscape(board) + "/scans?" + q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("%s: %s", resp.Request.URL.Path, resp.Status)
+	}
+	var body struct{ Points []report.Point }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, err
+	}
+	var out []store.HourCount
+	for _, p := range body.Points {
+		for _, c := range []struct {
+			src string
+			n   uint64
+		}{{state.SourceMQTT, p.MQTT}, {state.SourcePrinted, p.Printed}, {store.CountUnique, p.Unique},
+			{store.CountBots, p.Bots}, {store.CountRateLimited, p.RateLimited}} {
+			if c.n > 0 {
+				out = append(out, store.HourCount{Hour: p.Time, Source: c.src, N: c.n})
+			}
+		}
+	}
+	return out, nil
+}
