@@ -52,6 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		sites    = fs.Int("sites", 1, "spread devices over this many sites (site-1, site-2, ...); 1 uses site \"demo\"")
 		rate     = fs.Float64("rate", 10, "messages per second across all devices (motion and scan reports)")
 		qos      = fs.Int("qos", 1, "QoS of motion and scan reports (0 or 1)")
+		pattern  = fs.String("pattern", "random", "how messages spread over devices: random, round-robin (steady per device) or burst (flurries)")
 		reboot   = fs.Float64("reboot", 0.01, "chance a board reboots (new boot ID) before a report")
 		repeat   = fs.Float64("repeat", 0.05, "chance a board re-sends an earlier report (as a QoS 1 redelivery would)")
 		jsonMot  = fs.Bool("json-motion", false, "publish motion as JSON with ts, zone and score instead of ON/OFF")
@@ -79,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fleet, err := sim.NewFleet(sim.Config{
 		Broker: *broker, Username: *user, Password: *pass, Prefix: *prefix,
 		Cameras: sim.Devices("cam", *cameras, siteIDs...), Boards: sim.Devices("board", *boards, siteIDs...),
-		Rate: *rate, QoS: byte(*qos), RebootProb: *reboot, RepeatProb: *repeat, MotionJSON: *jsonMot,
+		Rate: *rate, QoS: byte(*qos), Pattern: *pattern, RebootProb: *reboot, RepeatProb: *repeat, MotionJSON: *jsonMot,
 		ClientPrefix: *clientID, Seed: uint64(time.Now().UnixNano()), Logger: log,
 	})
 	if err != nil {

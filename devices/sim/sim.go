@@ -40,6 +40,12 @@ type Config struct {
 	Rate float64
 	// QoS for motion and scan reports (status is always QoS 1).
 	QoS byte
+	// Pattern is how the work is spread over devices: "random" (default:
+	// each message goes to a random device), "round-robin" (devices take
+	// turns, so each camera's motion comes at a steady period), or "burst"
+	// (a random device gets several messages in a row: a camera sees a
+	// flurry of motion events, then quiet).
+	Pattern string
 	// RebootProb is the chance that a board reboots (new boot ID, total
 	// back to 0) before a report; RepeatProb the chance it re-sends one of
 	// its earlier reports instead of a new one.
@@ -106,6 +112,11 @@ func NewFleet(cfg Config) (*Fleet, error) {
 	}
 	if cfg.ClientPrefix == "" {
 		cfg.ClientPrefix = "villagesim"
+	}
+	switch cfg.Pattern {
+	case "", "random", "round-robin", "burst":
+	default:
+		return nil, fmt.Errorf("sim: pattern %q is not random, round-robin or burst", cfg.Pattern)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -215,6 +226,7 @@ func (f *Fleet) drive(ctx context.Context) {
 	defer t.Stop()
 	rng := mrand.New(mrand.NewPCG(f.cfg.Seed, 99))
 	credit := 0.0
+	cur, left := 0, 0 // device and messages left in a burst / round-robin turn
 	for {
 		select {
 		case <-ctx.Done():
@@ -223,7 +235,19 @@ func (f *Fleet) drive(ctx context.Context) {
 		}
 		credit += f.cfg.Rate * tick.Seconds()
 		for ; credit >= 1; credit-- {
-			i := rng.IntN(n)
+			var i int
+			switch f.cfg.Pattern {
+			case "round-robin":
+				i, cur = cur, (cur+1)%n
+			case "burst":
+				if left == 0 {
+					cur, left = rng.IntN(n), 6
+				}
+				i = cur
+				left--
+			default:
+				i = rng.IntN(n)
+			}
 			var w chan struct{}
 			if i < len(f.cams) {
 				w = f.cams[i].work

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"villagehub/devices/sim"
 	"villagehub/hub/state"
 	"villagehub/hub/testenv"
@@ -132,5 +134,42 @@ func TestAckMeansDurableEmbedded(t *testing.T) {
 	h.start()
 	if got := h.boards()[sim.Device{Site: "s1", ID: "durable"}]; got != 50 {
 		t.Fatalf("after SIGKILL the hub has %d scans, want the 50 that were acknowledged", got)
+	}
+}
+
+// TestHubStatusTopic: the hub's retained status is online while it runs,
+// offline by its last will when it is killed, and offline by its own word
+// when it stops cleanly.
+func TestHubStatusTopic(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	h := newHubProcess(t, mq.URL())
+	status := func() string {
+		// A fresh subscriber sees the retained value.
+		c := testenv.MQTT(t, mq.URL(), fmt.Sprintf("status-%d", time.Now().UnixNano()))
+		got := make(chan string, 1)
+		c.Subscribe("village/_hub/restart/status", 1, func(_ paho.Client, m paho.Message) {
+			select {
+			case got <- string(m.Payload()):
+			default:
+			}
+		})
+		select {
+		case s := <-got:
+			return s
+		case <-time.After(2 * time.Second):
+			return "(none)"
+		}
+	}
+	h.start()
+	testenv.WaitFor(t, 5*time.Second, "status online", func() bool { return status() == "online" })
+	h.p.Kill()
+	testenv.WaitFor(t, 5*time.Second, "last will offline", func() bool { return status() == "offline" })
+	h.start()
+	testenv.WaitFor(t, 5*time.Second, "status online again", func() bool { return status() == "online" })
+	if err := h.p.Stop(10 * time.Second); err != nil {
+		t.Fatalf("clean stop: %v\n%s", err, h.p.Output())
+	}
+	if s := status(); s != "offline" {
+		t.Fatalf("status after a clean stop = %q", s)
 	}
 }
