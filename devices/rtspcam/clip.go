@@ -10,9 +10,13 @@ import (
 )
 
 // clipH264 is a 2-second H.264 Annex-B elementary stream: 320x240, 10 fps,
-// constrained baseline, an IDR every 10 frames, no SEI, an access unit
-// delimiter before every frame (used here to split frames). It was made once,
-// with Debian 12's ffmpeg 5.1, by:
+// constrained baseline, an IDR (with SPS and PPS) every 10 frames, no SEI,
+// an access unit delimiter before every frame (used here to split frames).
+// Despite slices=1, the zerolatency tune's sliced threads cut every frame
+// into two slices, which keeps multi-slice frames covered; and the second
+// IDR's first slice is small enough that the packetizer aggregates it with
+// SPS and PPS into one STAP-A packet, as small keyframes from real cameras
+// are. It was made once, with Debian 12's ffmpeg 5.1, by:
 //
 //	ffmpeg -f lavfi -i "testsrc=size=320x240:rate=10" -frames:v 20 \
 //	  -c:v libx264 -profile:v baseline -preset veryfast -tune zerolatency \

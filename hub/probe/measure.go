@@ -19,6 +19,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 	"github.com/deepch/vdk/av"
+	"github.com/deepch/vdk/codec/h264parser"
+	"github.com/deepch/vdk/codec/h265parser"
 	"github.com/deepch/vdk/format/rtsp/sdp"
 	"github.com/deepch/vdk/format/rtspv2"
 )
@@ -50,6 +52,8 @@ type measurement struct {
 	TTFF             time.Duration `json:"ttff,omitempty"`
 	TTFK             time.Duration `json:"ttfk,omitempty"`
 	Duration         time.Duration `json:"duration"`
+
+	codecChanged bool // read CodecData again once vdk's goroutine has ended
 }
 
 func (m *measurement) fail(reason, detail string) {
@@ -83,8 +87,10 @@ func runProbe(ctx context.Context, j job, background *sync.WaitGroup) measuremen
 	c, m, ended := probeStream(ctx, j, start, background)
 	m.Duration = time.Since(start)
 	m.Detail = sc.clean(m.Detail)
-	if c != nil {
-		closeClient(c, ended, j.Timeout)
+	if c != nil && closeClient(c, ended, j.Timeout) && m.codecChanged {
+		// vdk's goroutine has ended, so its last CodecData write happened
+		// before this read: in-band parameter changes are seen here.
+		readResolution(c, &m)
 	}
 	return m
 }
@@ -125,11 +131,14 @@ func probeStream(ctx context.Context, j job, start time.Time, background *sync.W
 	}
 	m.Codec = codecName(video.Type)
 	m.SDPFPS = c.FPS
-	// CodecData may only be read when vdk is not waiting for in-band
-	// parameters (WaitCodec false) or after SignalCodecUpdate: otherwise
-	// its reader goroutine writes it concurrently.
-	if !c.WaitCodec {
-		readResolution(c, &m)
+	// vdk's reader goroutine, running since Dial returned, writes
+	// CodecData unsynchronised whenever in-band parameter sets differ from
+	// the SDP's, even when WaitCodec is false. So resolution comes from
+	// the SDP here, and from CodecData only once that goroutine has ended
+	// (runProbe), when a change was signalled or the SDP had none.
+	resolutionFromSDP(video, &m)
+	if m.Width == 0 {
+		m.codecChanged = true
 	}
 	if video.Type != av.H264 && video.Type != av.H265 {
 		if j.Mode == ModeHandshake {
@@ -161,6 +170,27 @@ func codecName(t av.CodecType) string {
 	return strings.ToLower(t.String())
 }
 
+// resolutionFromSDP parses the SPS announced in the SDP.
+func resolutionFromSDP(v *sdp.Media, m *measurement) {
+	defer func() { _ = recover() }() // a malformed SPS just leaves 0x0
+	switch v.Type {
+	case av.H264:
+		if len(v.SpropParameterSets) > 0 && len(v.SpropParameterSets[0]) > 4 {
+			if info, err := h264parser.ParseSPS(v.SpropParameterSets[0]); err == nil {
+				m.Width, m.Height = int(info.Width), int(info.Height)
+			}
+		}
+	case av.H265:
+		if len(v.SpropSPS) > 4 {
+			if info, err := h265parser.ParseSPS(v.SpropSPS); err == nil {
+				m.Width, m.Height = int(info.Width), int(info.Height)
+			}
+		}
+	}
+}
+
+// readResolution reads vdk's CodecData; only call it when vdk's reader
+// goroutine has ended.
 func readResolution(c *rtspv2.RTSPClient, m *measurement) {
 	for _, cd := range c.CodecData {
 		if cd == nil || !cd.Type().IsVideo() {
@@ -251,7 +281,9 @@ func vdkDial(j job) (r dialResult) {
 //
 // It then waits panicGrace: the end signal is sent from a deferred call,
 // so it also comes from a goroutine that is panicking.
-func closeClient(c *rtspv2.RTSPClient, ended bool, timeout time.Duration) {
+//
+// It reports whether the goroutine has ended (false if it is stuck).
+func closeClient(c *rtspv2.RTSPClient, ended bool, timeout time.Duration) bool {
 	c.Close()
 	if !ended {
 		t := time.NewTimer(timeout + time.Second)
@@ -265,11 +297,12 @@ func closeClient(c *rtspv2.RTSPClient, ended bool, timeout time.Duration) {
 				}
 			case <-c.OutgoingPacketQueue:
 			case <-t.C:
-				return // stuck: the worker will be recycled
+				return false // stuck: the worker will be recycled
 			}
 		}
 	}
 	time.Sleep(panicGrace)
+	return true
 }
 
 var statusRE = regexp.MustCompile(`RTSP/\d\.\d (\d{3})`)
@@ -450,7 +483,8 @@ loop:
 		case s := <-c.Signals:
 			switch s {
 			case rtspv2.SignalCodecUpdate:
-				readResolution(c, m)
+				// Reading CodecData now would race with the next update.
+				m.codecChanged = true
 			case rtspv2.SignalStreamRTPStop:
 				ended = true
 				if windowOver && len(frames) >= 2 {

@@ -557,7 +557,13 @@ func (s *Supervisor) handle(ev workerEvent) {
 	if w.killed != "" {
 		why = "killed: " + w.killed
 	}
-	s.log.Warn("probe: worker died", "worker", w.id, "alone", w.solo, "cause", why,
+	// A camera already isolated crashes its own worker on every probe;
+	// that is expected by now and not worth a warning each time.
+	level := slog.LevelWarn
+	if w.solo && len(cams) == 1 && s.isIsolated(cams[0]) {
+		level = slog.LevelDebug
+	}
+	s.log.Log(context.Background(), level, "probe: worker died", "worker", w.id, "alone", w.solo, "cause", why,
 		"exit", fmt.Sprint(ev.err), "cameras_in_flight", strings.Join(cams, ","))
 	pending := make([]*pendingJob, 0, len(w.pending))
 	for _, pj := range w.pending {
@@ -577,6 +583,13 @@ func (s *Supervisor) handle(ev workerEvent) {
 		}
 	}
 	s.metrics.inFlight.Store(int64(s.inFlight))
+}
+
+func (s *Supervisor) isIsolated(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := s.cams[id]
+	return cs != nil && cs.isolated
 }
 
 // culprit reports a camera whose probe crashed a worker it had to itself,
