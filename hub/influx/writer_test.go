@@ -96,7 +96,7 @@ func countsBySeries(t *testing.T, in *testenv.Influx, measurement, field, tag st
 	return out
 }
 
-func metricValue(t *testing.T, c prometheus.Collector, name string, labels ...string) float64 {
+func metricValue(t testing.TB, c prometheus.Collector, name string, labels ...string) float64 {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(c); err != nil {
