@@ -1,0 +1,292 @@
+package alert
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Register mounts the alert API on mux:
+//
+//	GET    /api/v1/alerts           firing, silenced, pending and recently resolved alerts
+//	GET    /api/v1/silences         silences and maintenance windows
+//	POST   /api/v1/silences         create a silence
+//	DELETE /api/v1/silences/{id}    end a silence
+//
+// The writing handlers are wrapped by each of write, in order (e.g. an
+// access check that may also put the user in the request context with
+// WithUser).
+func (e *Engine) Register(mux *http.ServeMux, write ...func(http.Handler) http.Handler) {
+	wrap := func(h http.Handler) http.Handler {
+		for i := len(write) - 1; i >= 0; i-- {
+			h = write[i](h)
+		}
+		return h
+	}
+	mux.HandleFunc("GET /api/v1/alerts", e.handleAlerts)
+	mux.HandleFunc("GET /api/v1/silences", e.handleSilences)
+	mux.Handle("POST /api/v1/silences", wrap(http.HandlerFunc(e.handleCreateSilence)))
+	mux.Handle("DELETE /api/v1/silences/{id}", wrap(http.HandlerFunc(e.handleDeleteSilence)))
+}
+
+type userKey struct{}
+
+// WithUser records who is making a request; a silence created in it names
+// that user as created_by, whatever the body says.
+func WithUser(ctx context.Context, user string) context.Context {
+	return context.WithValue(ctx, userKey{}, user)
+}
+
+// Pending is a device whose condition holds but has not lasted `for` yet.
+type Pending struct {
+	Alert  string    `json:"alert"`
+	Site   string    `json:"site"`
+	Device string    `json:"device"`
+	Since  time.Time `json:"since"`
+	// FiresAt: when it fires if nothing changes.
+	FiresAt time.Time `json:"fires_at"`
+	Reason  string    `json:"reason,omitempty"`
+	Flaps   int       `json:"flaps"`
+}
+
+// AlertsResponse is the body of GET /api/v1/alerts.
+type AlertsResponse struct {
+	Firing   []Alert   `json:"firing"`
+	Silenced []Alert   `json:"silenced"`
+	Pending  []Pending `json:"pending"`
+	Resolved []Alert   `json:"resolved"`
+}
+
+func (e *Engine) handleAlerts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	m := Matcher{Alert: q.Get("alert"), Site: q.Get("site"), Device: q.Get("device")}
+	limit := 100
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > 1000 {
+			writeError(w, http.StatusBadRequest, "limit must be between 0 and 1000")
+			return
+		}
+		limit = n
+	}
+	resp := AlertsResponse{Firing: []Alert{}, Silenced: []Alert{}, Pending: e.pending(m)}
+	for _, a := range e.Firing() {
+		if !m.matches(&a) {
+			continue
+		}
+		if a.Silenced {
+			resp.Silenced = append(resp.Silenced, a)
+		} else {
+			resp.Firing = append(resp.Firing, a)
+		}
+	}
+	var err error
+	if resp.Resolved, err = e.History(limit, m); err != nil {
+		e.log.Error("reading alert history", "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot read the alert history")
+		return
+	}
+	if resp.Resolved == nil {
+		resp.Resolved = []Alert{}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (e *Engine) pending(m Matcher) []Pending {
+	out := []Pending{}
+	add := func(t *track, sp *spec, site, device string) {
+		if t.alert != nil || t.since.IsZero() {
+			return
+		}
+		p := Pending{Alert: sp.name, Site: site, Device: device, Since: t.since, FiresAt: t.since.Add(sp.forDur), Reason: t.reason, Flaps: len(t.flaps)}
+		a := Alert{Name: p.Alert, Site: site, Device: device}
+		if m.matches(&a) {
+			out = append(out, p)
+		}
+	}
+	e.mu.Lock()
+	for k, c := range e.cams {
+		add(&c.down, &e.down, k.site, k.id)
+		add(&c.degr, &e.degr, k.site, k.id)
+	}
+	for k, h := range e.hub {
+		add(&h.t, &e.hubSpec, HubSite, k)
+	}
+	e.mu.Unlock()
+	slices.SortFunc(out, func(a, b Pending) int {
+		return cmp.Or(cmp.Compare(a.Site, b.Site), cmp.Compare(a.Device, b.Device), cmp.Compare(a.Alert, b.Alert))
+	})
+	return out
+}
+
+// Silences lists every silence with its state now.
+func (e *Engine) Silences() []SilenceView {
+	now := e.now()
+	e.mu.Lock()
+	out := make([]SilenceView, 0, len(e.silences))
+	for _, s := range e.silences {
+		out = append(out, s.view(now, e.loc))
+	}
+	e.mu.Unlock()
+	return out
+}
+
+func (e *Engine) handleSilences(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"silences": e.Silences()})
+}
+
+// SilenceRequest is the body of POST /api/v1/silences. Give ends_at or a
+// duration ("2h"); starts_at defaults to now.
+type SilenceRequest struct {
+	Matcher
+	StartsAt  *time.Time `json:"starts_at"`
+	EndsAt    *time.Time `json:"ends_at"`
+	Duration  string     `json:"duration"`
+	Comment   string     `json:"comment"`
+	CreatedBy string     `json:"created_by"`
+}
+
+const maxAPISilences = 1000
+
+func (e *Engine) handleCreateSilence(w http.ResponseWriter, r *http.Request) {
+	var req SilenceRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
+		return
+	}
+	now := e.now()
+	s := &silence{Matcher: req.Matcher, Comment: req.Comment, CreatedBy: req.CreatedBy, CreatedAt: now, Source: "api"}
+	if u, ok := r.Context().Value(userKey{}).(string); ok && u != "" {
+		s.CreatedBy = u
+	}
+	if err := s.Matcher.check(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.StartsAt = now
+	if req.StartsAt != nil {
+		s.StartsAt = *req.StartsAt
+	}
+	switch {
+	case req.EndsAt != nil && req.Duration != "":
+		writeError(w, http.StatusBadRequest, "give ends_at or duration, not both")
+		return
+	case req.EndsAt != nil:
+		s.EndsAt = *req.EndsAt
+	case req.Duration != "":
+		d, err := time.ParseDuration(req.Duration)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, "duration must be like 2h or 30m")
+			return
+		}
+		s.EndsAt = s.StartsAt.Add(d)
+	default:
+		writeError(w, http.StatusBadRequest, "ends_at or duration is required")
+		return
+	}
+	if !s.EndsAt.After(s.StartsAt) || !s.EndsAt.After(now) {
+		writeError(w, http.StatusBadRequest, "ends_at must be after starts_at and in the future")
+		return
+	}
+	if len(s.Comment) > 1024 || len(s.CreatedBy) > 128 {
+		writeError(w, http.StatusBadRequest, "comment (1024) or created_by (128) too long")
+		return
+	}
+	s.ID = strings.ToLower(rand.Text())
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pruneSilences(now)
+	n := 0
+	for _, x := range e.silences {
+		if x.Source == "api" {
+			n++
+		}
+	}
+	if n >= maxAPISilences {
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("at most %d silences", maxAPISilences))
+		return
+	}
+	if err := e.db.putSilence(s); err != nil {
+		e.log.Error("saving a silence", "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot save the silence")
+		return
+	}
+	e.silences = append(e.silences, s)
+	e.log.Info("silence created", "id", s.ID, "alert", s.Matcher.Alert, "site", s.Matcher.Site, "device", s.Matcher.Device,
+		"starts_at", s.StartsAt, "ends_at", s.EndsAt, "created_by", s.CreatedBy)
+	writeJSON(w, http.StatusCreated, s.view(now, e.loc))
+}
+
+// pruneSilences forgets API silences that ended over a week ago. Called
+// with e.mu.
+func (e *Engine) pruneSilences(now time.Time) {
+	keep := e.silences[:0]
+	for _, s := range e.silences {
+		if s.Source == "api" && now.Sub(s.EndsAt) > 7*24*time.Hour {
+			if err := e.db.deleteSilence(s.ID); err == nil {
+				continue
+			}
+		}
+		keep = append(keep, s)
+	}
+	e.silences = keep
+}
+
+func (e *Engine) handleDeleteSilence(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	now := e.now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.silences {
+		if s.ID != id {
+			continue
+		}
+		if s.Source != "api" {
+			writeError(w, http.StatusConflict, "this silence comes from the config file; remove it there")
+			return
+		}
+		// Expired, not deleted: it stays listed, as in Alertmanager.
+		if now.Before(s.EndsAt) {
+			old := *s
+			s.EndsAt = now
+			if s.StartsAt.After(now) {
+				s.StartsAt = now
+			}
+			if err := e.db.putSilence(s); err != nil {
+				*s = old
+				e.log.Error("saving a silence", "err", err)
+				writeError(w, http.StatusInternalServerError, "cannot save the silence")
+				return
+			}
+			e.log.Info("silence ended", "id", s.ID)
+		}
+		writeJSON(w, http.StatusOK, s.view(now, e.loc))
+		return
+	}
+	writeError(w, http.StatusNotFound, "no such silence")
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+

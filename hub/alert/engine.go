@@ -1,0 +1,636 @@
+// Package alert turns the hub's live state into alerts and notifications:
+// a camera without video (CameraDown), a poor stream (CameraDegraded), a QR
+// board that stopped reporting (QRBoardSilent) and a hub in trouble
+// (HubDegraded). Each alert is a small state machine with a `for` duration
+// before it fires and `recover_for` good observations before it resolves,
+// so a flapping camera gives one alert, not one per flap. Alerts, their
+// history, silences and undelivered notices live in alerts.db under the
+// data directory and survive a crash. Notifiers (webhook with a template,
+// MQTT, Alertmanager) each have their own queue, retries and timeout, so a
+// dead one never holds up the others.
+package alert
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"villagehub/hub/state"
+)
+
+// State is what the engine reads from the hub's state. *state.State
+// implements it.
+type State interface {
+	// EachCamera is the cheap per-tick read: no copies.
+	EachCamera(fn func(state.CameraSample))
+	// Cameras and Sites give names, read only when an alert changes.
+	Cameras() []state.CameraView
+	Boards() []state.BoardView
+	Sites() []state.Site
+}
+
+// Publisher publishes an MQTT message; the hub's embedded broker and its
+// external-broker client both do.
+type Publisher interface {
+	Publish(topic string, payload []byte, retain bool, qos byte) error
+}
+
+// Deps are what the engine is given by the hub.
+type Deps struct {
+	State State
+	// Publisher is needed by an mqtt notifier.
+	Publisher Publisher
+	// Prefix is the MQTT topic prefix (default "village").
+	Prefix string
+	HubID  string
+	// DataDir holds alerts.db.
+	DataDir string
+	// PublicURL is the hub's address as people reach it, for links in
+	// notices (http.public_url).
+	PublicURL string
+	// Location is the village's time zone (Asia/Ho_Chi_Minh if nil and the
+	// config names none).
+	Location *time.Location
+
+	// HubDegraded checks; a nil func is not checked.
+	BrokerConnected func() bool
+	IngestQueue     func() (length, capacity int)
+	SpoolPoints     func() int64
+
+	// Changed, if set, wakes the engine to evaluate at once (at most every
+	// 100 ms) besides its 1 s tick: e.g. after the state applied a batch.
+	Changed <-chan struct{}
+
+	Logger *slog.Logger
+	// HTTPClient for webhooks and Alertmanager (default: a plain client;
+	// each request has the notifier's timeout).
+	HTTPClient *http.Client
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+}
+
+// Engine evaluates the rules and sends notices.
+type Engine struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	now  func() time.Time
+	loc  *time.Location
+	db   *db
+
+	down, degr, silent, hubSpec spec
+
+	senders []*sender
+
+	mu         sync.Mutex
+	pass       uint32
+	cams       map[devKey]*camTrack
+	boards     map[devKey]*boardTrack
+	hub        map[string]*hubTrack
+	firing     map[string]*Alert // by ID
+	silences   []*silence
+	nextBoards time.Time
+	nextDue    time.Time // earliest moment a pending alert could fire
+	changes    []change
+	unwritten  []change // changes whose write to alerts.db failed
+	evalNanos  int64 // last evaluation's cost, for the metric
+	evals      uint64
+
+	closeOnce sync.Once
+}
+
+type devKey struct{ site, id string }
+
+// New validates the config, opens alerts.db in deps.DataDir and loads the
+// alerts that were firing. Close releases the database.
+func New(cfg Config, deps Deps) (*Engine, error) {
+	if ps := cfg.Validate(); len(ps) > 0 {
+		return nil, &ValidationError{Problems: ps}
+	}
+	if deps.State == nil {
+		return nil, errors.New("alert: Deps.State is required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Prefix == "" {
+		deps.Prefix = "village"
+	}
+	if deps.HTTPClient == nil {
+		deps.HTTPClient = &http.Client{}
+	}
+	loc := deps.Location
+	if cfg.Timezone != "" {
+		loc, _ = time.LoadLocation(cfg.Timezone) // checked by Validate
+	}
+	if loc == nil {
+		var err error
+		if loc, err = time.LoadLocation("Asia/Ho_Chi_Minh"); err != nil {
+			return nil, fmt.Errorf("alert: loading time zone: %w", err)
+		}
+	}
+	e := &Engine{
+		cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, loc: loc,
+		cams: map[devKey]*camTrack{}, boards: map[devKey]*boardTrack{}, hub: map[string]*hubTrack{},
+		firing: map[string]*Alert{},
+	}
+	r := &cfg.Rules
+	e.down = spec{name: CameraDown, forDur: time.Duration(r.CameraDown.For), recoverFor: r.CameraDown.RecoverFor, severity: r.CameraDown.Severity,
+		flapThreshold: r.CameraDown.FlapThreshold, flapWindow: time.Duration(r.CameraDown.FlapWindow)}
+	e.degr = spec{name: CameraDegraded, forDur: time.Duration(r.CameraDegraded.For), recoverFor: r.CameraDegraded.RecoverFor, severity: r.CameraDegraded.Severity}
+	// The silence itself is the board rule's `for`; once silent it fires.
+	e.silent = spec{name: QRBoardSilent, recoverFor: r.QRBoardSilent.RecoverFor, severity: r.QRBoardSilent.Severity}
+	e.hubSpec = spec{name: HubDegraded, forDur: time.Duration(r.HubDegraded.For), recoverFor: r.HubDegraded.RecoverFor, severity: r.HubDegraded.Severity}
+
+	for i := range cfg.Notifiers {
+		s, err := e.newSender(&cfg.Notifiers[i])
+		if err != nil {
+			return nil, fmt.Errorf("alert: notifiers[%d]: %w", i, err)
+		}
+		e.senders = append(e.senders, s)
+	}
+
+	d, err := openDB(deps.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	e.db = d
+	if err := e.load(); err != nil {
+		d.close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// load restores firing alerts and silences.
+func (e *Engine) load() error {
+	active, err := e.db.loadActive()
+	if err != nil {
+		return fmt.Errorf("alert: loading firing alerts: %w", err)
+	}
+	for _, a := range active {
+		e.firing[a.ID] = a
+		t := &track{since: a.Since, reason: a.Reason, detail: a.Detail, alert: a}
+		switch a.Name {
+		case CameraDown, CameraDegraded:
+			ct := e.camTrack(devKey{a.Site, a.Device})
+			if a.Name == CameraDown {
+				ct.down = *t
+			} else {
+				ct.degr = *t
+			}
+		case QRBoardSilent:
+			bt := &boardTrack{silent: *t}
+			e.boards[devKey{a.Site, a.Device}] = bt
+		case HubDegraded:
+			e.hub[a.Device] = &hubTrack{t: *t}
+		}
+	}
+	for i, c := range e.cfg.Silences {
+		s := &silence{ID: fmt.Sprintf("config-%d", i), Matcher: c.Matcher, StartsAt: c.Start, EndsAt: c.End,
+			Comment: c.Comment, CreatedBy: c.CreatedBy, Source: "config"}
+		if c.Daily != nil {
+			h := *c.Daily
+			s.Daily = &h
+		}
+		e.silences = append(e.silences, s)
+	}
+	saved, err := e.db.loadSilences()
+	if err != nil {
+		return fmt.Errorf("alert: loading silences: %w", err)
+	}
+	e.silences = append(e.silences, saved...)
+	if len(active) > 0 {
+		e.log.Info("alerts restored", "firing", len(active))
+	}
+	return nil
+}
+
+func (e *Engine) camTrack(k devKey) *camTrack {
+	c := e.cams[k]
+	if c == nil {
+		c = &camTrack{}
+		e.cams[k] = c
+	}
+	return c
+}
+
+// Close releases alerts.db. Call it after Run returned.
+func (e *Engine) Close() error {
+	var err error
+	e.closeOnce.Do(func() { err = e.db.close() })
+	return err
+}
+
+// Run evaluates the rules every second (and on Deps.Changed) and runs the
+// notifiers, until ctx ends. Notices not delivered by then stay in the
+// outbox and go out after the next start.
+func (e *Engine) Run(ctx context.Context) error {
+	pending, err := e.db.loadOutbox()
+	if err != nil {
+		return fmt.Errorf("alert: loading the outbox: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, s := range e.senders {
+		g.Go(func() error { return s.run(gctx) })
+	}
+	// Re-send what a previous run did not deliver, with the same keys.
+	byName := map[string]*sender{}
+	for _, s := range e.senders {
+		byName[s.cfg.Name] = s
+	}
+	for _, o := range pending {
+		if s := byName[o.Notifier]; s != nil {
+			s.enqueue(o)
+		} else {
+			_ = e.db.done(o.id) // that notifier is gone from the config
+		}
+	}
+	if len(pending) > 0 {
+		e.log.Info("re-sending notices left undelivered before the restart", "notices", len(pending))
+	}
+	g.Go(func() error { return e.loop(gctx) })
+	return g.Wait()
+}
+
+func (e *Engine) loop(ctx context.Context) error {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		case <-e.deps.Changed:
+			if d := time.Since(last); d < 100*time.Millisecond {
+				continue // the timer or the next change will come
+			}
+		}
+		last = time.Now()
+		if err := e.Evaluate(); err != nil {
+			// A failing disk: keep trying; the alerts stay in memory.
+			e.log.Error("alert evaluation failed", "err", err)
+		}
+		timer.Reset(e.wait())
+	}
+}
+
+// wait is how long until the next evaluation: a second, or less when a
+// pending alert is due sooner, so alerts fire on time, not up to a tick
+// late.
+func (e *Engine) wait() time.Duration {
+	e.mu.Lock()
+	due := e.nextDue
+	e.mu.Unlock()
+	d := time.Second
+	if !due.IsZero() {
+		if w := time.Until(due); w < d {
+			d = max(w, 10*time.Millisecond)
+		}
+	}
+	return d
+}
+
+// Evaluate runs every rule once now and sends the notices that follow.
+// Run calls it on its tick; tests and benchmarks may call it directly.
+func (e *Engine) Evaluate() error {
+	start := time.Now()
+	now := e.now()
+	e.mu.Lock()
+	e.evaluate(now)
+	// Changes a failed write left behind go first, in order.
+	changes := append(e.unwritten, e.changes...)
+	e.changes, e.unwritten = nil, nil
+	e.evalNanos = int64(time.Since(start))
+	e.evals++
+	e.mu.Unlock()
+	if len(changes) == 0 {
+		return nil
+	}
+	if err := e.apply(changes, now); err != nil {
+		e.mu.Lock()
+		e.unwritten = append(changes, e.unwritten...)
+		e.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// evaluate looks at every device and records changes. Called with e.mu.
+func (e *Engine) evaluate(now time.Time) {
+	e.pass++
+	e.nextDue = time.Time{}
+	r := &e.cfg.Rules
+	downOn, degrOn := r.CameraDown.on(), r.CameraDegraded.on()
+	named := len(e.changes)
+	if downOn || degrOn {
+		e.deps.State.EachCamera(func(s state.CameraSample) {
+			k := devKey{s.Site, s.ID}
+			c := e.cams[k]
+			if c == nil {
+				// Clone: the sample's strings belong to the state.
+				k = devKey{strings.Clone(s.Site), strings.Clone(s.ID)}
+				c = &camTrack{}
+				e.cams[k] = c
+			}
+			c.pass = e.pass
+			od, og := c.observeCamera(&s, now, &e.down, &e.degr, &r.CameraDegraded)
+			if downOn {
+				e.stepTrack(&c.down, od, now, &e.down, k)
+			}
+			if degrOn {
+				e.stepTrack(&c.degr, og, now, &e.degr, k)
+			}
+		})
+		for k, c := range e.cams {
+			if c.pass != e.pass {
+				// The camera left the state (removed from the config).
+				e.gone(&c.down, now, k)
+				e.gone(&c.degr, now, k)
+				delete(e.cams, k)
+			}
+		}
+	}
+	if r.QRBoardSilent.on() && !now.Before(e.nextBoards) {
+		e.nextBoards = now.Add(time.Duration(r.QRBoardSilent.CheckInterval))
+		boards := e.deps.State.Boards()
+		for i := range boards {
+			v := &boards[i]
+			k := devKey{v.Site, v.ID}
+			b := e.boards[k]
+			if b == nil {
+				b = &boardTrack{}
+				e.boards[k] = b
+			}
+			b.pass = e.pass
+			e.stepTrack(&b.silent, e.observeBoard(v, now), now, &e.silent, k)
+		}
+		for k, b := range e.boards {
+			if b.pass != e.pass {
+				e.gone(&b.silent, now, k)
+				delete(e.boards, k)
+			}
+		}
+	}
+	if r.HubDegraded.on() {
+		e.checkHub(now)
+	}
+	if len(e.changes) > named {
+		e.name(e.changes[named:])
+	}
+	e.sweep(now)
+}
+
+// stepTrack feeds one observation to a track and records what changed.
+func (e *Engine) stepTrack(t *track, o obs, now time.Time, sp *spec, k devKey) {
+	wasFlapping := t.alert != nil && t.alert.Flapping
+	fired, resolved := t.step(o, now, sp)
+	if fired == nil && t.alert != nil && t.alert.Flapping != wasFlapping {
+		// Persist the flag: after a restart a flapping alert still needs
+		// to stay good for `for` before it resolves.
+		e.changes = append(e.changes, change{a: *t.alert})
+	}
+	if fired != nil {
+		fired.Site, fired.Device = k.site, k.id
+		fired.ID = alertID(sp.name, k.site, k.id)
+		e.firing[fired.ID] = fired
+		e.changes = append(e.changes, change{a: *fired, notice: KindFiring})
+	}
+	if resolved != nil {
+		delete(e.firing, resolved.ID)
+		e.changes = append(e.changes, change{a: *resolved, notice: KindResolved})
+	}
+	if t.alert == nil && !t.since.IsZero() && t.good == 0 {
+		if due := t.since.Add(sp.forDur); e.nextDue.IsZero() || due.Before(e.nextDue) {
+			e.nextDue = due
+		}
+	}
+}
+
+// gone resolves the alert of a device that no longer exists.
+func (e *Engine) gone(t *track, now time.Time, k devKey) {
+	if a := t.alert; a != nil {
+		at := now
+		a.ResolvedAt, a.State, a.Reason, a.Detail = &at, KindResolved, "removed", "device removed from the hub"
+		t.alert = nil
+		delete(e.firing, a.ID)
+		e.changes = append(e.changes, change{a: *a, notice: KindResolved})
+	}
+}
+
+// checkHub runs the HubDegraded checks.
+func (e *Engine) checkHub(now time.Time) {
+	k := func(check string) (*hubTrack, devKey) {
+		h := e.hub[check]
+		if h == nil {
+			h = &hubTrack{}
+			e.hub[check] = h
+		}
+		return h, devKey{HubSite, check}
+	}
+	if f := e.deps.BrokerConnected; f != nil {
+		h, key := k(CheckBroker)
+		o := obs{cond: good, n: 1}
+		if !f() {
+			o = obs{cond: bad, reason: "disconnected", detail: "not connected to the MQTT broker"}
+		}
+		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
+	}
+	if f := e.deps.IngestQueue; f != nil {
+		h, key := k(CheckIngestQueue)
+		n, c := f()
+		o := obs{cond: good, n: 1}
+		if c > 0 && float64(n) >= e.cfg.Rules.HubDegraded.QueueSaturation*float64(c) {
+			o = obs{cond: bad, reason: "queue_saturated", detail: fmt.Sprintf("ingest queue %d of %d", n, c)}
+		}
+		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
+	}
+	if f := e.deps.SpoolPoints; f != nil {
+		h, key := k(CheckInfluxSpool)
+		n := f()
+		// Not draining: the spool has not gone below its lowest point for
+		// `for`. Growing is the same thing, only worse.
+		if n == 0 || h.spoolLowAt.IsZero() || n < h.spoolLow {
+			h.spoolLow, h.spoolLowAt = n, now
+		}
+		o := obs{cond: good, n: 1}
+		if n > 0 && now.Sub(h.spoolLowAt) >= e.hubSpec.forDur {
+			o = obs{cond: bad, start: h.spoolLowAt, reason: "spool_not_draining",
+				detail: fmt.Sprintf("%d points waiting for InfluxDB", n)}
+		}
+		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
+	}
+}
+
+// name fills in device and site names of alerts that just changed. Reads
+// the state's views (copies), which happens only when something changed.
+func (e *Engine) name(cs []change) {
+	sites := map[string]string{}
+	for _, s := range e.deps.State.Sites() {
+		sites[s.ID] = s.Name
+	}
+	var cams map[devKey]string
+	var boards map[devKey]string
+	for i := range cs {
+		a := &cs[i].a
+		var n string
+		switch a.Name {
+		case CameraDown, CameraDegraded:
+			if cams == nil {
+				cams = map[devKey]string{}
+				for _, c := range e.deps.State.Cameras() {
+					cams[devKey{c.Site, c.ID}] = c.Name
+				}
+			}
+			n = cams[devKey{a.Site, a.Device}]
+		case QRBoardSilent:
+			if boards == nil {
+				boards = map[devKey]string{}
+				for _, b := range e.deps.State.Boards() {
+					boards[devKey{b.Site, b.ID}] = b.Name
+				}
+			}
+			n = boards[devKey{a.Site, a.Device}]
+		}
+		if a.DeviceName == "" {
+			a.DeviceName = n
+		}
+		if a.SiteName == "" {
+			a.SiteName = sites[a.Site]
+		}
+		if f := e.firing[a.ID]; f != nil {
+			f.DeviceName, f.SiteName = a.DeviceName, a.SiteName
+		}
+	}
+}
+
+// sweep decides the notices of every change and of firing alerts that
+// need one now (a silence ended, a repeat is due). Called with e.mu.
+func (e *Engine) sweep(now time.Time) {
+	for i := range e.changes {
+		c := &e.changes[i]
+		f := e.firing[c.a.ID]
+		switch {
+		case c.notice == KindFiring && f != nil:
+			if e.isSilenced(f, now) {
+				c.notice = "" // recorded, not sent; goes out if the silence ends first
+				continue
+			}
+			f.Notified, f.LastNotified = true, now
+			c.a.Notified, c.a.LastNotified = true, now
+		case c.notice == KindResolved && !c.a.Notified:
+			c.notice = "" // nobody was told it fired
+		}
+	}
+	repeat := time.Duration(*e.cfg.RepeatInterval)
+	for _, a := range e.firing {
+		if a.FiredAt.Equal(now) {
+			continue // handled above
+		}
+		switch {
+		case !a.Notified && !e.isSilenced(a, now):
+			a.Notified, a.LastNotified = true, now
+			e.changes = append(e.changes, change{a: *a, notice: KindFiring})
+		case a.Notified && repeat > 0 && now.Sub(a.LastNotified) >= repeat && !e.isSilenced(a, now):
+			a.LastNotified = now
+			a.Repeats++
+			e.changes = append(e.changes, change{a: *a, notice: KindRepeat})
+		}
+	}
+}
+
+// apply persists the changes with their notices, then hands the notices
+// to the notifiers.
+func (e *Engine) apply(changes []change, now time.Time) error {
+	var notices []outboxEntry
+	for i := range changes {
+		c := &changes[i]
+		if c.notice == "" {
+			continue
+		}
+		n := newNotification(&c.a, c.notice, now, e.deps.HubID, e.link())
+		for _, s := range e.senders {
+			if s.wants(c.notice) {
+				notices = append(notices, outboxEntry{Notifier: s.cfg.Name, N: n})
+			}
+		}
+		e.log.Info("alert "+c.notice, "alert", c.a.Name, "site", c.a.Site, "device", c.a.Device,
+			"reason", c.a.Reason, "since", c.a.Since, "duration", c.a.Duration(now).Round(time.Second).String(), "flapping", c.a.Flapping)
+	}
+	notices, err := e.db.commit(changes, notices, e.cfg.History)
+	if err != nil {
+		return err
+	}
+	byName := map[string]*sender{}
+	for _, s := range e.senders {
+		byName[s.cfg.Name] = s
+	}
+	for _, o := range notices {
+		byName[o.Notifier].enqueue(o)
+	}
+	return nil
+}
+
+func (e *Engine) link() string {
+	if e.deps.PublicURL == "" {
+		return ""
+	}
+	return strings.TrimRight(e.deps.PublicURL, "/") + "/"
+}
+
+// Firing returns copies of the firing alerts, by site, device and name.
+func (e *Engine) Firing() []Alert {
+	now := e.now()
+	e.mu.Lock()
+	out := make([]Alert, 0, len(e.firing))
+	for _, a := range e.firing {
+		c := *a
+		c.SilencedBy = e.silencedBy(a, now)
+		c.Silenced = len(c.SilencedBy) > 0
+		c.DurationS = a.Duration(now).Seconds()
+		out = append(out, c)
+	}
+	e.mu.Unlock()
+	slices.SortFunc(out, func(a, b Alert) int {
+		return cmp.Or(cmp.Compare(a.Site, b.Site), cmp.Compare(a.Device, b.Device), cmp.Compare(a.Name, b.Name))
+	})
+	return out
+}
+
+// History returns up to limit resolved alerts, newest first, matching m
+// (an empty matcher matches all).
+func (e *Engine) History(limit int, m Matcher) ([]Alert, error) {
+	out, err := e.db.history(limit, m.matches)
+	for i := range out {
+		out[i].DurationS = out[i].Duration(time.Time{}).Seconds()
+	}
+	return out, err
+}
+
+// firingNotices are the notices an Alertmanager re-push carries: every
+// firing alert whose firing notice went out and that is not silenced.
+func (e *Engine) firingNotices() []Notification {
+	now := e.now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Notification
+	for _, a := range e.firing {
+		if a.Notified && !e.isSilenced(a, now) {
+			out = append(out, newNotification(a, KindFiring, now, e.deps.HubID, e.link()))
+		}
+	}
+	return out
+}

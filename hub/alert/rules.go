@@ -1,0 +1,259 @@
+package alert
+
+import (
+	"fmt"
+	"time"
+
+	"villagehub/hub/state"
+)
+
+// cond is what one look at a device says about a rule's condition.
+type cond int8
+
+const (
+	unknown cond = iota // nothing to say (not probed yet, camera down for the degraded rule)
+	good
+	bad
+)
+
+// obs is one observation.
+type obs struct {
+	cond cond
+	// start: when the condition became bad (from the device's own state
+	// where it is known, so "down since" is the first failed probe).
+	start time.Time
+	// n: how many new good observations this look carries (new good RTSP
+	// probes for camera rules).
+	n              int
+	reason, detail string
+}
+
+// spec is a rule's settings, as the state machine needs them.
+type spec struct {
+	name       string
+	forDur     time.Duration
+	recoverFor int
+	severity   string
+	// flapThreshold > 0 turns on flap detection.
+	flapThreshold int
+	flapWindow    time.Duration
+}
+
+// track is one rule on one device: the state machine of an alert.
+//
+//	ok ──bad──▶ pending ──bad for `for`, or flapping──▶ firing
+//	 ▲             │                                     │
+//	 └── recover_for consecutive good observations ◀─────┘
+//
+// A pending or firing alert goes back to ok only after recover_for good
+// observations in a row (a firing alert that is flapping also needs to stay
+// good for `for`); a bad observation in between is a relapse, counted as a
+// flap, and the episode goes on from where it began.
+type track struct {
+	since     time.Time // start of the current episode; zero when ok
+	good      int       // consecutive good observations in this episode
+	goodSince time.Time
+	reason    string
+	detail    string
+	flaps     []time.Time // recent episode starts and relapses
+	alert     *Alert      // the firing alert, nil if none
+}
+
+func (t *track) flapping(now time.Time, sp *spec) bool {
+	if sp.flapThreshold == 0 {
+		return false
+	}
+	n := 0
+	for _, f := range t.flaps {
+		if now.Sub(f) <= sp.flapWindow {
+			n++
+		}
+	}
+	return n >= sp.flapThreshold
+}
+
+func (t *track) flap(now time.Time, sp *spec) {
+	if sp.flapThreshold == 0 {
+		return
+	}
+	// Keep only what the window still holds, and never more than the
+	// threshold needs.
+	keep := t.flaps[:0]
+	for _, f := range t.flaps {
+		if now.Sub(f) <= sp.flapWindow {
+			keep = append(keep, f)
+		}
+	}
+	if len(keep) >= sp.flapThreshold {
+		keep = append(keep[:0], keep[1:]...)
+	}
+	t.flaps = append(keep, now)
+	if t.alert != nil {
+		t.alert.Flaps++
+	}
+}
+
+// step applies one observation. It returns the alert that fired or
+// resolved, if any (resolved alerts have their ResolvedAt set).
+func (t *track) step(o obs, now time.Time, sp *spec) (fired, resolved *Alert) {
+	switch o.cond {
+	case bad:
+		if t.since.IsZero() {
+			start := o.start
+			if start.IsZero() || start.After(now) {
+				start = now
+			}
+			t.since = start
+			t.flap(now, sp)
+		} else if t.good > 0 {
+			t.flap(now, sp) // relapse
+		}
+		t.good, t.goodSince = 0, time.Time{}
+		t.reason, t.detail = o.reason, o.detail
+		if t.alert != nil {
+			t.alert.Reason, t.alert.Detail = o.reason, o.detail
+		}
+	case good:
+		if t.since.IsZero() || o.n <= 0 {
+			break
+		}
+		if t.good == 0 {
+			t.goodSince = now
+		}
+		t.good += o.n
+		stable := t.alert == nil || !t.alert.Flapping || now.Sub(t.goodSince) >= sp.forDur
+		if t.good >= sp.recoverFor && stable {
+			if a := t.alert; a != nil {
+				at := now
+				a.ResolvedAt, a.State = &at, KindResolved
+				resolved, t.alert = a, nil
+			}
+			t.since, t.good, t.goodSince = time.Time{}, 0, time.Time{}
+			return nil, resolved
+		}
+	}
+	if t.since.IsZero() {
+		return nil, nil
+	}
+	flapping := t.flapping(now, sp)
+	if t.alert == nil && ((t.good == 0 && now.Sub(t.since) >= sp.forDur) || flapping) {
+		since := t.since
+		if flapping && len(t.flaps) > 0 && t.flaps[0].Before(since) {
+			since = t.flaps[0]
+		}
+		t.alert = &Alert{
+			Name: sp.name, Severity: sp.severity, State: KindFiring,
+			Since: since, FiredAt: now, Reason: t.reason, Detail: t.detail,
+			Flapping: flapping, Flaps: len(t.flaps),
+		}
+		if flapping && t.good > 0 {
+			// Fired on a flap while momentarily good: say why.
+			t.alert.Reason = "flapping"
+		}
+		return t.alert, nil
+	}
+	if t.alert != nil && flapping {
+		t.alert.Flapping = true
+	}
+	return nil, nil
+}
+
+// camTrack is what the engine keeps per camera.
+type camTrack struct {
+	pass       uint32
+	seen       bool // probe bookkeeping below is valid
+	probes     uint64
+	probeUp    int8
+	probeSince time.Time
+	offline    time.Time // first seen offline on MQTT; zero when not
+	down, degr track
+}
+
+// observeCamera turns a camera's state into observations for CameraDown
+// and CameraDegraded.
+func (c *camTrack) observeCamera(s *state.CameraSample, now time.Time, down, degr *spec, cd *CameraDegradedRule) (od, og obs) {
+	p := s.Probe
+	stream := p != nil && p.Up >= 0 && !p.LastProbe.IsZero()
+	newProbes, newGood := 0, 0
+	if stream {
+		if c.seen && p.Probes > c.probes {
+			newProbes = int(min(p.Probes-c.probes, 1000))
+			if p.Up == 1 {
+				if c.probeUp == 1 && p.Since.Equal(c.probeSince) {
+					newGood = newProbes
+				} else {
+					// It came up since we last looked: of the probes in
+					// between only the last is known good.
+					newGood = 1
+				}
+			}
+		}
+		c.seen, c.probes, c.probeUp, c.probeSince = true, p.Probes, p.Up, p.Since
+	}
+	if s.Online == 0 {
+		if c.offline.IsZero() {
+			c.offline = now
+		}
+	} else {
+		c.offline = time.Time{}
+	}
+
+	switch {
+	case stream && p.Up == 0:
+		od = obs{cond: bad, start: p.Since, reason: p.Reason, detail: p.Detail}
+		if od.reason == "" {
+			od.reason = "no_video"
+		}
+	case s.Online == 0:
+		od = obs{cond: bad, start: c.offline, reason: "offline", detail: "MQTT status offline"}
+	case stream:
+		od = obs{cond: good, n: newGood}
+	case s.Online == 1:
+		// No RTSP stream to count probes on: coming online is enough.
+		od = obs{cond: good, n: down.recoverFor}
+	}
+
+	if stream && p.Up == 1 {
+		switch {
+		case cd.MinFPS > 0 && p.FPS > 0 && p.FPS < cd.MinFPS:
+			og = obs{cond: bad, reason: "low_fps", detail: fmt.Sprintf("%.1f fps, under %.1f", p.FPS, cd.MinFPS)}
+		case cd.MinBitrateBps > 0 && p.BitrateBps > 0 && p.BitrateBps < cd.MinBitrateBps:
+			og = obs{cond: bad, reason: "low_bitrate", detail: fmt.Sprintf("%.0f kbit/s, under %.0f", p.BitrateBps/1000, cd.MinBitrateBps/1000)}
+		case p.Grade == "poor" && cd.Grade != "off", p.Grade == "fair" && cd.Grade == "fair":
+			og = obs{cond: bad, reason: "poor_grade", detail: fmt.Sprintf("grade %s at %.1f fps", p.Grade, p.FPS)}
+		default:
+			og = obs{cond: good, n: newProbes}
+		}
+	}
+	return od, og
+}
+
+// boardTrack is what the engine keeps per QR board.
+type boardTrack struct {
+	pass   uint32
+	silent track
+}
+
+// observeBoard: silent when no report came for `for` (counting only
+// opening hours if configured).
+func (e *Engine) observeBoard(v *state.BoardView, now time.Time) obs {
+	if v.LastReport == nil {
+		return obs{} // never reported: a printed code, or not yet installed
+	}
+	r := &e.cfg.Rules.QRBoardSilent
+	limit := time.Duration(r.For)
+	silent := openTime(r.OpeningHours, *v.LastReport, now, e.loc, limit)
+	if silent >= limit {
+		return obs{cond: bad, start: *v.LastReport, reason: "silent",
+			detail: "no report since " + v.LastReport.In(e.loc).Format("2006-01-02 15:04")}
+	}
+	return obs{cond: good, n: r.RecoverFor}
+}
+
+// hubTrack is one HubDegraded check.
+type hubTrack struct {
+	t track
+	// Spool progress: the lowest point count seen and when it was reached.
+	spoolLow   int64
+	spoolLowAt time.Time
+}
