@@ -1,0 +1,569 @@
+// villagehub dashboard. Plain JavaScript, no build step: live camera and
+// board state over Server-Sent Events (/ui/stream), daily QR counts and
+// alerts from the JSON API. Vietnamese by default, English on a toggle
+// remembered in localStorage. Everything is built with DOM calls (never
+// innerHTML with data), so device names cannot inject markup.
+(function () {
+  'use strict';
+
+  var TEXT = {
+    vi: {
+      title: 'Bảng điều khiển thôn', skip: 'Bỏ qua, tới nội dung chính', nav: 'Mục',
+      cameras: 'Camera', qr: 'Lượt quét mã QR', alerts: 'Cảnh báo',
+      conn_connecting: 'Đang kết nối…', conn_live: 'Đang cập nhật trực tiếp',
+      conn_lost: 'Mất kết nối với hub, đang thử lại…',
+      st_down: 'Mất tín hiệu', st_offline: 'Mất kết nối', st_poor: 'Hình kém',
+      st_fair: 'Hình tạm được', st_unknown: 'Chưa rõ', st_up: 'Hoạt động',
+      for_dur: 'đã {d}', since: 'từ {t}',
+      last_motion: 'Chuyển động gần nhất', motion_now: 'đang có chuyển động', none_yet: 'chưa có',
+      fps: 'Khung hình/giây', bitrate: 'Tốc độ bit', reason: 'Lý do', motion_events: 'Số lần chuyển động',
+      r_timeout: 'quá thời gian chờ', r_refused: 'bị từ chối kết nối', r_unauthorized: 'sai tài khoản hoặc mật khẩu',
+      r_not_found: 'không tìm thấy luồng video', r_no_video: 'không có hình', r_protocol: 'lỗi giao thức', r_other: 'lỗi khác',
+      summary: '{n} camera: {parts}', no_cameras: 'Chưa có camera nào.',
+      u_day: 'ngày', u_hour: 'giờ', u_min: 'phút', u_sec: 'giây',
+      qr_caption: 'Lượt quét theo bảng (hôm nay, 7 ngày và 30 ngày gần đây)',
+      board: 'Bảng', site: 'Thôn, bản', today: 'Hôm nay', days7: '7 ngày', days30: '30 ngày',
+      chart_for: 'Biểu đồ của bảng', csv: 'Tải CSV (30 ngày)', data_table: 'Bảng số liệu theo ngày',
+      day: 'Ngày', scans: 'Lượt quét', chart_title: 'Lượt quét mỗi ngày, 30 ngày gần đây: {b}',
+      series_unavailable: 'Chưa lấy được số liệu theo ngày từ hub.', no_boards: 'Chưa có bảng mã QR nào.',
+      alerts_unavailable: 'Hub này chưa bật cảnh báo.', firing: 'Đang báo', history: 'Gần đây',
+      silences: 'Tạm tắt cảnh báo', device: 'Thiết bị', alert_kind: 'Loại cảnh báo', all_alerts: 'Mọi cảnh báo',
+      silence_for: 'Trong', h1: '1 giờ', h4: '4 giờ', d1: '1 ngày', d7: '7 ngày', comment: 'Ghi chú',
+      silence_add: 'Tạm tắt', silence_remove: 'Bỏ tạm tắt', until: 'đến {t}',
+      no_firing: 'Không có cảnh báo nào đang báo.', no_history: 'Chưa có cảnh báo nào gần đây.',
+      no_silences: 'Không có cảnh báo nào đang tạm tắt.', resolved: 'đã hết', firing_state: 'đang báo',
+      silence_failed: 'Không tạm tắt được: {e}',
+      a_CameraDown: 'Camera mất tín hiệu', a_CameraOffline: 'Camera mất kết nối', a_CameraStreamPoor: 'Camera hình kém',
+      a_QRBoardOffline: 'Bảng QR mất kết nối', a_QRBoardSilent: 'Bảng QR không có lượt quét', a_HubStorageFailing: 'Hub lỗi lưu trữ'
+    },
+    en: {
+      title: 'Village dashboard', skip: 'Skip to main content', nav: 'Sections',
+      cameras: 'Cameras', qr: 'QR code scans', alerts: 'Alerts',
+      conn_connecting: 'Connecting…', conn_live: 'Live', conn_lost: 'Lost the hub, retrying…',
+      st_down: 'Down', st_offline: 'Offline', st_poor: 'Poor picture', st_fair: 'Fair picture',
+      st_unknown: 'Unknown', st_up: 'Up',
+      for_dur: 'for {d}', since: 'since {t}',
+      last_motion: 'Last motion', motion_now: 'motion now', none_yet: 'none yet',
+      fps: 'Frames/s', bitrate: 'Bitrate', reason: 'Reason', motion_events: 'Motion events',
+      r_timeout: 'timed out', r_refused: 'connection refused', r_unauthorized: 'wrong user or password',
+      r_not_found: 'stream not found', r_no_video: 'no video', r_protocol: 'protocol error', r_other: 'other error',
+      summary: '{n} cameras: {parts}', no_cameras: 'No cameras yet.',
+      u_day: 'd', u_hour: 'h', u_min: 'min', u_sec: 's',
+      qr_caption: 'Scans per board (today, last 7 and 30 days)',
+      board: 'Board', site: 'Site', today: 'Today', days7: '7 days', days30: '30 days',
+      chart_for: 'Chart for board', csv: 'Download CSV (30 days)', data_table: 'Daily figures',
+      day: 'Day', scans: 'Scans', chart_title: 'Scans per day, last 30 days: {b}',
+      series_unavailable: 'Could not get daily figures from the hub.', no_boards: 'No QR boards yet.',
+      alerts_unavailable: 'Alerting is not enabled on this hub.', firing: 'Firing', history: 'Recent',
+      silences: 'Silences', device: 'Device', alert_kind: 'Alert', all_alerts: 'All alerts',
+      silence_for: 'For', h1: '1 hour', h4: '4 hours', d1: '1 day', d7: '7 days', comment: 'Comment',
+      silence_add: 'Silence', silence_remove: 'Remove silence', until: 'until {t}',
+      no_firing: 'No alerts firing.', no_history: 'No recent alerts.', no_silences: 'No silences.',
+      resolved: 'resolved', firing_state: 'firing', silence_failed: 'Could not silence: {e}',
+      a_CameraDown: 'Camera down', a_CameraOffline: 'Camera offline', a_CameraStreamPoor: 'Camera picture poor',
+      a_QRBoardOffline: 'QR board offline', a_QRBoardSilent: 'QR board silent', a_HubStorageFailing: 'Hub storage failing'
+    }
+  };
+  var LOCALE = { vi: 'vi-VN', en: 'en-GB' };
+  var STATES = ['down', 'offline', 'poor', 'fair', 'unknown', 'up'];
+  var LANG_KEY = 'villagehub.lang';
+
+  var tzMeta = document.querySelector('meta[name="villagehub-tz"]');
+  var TZ = (tzMeta && tzMeta.content) || undefined;
+
+  var S = {
+    lang: 'vi',
+    cams: new Map(), boards: new Map(), sites: new Map(),
+    offset: 0,          // hub clock minus this clock, ms
+    days: null,         // village day boundaries from the hub
+    series: new Map(),  // board key -> [{time, total}]
+    seriesFailed: false,
+    selected: null,     // board key of the chart, once the user picked one
+    alerts: null, silences: null, alertsAvailable: true,
+    chart: null
+  };
+
+  try {
+    var saved = window.localStorage.getItem(LANG_KEY);
+    if (saved === 'en' || saved === 'vi') S.lang = saved;
+  } catch (e) { /* storage disabled: Vietnamese */ }
+
+  function t(key, vars) {
+    var s = TEXT[S.lang][key];
+    if (s === undefined) s = TEXT.vi[key];
+    if (s === undefined) return key;
+    if (vars) s = s.replace(/\{(\w+)\}/g, function (_, k) { return vars[k] === undefined ? '' : vars[k]; });
+    return s;
+  }
+
+  var fmtCache = {};
+  function fmt(kind) {
+    var k = S.lang + ':' + kind;
+    if (fmtCache[k]) return fmtCache[k];
+    var loc = LOCALE[S.lang], f;
+    switch (kind) {
+      case 'int': f = new Intl.NumberFormat(loc, { maximumFractionDigits: 0 }); break;
+      case 'dec': f = new Intl.NumberFormat(loc, { maximumFractionDigits: 1 }); break;
+      case 'date': f = new Intl.DateTimeFormat(loc, { timeZone: TZ, day: '2-digit', month: '2-digit', year: 'numeric' }); break;
+      case 'dm': f = new Intl.DateTimeFormat(loc, { timeZone: TZ, day: '2-digit', month: '2-digit' }); break;
+      case 'datetime': f = new Intl.DateTimeFormat(loc, { timeZone: TZ, day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }); break;
+    }
+    fmtCache[k] = f;
+    return f;
+  }
+  function num(n) { return fmt('int').format(n); }
+  function dec(n) { return fmt('dec').format(n); }
+  function dateTime(s) { return fmt('datetime').format(new Date(s)); }
+  function day(s) { return fmt('date').format(new Date(s)); }
+  // dayMonth is "27/11" in both languages (vi-VN would print "27-11").
+  function dayMonth(d) {
+    var p = {};
+    fmt('dm').formatToParts(d).forEach(function (x) { p[x.type] = x.value; });
+    return p.day + '/' + p.month;
+  }
+  function hubNow() { return Date.now() + S.offset; }
+
+  // duration shows the two largest units: "3 giờ 12 phút", "5 min 3 s".
+  function duration(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    var parts = [[Math.floor(s / 86400), 'u_day'], [Math.floor(s / 3600) % 24, 'u_hour'], [Math.floor(s / 60) % 60, 'u_min'], [s % 60, 'u_sec']];
+    var i = 0;
+    while (i < parts.length - 1 && parts[i][0] === 0) i++;
+    var out = [];
+    for (var j = i; j < Math.min(i + 2, parts.length); j++) {
+      if (j > i && parts[j][0] === 0) break;
+      out.push(num(parts[j][0]) + '\u00a0' + t(parts[j][1]));
+    }
+    return out.join(' ');
+  }
+
+  function el(tag, attrs) {
+    var e = document.createElement(tag);
+    if (attrs) for (var k in attrs) {
+      if (attrs[k] === undefined || attrs[k] === null) continue;
+      if (k === 'text') e.textContent = attrs[k];
+      else if (k === 'class') e.className = attrs[k];
+      else e.setAttribute(k, attrs[k]);
+    }
+    for (var i = 2; i < arguments.length; i++) if (arguments[i]) e.append(arguments[i]);
+    return e;
+  }
+  function $(id) { return document.getElementById(id); }
+
+  // ---- static text ----------------------------------------------------
+
+  function applyLanguage() {
+    document.documentElement.lang = S.lang;
+    document.title = t('title') + ' · villagehub';
+    document.querySelectorAll('[data-i18n]').forEach(function (n) { n.textContent = t(n.getAttribute('data-i18n')); });
+    document.querySelectorAll('[data-i18n-aria]').forEach(function (n) { n.setAttribute('aria-label', t(n.getAttribute('data-i18n-aria'))); });
+    var b = $('lang');
+    b.textContent = S.lang === 'vi' ? 'English' : 'Tiếng Việt';
+    b.lang = S.lang === 'vi' ? 'en' : 'vi';
+    setConn($('conn').getAttribute('data-state'));
+    renderAll();
+  }
+
+  $('lang').addEventListener('click', function () {
+    S.lang = S.lang === 'vi' ? 'en' : 'vi';
+    try { window.localStorage.setItem(LANG_KEY, S.lang); } catch (e) { /* not remembered */ }
+    applyLanguage();
+  });
+
+  function setConn(state) {
+    var c = $('conn');
+    c.setAttribute('data-state', state);
+    c.textContent = t('conn_' + state);
+  }
+
+  // ---- cameras --------------------------------------------------------
+
+  function camState(c) {
+    var s = c.stream;
+    if (s && !s.up) return 'down';
+    if (c.status === 'offline') return 'offline';
+    if (s && (s.grade === 'poor' || s.grade === 'fair')) return s.grade;
+    if ((s && s.up) || c.status === 'online') return 'up';
+    return 'unknown';
+  }
+  function camSince(c, st) {
+    if (st === 'offline' || !c.stream) return c.status_since;
+    return c.stream.since;
+  }
+  function siteName(id) { var s = S.sites.get(id); return (s && s.name) || id; }
+
+  function camCard(c) {
+    var st = camState(c);
+    var key = c.site + '/' + c.id;
+    var hid = 'cam-' + key.replace(/[^a-z0-9_-]/gi, '-');
+    var dl = el('dl');
+    function row(label, value, cls) { dl.append(el('div', { class: cls }, el('dt', { text: label }), el('dd', { text: value }))); }
+    row(t('last_motion'), c.motion_active ? t('motion_now') : (c.last_motion ? dateTime(c.last_motion) : t('none_yet')));
+    if (c.stream && c.stream.up) {
+      row(t('fps'), dec(c.stream.fps));
+      row(t('bitrate'), dec(c.stream.bitrate_bps / 1000) + '\u00a0kbit/s');
+    }
+    if (c.stream && !c.stream.up && c.stream.reason) row(t('reason'), t('r_' + c.stream.reason), 'reason');
+    var since = camSince(c, st);
+    var li = el('li', { class: 'cam st-' + st, 'data-key': key, 'data-state': st },
+      el('article', { 'aria-labelledby': hid },
+        el('h3', { id: hid, text: c.name || c.id }),
+        el('p', { class: 'site', text: siteName(c.site) + (c.location ? ' · ' + c.location : '') }),
+        el('p', { class: 'status' },
+          el('span', { class: 'badge', text: t('st_' + st) }),
+          since ? el('span', { class: 'since', 'data-since': since, title: t('since', { t: dateTime(since) }) }) : null),
+        dl));
+    updateSince(li);
+    return li;
+  }
+  function updateSince(root) {
+    root.querySelectorAll('.since').forEach(function (n) {
+      var txt = t('for_dur', { d: duration(hubNow() - Date.parse(n.getAttribute('data-since'))) });
+      if (n.textContent !== txt) n.textContent = txt;
+    });
+  }
+
+  var cardNodes = new Map();
+  function renderCameras(changed) {
+    var grid = $('cam-grid');
+    var keys = changed || Array.from(S.cams.keys());
+    keys.forEach(function (k) {
+      var c = S.cams.get(k), old = cardNodes.get(k);
+      if (!c) { if (old) old.remove(); cardNodes.delete(k); return; }
+      var n = camCard(c);
+      if (old) old.replaceWith(n);
+      cardNodes.set(k, n);
+    });
+    var order = Array.from(S.cams.values()).map(function (c) { return { c: c, r: STATES.indexOf(camState(c)) }; });
+    order.sort(function (a, b) {
+      return a.r - b.r || (a.c.site < b.c.site ? -1 : a.c.site > b.c.site ? 1 : 0) ||
+        (a.c.name || a.c.id).localeCompare(b.c.name || b.c.id, LOCALE[S.lang]);
+    });
+    var counts = {};
+    order.forEach(function (o, i) {
+      var n = cardNodes.get(o.c.site + '/' + o.c.id);
+      if (grid.children[i] !== n) grid.insertBefore(n, grid.children[i] || null);
+      var st = STATES[o.r];
+      counts[st] = (counts[st] || 0) + 1;
+    });
+    var parts = STATES.filter(function (s) { return counts[s]; }).map(function (s) { return num(counts[s]) + ' ' + t('st_' + s).toLowerCase(); });
+    $('cam-summary').textContent = order.length ? t('summary', { n: num(order.length), parts: parts.join(', ') }) : t('no_cameras');
+  }
+
+  // ---- QR boards ------------------------------------------------------
+
+  function boardKey(b) { return b.site + '/' + b.id; }
+  function boardSums(key) {
+    var b = S.boards.get(key), pts = S.series.get(key);
+    var out = { today: b ? b.scans_today : 0, d7: null, d30: null };
+    if (!pts || !S.days) return out;
+    var today = Date.parse(S.days.today), from7 = Date.parse(S.days.from7);
+    out.d7 = out.today; out.d30 = out.today;
+    pts.forEach(function (p) {
+      var tm = Date.parse(p.time);
+      if (tm >= today) return; // today comes live from the stream
+      out.d30 += p.total;
+      if (tm >= from7) out.d7 += p.total;
+    });
+    return out;
+  }
+
+  function renderBoards() {
+    var body = $('qr-table').tBodies[0];
+    var rows = [];
+    var list = Array.from(S.boards.values()).sort(function (a, b) {
+      return (a.site < b.site ? -1 : a.site > b.site ? 1 : 0) || (a.name || a.id).localeCompare(b.name || b.id, LOCALE[S.lang]);
+    });
+    list.forEach(function (b) {
+      var s = boardSums(boardKey(b));
+      rows.push(el('tr', { 'data-key': boardKey(b) },
+        el('th', { scope: 'row', text: b.name || b.id }),
+        el('td', { text: siteName(b.site) }),
+        el('td', { class: 'num', text: num(s.today) }),
+        el('td', { class: 'num', text: s.d7 === null ? '…' : num(s.d7) }),
+        el('td', { class: 'num', text: s.d30 === null ? '…' : num(s.d30) })));
+    });
+    if (!rows.length) rows.push(el('tr', null, el('td', { colspan: '5', text: t('no_boards') })));
+    body.replaceChildren.apply(body, rows);
+
+    var sel = $('qr-board');
+    var current = S.selected || defaultBoard(list);
+    sel.replaceChildren.apply(sel, list.map(function (b) {
+      var o = el('option', { value: boardKey(b), text: (b.name || b.id) + ' · ' + siteName(b.site) });
+      if (boardKey(b) === current) o.selected = true;
+      return o;
+    }));
+    var note = $('qr-note');
+    note.hidden = !S.seriesFailed;
+    note.textContent = t('series_unavailable');
+    renderChart(current);
+  }
+
+  function defaultBoard(list) {
+    var best = null, bestN = -1;
+    list.forEach(function (b) {
+      var s = boardSums(boardKey(b)), n = s.d30 === null ? s.today : s.d30;
+      if (n > bestN) { best = boardKey(b); bestN = n; }
+    });
+    return best;
+  }
+
+  $('qr-board').addEventListener('change', function (e) {
+    S.selected = e.target.value;
+    renderChart(S.selected);
+  });
+
+  function dailyPoints(key) {
+    var pts = S.series.get(key), b = S.boards.get(key);
+    if (!pts || !S.days) return null;
+    var today = Date.parse(S.days.today);
+    return pts.map(function (p) {
+      var tm = Date.parse(p.time);
+      return { time: tm, total: tm >= today && b ? b.scans_today : p.total };
+    });
+  }
+
+  function csvURL(b) {
+    var q = new URLSearchParams({ site: b.site, from: S.days.from30, to: S.days.to, step: 'day', format: 'csv' });
+    return '/api/v1/qr-boards/' + encodeURIComponent(b.id) + '/scans?' + q.toString();
+  }
+
+  var chartKey = null, chartData = '';
+  function renderChart(key) {
+    var b = key && S.boards.get(key);
+    var link = $('qr-csv');
+    $('qr-chart-title').textContent = b ? t('chart_title', { b: (b.name || b.id) + ' · ' + siteName(b.site) }) : '';
+    if (b && S.days) {
+      link.href = csvURL(b);
+      link.setAttribute('download', 'qr-' + b.id + '-' + S.days.today.slice(0, 10) + '.csv');
+      link.removeAttribute('aria-disabled');
+    } else {
+      link.removeAttribute('href');
+      link.setAttribute('aria-disabled', 'true');
+    }
+    var pts = key ? dailyPoints(key) : null;
+    var table = $('qr-days').tBodies[0];
+    if (!pts) {
+      table.replaceChildren();
+      if (S.chart) { S.chart.destroy(); S.chart = null; chartKey = null; }
+      return;
+    }
+    table.replaceChildren.apply(table, pts.slice().reverse().map(function (p) {
+      return el('tr', null, el('th', { scope: 'row', text: day(p.time) }), el('td', { class: 'num', text: num(p.total) }));
+    }));
+    var data = [pts.map(function (p) { return p.time / 1000; }), pts.map(function (p) { return p.total; })];
+    var sig = S.lang + key + JSON.stringify(data);
+    if (S.chart && chartKey === key && chartData === sig) return;
+    chartKey = key; chartData = sig;
+    if (typeof uPlot === 'undefined') return;
+    var box = $('qr-chart');
+    var width = Math.max(260, box.clientWidth || 600);
+    if (S.chart) S.chart.destroy();
+    S.chart = new uPlot({
+      width: width, height: 220,
+      legend: { show: false },
+      cursor: { show: true, drag: { x: false, y: false } },
+      scales: { x: { time: true, range: function (u, min, max) { return [min - 43200, max + 43200]; } }, y: { range: function (u, min, max) { return [0, Math.max(5, max * 1.1)]; } } },
+      tzDate: TZ ? function (ts) { return uPlot.tzDate(new Date(ts * 1000), TZ); } : undefined,
+      axes: [
+        { stroke: '#333', grid: { show: false }, space: 50, values: function (u, splits) { return splits.map(function (s) { return dayMonth(new Date(s * 1000)); }); } },
+        { stroke: '#333', grid: { stroke: '#e3e3e3' }, values: function (u, splits) { return splits.map(function (s) { return num(s); }); } }
+      ],
+      series: [{}, {
+        label: t('scans'), fill: '#1565c0', stroke: '#1565c0', width: 0,
+        paths: uPlot.paths.bars({ size: [0.7, 40], align: 0 }),
+        points: { show: false }
+      }]
+    }, data, box);
+  }
+
+  var resizeTimer = null;
+  window.addEventListener('resize', function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(function () {
+      if (S.chart) S.chart.setSize({ width: Math.max(260, $('qr-chart').clientWidth || 600), height: 220 });
+    }, 150);
+  });
+
+  // loadSeries fetches the last 30 village days of every board, four at a
+  // time; it runs at start, every minute and when the day changes.
+  var seriesDay = null, seriesLoading = false;
+  function loadSeries() {
+    if (!S.days || seriesLoading) return;
+    seriesLoading = true;
+    seriesDay = S.days.today;
+    var keys = Array.from(S.boards.keys()), i = 0, failed = false, running = 0;
+    return new Promise(function (done) {
+      function next() {
+        if (i >= keys.length && running === 0) { seriesLoading = false; S.seriesFailed = failed; renderBoards(); done(); return; }
+        while (running < 4 && i < keys.length) {
+          var key = keys[i++], b = S.boards.get(key);
+          running++;
+          var q = new URLSearchParams({ site: b.site, from: S.days.from30, to: S.days.to, step: 'day' });
+          fetch('/api/v1/qr-boards/' + encodeURIComponent(b.id) + '/scans?' + q.toString(), { cache: 'no-store' })
+            .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+            .then((function (k) { return function (j) { S.series.set(k, (j.points || []).map(function (p) { return { time: p.time, total: p.total }; })); }; })(key))
+            .catch(function () { failed = true; })
+            .then(function () { running--; next(); });
+        }
+      }
+      next();
+    });
+  }
+
+  // ---- alerts ---------------------------------------------------------
+
+  function alertName(a) { var n = a.alert || a.name || ''; var k = 'a_' + n; var s = t(k); return s === k ? n : s; }
+  function deviceLabel(site, id) {
+    var c = S.cams.get(site + '/' + id) || S.boards.get(site + '/' + id);
+    return ((c && c.name) || id || '') + (site ? ' · ' + siteName(site) : '');
+  }
+  function alertItem(a, showState) {
+    var since = a.since || a.started_at || a.starts_at || a.time;
+    var li = el('li', { class: 'alert ' + (a.state === 'resolved' ? 'resolved' : 'firing') },
+      el('strong', { text: alertName(a) }), ' ',
+      el('span', { text: deviceLabel(a.site, a.device) }));
+    if (since) li.append(' · ', el('span', { class: 'when', text: t('since', { t: dateTime(since) }) }));
+    if (showState) li.append(' · ', el('span', { text: a.state === 'resolved' ? t('resolved') : t('firing_state') }));
+    if (a.reason) li.append(' · ', el('span', { text: t('r_' + a.reason) }));
+    return li;
+  }
+  function listOrEmpty(ul, items, empty) {
+    ul.replaceChildren.apply(ul, items.length ? items : [el('li', { class: 'empty', text: t(empty) })]);
+  }
+
+  function renderAlerts() {
+    $('alerts-unavailable').hidden = S.alertsAvailable;
+    $('alerts-body').hidden = !S.alertsAvailable;
+    if (!S.alertsAvailable) return;
+    var a = S.alerts || {};
+    listOrEmpty($('alerts-firing'), (a.firing || []).map(function (x) { return alertItem(x, false); }), 'no_firing');
+    listOrEmpty($('alerts-history'), (a.history || a.resolved || []).slice(0, 20).map(function (x) { return alertItem(x, true); }), 'no_history');
+    var sil = S.silences || [];
+    listOrEmpty($('silences'), sil.map(function (s) {
+      var end = s.ends_at || s.until || s.end;
+      var li = el('li', { class: 'silence', 'data-id': s.id },
+        el('strong', { text: s.alert ? alertName(s) : t('all_alerts') }), ' ',
+        el('span', { text: deviceLabel(s.site, s.device) }),
+        end ? el('span', { text: ' · ' + t('until', { t: dateTime(end) }) }) : null,
+        s.comment ? el('span', { class: 'comment', text: ' · ' + s.comment }) : null, ' ');
+      var btn = el('button', { type: 'button', class: 'link', text: t('silence_remove') });
+      btn.addEventListener('click', function () {
+        fetch('/api/v1/silences/' + encodeURIComponent(s.id), { method: 'DELETE' }).then(loadAlerts);
+      });
+      li.append(btn);
+      return li;
+    }), 'no_silences');
+
+    var dev = $('silence-device'), keep = dev.value;
+    var opts = [];
+    S.cams.forEach(function (c, k) { opts.push(el('option', { value: 'camera:' + k, text: deviceLabel(c.site, c.id) })); });
+    S.boards.forEach(function (b, k) { opts.push(el('option', { value: 'board:' + k, text: 'QR · ' + deviceLabel(b.site, b.id) })); });
+    dev.replaceChildren.apply(dev, opts);
+    if (keep) dev.value = keep;
+    var kinds = $('silence-alert'), keepKind = kinds.value;
+    var names = ['CameraDown', 'CameraOffline', 'CameraStreamPoor', 'QRBoardOffline', 'QRBoardSilent'];
+    kinds.replaceChildren.apply(kinds, [el('option', { value: '', text: t('all_alerts') })].concat(names.map(function (n) {
+      return el('option', { value: n, text: alertName({ alert: n }) });
+    })));
+    kinds.value = keepKind;
+  }
+
+  function loadAlerts() {
+    return Promise.all([
+      fetch('/api/v1/alerts', { cache: 'no-store' }).then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); }),
+      fetch('/api/v1/silences', { cache: 'no-store' }).then(function (r) { return r.ok ? r.json() : null; }).catch(function () { return null; })
+    ]).then(function (res) {
+      S.alertsAvailable = true;
+      S.alerts = res[0];
+      var sl = res[1];
+      S.silences = Array.isArray(sl) ? sl : (sl && sl.silences) || [];
+    }).catch(function () {
+      S.alertsAvailable = false;
+    }).then(renderAlerts);
+  }
+
+  $('silence-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var dev = $('silence-device').value.split(':'), key = (dev[1] || '').split('/');
+    var hours = parseInt($('silence-for').value, 10);
+    var body = {
+      site: key[0], device: key[1], alert: $('silence-alert').value || undefined,
+      duration: $('silence-for').value,
+      ends_at: new Date(hubNow() + hours * 3600e3).toISOString(),
+      comment: $('silence-comment').value || undefined
+    };
+    var errp = $('silence-error');
+    fetch('/api/v1/silences', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
+      .then(function (r) {
+        if (!r.ok) return r.text().then(function (x) { throw new Error(x || r.status); });
+        errp.hidden = true;
+        $('silence-comment').value = '';
+      })
+      .catch(function (err) { errp.hidden = false; errp.textContent = t('silence_failed', { e: err.message }); })
+      .then(loadAlerts);
+  });
+
+  // ---- live stream ----------------------------------------------------
+
+  function renderAll() {
+    renderCameras();
+    renderBoards();
+    renderAlerts();
+  }
+
+  function header(m) {
+    if (m.now) S.offset = Date.parse(m.now) - Date.now();
+    if (m.days) {
+      var newDay = !S.days || S.days.today !== m.days.today;
+      S.days = m.days;
+      if (newDay && S.boards.size) loadSeries();
+    }
+    if (m.sites) { S.sites = new Map(); m.sites.forEach(function (s) { S.sites.set(s.id, s); }); }
+  }
+
+  function connect() {
+    var es = new EventSource('/ui/stream');
+    es.addEventListener('full', function (ev) {
+      var m = JSON.parse(ev.data);
+      setConn('live');
+      var hadBoards = S.boards.size;
+      S.cams = new Map(); S.boards = new Map();
+      (m.cameras || []).forEach(function (c) { S.cams.set(c.site + '/' + c.id, c); });
+      (m.boards || []).forEach(function (b) { S.boards.set(boardKey(b), b); });
+      header(m);
+      cardNodes.forEach(function (n) { n.remove(); });
+      cardNodes.clear();
+      renderCameras();
+      renderBoards();
+      if (!hadBoards || S.boards.size !== hadBoards) loadSeries();
+      if (!document.body.hasAttribute('data-ready')) {
+        document.body.setAttribute('data-ready', 'true');
+        // Time to first render, for anyone measuring (the browser test does).
+        if (window.performance && performance.mark) performance.mark('villagehub-first-render');
+      }
+    });
+    es.addEventListener('delta', function (ev) {
+      var m = JSON.parse(ev.data);
+      header(m);
+      var changed = [];
+      (m.cameras || []).forEach(function (c) { var k = c.site + '/' + c.id; S.cams.set(k, c); changed.push(k); });
+      (m.removed_cameras || []).forEach(function (k) { S.cams.delete(k); changed.push(k); });
+      var boardsChanged = false, newBoard = false;
+      (m.boards || []).forEach(function (b) { if (!S.boards.has(boardKey(b))) newBoard = true; S.boards.set(boardKey(b), b); boardsChanged = true; });
+      (m.removed_boards || []).forEach(function (k) { S.boards.delete(k); boardsChanged = true; });
+      if (m.sites) renderCameras(); else if (changed.length) renderCameras(changed);
+      if (boardsChanged || m.sites) renderBoards();
+      if (newBoard) loadSeries();
+    });
+    es.addEventListener('ping', function (ev) { header(JSON.parse(ev.data)); setConn('live'); });
+    es.onerror = function () { setConn('lost'); };
+  }
+
+  applyLanguage();
+  connect();
+  loadAlerts();
+  setInterval(function () { updateSince($('cam-grid')); }, 1000);
+  setInterval(loadSeries, 60000);
+  setInterval(loadAlerts, 15000);
+})();
