@@ -5,9 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"time"
-
 	"sync"
+	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/auth"
@@ -131,6 +130,9 @@ func (c *Camera) Flap(up, down time.Duration) {
 	if up <= 0 || down <= 0 {
 		_ = c.start()
 		return
+	}
+	if c.s.ctx.Err() != nil {
+		return // server closed
 	}
 	ctx, cancel := context.WithCancel(c.s.ctx)
 	c.mu.Lock()

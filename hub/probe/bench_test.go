@@ -116,6 +116,15 @@ func (s *simChild) stop() {
 	_ = s.cmd.Wait()
 }
 
+// usage is the simulator process's CPU time and peak memory (after stop).
+func (s *simChild) usage() (time.Duration, int64) {
+	ps := s.cmd.ProcessState
+	if ps == nil {
+		return 0, 0
+	}
+	return ps.UserTime() + ps.SystemTime(), maxRSSKiB(ps)
+}
+
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -194,8 +203,13 @@ func probeCycle(b *testing.B, addr string, cameras int, mode Mode) cycleFigures 
 // per cycle. Run it alone on a quiet machine:
 //
 //	go test -run '^$' -bench Probe500 -benchtime 1x ./hub/probe
+//
+// VILLAGEHUB_BENCH_CAMERAS overrides the 500 (for a quick smoke run).
 func BenchmarkProbe500Cameras(b *testing.B) {
-	const cameras = 500
+	cameras := 500
+	if n, err := strconv.Atoi(os.Getenv("VILLAGEHUB_BENCH_CAMERAS")); err == nil && n > 0 {
+		cameras = n
+	}
 	ffprobePath, err := exec.LookPath("ffprobe")
 	if err != nil {
 		b.Fatalf("ffprobe (Debian's ffmpeg) is needed for the comparison: %v", err)
@@ -211,7 +225,7 @@ func BenchmarkProbe500Cameras(b *testing.B) {
 			b.Fatalf("ffprobe succeeded on %d of %d cameras", ffOK, cameras)
 		}
 
-		per100 := func(d time.Duration) float64 { return d.Seconds() / cameras * 100 }
+		per100 := func(d time.Duration) float64 { return d.Seconds() / float64(cameras) * 100 }
 		sampleCPU := s.supervisorCPU + s.workerCPU
 		hsCPU := h.supervisorCPU + h.workerCPU
 		b.ReportMetric(per100(sampleCPU), "cpu-s/100samples")
@@ -227,7 +241,7 @@ func BenchmarkProbe500Cameras(b *testing.B) {
 		b.ReportMetric(float64(max(s.workerPeakKiB, h.workerPeakKiB))/1024, "worker-peak-MiB")
 		// 1,000 cameras, handshake every 10 s and sample every 60 s: per
 		// minute each camera gets 1 sample and 5 handshakes.
-		coresFor1000 := 1000 * (sampleCPU.Seconds()/cameras + 5*hsCPU.Seconds()/cameras) / 60
+		coresFor1000 := 1000 * (sampleCPU.Seconds() + 5*hsCPU.Seconds()) / float64(cameras) / 60
 		b.ReportMetric(coresFor1000, "cores-for-1000cams")
 
 		fps := 0.0
@@ -239,6 +253,10 @@ func BenchmarkProbe500Cameras(b *testing.B) {
 			h.wall.Round(time.Millisecond), h.supervisorCPU.Round(time.Millisecond), h.workerCPU.Round(time.Millisecond))
 		b.Logf("ffprobe: %d cameras in %s, CPU %s; mean sampled fps %.2f", cameras, ffWall.Round(time.Millisecond), ffCPU.Round(time.Millisecond), fps/float64(len(s.results)))
 	}
+	b.StopTimer()
+	sim.stop()
+	simCPU, simRSS := sim.usage()
+	b.Logf("simulator process (%d cameras, all cycles): CPU %s, peak RSS %.1f MiB", cameras, simCPU.Round(time.Millisecond), float64(simRSS)/1024)
 }
 
 // runFFprobes runs the cron-style ffprobe check on every camera and
