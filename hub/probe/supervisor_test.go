@@ -437,3 +437,22 @@ func TestSupervisorBadWorkerCommand(t *testing.T) {
 		t.Fatal("NewSupervisor with an unknown mode must fail")
 	}
 }
+
+func TestSupervisorMetricsLint(t *testing.T) {
+	t.Parallel()
+	sup, err := NewSupervisor(Config{WorkerCommand: workerCommand()}, func(Result) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup.SetTargets([]Target{{ID: "a", URL: "rtsp://127.0.0.1:9/x"}})
+	problems, err := testutil.CollectAndLint(sup)
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", err, problems)
+	}
+	if n := testutil.CollectAndCount(sup); n != 10 {
+		t.Fatalf("%d metrics collected, want 10", n)
+	}
+	if v := testutil.ToFloat64(gaugeOf(t, sup, "villagehub_probe_targets")); v != 1 {
+		t.Fatalf("targets = %v", v)
+	}
+}
