@@ -33,8 +33,10 @@
       no_firing: 'Không có cảnh báo nào đang báo.', no_history: 'Chưa có cảnh báo nào gần đây.',
       no_silences: 'Không có cảnh báo nào đang tạm tắt.', resolved: 'đã hết', firing_state: 'đang báo',
       silence_failed: 'Không tạm tắt được: {e}',
-      a_CameraDown: 'Camera mất tín hiệu', a_CameraOffline: 'Camera mất kết nối', a_CameraStreamPoor: 'Camera hình kém',
-      a_QRBoardOffline: 'Bảng QR mất kết nối', a_QRBoardSilent: 'Bảng QR không có lượt quét', a_HubStorageFailing: 'Hub lỗi lưu trữ'
+      a_CameraDown: 'Camera mất tín hiệu', a_CameraDegraded: 'Camera hình kém', a_QRBoardSilent: 'Bảng QR im lặng',
+      a_HubDegraded: 'Hub gặp sự cố',
+      r_offline: 'mất kết nối MQTT', r_low_fps: 'ít khung hình', r_low_bitrate: 'tốc độ bit thấp', r_poor_grade: 'hình kém',
+      r_silent: 'lâu không báo lượt quét', r_flapping: 'chập chờn', r_disconnected: 'mất kết nối'
     },
     en: {
       title: 'Village dashboard', skip: 'Skip to main content', nav: 'Sections',
@@ -60,8 +62,10 @@
       silence_add: 'Silence', silence_remove: 'Remove silence', until: 'until {t}',
       no_firing: 'No alerts firing.', no_history: 'No recent alerts.', no_silences: 'No silences.',
       resolved: 'resolved', firing_state: 'firing', silence_failed: 'Could not silence: {e}',
-      a_CameraDown: 'Camera down', a_CameraOffline: 'Camera offline', a_CameraStreamPoor: 'Camera picture poor',
-      a_QRBoardOffline: 'QR board offline', a_QRBoardSilent: 'QR board silent', a_HubStorageFailing: 'Hub storage failing'
+      a_CameraDown: 'Camera down', a_CameraDegraded: 'Camera picture degraded', a_QRBoardSilent: 'QR board silent',
+      a_HubDegraded: 'Hub degraded',
+      r_offline: 'MQTT offline', r_low_fps: 'low frame rate', r_low_bitrate: 'low bitrate', r_poor_grade: 'poor picture',
+      r_silent: 'no scans reported for long', r_flapping: 'flapping', r_disconnected: 'disconnected'
     }
   };
   var LOCALE = { vi: 'vi-VN', en: 'en-GB' };
@@ -413,19 +417,27 @@
 
   // ---- alerts ---------------------------------------------------------
 
-  function alertName(a) { var n = a.alert || a.name || ''; var k = 'a_' + n; var s = t(k); return s === k ? n : s; }
-  function deviceLabel(site, id) {
+  // The alert API is hub/alert's: GET /api/v1/alerts {firing, silenced,
+  // pending, resolved}, GET/POST /api/v1/silences, DELETE
+  // /api/v1/silences/{id}. A hub without alerting answers 404 and the
+  // panel says so.
+  var ALERT_NAMES = ['CameraDown', 'CameraDegraded', 'QRBoardSilent', 'HubDegraded'];
+  function alertName(n) { var k = 'a_' + n, s = t(k); return s === k ? n : s; }
+  function reasonText(r) { var k = 'r_' + r, s = t(k); return s === k ? r : s; }
+  function deviceLabel(site, id, name, siteNameHint) {
     var c = S.cams.get(site + '/' + id) || S.boards.get(site + '/' + id);
-    return ((c && c.name) || id || '') + (site ? ' · ' + siteName(site) : '');
+    var dn = name || (c && c.name) || id || '';
+    var sn = site ? (siteNameHint || siteName(site)) : '';
+    return dn + (sn ? ' · ' + sn : '');
   }
   function alertItem(a, showState) {
-    var since = a.since || a.started_at || a.starts_at || a.time;
-    var li = el('li', { class: 'alert ' + (a.state === 'resolved' ? 'resolved' : 'firing') },
-      el('strong', { text: alertName(a) }), ' ',
-      el('span', { text: deviceLabel(a.site, a.device) }));
-    if (since) li.append(' · ', el('span', { class: 'when', text: t('since', { t: dateTime(since) }) }));
-    if (showState) li.append(' · ', el('span', { text: a.state === 'resolved' ? t('resolved') : t('firing_state') }));
-    if (a.reason) li.append(' · ', el('span', { text: t('r_' + a.reason) }));
+    var resolved = a.state === 'resolved';
+    var li = el('li', { class: 'alert ' + (resolved ? 'resolved' : 'firing'), 'data-alert': a.alert, 'data-device': a.site + '/' + a.device },
+      el('strong', { text: alertName(a.alert) }), ' ',
+      el('span', { text: deviceLabel(a.site, a.device, a.device_name, a.site_name) }));
+    if (a.since) li.append(' · ', el('span', { class: 'when', text: t('since', { t: dateTime(a.since) }) }));
+    if (showState) li.append(' · ', el('span', { text: resolved ? t('resolved') + (a.resolved_at ? ' ' + dateTime(a.resolved_at) : '') : t('firing_state') }));
+    if (a.reason) li.append(' · ', el('span', { text: reasonText(a.reason) }));
     return li;
   }
   function listOrEmpty(ul, items, empty) {
@@ -437,34 +449,37 @@
     $('alerts-body').hidden = !S.alertsAvailable;
     if (!S.alertsAvailable) return;
     var a = S.alerts || {};
-    listOrEmpty($('alerts-firing'), (a.firing || []).map(function (x) { return alertItem(x, false); }), 'no_firing');
-    listOrEmpty($('alerts-history'), (a.history || a.resolved || []).slice(0, 20).map(function (x) { return alertItem(x, true); }), 'no_history');
-    var sil = S.silences || [];
-    listOrEmpty($('silences'), sil.map(function (s) {
-      var end = s.ends_at || s.until || s.end;
-      var li = el('li', { class: 'silence', 'data-id': s.id },
-        el('strong', { text: s.alert ? alertName(s) : t('all_alerts') }), ' ',
-        el('span', { text: deviceLabel(s.site, s.device) }),
-        end ? el('span', { text: ' · ' + t('until', { t: dateTime(end) }) }) : null,
-        s.comment ? el('span', { class: 'comment', text: ' · ' + s.comment }) : null, ' ');
-      var btn = el('button', { type: 'button', class: 'link', text: t('silence_remove') });
-      btn.addEventListener('click', function () {
-        fetch('/api/v1/silences/' + encodeURIComponent(s.id), { method: 'DELETE' }).then(loadAlerts);
-      });
-      li.append(btn);
+    var firing = (a.firing || []).concat(a.silenced || []);
+    listOrEmpty($('alerts-firing'), firing.map(function (x) { return alertItem(x, false); }), 'no_firing');
+    listOrEmpty($('alerts-history'), (a.resolved || []).slice(0, 20).map(function (x) { return alertItem(x, true); }), 'no_history');
+    var sil = (S.silences || []).filter(function (x) { return x.state !== 'expired'; });
+    listOrEmpty($('silences'), sil.map(function (x) {
+      var m = x.matchers || {};
+      var li = el('li', { class: 'silence', 'data-id': x.id },
+        el('strong', { text: m.alert ? alertName(m.alert) : t('all_alerts') }), ' ',
+        el('span', { text: m.device || m.site ? deviceLabel(m.site, m.device) : '' }),
+        x.ends_at ? el('span', { text: ' · ' + t('until', { t: dateTime(x.ends_at) }) }) : null,
+        x.daily ? el('span', { text: ' · ' + x.daily.from + '–' + x.daily.to }) : null,
+        x.comment ? el('span', { class: 'comment', text: ' · ' + x.comment }) : null, ' ');
+      if (x.source === 'api') {
+        var btn = el('button', { type: 'button', class: 'link', text: t('silence_remove') });
+        btn.addEventListener('click', function () {
+          fetch('/api/v1/silences/' + encodeURIComponent(x.id), { method: 'DELETE' }).then(loadAlerts);
+        });
+        li.append(btn);
+      }
       return li;
     }), 'no_silences');
 
     var dev = $('silence-device'), keep = dev.value;
     var opts = [];
-    S.cams.forEach(function (c, k) { opts.push(el('option', { value: 'camera:' + k, text: deviceLabel(c.site, c.id) })); });
-    S.boards.forEach(function (b, k) { opts.push(el('option', { value: 'board:' + k, text: 'QR · ' + deviceLabel(b.site, b.id) })); });
+    S.cams.forEach(function (c, k) { opts.push(el('option', { value: k, text: deviceLabel(c.site, c.id) })); });
+    S.boards.forEach(function (b, k) { opts.push(el('option', { value: k, text: 'QR · ' + deviceLabel(b.site, b.id) })); });
     dev.replaceChildren.apply(dev, opts);
     if (keep) dev.value = keep;
     var kinds = $('silence-alert'), keepKind = kinds.value;
-    var names = ['CameraDown', 'CameraOffline', 'CameraStreamPoor', 'QRBoardOffline', 'QRBoardSilent'];
-    kinds.replaceChildren.apply(kinds, [el('option', { value: '', text: t('all_alerts') })].concat(names.map(function (n) {
-      return el('option', { value: n, text: alertName({ alert: n }) });
+    kinds.replaceChildren.apply(kinds, [el('option', { value: '', text: t('all_alerts') })].concat(ALERT_NAMES.map(function (n) {
+      return el('option', { value: n, text: alertName(n) });
     })));
     kinds.value = keepKind;
   }
@@ -476,8 +491,7 @@
     ]).then(function (res) {
       S.alertsAvailable = true;
       S.alerts = res[0];
-      var sl = res[1];
-      S.silences = Array.isArray(sl) ? sl : (sl && sl.silences) || [];
+      S.silences = (res[1] && res[1].silences) || [];
     }).catch(function () {
       S.alertsAvailable = false;
     }).then(renderAlerts);
@@ -485,18 +499,16 @@
 
   $('silence-form').addEventListener('submit', function (e) {
     e.preventDefault();
-    var dev = $('silence-device').value.split(':'), key = (dev[1] || '').split('/');
-    var hours = parseInt($('silence-for').value, 10);
+    var key = $('silence-device').value.split('/');
     var body = {
       site: key[0], device: key[1], alert: $('silence-alert').value || undefined,
       duration: $('silence-for').value,
-      ends_at: new Date(hubNow() + hours * 3600e3).toISOString(),
       comment: $('silence-comment').value || undefined
     };
     var errp = $('silence-error');
     fetch('/api/v1/silences', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
       .then(function (r) {
-        if (!r.ok) return r.text().then(function (x) { throw new Error(x || r.status); });
+        if (!r.ok) return r.json().catch(function () { return {}; }).then(function (j) { throw new Error(j.error || r.status); });
         errp.hidden = true;
         $('silence-comment').value = '';
       })
