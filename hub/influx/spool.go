@@ -355,6 +355,11 @@ func (s *spool) write(rec []byte, points int) (pos, error) {
 		s.mu.Unlock()
 		return pos{}, s.broken
 	}
+	if int64(len(rec)) > s.maxBytes-s.segMax {
+		// Waiting would not help: this could never fit.
+		s.mu.Unlock()
+		return pos{}, fmt.Errorf("influx: one Append of %d bytes can never fit a spool of %d bytes (influx.spool_max_bytes); append fewer points at a time", len(rec), s.maxBytes)
+	}
 	if s.diskBytes.Load()+int64(len(rec)) > s.maxBytes {
 		s.mu.Unlock()
 		return pos{}, ErrSpoolFull

@@ -66,6 +66,9 @@ type Writer struct {
 // previous process left there, and prepares the InfluxDB client. It does not
 // contact InfluxDB: the hub must start even while InfluxDB is down.
 func New(cfg Config) (*Writer, error) {
+	if !cfg.Enabled() {
+		return nil, errors.New("influx.url: required (e.g. http://127.0.0.1:8086)")
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
