@@ -38,11 +38,22 @@ type Influx struct {
 	logPath  string
 	httpAddr string
 
+	user, password string // empty: authentication off
+
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
 
 	client influxdb2.Client
+}
+
+// InfluxOption changes how StartInflux sets up the server.
+type InfluxOption func(*Influx)
+
+// WithInfluxAuth turns authentication on with one admin user; clients then
+// use the token "user:password".
+func WithInfluxAuth(user, password string) InfluxOption {
+	return func(in *Influx) { in.user, in.password = user, password }
 }
 
 // InfluxdPath is where scripts/install-influxd.sh puts influxd:
@@ -67,7 +78,7 @@ func InfluxdPath() string {
 // StartInflux starts InfluxDB 1.8 with Flux enabled, creates the database
 // "village" and returns once a Flux query answers. The server is stopped
 // when the test ends. A missing binary fails the test.
-func StartInflux(t testing.TB) *Influx {
+func StartInflux(t testing.TB, opts ...InfluxOption) *Influx {
 	t.Helper()
 	bin := InfluxdPath()
 	if _, err := os.Stat(bin); err != nil {
@@ -75,6 +86,11 @@ func StartInflux(t testing.TB) *Influx {
 	}
 	dir := t.TempDir()
 	httpAddr, rpcAddr := influxFreeAddr(t), influxFreeAddr(t)
+	var probe Influx
+	for _, o := range opts {
+		o(&probe)
+	}
+	auth := probe.user != ""
 	conf := fmt.Sprintf(`reporting-disabled = true
 bind-address = %q
 
@@ -105,19 +121,20 @@ bind-address = %q
 [http]
   enabled = true
   bind-address = %q
-  auth-enabled = false
+  auth-enabled = %t
   log-enabled = false
   flux-enabled = true
   flux-log-enabled = false
 
 [logging]
   level = "warn"
-`, rpcAddr, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), httpAddr)
+`, rpcAddr, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), httpAddr, auth)
 	confPath := filepath.Join(dir, "influxdb.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatalf("writing influxdb.conf: %v", err)
 	}
-	in := &Influx{t: t, bin: bin, dir: dir, conf: confPath, logPath: filepath.Join(dir, "influxd.log"), httpAddr: httpAddr}
+	in := &Influx{t: t, bin: bin, dir: dir, conf: confPath, logPath: filepath.Join(dir, "influxd.log"), httpAddr: httpAddr,
+		user: probe.user, password: probe.password}
 	t.Cleanup(func() {
 		if in.client != nil {
 			in.client.Close()
@@ -125,6 +142,12 @@ bind-address = %q
 		in.stop(syscall.SIGKILL)
 	})
 	in.Start()
+	if auth {
+		// The first user may be created without credentials.
+		if err := in.Exec(fmt.Sprintf("CREATE USER %q WITH PASSWORD '%s' WITH ALL PRIVILEGES", in.user, in.password)); err != nil {
+			t.Fatalf("creating the admin user: %v", err)
+		}
+	}
 	if err := in.Exec("CREATE DATABASE " + InfluxDatabase); err != nil {
 		t.Fatalf("creating database %s: %v", InfluxDatabase, err)
 	}
@@ -217,9 +240,26 @@ func (in *Influx) stop(sig syscall.Signal) {
 	}
 }
 
+// Token is what a client sends: "user:password" with authentication on,
+// else "".
+func (in *Influx) Token() string {
+	if in.user == "" {
+		return ""
+	}
+	return in.user + ":" + in.password
+}
+
 // Exec runs an InfluxQL statement through /query.
 func (in *Influx) Exec(stmt string) error {
-	resp, err := http.PostForm(in.URL()+"/query", url.Values{"q": {stmt}})
+	req, err := http.NewRequest(http.MethodPost, in.URL()+"/query", strings.NewReader(url.Values{"q": {stmt}}.Encode()))
+	if err != nil {
+		return fmt.Errorf("building InfluxQL request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if in.user != "" && !strings.HasPrefix(stmt, "CREATE USER") {
+		req.SetBasicAuth(in.user, in.password)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("posting InfluxQL: %w", err)
 	}
@@ -232,12 +272,12 @@ func (in *Influx) Exec(stmt string) error {
 	return nil
 }
 
-// Client is an influxdb-client-go client for this server (org "", no token).
+// Client is an influxdb-client-go client for this server (org "", Token()).
 func (in *Influx) Client() influxdb2.Client {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.client == nil {
-		in.client = influxdb2.NewClientWithOptions(in.URL(), "",
+		in.client = influxdb2.NewClientWithOptions(in.URL(), in.Token(),
 			influxdb2.DefaultOptions().SetLogLevel(0).SetApplicationName("villagehub-test").SetHTTPRequestTimeout(60))
 	}
 	return in.client
