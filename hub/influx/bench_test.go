@@ -71,7 +71,10 @@ func BenchmarkInflux(b *testing.B) {
 	}
 
 	// 2. Append with fsync while Run forwards to InfluxDB.
-	for _, c := range []struct{ goroutines, batch int }{{1, 500}, {1, 100}, {4, 100}} {
+	// Batches of 1 show what an ingest pipeline that appends message by
+	// message would get: one fsync per call, shared only between
+	// concurrent callers.
+	for _, c := range []struct{ goroutines, batch int }{{1, 1000}, {1, 100}, {4, 100}, {1, 1}, {16, 1}} {
 		dir := b.TempDir()
 		w, err := influx.New(influx.Config{URL: in.URL(), Bucket: testenv.InfluxBucket, SpoolDir: dir, FlushInterval: 100 * time.Millisecond})
 		if err != nil {
@@ -80,7 +83,10 @@ func BenchmarkInflux(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- w.Run(ctx) }()
-		const perG = 200_000
+		perG := 200_000
+		if c.batch == 1 {
+			perG = 10_000
+		}
 		batches := make([][]influx.Point, 0, perG/c.batch)
 		for i := 0; i < perG; i += c.batch {
 			batches = append(batches, benchPoints(i, c.batch))
