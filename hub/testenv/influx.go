@@ -180,7 +180,7 @@ func (in *Influx) Start() {
 	}
 	cmd := exec.Command(in.bin, "-config", in.conf)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = influxdProcAttr()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		in.mu.Unlock()
