@@ -33,6 +33,7 @@ type helperJob struct {
 	Series     int
 	Pause      time.Duration // between Appends
 	WriteBatch int           // Config.BatchSize
+	SpoolMax   int64         // Config.SpoolMaxBytes
 }
 
 func TestMain(m *testing.M) {
@@ -54,8 +55,8 @@ func helperMain(jobJSON string) int {
 	w, err := influx.New(influx.Config{
 		URL: job.URL, Bucket: testenv.InfluxBucket, BatchSize: job.WriteBatch,
 		FlushInterval: 20 * time.Millisecond, Timeout: 2 * time.Second, MaxRetryInterval: 200 * time.Millisecond,
-		SpoolDir: job.SpoolDir,
-		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		SpoolDir: job.SpoolDir, SpoolMaxBytes: job.SpoolMax,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "influx.New:", err)
@@ -130,11 +131,27 @@ func startChild(t *testing.T, job helperJob) *child {
 	return c
 }
 
-func (c *child) kill() {
-	if c.cmd.ProcessState == nil {
-		c.cmd.Process.Signal(syscall.SIGKILL)
-		c.cmd.Wait()
-		for range c.lines {
+// kill sends SIGKILL and returns the lines the child printed before dying
+// that nobody read yet. (The pipe is read to its end before Wait closes it,
+// or the last "acked" lines could be lost.)
+func (c *child) kill() []string {
+	if c.cmd.ProcessState != nil {
+		return nil
+	}
+	c.cmd.Process.Signal(syscall.SIGKILL)
+	var rest []string
+	for l := range c.lines {
+		rest = append(rest, l)
+	}
+	c.cmd.Wait()
+	return rest
+}
+
+// lastAcked updates acked from "acked N" lines.
+func lastAcked(acked *int, lines []string) {
+	for _, l := range lines {
+		if v, ok := strings.CutPrefix(l, "acked "); ok {
+			*acked, _ = strconv.Atoi(v)
 		}
 	}
 }
@@ -184,13 +201,7 @@ func TestOutageKillRestartExactlyOnce(t *testing.T) {
 	c1.waitFor(t, &acked, func(l string) bool { return l == "acked 20" })
 	in.Stop() // the outage begins while appends go on
 	c1.waitFor(t, &acked, func(l string) bool { return l == "acked 60" })
-	c1.kill()
-	// The child may have printed more before dying.
-	for l := range c1.lines {
-		if v, ok := strings.CutPrefix(l, "acked "); ok {
-			acked, _ = strconv.Atoi(v)
-		}
-	}
+	lastAcked(&acked, c1.kill()) // it may have printed more before dying
 	inFlight := acked + 1
 	t.Logf("writer 1 killed with %d batches acked; batch %d was in flight", acked+1, inFlight)
 
@@ -284,4 +295,66 @@ func TestOutageKillRestartExactlyOnce(t *testing.T) {
 	}
 	t.Logf("%d points in InfluxDB exactly once (in-flight batch present: %v)", len(rows), inFlightPresent > 0)
 	_ = io.Discard
+}
+
+// TestKillLoop kills writer processes at random moments while they append
+// and forward to a live InfluxDB through a small spool (segments roll and
+// are deleted all the time), restarting each time on the same spool.
+// Every acknowledged batch ends up in InfluxDB exactly once; each batch in
+// flight at a kill is there entirely or not at all.
+func TestKillLoop(t *testing.T) {
+	const (
+		batchLen = 200
+		series   = 7
+		kills    = 8
+	)
+	in := testenv.StartInflux(t)
+	spoolDir := t.TempDir()
+	next := 0
+	var inFlight []int
+	for k := range kills {
+		c := startChild(t, helperJob{URL: in.URL(), SpoolDir: spoolDir, FirstBatch: next, LastBatch: next + 100_000,
+			BatchLen: batchLen, Series: series, Pause: time.Millisecond, WriteBatch: 700, SpoolMax: 2 << 20})
+		acked := next - 1
+		c.waitFor(t, &acked, func(l string) bool { return l == "acked "+strconv.Itoa(next) })
+		time.Sleep(time.Duration(50+(k*37)%300) * time.Millisecond)
+		lastAcked(&acked, c.kill())
+		inFlight = append(inFlight, acked+1)
+		next = acked + 2
+	}
+	cfg := testConfig(in, spoolDir)
+	cfg.SpoolMaxBytes = 2 << 20
+	w := startWriter(t, cfg)
+	waitDrained(t, w, 60*time.Second)
+
+	rows := query(t, in, fmt.Sprintf(`from(bucket: %q)
+  |> range(start: -1h)
+  |> filter(fn: (r) => r._measurement == "outage" and r._field == "seq")
+  |> keep(columns: ["_value"])`, testenv.InfluxBucket))
+	seen := make(map[int64]int, len(rows))
+	for _, r := range rows {
+		seen[r["_value"].(int64)]++
+	}
+	skipped := map[int]bool{}
+	for _, b := range inFlight {
+		skipped[b] = true
+		n := 0
+		for i := range batchLen {
+			n += seen[int64(b*batchLen+i)]
+		}
+		if n != 0 && n != batchLen {
+			t.Errorf("in-flight batch %d: %d of %d points in InfluxDB, want all or none", b, n, batchLen)
+		}
+	}
+	for b := range next - 1 {
+		if skipped[b] {
+			continue
+		}
+		for i := range batchLen {
+			if n := seen[int64(b*batchLen+i)]; n != 1 {
+				t.Fatalf("seq %d (acked batch %d) in InfluxDB %d times, want 1", b*batchLen+i, b, n)
+			}
+		}
+	}
+	t.Logf("%d kills, %d batches acked, %d points in InfluxDB", kills, next-1-len(inFlight), len(rows))
 }
