@@ -190,24 +190,25 @@ func (w *Writer) Append(points []Point) error {
 	}
 	w.mu.Unlock()
 
-	if len(bad) > 0 {
-		if derr := w.deadLetter(bad, "not encodable"); derr != nil {
-			return derr
-		}
-	}
 	if err != nil {
+		// Nothing spooled; the caller retries the whole call, so the
+		// unencodable points are dead-lettered then, once.
 		if errors.Is(err, ErrSpoolFull) {
 			w.m.spoolFull.Inc()
 		}
 		return err
 	}
-	if total == 0 {
-		return nil
+	if total > 0 {
+		if err := w.spool.syncTo(end); err != nil {
+			return err
+		}
+		w.m.spooled.Add(float64(total))
 	}
-	if err := w.spool.syncTo(end); err != nil {
-		return err
+	if len(bad) > 0 {
+		if err := w.deadLetter(bad, "not encodable"); err != nil {
+			return err
+		}
 	}
-	w.m.spooled.Add(float64(total))
 	return nil
 }
 
