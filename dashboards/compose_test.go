@@ -151,4 +151,20 @@ func TestCompose(t *testing.T) {
 	if err != nil {
 		t.Errorf("promtool check config: %v\n%s", err, out)
 	}
+	amtool, err := exec.LookPath("amtool")
+	if err != nil {
+		t.Fatalf("amtool not found (%v): apt-get install -y --no-install-recommends prometheus-alertmanager", err)
+	}
+	checked := 0
+	for _, v := range p.Services["alertmanager"].Volumes {
+		if v.Type == types.VolumeTypeBind && strings.HasSuffix(v.Source, ".yml") {
+			checked++
+			if out, err := exec.Command(amtool, "check-config", v.Source).CombinedOutput(); err != nil {
+				t.Errorf("amtool check-config %s: %v\n%s", v.Source, err, out)
+			}
+		}
+	}
+	if checked != 1 {
+		t.Errorf("alertmanager mounts %d config files, want its alertmanager.yml", checked)
+	}
 }
