@@ -39,7 +39,9 @@ func newFleet(n int) *fleet {
 
 func (f *fleet) Cameras() []state.CameraView { return append([]state.CameraView(nil), f.cams...) }
 func (f *fleet) Boards() []state.BoardView   { return append([]state.BoardView(nil), f.boards...) }
-func (f *fleet) Sites() []state.Site         { return []state.Site{{ID: "site-00", Name: "Thôn Tân Ngữ 2"}} }
+func (f *fleet) Sites() []state.Site {
+	return []state.Site{{ID: "site-00", Name: "Thôn Tân Ngữ 2"}}
+}
 
 // BenchmarkRefresh is the hub's CPU per dashboard refresh at 1,000
 // cameras (and 250 boards): one snapshot per interval, whatever the number

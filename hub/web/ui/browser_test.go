@@ -306,7 +306,6 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Logf("page weight, first visit: / and %v assets %v bytes transferred (%v bytes uncompressed); %v API requests %v bytes",
 		weight[2]-1, weight[0], weight[1], weight[4], weight[3])
 
-
 	// A camera stopped in the simulator turns "down" without a reload.
 	run[bool](t, ctx, `window.__sameDocument = true`)
 	s.cams.Camera("market").Stop()
