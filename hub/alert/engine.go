@@ -102,7 +102,7 @@ type Engine struct {
 	nextDue    time.Time // earliest moment a pending alert could fire
 	changes    []change
 	unwritten  []change // changes whose write to alerts.db failed
-	evalNanos  int64 // last evaluation's cost, for the metric
+	evalNanos  int64    // last evaluation's cost, for the metric
 	evals      uint64
 
 	closeOnce sync.Once
@@ -461,14 +461,19 @@ func (e *Engine) checkHub(now time.Time) {
 	if f := e.deps.SpoolPoints; f != nil {
 		h, key := k(CheckInfluxSpool)
 		n := f()
-		// Not draining: the spool has not gone below its lowest point for
-		// `for`. Growing is the same thing, only worse.
-		if n == 0 || h.spoolLowAt.IsZero() || n < h.spoolLow {
-			h.spoolLow, h.spoolLowAt = n, now
+		// Not draining: the spool holds points and has not shrunk over the
+		// last `for` (growing is the same, only worse). Comparing with the
+		// value `for` ago, not the previous one, lets a spool that drains
+		// in bursts count as draining.
+		h.spool = append(h.spool, spoolSample{now, n})
+		cut := 0
+		for cut < len(h.spool)-1 && now.Sub(h.spool[cut+1].at) >= e.hubSpec.forDur {
+			cut++
 		}
+		h.spool = h.spool[cut:]
 		o := obs{cond: good, n: 1}
-		if n > 0 && now.Sub(h.spoolLowAt) >= e.hubSpec.forDur {
-			o = obs{cond: bad, start: h.spoolLowAt, reason: "spool_not_draining",
+		if old := h.spool[0]; n > 0 && now.Sub(old.at) >= e.hubSpec.forDur && n >= old.n {
+			o = obs{cond: bad, start: old.at, reason: "spool_not_draining",
 				detail: fmt.Sprintf("%d points waiting for InfluxDB", n)}
 		}
 		e.stepTrack(&h.t, o, now, &e.hubSpec, key)

@@ -57,6 +57,8 @@ type rigConfig struct {
 	// Worker is the probe-worker command (the villagehub binary).
 	Worker        []string
 	ProbeInterval time.Duration
+	// Probe, if set, replaces the probe defaults (Interval and Timeout).
+	Probe *probe.Settings
 	Edit          func(*alert.Deps)
 	Logger        *slog.Logger
 }
@@ -86,9 +88,13 @@ func newRig(cfg rigConfig) (*rig, error) {
 	}
 	life, endLife := context.WithCancel(context.Background())
 	if len(targets) > 0 {
+		set := probe.Settings{Interval: cfg.ProbeInterval, Timeout: 2 * time.Second}
+		if cfg.Probe != nil {
+			set = *cfg.Probe
+		}
 		r.Prober, err = probe.NewSupervisor(probe.Config{
 			WorkerCommand: cfg.Worker, Workers: 1,
-			Defaults: probe.Settings{Interval: cfg.ProbeInterval, Timeout: 2 * time.Second},
+			Defaults: set,
 			Logger:   log,
 		}, func(res probe.Result) { _ = r.State.Submit(life, res) })
 		if err != nil {

@@ -110,7 +110,9 @@ func (n *Notification) Local(t time.Time) time.Time {
 }
 
 // Duration is DurationS as a time.Duration, for templates.
-func (n *Notification) Duration() time.Duration { return time.Duration(n.DurationS * float64(time.Second)) }
+func (n *Notification) Duration() time.Duration {
+	return time.Duration(n.DurationS * float64(time.Second))
+}
 
 // Place is the device and site, by name when known.
 func (n *Notification) Place() string {

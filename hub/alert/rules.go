@@ -253,7 +253,11 @@ func (e *Engine) observeBoard(v *state.BoardView, now time.Time) obs {
 // hubTrack is one HubDegraded check.
 type hubTrack struct {
 	t track
-	// Spool progress: the lowest point count seen and when it was reached.
-	spoolLow   int64
-	spoolLowAt time.Time
+	// InfluxDB spool sizes over the last `for`, oldest first.
+	spool []spoolSample
+}
+
+type spoolSample struct {
+	at time.Time
+	n  int64
 }
