@@ -24,6 +24,7 @@ import (
 
 	"villagehub/devices/rtspcam"
 	"villagehub/devices/sim"
+	"villagehub/hub/alert"
 	"villagehub/hub/app"
 	"villagehub/hub/config"
 	"villagehub/hub/state"
@@ -49,6 +50,9 @@ type stack struct {
 	url  string // the dashboard
 	api  string // the hub's own HTTP address
 	cams *rtspcam.Server
+	// testAlerts: the alert engine is the test's own, with rules short
+	// enough to fire and resolve within the test.
+	testAlerts bool
 }
 
 var simCameras = []struct{ site, id, name string }{
@@ -121,6 +125,7 @@ func startStack(t *testing.T) *stack {
 		// hub exactly as web.Config.Mount would, with the hub's CSP.
 		t.Log("the hub does not serve the dashboard at / yet: serving ui.Mount next to it, proxying the API")
 		s.url = serveBeside(t, h.State(), s.api)
+		s.testAlerts = true
 	}
 	return s
 }
@@ -143,6 +148,15 @@ func serveBeside(t *testing.T, st *state.State, api string) string {
 	target, _ := url.Parse(api)
 	mux := http.NewServeMux()
 	u.Mount(mux)
+	// The alert engine as the hub will run it, on the hub's state, with
+	// a CameraDown that fires 2s after a camera loses video.
+	eng, err := alert.New(alert.Config{Rules: alert.Rules{CameraDown: alert.CameraDownRule{
+		RuleBase: alert.RuleBase{For: alert.Duration(2 * time.Second), RecoverFor: 1}}}},
+		alert.Deps{State: st, DataDir: t.TempDir(), HubID: "uitest", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.Register(mux)
 	mux.Handle("/", httputil.NewSingleHostReverseProxy(target))
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
@@ -155,8 +169,10 @@ func serveBeside(t *testing.T, st *state.State, api string) string {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go u.Run(ctx)
+	engDone := make(chan error, 1)
+	go func() { engDone <- eng.Run(ctx) }()
 	go srv.Serve(ln)
-	t.Cleanup(func() { cancel(); srv.Close() })
+	t.Cleanup(func() { cancel(); srv.Close(); <-engDone; eng.Close() })
 	return "http://" + addr
 }
 
@@ -323,6 +339,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("down reason %q", r)
 	}
 
+	checkAlerts(t, ctx, s)
 	screenshot(t, ctx, artifacts, "dashboard-desktop.png")
 
 	// English on the toggle, remembered across a reload, then back.
@@ -370,6 +387,14 @@ func TestDashboardInBrowser(t *testing.T) {
 	poll(t, ctx, 5*time.Second, "no horizontal scrolling on a phone", `document.documentElement.scrollWidth <= 390`)
 	screenshot(t, ctx, artifacts, "dashboard-phone.png")
 
+	if s.testAlerts {
+		// The camera back: its alert resolves and moves to the history.
+		if err := s.cams.Camera("market").Start(); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, ctx, 20*time.Second, "CameraDown resolved in the history", `document.querySelector('#alerts-history li.resolved[data-alert="CameraDown"][data-device="tan-ngu-2/market"]') && !document.querySelector('#alerts-firing li[data-alert="CameraDown"]') && document.querySelector('li.cam[data-key="tan-ngu-2/market"]').dataset.state === 'up'`)
+	}
+
 	var watch struct{ CSP, Errors []string }
 	raw := run[[]byte](t, ctx, `window.__vh`)
 	if err := json.Unmarshal(raw, &watch); err != nil {
@@ -377,6 +402,50 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	if len(watch.CSP) > 0 || len(watch.Errors) > 0 {
 		t.Errorf("CSP violations %q, script errors %q", watch.CSP, watch.Errors)
+	}
+}
+
+// checkAlerts: the stopped camera's alert shows as firing; a silence made
+// with the form appears and goes with its button. With the hub's own
+// alert engine (rules as configured) the panel must at least be there.
+func checkAlerts(t *testing.T, ctx context.Context, s *stack) {
+	t.Helper()
+	poll(t, ctx, 10*time.Second, "alerts panel", `!document.getElementById('alerts-body').hidden && document.getElementById('alerts-unavailable').hidden`)
+	if !s.testAlerts {
+		t.Log("the hub runs its own alert engine: checking the panel only")
+		return
+	}
+	poll(t, ctx, 20*time.Second, "CameraDown firing for market", `document.querySelector('#alerts-firing li[data-alert="CameraDown"][data-device="tan-ngu-2/market"]')`)
+	if txt := run[string](t, ctx, `document.querySelector('#alerts-firing li[data-alert="CameraDown"]').textContent`); !strings.Contains(txt, "Camera mất tín hiệu") || !strings.Contains(txt, "Chợ Bản") {
+		t.Errorf("firing alert reads %q", txt)
+	}
+	do(t, ctx,
+		chromedp.SetValue(chromedp.ID("silence-device"), "tan-ngu-2/market"),
+		chromedp.SetValue(chromedp.ID("silence-alert"), "CameraDown"),
+		chromedp.SetValue(chromedp.ID("silence-for"), "4h"),
+		chromedp.SendKeys(chromedp.ID("silence-comment"), "Đang sửa điện"),
+		chromedp.Click(chromedp.CSS(`#silence-form button[type="submit"]`)),
+	)
+	poll(t, ctx, 10*time.Second, "the silence listed", `[...document.querySelectorAll('#silences li.silence')].some(li => li.textContent.includes('Đang sửa điện') && li.querySelector('button'))`)
+	poll(t, ctx, 10*time.Second, "the alert shown silenced", `document.querySelector('#alerts-firing li.silenced[data-alert="CameraDown"][data-device="tan-ngu-2/market"]')`)
+	if e := run[bool](t, ctx, `document.getElementById('silence-error').hidden`); !e {
+		t.Errorf("silence form error: %s", run[string](t, ctx, `document.getElementById('silence-error').textContent`))
+	}
+	var sl struct {
+		Silences []struct {
+			ID, Comment, State string
+			Matchers           struct{ Alert, Site, Device string }
+		}
+	}
+	getJSON(t, s.url+"/api/v1/silences", &sl)
+	if len(sl.Silences) != 1 || sl.Silences[0].Matchers.Device != "market" || sl.Silences[0].Matchers.Alert != "CameraDown" || sl.Silences[0].State != "active" {
+		t.Fatalf("silences after the form: %+v", sl.Silences)
+	}
+	do(t, ctx, chromedp.Click(chromedp.CSS(`#silences li.silence button`)))
+	poll(t, ctx, 10*time.Second, "the silence removed", `!document.querySelector('#silences li.silence')`)
+	getJSON(t, s.url+"/api/v1/silences", &sl)
+	if len(sl.Silences) != 1 || sl.Silences[0].State != "expired" {
+		t.Errorf("silences after removal: %+v", sl.Silences)
 	}
 }
 

@@ -29,7 +29,7 @@
       alerts_unavailable: 'Hub này chưa bật cảnh báo.', firing: 'Đang báo', history: 'Gần đây',
       silences: 'Tạm tắt cảnh báo', device: 'Thiết bị', alert_kind: 'Loại cảnh báo', all_alerts: 'Mọi cảnh báo',
       silence_for: 'Trong', h1: '1 giờ', h4: '4 giờ', d1: '1 ngày', d7: '7 ngày', comment: 'Ghi chú',
-      silence_add: 'Tạm tắt', silence_remove: 'Bỏ tạm tắt', until: 'đến {t}',
+      silence_add: 'Tạm tắt', silence_remove: 'Bỏ tạm tắt', silenced: 'đang tạm tắt', until: 'đến {t}',
       no_firing: 'Không có cảnh báo nào đang báo.', no_history: 'Chưa có cảnh báo nào gần đây.',
       no_silences: 'Không có cảnh báo nào đang tạm tắt.', resolved: 'đã hết', firing_state: 'đang báo',
       silence_failed: 'Không tạm tắt được: {e}',
@@ -59,7 +59,7 @@
       alerts_unavailable: 'Alerting is not enabled on this hub.', firing: 'Firing', history: 'Recent',
       silences: 'Silences', device: 'Device', alert_kind: 'Alert', all_alerts: 'All alerts',
       silence_for: 'For', h1: '1 hour', h4: '4 hours', d1: '1 day', d7: '7 days', comment: 'Comment',
-      silence_add: 'Silence', silence_remove: 'Remove silence', until: 'until {t}',
+      silence_add: 'Silence', silence_remove: 'Remove silence', silenced: 'silenced', until: 'until {t}',
       no_firing: 'No alerts firing.', no_history: 'No recent alerts.', no_silences: 'No silences.',
       resolved: 'resolved', firing_state: 'firing', silence_failed: 'Could not silence: {e}',
       a_CameraDown: 'Camera down', a_CameraDegraded: 'Camera picture degraded', a_QRBoardSilent: 'QR board silent',
@@ -449,8 +449,14 @@
     $('alerts-body').hidden = !S.alertsAvailable;
     if (!S.alertsAvailable) return;
     var a = S.alerts || {};
-    var firing = (a.firing || []).concat(a.silenced || []);
-    listOrEmpty($('alerts-firing'), firing.map(function (x) { return alertItem(x, false); }), 'no_firing');
+    var items = (a.firing || []).map(function (x) { return alertItem(x, false); });
+    (a.silenced || []).forEach(function (x) {
+      var li = alertItem(x, false);
+      li.classList.add('silenced');
+      li.append(' · ', el('em', { text: t('silenced') }));
+      items.push(li);
+    });
+    listOrEmpty($('alerts-firing'), items, 'no_firing');
     listOrEmpty($('alerts-history'), (a.resolved || []).slice(0, 20).map(function (x) { return alertItem(x, true); }), 'no_history');
     var sil = (S.silences || []).filter(function (x) { return x.state !== 'expired'; });
     listOrEmpty($('silences'), sil.map(function (x) {
@@ -577,5 +583,5 @@
   loadAlerts();
   setInterval(function () { updateSince($('cam-grid')); }, 1000);
   setInterval(loadSeries, 60000);
-  setInterval(loadAlerts, 15000);
+  setInterval(loadAlerts, 5000);
 })();
