@@ -322,6 +322,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Logf("page weight, first visit: / and %v assets %v bytes transferred (%v bytes uncompressed); %v API requests %v bytes",
 		weight[2]-1, weight[0], weight[1], weight[4], weight[3])
 
+	checkAccessibility(t, ctx)
+
 	// A camera stopped in the simulator turns "down" without a reload.
 	run[bool](t, ctx, `window.__sameDocument = true`)
 	s.cams.Camera("market").Stop()
@@ -446,6 +448,39 @@ func checkAlerts(t *testing.T, ctx context.Context, s *stack) {
 	getJSON(t, s.url+"/api/v1/silences", &sl)
 	if len(sl.Silences) != 1 || sl.Silences[0].State != "expired" {
 		t.Errorf("silences after removal: %+v", sl.Silences)
+	}
+}
+
+// checkAccessibility: one h1, sections with h2 headings, every form
+// control labelled, and every piece of visible text at a contrast of at
+// least 4.5:1 (WCAG AA) against the background it is drawn on.
+func checkAccessibility(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if n := run[int](t, ctx, `document.querySelectorAll('h1').length`); n != 1 {
+		t.Errorf("%d h1 headings", n)
+	}
+	if got := run[[]string](t, ctx, `[...document.querySelectorAll('main section > h2')].map(h => h.textContent)`); strings.Join(got, "|") != "Camera|Lượt quét mã QR|Cảnh báo" {
+		t.Errorf("section headings %q", got)
+	}
+	if bad := run[[]string](t, ctx, `[...document.querySelectorAll('select, input, textarea')].filter(e => !e.labels || !e.labels.length).map(e => e.id)`); len(bad) > 0 {
+		t.Errorf("form controls without a label: %v", bad)
+	}
+	low := run[[]string](t, ctx, `(() => {
+		const rgb = s => (s.match(/[\d.]+/g) || []).map(Number);
+		const lum = c => { const v = c.slice(0, 3).map(x => { x /= 255; return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); }); return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
+		const bg = e => { for (; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c.length === 3 || c[3] > 0) return c; } return [255, 255, 255]; };
+		const out = [];
+		for (const e of document.querySelectorAll('body *')) {
+			if (![...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+			const r = e.getBoundingClientRect(); if (!r.width || !r.height) continue;
+			const st = getComputedStyle(e); if (st.visibility === 'hidden') continue;
+			const a = lum(rgb(st.color)), b = lum(bg(e));
+			const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+			if (ratio < 4.5) out.push(e.tagName + '.' + e.className + ' "' + e.textContent.trim().slice(0, 30) + '" ' + ratio.toFixed(2));
+		}
+		return out; })()`)
+	if len(low) > 0 {
+		t.Errorf("text below 4.5:1 contrast: %q", low)
 	}
 }
 
