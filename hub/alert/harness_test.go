@@ -58,9 +58,9 @@ type rigConfig struct {
 	Worker        []string
 	ProbeInterval time.Duration
 	// Probe, if set, replaces the probe defaults (Interval and Timeout).
-	Probe *probe.Settings
-	Edit          func(*alert.Deps)
-	Logger        *slog.Logger
+	Probe  *probe.Settings
+	Edit   func(*alert.Deps)
+	Logger *slog.Logger
 }
 
 func newRig(cfg rigConfig) (*rig, error) {
