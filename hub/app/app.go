@@ -25,6 +25,7 @@ import (
 	"villagehub/hub/state"
 	"villagehub/hub/store"
 	"villagehub/hub/web"
+	"villagehub/hub/web/ui"
 )
 
 // mqttSide is the embedded broker or the external broker client.
@@ -56,6 +57,7 @@ type Hub struct {
 	mqtt    mqttSide
 	broker  *broker.Broker // nil with an external broker
 	web     *web.Server
+	ui      *ui.UI
 }
 
 // New builds every component. Listening sockets are bound here, so a port
@@ -164,6 +166,9 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
+	if h.ui, err = ui.New(ui.Config{Source: h.state, Location: cfg.Location, Logger: log.With("component", "ui")}); err != nil {
+		return nil, err
+	}
 	h.web, err = web.New(web.Config{
 		Addr: cfg.HTTP.Addr, State: h.state, Events: st, QR: st, Location: cfg.Location, Registry: h.metrics.Registry,
 		Ready: []web.Check{
@@ -175,7 +180,7 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 			}},
 			{Name: "store", Fn: func() error { return h.state.Counters().StoreErr }},
 		},
-		Mount:  []func(*http.ServeMux){web.Dashboard(h.state), scans.Register},
+		Mount:  []func(*http.ServeMux){h.ui.Mount, scans.Register},
 		Logger: log,
 	})
 	if err != nil {
@@ -300,6 +305,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	go func() { pipeDone <- h.state.Run(pipeCtx) }()
 	g.Go(func() error { return h.mqtt.Run(gctx) })
 	g.Go(func() error { return h.web.Run(gctx) })
+	g.Go(func() error { return h.ui.Run(gctx) })
 	g.Go(func() error { return h.store.Run(gctx, h.log) })
 	if h.prober != nil {
 		g.Go(func() error { return h.prober.Run(gctx) })

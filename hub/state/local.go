@@ -32,6 +32,8 @@ func (s *State) applyLocal(ev any) {
 		s.applyProbe(&e)
 	case scan.Scan:
 		s.applyScan(&e)
+	case *devices:
+		s.applyDevices(e)
 	default:
 		s.log.Error("unknown local event", "type", fmt.Sprintf("%T", ev))
 	}
@@ -163,4 +165,89 @@ func (s *State) applyScan(sc *scan.Scan) {
 	}
 	s.dirtyBrds[b] = struct{}{}
 	s.batch.Scans = append(s.batch.Scans, rec)
+}
+
+// devices is a new list of configured devices (a config reload).
+type devices struct {
+	sites   []Site
+	cameras []CameraInfo
+	boards  []BoardInfo
+}
+
+// SetDevices replaces the configured sites, cameras and boards (a config
+// reload) and waits until the change is applied. Devices no longer in the
+// config keep their history and count as auto-registered; auto-registered
+// devices now in the config become configured.
+func (s *State) SetDevices(ctx context.Context, sites []Site, cameras []CameraInfo, boards []BoardInfo) error {
+	done := make(chan struct{}, 1)
+	if err := s.cfg.Queue.Push(ctx, ingest.Message{Local: &devices{sites, cameras, boards}, Received: s.now(), Done: done}, true); err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *State) applyDevices(d *devices) {
+	s.sites = map[string]Site{}
+	for _, st := range d.sites {
+		s.sites[st.ID] = st
+	}
+	cams := map[devKey]CameraInfo{}
+	for _, c := range d.cameras {
+		cams[devKey{c.Site, c.ID}] = c
+	}
+	for k, c := range s.cameras {
+		info, ok := cams[k]
+		switch {
+		case ok:
+			c.info = info
+			if !c.Configured {
+				c.Configured, c.Auto = true, false
+				s.autoCams--
+				s.dirtyCams[c] = struct{}{}
+			}
+			delete(cams, k)
+		case c.Configured:
+			c.Configured, c.Auto = false, true
+			c.info = CameraInfo{ID: c.ID, Site: c.Site}
+			s.autoCams++
+			s.dirtyCams[c] = struct{}{}
+		}
+	}
+	for k, info := range cams {
+		c := newCamera(k.site, k.id, info)
+		c.Configured = true
+		s.cameras[k] = c
+	}
+	boards := map[devKey]BoardInfo{}
+	for _, b := range d.boards {
+		boards[devKey{b.Site, b.ID}] = b
+	}
+	for k, b := range s.boards {
+		info, ok := boards[k]
+		switch {
+		case ok:
+			b.info = info
+			if !b.Configured {
+				b.Configured, b.Auto = true, false
+				s.autoBoards--
+				s.dirtyBrds[b] = struct{}{}
+			}
+			delete(boards, k)
+		case b.Configured:
+			b.Configured, b.Auto = false, true
+			b.info = BoardInfo{ID: b.ID, Site: b.Site}
+			s.autoBoards++
+			s.dirtyBrds[b] = struct{}{}
+		}
+	}
+	for k, info := range boards {
+		b := newBoard(k.site, k.id, info)
+		b.Configured = true
+		s.boards[k] = b
+	}
 }
