@@ -146,7 +146,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if f.demo {
 		err = runDemo(ctx, cfg, log, stdout)
 	} else {
-		err = runHub(ctx, cfg, log, stdout)
+		err = runHub(ctx, cfg, log, func() (*config.Config, error) { return loadConfig(&f) })
 	}
 	if err != nil {
 		log.Error("villagehub stopped", "err", err)
@@ -194,13 +194,34 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func runHub(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
+// runHub runs the hub until ctx ends; SIGHUP reloads the configuration
+// (an invalid one is refused with its problems and the old one stays).
+func runHub(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
 	h, err := app.New(cfg, app.Options{Logger: log})
 	if err != nil {
 		return err
 	}
 	log.Info("villagehub started", "version", version(), "http", "http://"+h.HTTPAddr()+"/",
 		"broker", brokerDesc(cfg, h), "data_dir", cfg.DataDir)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				next, err := reload()
+				if err == nil {
+					err = h.Reload(ctx, next)
+				}
+				if err != nil {
+					log.Error("configuration not reloaded; keeping the running one", "err", err)
+				}
+			}
+		}
+	}()
 	return h.Run(ctx)
 }
 

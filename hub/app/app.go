@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,7 +46,8 @@ type Options struct {
 
 // Hub is an assembled hub.
 type Hub struct {
-	cfg     *config.Config
+	cfg     atomic.Pointer[config.Config] // replaced by Reload
+	boards  atomic.Pointer[map[string]scan.Board]
 	log     *slog.Logger
 	prober  *probe.Supervisor // nil when no camera has an RTSP URL
 	life    context.Context   // ends when Run returns
@@ -67,7 +69,9 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &Hub{cfg: cfg, log: log}
+	h := &Hub{log: log}
+	h.cfg.Store(cfg)
+	h.boards.Store(newBoardLookup(cfg))
 	h.life, h.endLife = context.WithCancel(context.Background())
 	h.queue = ingest.NewQueue(cfg.Limits.QueueSize)
 	st, err := store.Open(store.Config{
@@ -100,15 +104,7 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 		BatchSize: cfg.Limits.BatchSize,
 		Logger:    log.With("component", "state"),
 	}
-	for _, s := range cfg.Sites {
-		scfg.Sites = append(scfg.Sites, state.Site{ID: s.ID, Name: s.Name})
-	}
-	for _, c := range cfg.Cameras {
-		scfg.Cameras = append(scfg.Cameras, state.CameraInfo{ID: c.ID, Site: c.Site, Name: c.Name, Location: c.Location, RTSPURL: probe.Redact(c.RTSPURL)})
-	}
-	for _, b := range cfg.Boards {
-		scfg.Boards = append(scfg.Boards, state.BoardInfo{ID: b.ID, Site: b.Site, Name: b.Name, Location: b.Location, TargetURL: b.TargetURL})
-	}
+	scfg.Sites, scfg.Cameras, scfg.Boards = stateDevices(cfg)
 
 	if cfg.EmbeddedBroker() {
 		allow := true
@@ -193,15 +189,11 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 // newScans sets up counting of printed QR codes at /q/<board> and the
 // codes themselves at /qr/<board>.png|svg.
 func (h *Hub) newScans() (*scan.Handler, error) {
-	cfg := h.cfg
+	cfg := h.cfg.Load()
 	public := cfg.HTTP.PublicURL
 	if public == "" {
 		public = "http://" + cfg.HTTP.Addr
 		h.log.Warn("http.public_url is not set; printed QR codes will point at " + public + ", which phones may not reach")
-	}
-	boards := boardLookup{}
-	for _, b := range cfg.Boards {
-		boards[b.ID] = scan.Board{ID: b.ID, Site: b.Site, Name: b.Name, TargetURL: b.TargetURL}
 	}
 	hd, err := scan.NewHandler(scan.Config{
 		PublicURL:      public,
@@ -213,44 +205,22 @@ func (h *Hub) newScans() (*scan.Handler, error) {
 		BotAgents:      cfg.QR.BotAgents,
 		Location:       cfg.Location,
 		Logger:         h.log.With("component", "qr"),
-	}, boards, h.state)
+	}, boardLookup{&h.boards}, h.state)
 	if err != nil {
 		return nil, fmt.Errorf("qr: %w", err)
 	}
 	return hd, nil
 }
 
-// boardLookup finds configured boards by ID for /q/ and /qr/. It is never
-// written after start, so concurrent reads are safe.
-type boardLookup map[string]scan.Board
-
-func (l boardLookup) Board(id string) (scan.Board, bool) {
-	b, ok := l[id]
-	return b, ok
-}
-
 // newProber sets up RTSP probing of every camera with a URL.
 func (h *Hub) newProber(worker []string) (*probe.Supervisor, error) {
-	cfg := h.cfg
+	cfg := h.cfg.Load()
 	if !cfg.ProbeEnabled() {
 		return nil, nil
 	}
-	var targets []probe.Target
-	for i, c := range cfg.Cameras {
-		if c.RTSPURL == "" {
-			continue
-		}
-		pw, err := config.ReadSecret(c.Password, c.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("cameras[%d].password_file: %w", i, err)
-		}
-		targets = append(targets, probe.Target{
-			ID: c.ID, Site: c.Site, URL: c.RTSPURL, Username: c.Username, Password: pw,
-			ExpectedFPS: c.ExpectedFPS, Settings: probeSettings(c.Probe),
-		})
-	}
-	if len(targets) == 0 {
-		return nil, nil
+	targets, err := probeTargets(cfg)
+	if err != nil || len(targets) == 0 {
+		return nil, err
 	}
 	sup, err := probe.NewSupervisor(probe.Config{
 		WorkerCommand: worker,
