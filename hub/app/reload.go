@@ -106,7 +106,9 @@ func probeTargets(cfg *config.Config) ([]probe.Target, error) {
 
 // boardLookup finds configured boards by ID for /q/ and /qr/. A reload
 // swaps the whole map, so requests read it without locks.
-type boardLookup struct{ p *atomic.Pointer[map[string]scan.Board] }
+type boardLookup struct {
+	p *atomic.Pointer[map[string]scan.Board]
+}
 
 func newBoardLookup(cfg *config.Config) *map[string]scan.Board {
 	m := map[string]scan.Board{}
