@@ -276,7 +276,9 @@ func (e *Engine) loop(ctx context.Context) error {
 		case <-timer.C:
 		case <-e.deps.Changed:
 			if d := time.Since(last); d < 100*time.Millisecond {
-				continue // the timer or the next change will come
+				// Changes come in bursts: look once, a little later.
+				timer.Reset(100*time.Millisecond - d)
+				continue
 			}
 		}
 		last = time.Now()

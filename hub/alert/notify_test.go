@@ -39,6 +39,7 @@ func fastRules() alert.Rules {
 // then works gets the notice exactly once, every attempt with the same
 // idempotency key (in the header and the body), and the counters say so.
 func TestWebhookRetriesOnceDelivered(t *testing.T) {
+	t.Parallel()
 	rc := newReceiver(t, 3)
 	cfg := alert.Config{Rules: fastRules(), Notifiers: []alert.Notifier{webhookCfg(rc.URL)}}
 	r := startRig(t, rigConfig{Sites: sites, Cameras: statusCameras(1), Alerts: cfg})
@@ -172,6 +173,7 @@ func (p *publisher) all() []published {
 // get every notice at once, and the hanging one's small queue drops
 // instead of growing.
 func TestDeadWebhookBlocksNothing(t *testing.T) {
+	t.Parallel()
 	good := newReceiver(t, 0)
 	hang := webhookCfg(hangingServer(t))
 	hang.Name, hang.Timeout, hang.QueueSize = "hanging", dur(20*time.Second), 2
@@ -221,6 +223,7 @@ func TestDeadWebhookBlocksNothing(t *testing.T) {
 // nothing; when the silence is deleted the firing notice goes out; the
 // resolution follows. Config silences cannot be deleted through the API.
 func TestSilenceAPI(t *testing.T) {
+	t.Parallel()
 	rc := newReceiver(t, 0)
 	cfg := alert.Config{Rules: fastRules(), Notifiers: []alert.Notifier{webhookCfg(rc.URL)},
 		Silences: []alert.Silence{{Matcher: alert.Matcher{Site: "ban-chieng"}, Start: time.Now().Add(-time.Hour), End: time.Now().Add(time.Hour), Comment: "bảo trì"}}}
