@@ -20,10 +20,13 @@ import (
 //	POST   /api/v1/silences         create a silence
 //	DELETE /api/v1/silences/{id}    end a silence
 //
-// The writing handlers are wrapped by each of write, in order (e.g. an
-// access check that may also put the user in the request context with
-// WithUser).
-func (e *Engine) Register(mux *http.ServeMux, write ...func(http.Handler) http.Handler) {
+// Register fits web.Config.Mount as it is: Mount: {..., engine.Register}.
+func (e *Engine) Register(mux *http.ServeMux) { e.RegisterWith(mux) }
+
+// RegisterWith is Register with the writing handlers (POST and DELETE)
+// wrapped by each of write, outermost first: e.g. an access check, which
+// may also name the user with WithUser.
+func (e *Engine) RegisterWith(mux *http.ServeMux, write ...func(http.Handler) http.Handler) {
 	wrap := func(h http.Handler) http.Handler {
 		for i := len(write) - 1; i >= 0; i-- {
 			h = write[i](h)

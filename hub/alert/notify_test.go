@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -316,4 +318,44 @@ func metricsText(t *testing.T, c prometheus.Collector) string {
 		}
 	}
 	return b.String()
+}
+
+// TestSilenceWriteMiddleware: RegisterWith wraps only the writing
+// handlers; a middleware can refuse them and name the user.
+func TestSilenceWriteMiddleware(t *testing.T) {
+	t.Parallel()
+	r := startRig(t, rigConfig{Sites: sites, Cameras: statusCameras(1), Alerts: alert.Config{Rules: fastRules()}})
+	mux := http.NewServeMux()
+	r.Engine.RegisterWith(mux, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			user := req.Header.Get("X-User")
+			if user == "" {
+				http.Error(w, "who are you?", http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, req.WithContext(alert.WithUser(req.Context(), user)))
+		})
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	if code := doJSON(t, "POST", srv.URL+"/api/v1/silences", `{"device":"cam-0","duration":"1h"}`, nil); code != 401 {
+		t.Errorf("POST without a user: %d", code)
+	}
+	req, _ := newRequest("POST", srv.URL+"/api/v1/silences", `{"device":"cam-0","duration":"1h","created_by":"someone else"}`)
+	req.Header.Set("X-User", "chi-lan")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s alert.SilenceView
+	_ = json.NewDecoder(resp.Body).Decode(&s)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || s.CreatedBy != "chi-lan" {
+		t.Errorf("POST with a user: %d %+v", resp.StatusCode, s)
+	}
+	var list struct{ Silences []alert.SilenceView }
+	getJSON(t, srv.URL+"/api/v1/silences", &list) // reading is not wrapped
+	if len(list.Silences) != 1 {
+		t.Errorf("silences: %+v", list.Silences)
+	}
 }
