@@ -1,0 +1,152 @@
+// Package tlscert gives the hub's listeners (the embedded MQTT broker, the
+// HTTP server) a certificate that can be replaced without a restart: a key
+// pair loaded from files and loaded again on SIGHUP or on demand, served
+// through tls.Config.GetCertificate. It also makes a small village CA and
+// server certificates for `villagehub cert`.
+package tlscert
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config names the key pair.
+type Config struct {
+	// CertFile is PEM: the server certificate first, then any
+	// intermediates. KeyFile is its PEM private key.
+	CertFile string
+	KeyFile  string
+	// Name says which listener(s) use it ("broker", "http") in logs and in
+	// the metrics' listener label.
+	Name   string
+	Logger *slog.Logger
+}
+
+// Reloader holds the current certificate.
+type Reloader struct {
+	cfg  Config
+	log  *slog.Logger
+	cert atomic.Pointer[tls.Certificate]
+	mu   sync.Mutex // one reload at a time
+
+	reloadOK, reloadFailed atomic.Uint64
+	descExpiry, descReload *prometheus.Desc
+}
+
+// New loads the key pair; a missing or mismatched pair is an error here,
+// so the hub does not start with a listener that cannot serve.
+func New(cfg Config) (*Reloader, error) {
+	if cfg.CertFile == "" || cfg.KeyFile == "" {
+		return nil, errors.New("TLS: cert_file and key_file are both required")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "default"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	r := &Reloader{cfg: cfg, log: cfg.Logger.With("component", "tls", "listener", cfg.Name)}
+	r.descExpiry = prometheus.NewDesc("villagehub_tls_certificate_expiry_timestamp_seconds",
+		"When the certificate being served expires (Unix time).", []string{"listener"}, nil)
+	r.descReload = prometheus.NewDesc("villagehub_tls_reloads_total",
+		"Certificate reloads, by result; a failed reload keeps the previous certificate.", []string{"listener", "result"}, nil)
+	c, err := r.read()
+	if err != nil {
+		return nil, err
+	}
+	r.cert.Store(c)
+	r.log.Info("TLS certificate loaded", "subject", c.Leaf.Subject.String(), "serial", c.Leaf.SerialNumber.Text(16), "not_after", c.Leaf.NotAfter.Format(time.RFC3339))
+	return r, nil
+}
+
+func (r *Reloader) read() (*tls.Certificate, error) {
+	c, err := tls.LoadX509KeyPair(r.cfg.CertFile, r.cfg.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS: loading %s and %s: %w", r.cfg.CertFile, r.cfg.KeyFile, err)
+	}
+	// LoadX509KeyPair fills Leaf since Go 1.23; parse if it did not.
+	if c.Leaf == nil {
+		if c.Leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("TLS: parsing %s: %w", r.cfg.CertFile, err)
+		}
+	}
+	return &c, nil
+}
+
+// Reload loads the files again. If they cannot be loaded (half-copied, key
+// does not match) the certificate served so far stays, and the error says
+// why.
+func (r *Reloader) Reload() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.read()
+	if err != nil {
+		r.reloadFailed.Add(1)
+		r.log.Error("TLS certificate not reloaded; still serving the previous one", "err", err)
+		return err
+	}
+	r.cert.Store(c)
+	r.reloadOK.Add(1)
+	r.log.Info("TLS certificate reloaded", "subject", c.Leaf.Subject.String(), "serial", c.Leaf.SerialNumber.Text(16), "not_after", c.Leaf.NotAfter.Format(time.RFC3339))
+	return nil
+}
+
+// Run reloads on every SIGHUP until ctx ends. Several Reloaders (and the
+// hub's own config reload) can all listen for SIGHUP: each gets it.
+func (r *Reloader) Run(ctx context.Context) error {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ch:
+			_ = r.Reload() // logged; the old certificate stays
+		}
+	}
+}
+
+// GetCertificate is for tls.Config.GetCertificate: every handshake gets
+// the certificate loaded last.
+func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return r.cert.Load(), nil
+}
+
+// Certificate is the certificate being served (its Leaf is parsed).
+func (r *Reloader) Certificate() *tls.Certificate { return r.cert.Load() }
+
+// TLSConfig is a server configuration serving the reloadable certificate.
+// TLS 1.2 is the floor: cheap cameras and ESP32 boards rarely speak 1.3.
+func (r *Reloader) TLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: r.GetCertificate,
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (r *Reloader) Describe(ch chan<- *prometheus.Desc) {
+	ch <- r.descExpiry
+	ch <- r.descReload
+}
+
+// Collect implements prometheus.Collector.
+func (r *Reloader) Collect(ch chan<- prometheus.Metric) {
+	c := r.cert.Load()
+	ch <- prometheus.MustNewConstMetric(r.descExpiry, prometheus.GaugeValue, float64(c.Leaf.NotAfter.Unix()), r.cfg.Name)
+	ch <- prometheus.MustNewConstMetric(r.descReload, prometheus.CounterValue, float64(r.reloadOK.Load()), r.cfg.Name, "success")
+	ch <- prometheus.MustNewConstMetric(r.descReload, prometheus.CounterValue, float64(r.reloadFailed.Load()), r.cfg.Name, "failure")
+}
