@@ -257,4 +257,3 @@ func rawConnect(t *testing.T, addr, clientID, user, password, willTopic string) 
 	_ = c.SetReadDeadline(time.Time{})
 	return c
 }
-
