@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -353,4 +354,26 @@ func TestEmbeddedBadCredentialsFileKeepsOld(t *testing.T) {
 		t.Fatalf("Reload of a broken file: %v, want the line and the reason", err)
 	}
 	mustConnect(t, r.url, "keep-2", u, pw)
+}
+
+// TestEmbeddedReconfigure: turning anonymous access off cuts off the
+// anonymous clients; an invalid configuration changes nothing.
+func TestEmbeddedReconfigure(t *testing.T) {
+	cfg := auth.Config{AllowAnonymous: true}
+	r := startRig(t, rigOptions{cfg: cfg})
+	anon := mustConnect(t, r.url, "anon", "", "")
+	bad := auth.Config{AllowAnonymous: false, PublishRate: 0.1, DataDir: filepath.Dir(r.creds)}
+	if err := r.hook.Reconfigure(bad); err == nil || !strings.Contains(err.Error(), "publish_rate") {
+		t.Fatalf("invalid config: %v", err)
+	}
+	if !anon.IsConnectionOpen() {
+		t.Fatal("an invalid config changed something")
+	}
+	if err := r.hook.Reconfigure(auth.Config{AllowAnonymous: false, DataDir: filepath.Dir(r.creds)}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the anonymous client to be cut off", func() bool { return !anon.IsConnectionOpen() })
+	if _, err := connect(t, r.url, "anon-2", "", ""); !errors.Is(err, packets.ErrorRefusedNotAuthorised) {
+		t.Errorf("anonymous after reconfigure: %v", err)
+	}
 }

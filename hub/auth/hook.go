@@ -67,6 +67,9 @@ type identity struct {
 	// verified is an HMAC of the last password that matched hash, so a
 	// reconnecting device costs a hash rather than a bcrypt run.
 	verified atomic.Pointer[[sha256.Size]byte]
+	// limiter is the user's token bucket, shared by all its connections
+	// and kept across reloads; made on the first publish.
+	limiter atomic.Pointer[rate.Limiter]
 }
 
 // allows is the ACL. Topic is a topic name when writing and a topic
@@ -139,11 +142,10 @@ type Hook struct {
 	dummy    []byte        // a bcrypt hash to burn time on for unknown users
 	authSem  chan struct{} // bounds concurrent bcrypt runs
 	pending  atomic.Int64  // connections between OnConnect and the end of authentication
-	// limiters holds one token bucket per username, shared by all of that
-	// user's connections, and one per anonymous connection (keyed by
-	// *mqtt.Client).
-	limiters sync.Map
-	logLimit *rate.Limiter // for log lines a client can provoke
+	// anonLimiters holds one token bucket per anonymous connection, keyed
+	// by *mqtt.Client. Users' buckets live on their identity.
+	anonLimiters sync.Map
+	logLimit     *rate.Limiter // for log lines a client can provoke
 	// throttleLog keeps a flood from filling the log (or using up
 	// logLimit, hiding login failures).
 	throttleLog *rate.Limiter
@@ -171,14 +173,15 @@ func New(cfg Config) (*Hook, error) {
 		cfg.Logger = slog.Default()
 	}
 	h := &Hook{
-		prefix:    cfg.Prefix + "/",
-		log:       cfg.Logger.With("component", "broker-auth"),
-		maxPacket: cfg.MaxPacketSize,
-		inflight:  uint16(cfg.MaxInflight),
-		authSem:   make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
-		logLimit:  rate.NewLimiter(1, 10),
-		done:      make(chan struct{}),
-		macKey:    make([]byte, 32),
+		prefix:      cfg.Prefix + "/",
+		log:         cfg.Logger.With("component", "broker-auth"),
+		maxPacket:   cfg.MaxPacketSize,
+		inflight:    uint16(cfg.MaxInflight),
+		authSem:     make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+		logLimit:    rate.NewLimiter(1, 10),
+		throttleLog: rate.NewLimiter(rate.Every(10*time.Second), 1),
+		done:        make(chan struct{}),
+		macKey:      make([]byte, 32),
 	}
 	if _, err := rand.Read(h.macKey); err != nil {
 		return nil, fmt.Errorf("broker auth: %w", err)
@@ -256,10 +259,7 @@ func (h *Hook) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if h.fileChanged() {
-				// A bad file is logged by Reload and the old users stay.
-				_ = h.Reload()
-			}
+			h.refresh()
 		}
 	}
 }
@@ -278,6 +278,23 @@ func (h *Hook) Reload() error {
 	return nil
 }
 
+// refresh reloads the credentials if the file changed since it was last
+// read. Taking the lock first also waits out a load in progress, so a
+// caller sees its users once refresh returns.
+func (h *Hook) refresh() {
+	h.cfgMu.Lock()
+	defer h.cfgMu.Unlock()
+	if !h.fileChanged() {
+		return
+	}
+	if err := h.load(h.creds.Load().path); err != nil {
+		// A bad file is reported once per change; the old users stay.
+		h.log.Error("MQTT credentials not reloaded; the previous ones stay in force", "err", err)
+		return
+	}
+	h.evict()
+}
+
 // Reconfigure applies new settings: allow_anonymous, max_connections,
 // publish_rate, publish_burst and credentials_file take effect at once;
 // max_packet_size and max_inflight at the next start (mochi reads them
@@ -294,12 +311,18 @@ func (h *Hook) Reconfigure(cfg Config) error {
 	}
 	s := settingsOf(cfg)
 	h.set.Store(s)
-	h.limiters.Range(func(_, v any) bool {
+	h.anonLimiters.Range(func(_, v any) bool {
 		l := v.(*rate.Limiter)
 		l.SetLimit(s.rate)
 		l.SetBurst(s.burst)
 		return true
 	})
+	for _, id := range h.creds.Load().users {
+		if l := id.limiter.Load(); l != nil {
+			l.SetLimit(s.rate)
+			l.SetBurst(s.burst)
+		}
+	}
 	if s.allowAnonymous {
 		h.log.Warn("embedded MQTT broker allows anonymous clients (broker.allow_anonymous: true)")
 	}
@@ -327,8 +350,11 @@ func (h *Hook) load(path string) error {
 			id.own = h.prefix + e.Username + "/"
 		}
 		if old != nil {
-			if prev := old.users[e.Username]; prev != nil && bytes.Equal(prev.hash, id.hash) {
-				id.verified.Store(prev.verified.Load())
+			if prev := old.users[e.Username]; prev != nil {
+				id.limiter.Store(prev.limiter.Load())
+				if bytes.Equal(prev.hash, id.hash) {
+					id.verified.Store(prev.verified.Load())
+				}
 			}
 		}
 		cs.users[e.Username] = id
@@ -341,13 +367,6 @@ func (h *Hook) load(path string) error {
 	if old != nil {
 		h.log.Info("MQTT credentials reloaded", "file", path, "devices", cs.roles[RoleDevice], "viewers", cs.roles[RoleViewer], "hubs", cs.roles[RoleHub])
 	}
-	// Token buckets of removed users go with them.
-	h.limiters.Range(func(k, _ any) bool {
-		if u, ok := k.(string); ok && cs.users[u] == nil {
-			h.limiters.Delete(k)
-		}
-		return true
-	})
 	return nil
 }
 
@@ -426,12 +445,14 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		}
 		return true
 	}
-	id, ok := h.verify(user, pk.Connect.Password)
-	if !ok && h.fileChanged() {
+	cs := h.creds.Load()
+	id, ok := h.verify(cs, user, pk.Connect.Password)
+	if !ok {
 		// `villagehub device add` or `passwd` may have just run: look
 		// again before turning the device away.
-		if h.Reload() == nil {
-			id, ok = h.verify(user, pk.Connect.Password)
+		h.refresh()
+		if cs2 := h.creds.Load(); cs2 != cs {
+			id, ok = h.verify(cs2, user, pk.Connect.Password)
 		}
 	}
 	if !ok {
@@ -455,8 +476,8 @@ func (h *Hook) refuseWill(cl *mqtt.Client, user string) bool {
 
 // verify checks a password. An unknown user costs a bcrypt run as well, so
 // timing does not tell which usernames exist.
-func (h *Hook) verify(user string, password []byte) (*identity, bool) {
-	id := h.creds.Load().users[user]
+func (h *Hook) verify(cs *credSet, user string, password []byte) (*identity, bool) {
+	id := cs.users[user]
 	mac := hmac.New(sha256.New, h.macKey)
 	mac.Write(password)
 	var sum [sha256.Size]byte
@@ -521,7 +542,11 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		} else {
 			h.aclDenied[aclSubscribe].Add(1)
 		}
-		h.logf("MQTT ACL denied", "username", clip(string(cl.Properties.Username)), "topic", clip(topic), "write", write)
+		// Checked before building the arguments: a client can call this
+		// path as fast as it can send.
+		if h.logLimit.Allow() {
+			h.log.Warn("MQTT ACL denied", "username", clip(string(cl.Properties.Username)), "topic", clip(topic), "write", write)
+		}
 	}
 	return ok
 }
@@ -541,11 +566,10 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		return pk, nil
 	}
 	l := h.limiter(cl)
-	if l == nil {
+	if l == nil || l.Allow() { // Allow does not allocate; Reserve does
 		return pk, nil
 	}
-	r := l.Reserve()
-	if d := r.Delay(); d > 0 {
+	if d := l.Reserve().Delay(); d > 0 {
 		h.rateLimited.Add(1)
 		if h.throttleLog.Allow() {
 			h.log.Warn("MQTT client over publish_rate: reading from it is delayed", "client", cl.ID, "username", clip(string(cl.Properties.Username)), "publish_rate", float64(l.Limit()), "publish_burst", l.Burst())
@@ -562,26 +586,30 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 
 // limiter is the client's token bucket; nil for the hub role.
 func (h *Hook) limiter(cl *mqtt.Client) *rate.Limiter {
-	var key any = cl
 	if u := cl.Properties.Username; len(u) > 0 {
 		id := h.creds.Load().users[string(u)]
 		if id == nil || id.role == RoleHub {
 			return nil
 		}
-		key = id.username
+		if l := id.limiter.Load(); l != nil {
+			return l
+		}
+		s := h.set.Load()
+		id.limiter.CompareAndSwap(nil, rate.NewLimiter(s.rate, s.burst))
+		return id.limiter.Load()
 	}
-	if l, ok := h.limiters.Load(key); ok {
+	if l, ok := h.anonLimiters.Load(cl); ok {
 		return l.(*rate.Limiter)
 	}
 	s := h.set.Load()
-	l, _ := h.limiters.LoadOrStore(key, rate.NewLimiter(s.rate, s.burst))
+	l, _ := h.anonLimiters.LoadOrStore(cl, rate.NewLimiter(s.rate, s.burst))
 	return l.(*rate.Limiter)
 }
 
 // OnDisconnect forgets an anonymous connection's bucket and counts
 // clients cut off by a broker limit.
 func (h *Hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	h.limiters.Delete(cl)
+	h.anonLimiters.Delete(cl)
 	switch {
 	case errors.Is(err, packets.ErrPacketTooLarge):
 		h.tooLarge.Add(1)

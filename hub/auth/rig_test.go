@@ -136,7 +136,10 @@ func hasLabel(m *dto.Metric, k, v string) bool {
 	return false
 }
 
-var passwordLine = regexp.MustCompile(`(?m)^  password: (\S+)$`)
+var (
+	passwordLine = regexp.MustCompile(`(?m)^  password: (\S+)$`)
+	usernameLine = regexp.MustCompile(`(?m)^  username: (\S+)$`)
+)
 
 // addUser runs `villagehub device add ...` and returns the username and
 // the password it printed.
@@ -152,7 +155,7 @@ func addUser(t *testing.T, path string, args ...string) (user, password string) 
 func parseSecret(t *testing.T, out string) (user, password string) {
 	t.Helper()
 	m := passwordLine.FindStringSubmatch(out)
-	u := regexp.MustCompile(`(?m)^  username: (\S+)$`).FindStringSubmatch(out)
+	u := usernameLine.FindStringSubmatch(out)
 	if m == nil || u == nil {
 		t.Fatalf("no username/password in output:\n%s", out)
 	}
