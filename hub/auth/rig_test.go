@@ -32,6 +32,7 @@ type rig struct {
 	hook    *auth.Hook
 	url     string // tcp://
 	tlsAddr string
+	wssAddr string
 	creds   string
 	reg     *prometheus.Registry
 	cancel  context.CancelFunc
@@ -41,6 +42,7 @@ type rig struct {
 type rigOptions struct {
 	cfg auth.Config
 	tls *tls.Config // adds a TLS listener when set
+	wss bool        // and a secure WebSocket one
 }
 
 func startRig(t *testing.T, o rigOptions) *rig {
@@ -53,10 +55,10 @@ func startRig(t *testing.T, o rigOptions) *rig {
 		cfg.Logger = slog.Default()
 	}
 	r := &rig{creds: cfg.CredentialsPath(dir)}
-	return r.start(t, cfg, o.tls)
+	return r.start(t, cfg, o.tls, o.wss)
 }
 
-func (r *rig) start(t *testing.T, cfg auth.Config, tlsCfg *tls.Config) *rig {
+func (r *rig) start(t *testing.T, cfg auth.Config, tlsCfg *tls.Config, wss bool) *rig {
 	t.Helper()
 	h, err := auth.New(cfg)
 	if err != nil {
@@ -74,6 +76,12 @@ func (r *rig) start(t *testing.T, cfg auth.Config, tlsCfg *tls.Config) *rig {
 		r.tlsAddr = testenv.FreeAddr(t)
 		if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "tls", Address: r.tlsAddr, TLSConfig: tlsCfg})); err != nil {
 			t.Fatal(err)
+		}
+		if wss {
+			r.wssAddr = testenv.FreeAddr(t)
+			if err := srv.AddListener(listeners.NewWebsocket(listeners.Config{ID: "wss", Address: r.wssAddr, TLSConfig: tlsCfg})); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if err := srv.Serve(); err != nil {

@@ -2,9 +2,11 @@ package auth_test
 
 import (
 	"crypto/tls"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
@@ -69,4 +71,43 @@ func TestEmbeddedTLS(t *testing.T) {
 	// The connection made before the reload carries on.
 	publish(t, c, "village/s/camera/gate/motion", 1, "OFF")
 	mustConnect(t, url, "gate-after-reload", u, pw, trusting)
+}
+
+// TestEmbeddedWebSocketTLS: MQTT over secure WebSocket (for browser
+// devices) on mochi's WebSocket listener with the same reloadable
+// certificate and the same credentials and ACL.
+func TestEmbeddedWebSocketTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testenv.NewTestCA(t, dir)
+	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	ca.Issue(t, certFile, keyFile, "127.0.0.1")
+	rl, err := tlscert.New(tlscert.Config{CertFile: certFile, KeyFile: keyFile, Name: "broker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startRig(t, rigOptions{tls: rl.TLSConfig(), wss: true})
+	u, pw := addUser(t, r.creds, "qr", "s", "kiosk")
+	_, vpw := addUser(t, r.creds, "viewer", "v")
+	w := watch(t, mustConnect(t, r.url, "v", "_v", vpw), "village/#")
+	url := "wss://" + r.wssAddr + "/mqtt"
+	// The WebSocket listener binds in Serve's goroutine, not in
+	// AddListener: wait for it.
+	testenv.WaitFor(t, 5*time.Second, "the WebSocket listener", func() bool {
+		c, err := net.Dial("tcp", r.wssAddr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	c := mustConnect(t, url, "kiosk", u, pw, func(o *paho.ClientOptions) { o.SetTLSConfig(ca.ClientConfig("")) })
+	publish(t, c, "village/s/qr/other/scans", 0, `{"total":5}`)
+	c2 := mustConnect(t, url, "kiosk-2", u, pw, func(o *paho.ClientOptions) { o.SetTLSConfig(ca.ClientConfig("")) })
+	publish(t, c2, "village/s/qr/kiosk/scans", 1, `{"total":1}`)
+	w.waitFor(t, "village/s/qr/kiosk/scans", `{"total":1}`)
+	if w.count("village/s/qr/other/scans") != 0 {
+		t.Error("the ACL does not hold over WebSocket")
+	}
+	if _, err := connect(t, url, "kiosk-bad", u, pw+"x", func(o *paho.ClientOptions) { o.SetTLSConfig(ca.ClientConfig("")) }); err == nil {
+		t.Error("wrong password accepted over WebSocket")
+	}
 }
