@@ -293,3 +293,46 @@ func TestCertWithMosquitto(t *testing.T) {
 		t.Errorf("TLS 1.1 client: %v, want a protocol version alert", err)
 	}
 }
+
+// TestOpenSSLRecipe runs the OpenSSL commands docs/security.md gives as an
+// alternative to `villagehub cert`, and checks the hub serves the result
+// and a client trusting the CA accepts it.
+func TestOpenSSLRecipe(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/security.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(doc), "<!-- openssl-recipe")
+	if !ok {
+		t.Fatal("docs/security.md has no openssl-recipe marker")
+	}
+	_, block, _ := strings.Cut(after, "```sh\n")
+	script, _, ok := strings.Cut(block, "```")
+	if !ok || !strings.Contains(script, "openssl x509 -req") {
+		t.Fatalf("no recipe after the marker:\n%s", after[:min(len(after), 300)])
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("bash", "-e", "-c", script)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the recipe failed: %v\n%s", err, out)
+	}
+	rl, err := tlscert.New(tlscert.Config{CertFile: filepath.Join(dir, "server.crt"), KeyFile: filepath.Join(dir, "server.key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := startHTTPS(t, rl.TLSConfig())
+	caPEM, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		t.Fatal("ca.crt is not PEM")
+	}
+	for _, name := range []string{"hub.lan", "127.0.0.1"} {
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: name})
+		if err != nil {
+			t.Errorf("client trusting the recipe's CA, server name %s: %v", name, err)
+			continue
+		}
+		c.Close()
+	}
+}
