@@ -69,6 +69,9 @@ type Stats struct {
 	// ExpectedScans per board: the sum over boots of the largest total
 	// acknowledged in each, i.e. what an idempotent counter must count.
 	ExpectedScans map[Device]int64
+	// ExpectedReports per board: the acknowledged reports that raised
+	// their boot's largest total, i.e. the reports that add scans.
+	ExpectedReports map[Device]int64
 }
 
 // Fleet is a set of simulated devices.
@@ -100,6 +103,7 @@ type board struct {
 	sent    [][]byte // recent reports, for repeats
 	bootMax map[string]int64
 	expect  int64
+	reports int64
 }
 
 // NewFleet prepares a fleet; Run connects and drives it.
@@ -332,6 +336,7 @@ func (f *Fleet) runBoard(ctx context.Context, b *board, rng *mrand.Rand) {
 			if total > b.bootMax[boot] {
 				b.expect += total - b.bootMax[boot]
 				b.bootMax[boot] = total
+				b.reports++
 			}
 			b.mu.Unlock()
 		}
@@ -342,11 +347,12 @@ func (f *Fleet) runBoard(ctx context.Context, b *board, rng *mrand.Rand) {
 func (f *Fleet) Stats() Stats {
 	s := Stats{
 		Published: f.pub.Load(), Errors: f.errs.Load(), Skipped: f.skipped.Load(),
-		MotionStarts: f.starts.Load(), ExpectedScans: map[Device]int64{},
+		MotionStarts: f.starts.Load(), ExpectedScans: map[Device]int64{}, ExpectedReports: map[Device]int64{},
 	}
 	for _, b := range f.boards {
 		b.mu.Lock()
 		s.ExpectedScans[b.Device] = b.expect
+		s.ExpectedReports[b.Device] = b.reports
 		b.mu.Unlock()
 	}
 	return s

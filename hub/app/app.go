@@ -10,14 +10,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"villagehub/hub/alert"
 	"villagehub/hub/broker"
 	"villagehub/hub/config"
+	"villagehub/hub/influx"
 	"villagehub/hub/ingest"
 	"villagehub/hub/metrics"
 	"villagehub/hub/mqttclient"
@@ -60,6 +63,8 @@ type Hub struct {
 	broker  *broker.Broker // nil with an external broker
 	web     *web.Server
 	ui      *ui.UI
+	alerts  *alert.Engine
+	influx  *influx.Writer // nil without InfluxDB
 }
 
 // New builds every component. Listening sockets are bound here, so a port
@@ -78,6 +83,8 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 		Dir:             cfg.DataDir,
 		EventRetention:  time.Duration(cfg.Store.EventRetention),
 		HourlyRetention: time.Duration(cfg.Store.QRHourRetention),
+		OutboxMaxBytes:  cfg.Influx.OutboxMaxBytes,
+		Logger:          log.With("component", "store"),
 	})
 	if err != nil {
 		return nil, err
@@ -87,6 +94,9 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 	defer func() {
 		if !ok {
 			h.store.Close()
+			if h.influx != nil {
+				h.influx.Close()
+			}
 		}
 	}()
 
@@ -99,10 +109,16 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 			MaxPayload: cfg.Limits.MaxPayloadBytes,
 			MaxFuture:  time.Duration(cfg.Limits.MaxFuture),
 		},
-		Queue:     h.queue,
-		Store:     st,
-		BatchSize: cfg.Limits.BatchSize,
-		Logger:    log.With("component", "state"),
+		Queue:        h.queue,
+		Store:        st,
+		BatchSize:    cfg.Limits.BatchSize,
+		Logger:       log.With("component", "state"),
+		InfluxPoints: cfg.Influx.URL != "",
+	}
+	if cfg.Influx.URL != "" {
+		if h.influx, err = newInfluxWriter(cfg, log); err != nil {
+			return nil, err
+		}
 	}
 	scfg.Sites, scfg.Cameras, scfg.Boards = stateDevices(cfg)
 
@@ -143,16 +159,38 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 		return nil, err
 	}
 	var extra []prometheus.Collector
+	if h.influx != nil {
+		extra = append(extra, h.influx)
+	}
 	if h.prober, err = h.newProber(opts.ProbeWorker); err != nil {
 		return nil, err
 	}
 	if h.prober != nil {
 		extra = append(extra, h.prober)
 	}
+	h.alerts, err = alert.New(cfg.Alerts, alert.Deps{
+		State: h.state, Publisher: h.mqtt, Prefix: cfg.TopicPrefix, HubID: cfg.HubID,
+		DataDir: cfg.DataDir, PublicURL: cfg.HTTP.PublicURL, Location: cfg.Location,
+		BrokerConnected: h.mqtt.Connected,
+		IngestQueue:     func() (int, int) { return h.queue.Len(), h.queue.Cap() },
+		SpoolPoints:     h.influxBacklog,
+		Changed:         h.state.Changed(),
+		Logger:          log.With("component", "alert"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	defer func() {
+		if !ok {
+			h.alerts.Close()
+		}
+	}()
+	extra = append(extra, h.alerts)
 	h.metrics, err = metrics.New(metrics.Config{
 		State: h.state, Queue: h.queue, Broker: h.mqtt, Latency: latency, ProbeDuration: probeDur,
 		MaxAutoCameras: cfg.Limits.MaxAutoCameras, MaxAutoBoards: cfg.Limits.MaxAutoBoards,
-		Extra: extra,
+		Extra:  extra,
+		Outbox: func() (int64, bool) { return st.OutboxPoints(), h.influx != nil },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -175,8 +213,14 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 				return nil
 			}},
 			{Name: "store", Fn: func() error { return h.state.Counters().StoreErr }},
+			{Name: "influx", Fn: func() error {
+				if h.influx != nil && h.influx.Stale(2*time.Minute) {
+					return fmt.Errorf("InfluxDB has not accepted a write for 2 minutes; %d points wait", h.influxBacklog())
+				}
+				return nil
+			}},
 		},
-		Mount:  []func(*http.ServeMux){h.ui.Mount, scans.Register},
+		Mount:  []func(*http.ServeMux){h.ui.Mount, scans.Register, h.alerts.Register},
 		Logger: log,
 	})
 	if err != nil {
@@ -248,6 +292,40 @@ func probeSettings(p config.ProbeSettings) probe.Settings {
 	}
 }
 
+// newInfluxWriter makes the InfluxDB writer with its spool under the data
+// directory.
+func newInfluxWriter(cfg *config.Config, log *slog.Logger) (*influx.Writer, error) {
+	ic := cfg.Influx
+	token, err := config.ReadSecret(ic.Token, ic.TokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("influx.token_file: %w", err)
+	}
+	spool := ic.SpoolDir
+	if spool == "" {
+		spool = filepath.Join(cfg.DataDir, "influx-spool")
+	}
+	w, err := influx.New(influx.Config{
+		URL: ic.URL, Token: token, Org: ic.Org, Bucket: ic.Bucket, BatchSize: ic.BatchSize,
+		FlushInterval: time.Duration(ic.FlushInterval), Gzip: ic.Gzip,
+		TLS:     influx.TLSConfig{CAFile: ic.TLS.CAFile, CertFile: ic.TLS.CertFile, KeyFile: ic.TLS.KeyFile, InsecureSkipVerify: ic.TLS.Insecure},
+		Timeout: time.Duration(ic.Timeout), MaxRetryInterval: time.Duration(ic.MaxRetryInterval),
+		SpoolDir: spool, SpoolMaxBytes: ic.SpoolMaxBytes, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("influx: %w", err)
+	}
+	return w, nil
+}
+
+// influxBacklog is the points not yet in InfluxDB: in the outbox and in the
+// writer's spool.
+func (h *Hub) influxBacklog() int64 {
+	if h.influx == nil {
+		return 0
+	}
+	return h.store.OutboxPoints() + h.influx.Waiting()
+}
+
 // BrokerAddr is the embedded broker's address, or "" with an external one.
 func (h *Hub) BrokerAddr() string {
 	if h.broker == nil {
@@ -267,6 +345,7 @@ func (h *Hub) State() *state.State { return h.state }
 // was doing, and the store closes last.
 func (h *Hub) Run(ctx context.Context) error {
 	defer h.store.Close()
+	defer h.alerts.Close()
 	defer h.endLife()
 	pipeCtx, stopPipe := context.WithCancel(context.Background())
 	defer stopPipe()
@@ -276,9 +355,15 @@ func (h *Hub) Run(ctx context.Context) error {
 	g.Go(func() error { return h.mqtt.Run(gctx) })
 	g.Go(func() error { return h.web.Run(gctx) })
 	g.Go(func() error { return h.ui.Run(gctx) })
+	g.Go(func() error { return h.alerts.Run(gctx) })
 	g.Go(func() error { return h.store.Run(gctx, h.log) })
 	if h.prober != nil {
 		g.Go(func() error { return h.prober.Run(gctx) })
+	}
+	if h.influx != nil {
+		defer h.influx.Close()
+		g.Go(func() error { return h.influx.Run(gctx) })
+		g.Go(func() error { return h.store.RunOutbox(gctx, h.influx.AppendLines) })
 	}
 	err := g.Wait()
 	h.endLife() // releases a prober callback waiting on a full queue

@@ -124,7 +124,9 @@ type settings struct {
 //
 // It must be the only hook that provides OnConnectAuthenticate and
 // OnACLCheck: mochi allows whatever any hook allows, so adding
-// auth.AllowHook beside it would open everything.
+// auth.AllowHook beside it would open everything. No hook added after it
+// may fail OnConnect (the hub's ingest hook does not provide it), or the
+// connection count would not be given back.
 type Hook struct {
 	mqtt.HookBase
 
@@ -297,8 +299,9 @@ func (h *Hook) refresh() {
 
 // Reconfigure applies new settings: allow_anonymous, max_connections,
 // publish_rate, publish_burst and credentials_file take effect at once;
-// max_packet_size and max_inflight at the next start (mochi reads them
-// while clients are connected). An invalid cfg changes nothing.
+// max_packet_size, max_inflight and the topic prefix at the next start
+// (mochi reads the first two while clients are connected). An invalid cfg
+// (or credentials file) changes nothing.
 func (h *Hook) Reconfigure(cfg Config) error {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -337,12 +340,17 @@ func (h *Hook) load(path string) error {
 	if err != nil {
 		st = nil
 	}
-	h.seen.Store(&fileSeen{path: path, stat: st})
+	old := h.creds.Load()
 	es, err := readEntries(path)
 	if err != nil {
+		// Remember a bad file only if it is the one in force, so it is
+		// not read (and reported) again until it changes.
+		if old == nil || old.path == path {
+			h.seen.Store(&fileSeen{path: path, stat: st})
+		}
 		return err
 	}
-	old := h.creds.Load()
+	h.seen.Store(&fileSeen{path: path, stat: st})
 	cs := &credSet{path: path, users: make(map[string]*identity, len(es)), roles: map[Role]int{}}
 	for _, e := range es {
 		id := &identity{username: e.Username, role: e.Role, hash: []byte(e.Bcrypt)}

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
+	"villagehub/hub/alert"
 	"villagehub/hub/event"
 )
 
@@ -45,6 +46,8 @@ type Config struct {
 	Log    Log    `yaml:"log"`
 	Probe  Probe  `yaml:"probe"`
 	QR     QR     `yaml:"qr"`
+	// Alerts: rules, notifiers and silences (see docs/alerting.md).
+	Alerts alert.Config `yaml:"alerts"`
 
 	Sites   []Site   `yaml:"sites"`
 	Cameras []Camera `yaml:"cameras"`
@@ -96,8 +99,14 @@ type Influx struct {
 	FlushInterval Duration `yaml:"flush_interval"`
 	Gzip          bool     `yaml:"gzip"`
 	SpoolMaxBytes int64    `yaml:"spool_max_bytes"`
-	Timeout       Duration `yaml:"timeout"`
-	TLS           TLS      `yaml:"tls"`
+	// OutboxMaxBytes bounds the points committed but not yet in the spool
+	// (default 64 MiB); past it the hub stops acknowledging messages.
+	OutboxMaxBytes int64 `yaml:"outbox_max_bytes"`
+	// SpoolDir holds the spool (default <data_dir>/influx-spool).
+	SpoolDir         string   `yaml:"spool_dir"`
+	Timeout          Duration `yaml:"timeout"`
+	MaxRetryInterval Duration `yaml:"max_retry_interval"`
+	TLS              TLS      `yaml:"tls"`
 }
 
 type TLS struct {
@@ -550,6 +559,9 @@ func (v *validator) check() {
 				v.bad(fmt.Sprintf("%q is not an IP address or CIDR prefix", p), "qr", "trusted_proxies", i)
 			}
 		}
+	}
+	for _, p := range c.Alerts.Validate() {
+		v.bad(p.Msg, append([]any{"alerts"}, p.Path...)...)
 	}
 	v.probeSettings(c.Probe.ProbeSettings, "probe")
 	v.intRange(c.Probe.Workers, 0, 64, "probe", "workers")

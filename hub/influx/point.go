@@ -2,6 +2,7 @@ package influx
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -211,4 +212,26 @@ func lineTime(line []byte) (int64, bool) {
 	}
 	ts, err := strconv.ParseInt(string(line[i+1:]), 10, 64)
 	return ts, err == nil
+}
+
+// AppendLine appends p as one line of line protocol, with p.Time exactly
+// (nanoseconds) and a trailing newline. It is for callers that give their
+// points final, unique timestamps themselves and may write the same line
+// more than once (a replay must then overwrite, not add): see
+// Writer.AppendLines.
+func AppendLine(b []byte, p *Point) ([]byte, error) {
+	if p.Time.IsZero() || p.Time.Before(minTime) || p.Time.After(maxTime) {
+		return b, fmt.Errorf("%w: point has no time or one outside InfluxDB's range", errInvalidPoint)
+	}
+	start := len(b)
+	b, err := appendKey(b, p)
+	if err == nil {
+		b, err = appendFields(b, p)
+	}
+	if err != nil {
+		return b[:start], fmt.Errorf("%w: %v", errInvalidPoint, err)
+	}
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, p.Time.UnixNano(), 10)
+	return append(b, '\n'), nil
 }

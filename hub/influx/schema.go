@@ -116,3 +116,19 @@ func CameraHealth(site, camera string, h Health, t time.Time) Point {
 		Time:        t,
 	}
 }
+
+// MeasurementQRVisits counts visits to a printed code that are not plain
+// scans, and unique scans: class "unique" (a scan by a phone that had not
+// just scanned the board; also counted in qr_scans), "bot" (link previews,
+// crawlers) and "rate_limited".
+const MeasurementQRVisits = "qr_visits"
+
+// QRVisits is one such visit.
+func QRVisits(site, board, class string, n int64, t time.Time) Point {
+	return Point{
+		Measurement: MeasurementQRVisits,
+		Tags:        []Tag{{"board", board}, {"class", class}, {"site", site}},
+		Fields:      []Field{Int("visits", n)},
+		Time:        t,
+	}
+}

@@ -1,6 +1,7 @@
 package influx
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -209,6 +210,65 @@ func (w *Writer) Append(points []Point) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// AppendLines spools lines already encoded with AppendLine, keeping their
+// timestamps: the caller made them unique per series, and writing the same
+// lines again (a replay after a crash) then overwrites them in InfluxDB
+// instead of adding to them. n is the number of lines. Durability, group
+// commit and ErrSpoolFull are as for Append.
+func (w *Writer) AppendLines(lines []byte, n int) error {
+	if n == 0 {
+		return nil
+	}
+	if w.spool.full() {
+		w.m.spoolFull.Inc()
+		return ErrSpoolFull
+	}
+	if w.spool.waiting() == 0 {
+		w.waitingSince.Store(time.Now().UnixNano())
+	}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return errClosed
+	}
+	buf := w.buf[:0]
+	total := 0
+	for len(lines) > 0 {
+		// One record per BatchSize lines (or segment's worth of bytes).
+		recStart := len(buf)
+		buf = append(buf, make([]byte, recHeaderLen)...)
+		k := 0
+		for len(lines) > 0 && k < w.cfg.BatchSize && int64(len(buf)-recStart) < w.spool.segMax {
+			i := bytes.IndexByte(lines, '\n')
+			if i < 0 {
+				i = len(lines) - 1
+			}
+			buf = append(buf, lines[:i+1]...)
+			lines = lines[i+1:]
+			k++
+		}
+		sealRecord(buf[recStart:], k)
+		total += k
+	}
+	w.buf = buf
+	end, err := w.spool.write(buf, total)
+	if cap(w.buf) > 4<<20 {
+		w.buf = nil
+	}
+	w.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, ErrSpoolFull) {
+			w.m.spoolFull.Inc()
+		}
+		return err
+	}
+	if err := w.spool.syncTo(end); err != nil {
+		return err
+	}
+	w.m.spooled.Add(float64(total))
 	return nil
 }
 

@@ -36,6 +36,9 @@ type Config struct {
 	ProbeDuration *prometheus.HistogramVec
 	// Extra collectors (the prober's, the InfluxDB writer's).
 	Extra []prometheus.Collector
+	// Outbox is the InfluxDB points committed but not yet in the writer's
+	// spool, and whether InfluxDB is configured at all.
+	Outbox func() (points int64, enabled bool)
 }
 
 // NewProbeDuration returns the RTSP probe duration histogram, observed by
@@ -151,6 +154,8 @@ var (
 		"Unix time of the camera's last successful probe.", []string{"site", "camera"}, nil)
 	descQuality = prometheus.NewDesc("villagehub_camera_stream_quality",
 		"Connection quality from fps against the expected fps: 3 good, 2 fair, 1 poor, 0 down.", []string{"site", "camera"}, nil)
+	descOutbox = prometheus.NewDesc("villagehub_influx_outbox_points",
+		"InfluxDB points committed with their change and not yet handed to the InfluxDB spool.", nil, nil)
 	descBuild = prometheus.NewDesc("villagehub_build_info",
 		"Build information; the value is 1.", []string{"version", "goversion"}, nil)
 )
@@ -190,7 +195,7 @@ func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMotionEvents, descMotionActive, descOnline, descQRScans, descQRScansSource,
 		descQRUnique, descQRBots, descQRLimited, descQROrphans, descQRDropped,
 		descMessages, descRejected, descQueueLen, descQueueCap, descQueueWaits, descQueueOver,
-		descUp, descFPS, descBitrate, descFailures, descStreamInfo, descTTFF, descKeyint, descLastOK, descQuality,
+		descUp, descFPS, descBitrate, descFailures, descStreamInfo, descTTFF, descKeyint, descLastOK, descQuality, descOutbox,
 		descCommits, descCommitErrs, descLastCommit, descDevices, descAutoCap, descBroker, descBuild} {
 		ch <- d
 	}
@@ -259,6 +264,11 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descAutoCap, prometheus.GaugeValue, float64(c.cfg.MaxAutoBoards), "board")
 	if c.cfg.Broker != nil {
 		ch <- prometheus.MustNewConstMetric(descBroker, prometheus.GaugeValue, b2f(c.cfg.Broker.Connected()))
+	}
+	if c.cfg.Outbox != nil {
+		if n, on := c.cfg.Outbox(); on {
+			ch <- prometheus.MustNewConstMetric(descOutbox, prometheus.GaugeValue, float64(n))
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, Version, runtime.Version())
 }

@@ -104,10 +104,10 @@ func (s *State) applyCamera(c *Camera, ev *event.Event) Result {
 			}
 			c.MotionActive, c.MotionStart, c.MotionZone = true, ev.Time, ev.Zone
 			c.MotionEvents++
-			s.batch.Events = append(s.batch.Events, EventRecord{
+			s.event(EventRecord{
 				Time: ev.Time, Type: EventMotionStart, Kind: "camera", Site: c.Site, Device: c.ID,
 				Zone: ev.Zone, Score: ev.Score,
-			})
+			}, c.MotionEvents)
 			return Accepted
 		}
 		if !c.MotionActive || ev.Time.Before(c.MotionStart) {
@@ -119,10 +119,10 @@ func (s *State) applyCamera(c *Camera, ev *event.Event) Result {
 		if zone == "" {
 			zone = c.MotionZone
 		}
-		s.batch.Events = append(s.batch.Events, EventRecord{
+		s.event(EventRecord{
 			Time: ev.Time, Type: EventMotionEnd, Kind: "camera", Site: c.Site, Device: c.ID,
 			Zone: zone, Score: ev.Score, Duration: d,
-		})
+		}, c.MotionEvents)
 		return Accepted
 	}
 	return Duplicate
@@ -138,7 +138,7 @@ func (s *State) applyStatus(online *int8, since *time.Time, kind, site, id strin
 		return Accepted // retained status re-sent on reconnect: state, not an event
 	}
 	*online, *since = v, ev.Time
-	s.batch.Events = append(s.batch.Events, EventRecord{Time: ev.Time, Type: typ, Kind: kind, Site: site, Device: id})
+	s.event(EventRecord{Time: ev.Time, Type: typ, Kind: kind, Site: site, Device: id}, 0)
 	return Accepted
 }
 
@@ -161,9 +161,25 @@ func (s *State) applyBoard(b *Board, ev *event.Event) Result {
 		b.ScansMQTT += uint64(n)
 		s.countToday(b, uint64(n), ev.Time)
 		s.batch.Scans = append(s.batch.Scans, ScanRecord{Site: b.Site, Board: b.ID, Source: SourceMQTT, N: n, Time: ev.Time})
+		if s.cfg.InfluxPoints {
+			t := ev.Time
+			if ev.HasTS {
+				t = withinMS(t, uint64(ev.Total))
+			}
+			s.qrPoint(b.Site, b.ID, SourceMQTT, n, t)
+		}
 		return Accepted
 	}
 	return Duplicate
+}
+
+// event records a motion or status event (and its InfluxDB point; n is the
+// camera's event count, which keeps the point's time unique).
+func (s *State) event(e EventRecord, n uint64) {
+	s.batch.Events = append(s.batch.Events, e)
+	if s.cfg.InfluxPoints {
+		s.eventPoint(&e, n)
+	}
 }
 
 // countToday adds n scans that happened at t to the board's count for

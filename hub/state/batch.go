@@ -1,6 +1,10 @@
 package state
 
-import "time"
+import (
+	"time"
+
+	"villagehub/hub/influx"
+)
 
 // Batch is what one commit makes durable. The slices are reused between
 // commits: a Store must not keep references after Commit returns.
@@ -14,6 +18,8 @@ type Batch struct {
 	// Health are RTSP probe results, for InfluxDB's camera_health (the
 	// embedded store keeps only up/down changes, as Events).
 	Health []HealthRecord
+	// Points are the batch's InfluxDB points (Config.InfluxPoints).
+	Points []influx.Point
 
 	arena []byte // backing store of Devices[i].Value
 }
@@ -24,11 +30,13 @@ func (b *Batch) reset() {
 	b.Scans = b.Scans[:0]
 	b.Events = b.Events[:0]
 	b.Health = b.Health[:0]
+	clear(b.Points)
+	b.Points = b.Points[:0]
 }
 
 // Empty reports whether the batch changes nothing.
 func (b *Batch) Empty() bool {
-	return len(b.Devices) == 0 && len(b.Scans) == 0 && len(b.Events) == 0 && len(b.Health) == 0
+	return len(b.Devices) == 0 && len(b.Scans) == 0 && len(b.Events) == 0 && len(b.Health) == 0 && len(b.Points) == 0
 }
 
 // DeviceRecord is one device's persisted state, opaque to the store.

@@ -99,8 +99,7 @@ func (s *State) applyProbe(r *probe.Result) {
 		if p.Up != -1 || !r.Up {
 			// The first probe after start logs only a failure: "up" is
 			// the normal state, "down" is news.
-			s.batch.Events = append(s.batch.Events, EventRecord{Time: at, Type: typ, Kind: "camera",
-				Site: c.Site, Device: c.ID, Reason: r.Reason})
+			s.event(EventRecord{Time: at, Type: typ, Kind: "camera", Site: c.Site, Device: c.ID, Reason: r.Reason}, 0)
 		}
 		p.Up, p.Since = up, at
 		s.dirtyCams[c] = struct{}{}
@@ -129,6 +128,9 @@ func (s *State) applyProbe(r *probe.Result) {
 		Width: p.Width, Height: p.Height, Codec: p.Codec, KeyframeInterval: p.KeyframeInterval,
 		ProbeSeconds: r.Duration.Seconds(), Sample: r.Mode == probe.ModeSample,
 	})
+	if s.cfg.InfluxPoints {
+		s.healthPoint(&s.batch.Health[len(s.batch.Health)-1], r.Duration)
+	}
 }
 
 // applyScan counts one visit to /q/<board>. Only a human scan of a known
@@ -145,21 +147,34 @@ func (s *State) applyScan(sc *scan.Scan) {
 		return
 	}
 	rec := ScanRecord{Site: b.Site, Board: b.ID, Source: SourcePrinted, Time: sc.At}
+	points := s.cfg.InfluxPoints
 	switch sc.Class {
 	case scan.ClassHuman:
 		rec.N = 1
 		b.ScansPrinted++
+		if points {
+			s.qrPoint(b.Site, b.ID, SourcePrinted, 1, sc.At)
+		}
 		if sc.Unique {
 			rec.Unique = 1
 			b.PrintedUnique++
+			if points {
+				s.visitPoint(b.Site, b.ID, "unique", sc.At)
+			}
 		}
 		s.countToday(b, 1, sc.At)
 	case scan.ClassBot:
 		rec.Bots = 1
 		b.Bots++
+		if points {
+			s.visitPoint(b.Site, b.ID, "bot", sc.At)
+		}
 	case scan.ClassRateLimited:
 		rec.RateLimited = 1
 		b.RateLimited++
+		if points {
+			s.visitPoint(b.Site, b.ID, "rate_limited", sc.At)
+		}
 	default:
 		return
 	}

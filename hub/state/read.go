@@ -66,6 +66,7 @@ func (s *State) Sites() []Site {
 type CameraSample struct {
 	Site, ID     string
 	Online       int8
+	StatusSince  time.Time
 	MotionActive bool
 	MotionEvents uint64
 	// Probe is the stream health; Probe.Up is -1 until the first probe.
@@ -75,6 +76,7 @@ type CameraSample struct {
 type BoardSample struct {
 	Site, ID                         string
 	Online                           int8
+	LastReport, LastSeen             time.Time
 	ScansMQTT, ScansPrnt             uint64
 	PrintedUnique, Bots, RateLimited uint64
 }
@@ -85,7 +87,7 @@ func (s *State) EachCamera(fn func(CameraSample)) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, c := range s.cameras {
-		fn(CameraSample{Site: c.Site, ID: c.ID, Online: c.Online, MotionActive: c.MotionActive, MotionEvents: c.MotionEvents, Probe: &c.probe})
+		fn(CameraSample{Site: c.Site, ID: c.ID, Online: c.Online, StatusSince: c.StatusSince, MotionActive: c.MotionActive, MotionEvents: c.MotionEvents, Probe: &c.probe})
 	}
 }
 
@@ -94,7 +96,7 @@ func (s *State) EachBoard(fn func(BoardSample)) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, b := range s.boards {
-		fn(BoardSample{Site: b.Site, ID: b.ID, Online: b.Online, ScansMQTT: b.ScansMQTT, ScansPrnt: b.ScansPrinted,
+		fn(BoardSample{Site: b.Site, ID: b.ID, Online: b.Online, LastReport: b.LastReport, LastSeen: b.LastSeen, ScansMQTT: b.ScansMQTT, ScansPrnt: b.ScansPrinted,
 			PrintedUnique: b.PrintedUnique, Bots: b.Bots, RateLimited: b.RateLimited})
 	}
 }
@@ -133,3 +135,8 @@ func (s *State) Counters() Counters {
 
 // Results lists the message results, for metrics.
 func Results() []Result { return []Result{Accepted, Rejected, Duplicate} }
+
+// Changed is signalled (without blocking; one pending signal at most)
+// after every applied batch, for readers that react to changes rather than
+// poll: the alert engine, the dashboard.
+func (s *State) Changed() <-chan struct{} { return s.changed }

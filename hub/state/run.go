@@ -54,6 +54,10 @@ func (s *State) Run(ctx context.Context) error {
 				s.cfg.ObserveLatency(now.Sub(m.Received).Seconds())
 			}
 		}
+		select {
+		case s.changed <- struct{}{}:
+		default:
+		}
 		clear(msgs) // drop payload references
 		buf = msgs[:0]
 	}

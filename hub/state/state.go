@@ -64,6 +64,8 @@ type Config struct {
 	ObserveLatency func(seconds float64)
 	// ObserveProbe, if set, is called with each RTSP probe's duration.
 	ObserveProbe func(site string, seconds float64)
+	// InfluxPoints makes every batch carry its InfluxDB points.
+	InfluxPoints bool
 	// Now is the clock (time.Now if nil); tests set it.
 	Now func() time.Time
 }
@@ -98,6 +100,9 @@ type State struct {
 	batch     Batch
 	dirtyCams map[*Camera]struct{}
 	dirtyBrds map[*Board]struct{}
+
+	changed chan struct{}
+	lastTS  map[seriesKey]int64 // InfluxDB series -> last timestamp used
 }
 
 // Result of one message, for villagehub_mqtt_messages_total.
@@ -153,6 +158,8 @@ func New(cfg Config) (*State, error) {
 		boards:    map[devKey]*Board{},
 		dirtyCams: map[*Camera]struct{}{},
 		dirtyBrds: map[*Board]struct{}{},
+		changed:   make(chan struct{}, 1),
+		lastTS:    map[seriesKey]int64{},
 	}
 	for _, st := range cfg.Sites {
 		s.sites[st.ID] = st

@@ -15,8 +15,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -42,6 +44,10 @@ type Config struct {
 	// ReadOnly opens an existing store for reading (reports), sharing it
 	// with other readers but not with a running hub.
 	ReadOnly bool
+	// OutboxMaxBytes bounds the InfluxDB points waiting for the writer's
+	// spool (default 64 MiB); past it, commits fail (ErrOutboxFull).
+	OutboxMaxBytes int64
+	Logger         *slog.Logger
 }
 
 // Store is the embedded store. It implements state.Store.
@@ -49,6 +55,11 @@ type Store struct {
 	cfg  Config
 	db   *bolt.DB
 	path string
+	log  *slog.Logger
+
+	outboxBytes  atomic.Int64
+	outboxPoints atomic.Int64
+	outboxSignal chan struct{} // 1-buffered: points were committed
 }
 
 // Open opens (creating if needed) the store in cfg.Dir.
@@ -61,6 +72,12 @@ func Open(cfg Config) (*Store, error) {
 	}
 	if cfg.HourlyRetention <= 0 {
 		cfg.HourlyRetention = 400 * 24 * time.Hour
+	}
+	if cfg.OutboxMaxBytes <= 0 {
+		cfg.OutboxMaxBytes = 64 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	path := filepath.Join(cfg.Dir, "villagehub.db")
 	if cfg.ReadOnly {
@@ -85,11 +102,12 @@ func Open(cfg Config) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
 	}
+	st := &Store{cfg: cfg, db: db, path: path, log: cfg.Logger, outboxSignal: make(chan struct{}, 1)}
 	if cfg.ReadOnly {
-		return &Store{cfg: cfg, db: db, path: path}, nil
+		return st, nil
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketDevices, bucketHourly, bucketEvents, bucketMeta} {
+		for _, b := range [][]byte{bucketDevices, bucketHourly, bucketEvents, bucketMeta, bucketOutbox} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -100,7 +118,11 @@ func Open(cfg Config) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: creating buckets in %s: %w", path, err)
 	}
-	return &Store{cfg: cfg, db: db, path: path}, nil
+	if err := st.loadOutboxSize(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: reading the outbox in %s: %w", path, err)
+	}
+	return st, nil
 }
 
 // Close closes the database.
@@ -120,6 +142,7 @@ func (s *Store) LoadDevices(fn func(key string, value []byte) error) error {
 
 // Commit writes a batch in one transaction and fsyncs it.
 func (s *Store) Commit(b *state.Batch) error {
+	var outboxed, points int
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		devs := tx.Bucket(bucketDevices)
 		for _, d := range b.Devices {
@@ -160,10 +183,23 @@ func (s *Store) Commit(b *state.Batch) error {
 				return fmt.Errorf("event: %w", err)
 			}
 		}
-		return nil
+		var err error
+		outboxed, points, err = s.putOutbox(tx, b.Points)
+		return err
 	})
 	if err != nil {
+		if errors.Is(err, ErrOutboxFull) {
+			return err
+		}
 		return fmt.Errorf("store: committing batch: %w", err)
+	}
+	if outboxed > 0 {
+		s.outboxBytes.Add(int64(outboxed))
+		s.outboxPoints.Add(int64(points))
+		select {
+		case s.outboxSignal <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }

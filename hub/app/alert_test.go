@@ -1,8 +1,3 @@
-// This file is for the integrator: move it to hub/app/alert_test.go once
-// hub/config has `Alerts alert.Config `yaml:"alerts"`` and hub/app wires
-// the engine (see the report of issue 5 / docs/alerting.md). It lives in
-// testdata so that the go tool ignores it until then.
-
 package app_test
 
 import (
