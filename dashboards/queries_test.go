@@ -16,6 +16,7 @@ import (
 
 	"villagehub/devices/rtspcam"
 	"villagehub/devices/sim"
+	"villagehub/hub/alert"
 	"villagehub/hub/app"
 	"villagehub/hub/config"
 	"villagehub/hub/testenv"
@@ -78,6 +79,9 @@ func TestDashboardQueries(t *testing.T) {
 	cfg.Probe.Timeout = config.Duration(2 * time.Second)
 	cfg.Influx.URL = influx.URL()
 	cfg.Influx.Bucket = testenv.InfluxBucket
+	// A notifier, so the hub-health dashboard's notifier panels have series
+	// (its webhook listens nowhere).
+	cfg.Alerts.Notifiers = []alert.Notifier{{Type: "webhook", Name: "chat", URL: "http://" + testenv.FreeAddr(t) + "/hook"}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
