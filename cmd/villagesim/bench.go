@@ -47,6 +47,7 @@ type benchOpts struct {
 	qos                                           []byte
 	modes                                         []string
 	hubBin, mosquittoConf                         string
+	influxURL, influxBucket                       string
 	out                                           io.Writer
 }
 
@@ -64,6 +65,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	modes := fs.String("brokers", "mosquitto,embedded", "brokers to run through")
 	fs.StringVar(&o.hubBin, "hub-bin", "", "villagehub binary (default: build ./cmd/villagehub)")
 	fs.StringVar(&o.mosquittoConf, "mosquitto-conf", "configs/mosquitto/mosquitto.conf", "Mosquitto config whose tuning to use")
+	fs.StringVar(&o.influxURL, "influx-url", "", "also write the hub's history to this InfluxDB (with its durable spool), e.g. http://127.0.0.1:8086")
+	fs.StringVar(&o.influxBucket, "influx-bucket", "village/autogen", "InfluxDB bucket (database/retention-policy for 1.8)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -100,8 +103,12 @@ func bench(o benchOpts) error {
 			return fmt.Errorf("building villagehub (run from the repository root, or pass --hub-bin): %w", err)
 		}
 	}
-	fmt.Fprintf(o.out, "villagesim bench: %d messages per run, %d publishers, window %d, %d CPUs\n\n",
+	fmt.Fprintf(o.out, "villagesim bench: %d messages per run, %d publishers, window %d, %d CPUs\n",
 		o.messages, o.publishers, o.window, numCPU())
+	if o.influxURL != "" {
+		fmt.Fprintf(o.out, "the hub also writes every point to InfluxDB at %s through its outbox and disk spool\n", o.influxURL)
+	}
+	fmt.Fprintln(o.out)
 	fmt.Fprintf(o.out, "%-10s %-4s %-16s %10s %8s %12s %10s %10s %6s\n", "broker", "qos", "consumer", "msgs/s", "ratio", "hub µs/msg", "p50", "p99", "lost")
 	ceiling := map[byte]float64{}
 	for _, mode := range o.modes {
@@ -121,7 +128,7 @@ func bench(o benchOpts) error {
 				ceiling[q] = r.rate
 				r.print(o.out, mode, q, "bare subscriber", 1)
 			}
-			hub, err := startHub(tmp, o.hubBin, brokerURL)
+			hub, err := startHub(tmp, o, brokerURL)
 			if err != nil {
 				if mq != nil {
 					mq.stop()
@@ -147,7 +154,7 @@ func bench(o benchOpts) error {
 		}
 	}
 	if o.devices > 0 {
-		hub, err := startHub(tmp, o.hubBin, "")
+		hub, err := startHub(tmp, benchOpts{hubBin: o.hubBin}, "")
 		if err != nil {
 			return err
 		}
@@ -470,14 +477,17 @@ type hubProc struct {
 	http, broker string
 }
 
-func startHub(tmp, bin, mqttURL string) (*hubProc, error) {
+func startHub(tmp string, o benchOpts, mqttURL string) (*hubProc, error) {
 	dir, _ := os.MkdirTemp(tmp, "hub-")
 	h := &hubProc{http: freeAddr(), broker: freeAddr()}
 	args := []string{"--data-dir", dir, "--http-addr", h.http, "--broker-addr", h.broker, "--log-level", "warn"}
 	if mqttURL != "" {
 		args = append(args, "--mqtt-url", mqttURL)
 	}
-	h.cmd = exec.Command(bin, args...)
+	if o.influxURL != "" {
+		args = append(args, "--influx-url", o.influxURL, "--influx-bucket", o.influxBucket)
+	}
+	h.cmd = exec.Command(o.hubBin, args...)
 	h.cmd.Stderr = os.Stderr
 	// A bench run must not fail on the hub's default per-kind device cap.
 	if err := h.cmd.Start(); err != nil {
