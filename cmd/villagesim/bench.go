@@ -174,6 +174,10 @@ func bench(o benchOpts) error {
 type result struct {
 	rate, cpuPerMsg, p50, p99 float64
 	lost                      int64
+	// With --influx-url: reports confirmed by InfluxDB per second, from
+	// the first publish, and reports counted but not in InfluxDB.
+	influxRate float64
+	influxLost int64
 }
 
 func (r result) print(w io.Writer, mode string, q byte, who string, ratio float64) {
@@ -184,7 +188,21 @@ func (r result) print(w io.Writer, mode string, q byte, who string, ratio float6
 	if ratio > 0 {
 		rs = fmt.Sprintf("%.2f", ratio)
 	}
-	fmt.Fprintf(w, "%-10s %-4d %-16s %10.0f %8s %12s %10s %10s %6d\n", mode, q, who, r.rate, rs, cpu, dur(r.p50), dur(r.p99), r.lost)
+	fmt.Fprintf(w, "%-10s %-4d %-16s %10.0f %8s %12s %10s %10s %6d", mode, q, who, r.rate, rs, cpu, dur(r.p50), dur(r.p99), r.lost)
+	if r.influxRate > 0 {
+		fmt.Fprintf(w, "   into InfluxDB: %.0f/s, %d missing", r.influxRate, r.influxLost)
+	}
+	fmt.Fprintln(w)
+}
+
+func counter(m map[string]*dto.MetricFamily, name string) float64 {
+	var v float64
+	if f := m[name]; f != nil {
+		for _, s := range f.Metric {
+			v += s.GetCounter().GetValue()
+		}
+	}
+	return v
 }
 
 func dur(s float64) string {
@@ -336,6 +354,24 @@ func runHub(o benchOpts, h *hubProc, brokerURL string, q byte) (result, error) {
 	cpu := h.cpu() - cpu0
 	el := lastChange.Sub(start).Seconds()
 	r := result{rate: float64(handled) / el, cpuPerMsg: cpu / float64(handled), lost: acked - handled}
+	if o.influxURL != "" {
+		// Every report raises its board's total, so each makes one point:
+		// wait until InfluxDB has confirmed them all.
+		written0 := counter(m0, "villagehub_influx_points_written_total")
+		var written int64
+		var lastWrite time.Time
+		waitStable(func() int64 {
+			if m, err := scrape(h.http); err == nil {
+				if n := int64(counter(m, "villagehub_influx_points_written_total") - written0); n != written {
+					written, lastWrite = n, time.Now()
+				}
+			}
+			return written
+		}, handled)
+		r.influxRate = float64(written) / lastWrite.Sub(start).Seconds()
+		r.influxLost = handled - written
+		r.cpuPerMsg = (h.cpu() - cpu0) / float64(handled)
+	}
 	if brokerURL == "tcp://"+h.broker {
 		r.p50, r.p99 = quantile(lat, 0.5), quantile(lat, 0.99)
 	} else if m1, err := scrape(h.http); err == nil {
