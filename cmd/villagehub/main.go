@@ -36,6 +36,10 @@ Usage:
                                      CSV): total, unique, bots, busiest day/hour
   villagehub probe-worker            (internal) an RTSP probe worker process,
                                      started and supervised by the hub
+  villagehub hash-password           read a password on stdin, print the bcrypt
+                                     hash for http.auth.users
+  villagehub token                   make an API bearer token (and its hash for
+                                     http.auth.tokens)
   villagehub version                 print the version
 
 Each setting comes from the config file, then the environment
@@ -100,6 +104,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return checkConfig(args[1:], stdout, stderr)
 		case "qr":
 			return qrCommand(args[1:], stdout, stderr)
+		case "hash-password":
+			return hashPassword(os.Stdin, stdout, stderr)
+		case "token":
+			return newToken(stdout)
 		case "report":
 			return reportCommand(args[1:], stdout, stderr)
 		case "probe-worker":
@@ -203,6 +211,7 @@ func runHub(ctx context.Context, cfg *config.Config, log *slog.Logger, reload fu
 	}
 	log.Info("villagehub started", "version", version(), "http", "http://"+h.HTTPAddr()+"/",
 		"broker", brokerDesc(cfg, h), "data_dir", cfg.DataDir)
+	h.SetReloader(reload)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -6,11 +6,13 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -65,6 +67,8 @@ type Hub struct {
 	ui      *ui.UI
 	alerts  *alert.Engine
 	influx  *influx.Writer // nil without InfluxDB
+
+	reloadFn func() (*config.Config, error)
 }
 
 // New builds every component. Listening sockets are bound here, so a port
@@ -220,7 +224,8 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 				return nil
 			}},
 		},
-		Mount:  []func(*http.ServeMux){h.ui.Mount, scans.Register, h.alerts.Register},
+		Mount:  []func(*http.ServeMux){h.ui.Mount, scans.Register, h.alerts.Register, h.mountAdmin},
+		Access: accessConfig(cfg),
 		Logger: log,
 	})
 	if err != nil {
@@ -291,6 +296,62 @@ func probeSettings(p config.ProbeSettings) probe.Settings {
 		MaxSampleWindow: time.Duration(p.MaxSampleWindow), NoVideoTimeout: time.Duration(p.NoVideoTimeout),
 	}
 }
+
+// accessConfig turns http.auth into the web server's access rules.
+func accessConfig(cfg *config.Config) web.AccessConfig {
+	a := cfg.HTTP.Auth
+	ac := web.AccessConfig{Anonymous: web.RoleViewer, SessionTTL: time.Duration(a.SessionTTL)}
+	if a.Anonymous != "" {
+		ac.Anonymous, _ = web.ParseRole(a.Anonymous) // validated
+	}
+	ac.LoopbackAdmin = len(a.Users) == 0 && len(a.Tokens) == 0
+	if a.LoopbackAdmin != nil {
+		ac.LoopbackAdmin = *a.LoopbackAdmin
+	}
+	users := func(list []config.HTTPUser) (out []web.User) {
+		for _, u := range list {
+			r, _ := web.ParseRole(u.Role)
+			out = append(out, web.User{Name: u.Name, PasswordHash: u.PasswordHash, Role: r})
+		}
+		return out
+	}
+	tokens := func(list []config.HTTPToken) (out []web.Token) {
+		for _, t := range list {
+			r, _ := web.ParseRole(t.Role)
+			out = append(out, web.Token{Name: t.Name, SHA256: t.TokenSHA256, Role: r})
+		}
+		return out
+	}
+	ac.Users, ac.Tokens = users(a.Users), tokens(a.Tokens)
+	ac.MetricsUsers, ac.MetricsTokens = users(a.Metrics.Users), tokens(a.Metrics.Tokens)
+	ac.SecureCookies = strings.HasPrefix(cfg.HTTP.PublicURL, "https://")
+	return ac
+}
+
+// mountAdmin adds the administrator's API: reloading the config file.
+func (h *Hub) mountAdmin(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		if h.reloadFn == nil {
+			http.Error(w, `{"error":"this hub was not started from a config file"}`, http.StatusConflict)
+			return
+		}
+		next, err := h.reloadFn()
+		if err == nil {
+			err = h.Reload(r.Context(), next)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "reloaded"})
+	})
+}
+
+// SetReloader tells the hub how to read its configuration again, for
+// POST /api/v1/reload (cmd/villagehub passes the same loader SIGHUP uses).
+func (h *Hub) SetReloader(fn func() (*config.Config, error)) { h.reloadFn = fn }
 
 // newInfluxWriter makes the InfluxDB writer with its spool under the data
 // directory.

@@ -63,7 +63,44 @@ type HTTP struct {
 	Addr string `yaml:"addr"`
 	// PublicURL is how phones reach the hub: printed QR codes encode
 	// <public_url>/q/<board>.
-	PublicURL string `yaml:"public_url"`
+	PublicURL string   `yaml:"public_url"`
+	Auth      HTTPAuth `yaml:"auth"`
+}
+
+// HTTPAuth says who may view the dashboard and API and who may change
+// things (silences, reloads). /q/, /qr/, /healthz and /readyz are public.
+type HTTPAuth struct {
+	// Users log in at /login (or use basic auth). Make a password_hash with
+	// "villagehub hash-password".
+	Users []HTTPUser `yaml:"users"`
+	// Tokens are API bearer tokens; "villagehub token" makes one and the
+	// token_sha256 to put here.
+	Tokens []HTTPToken `yaml:"tokens"`
+	// Anonymous is what a visitor without credentials may do: none, viewer
+	// (default) or admin.
+	Anonymous string `yaml:"anonymous"`
+	// LoopbackAdmin lets anonymous requests from the hub's own machine
+	// administer. Default: true while no user or token is configured.
+	LoopbackAdmin *bool `yaml:"loopback_admin"`
+	// Metrics, if it lists tokens or users, guards /metrics with them
+	// (Prometheus' authorization / basic_auth scrape settings).
+	Metrics struct {
+		Tokens []HTTPToken `yaml:"tokens"`
+		Users  []HTTPUser  `yaml:"users"`
+	} `yaml:"metrics"`
+	SessionTTL Duration `yaml:"session_ttl"`
+}
+
+type HTTPUser struct {
+	Name         string `yaml:"name"`
+	PasswordHash string `yaml:"password_hash"`
+	Role         string `yaml:"role"` // viewer or admin
+}
+
+type HTTPToken struct {
+	Name        string `yaml:"name"`
+	TokenSHA256 string `yaml:"token_sha256"`
+	Role        string `yaml:"role"`
 }
 
 // Broker is the embedded MQTT broker, used when mqtt.url is empty.
@@ -489,6 +526,7 @@ func (v *validator) check() {
 		c.Location = loc
 	}
 	v.hostPort(c.HTTP.Addr, "http", "addr")
+	v.httpAuth(&c.HTTP.Auth)
 	if c.HTTP.PublicURL != "" {
 		v.url(c.HTTP.PublicURL, []string{"http", "https"}, "http", "public_url")
 	}
@@ -568,6 +606,43 @@ func (v *validator) check() {
 	v.intRange(c.Probe.Concurrency, 0, 10000, "probe", "concurrency")
 	v.intRange(c.Probe.RecycleAfter, 0, 10000000, "probe", "recycle_after")
 	v.devices()
+}
+
+func (v *validator) httpAuth(a *HTTPAuth) {
+	switch a.Anonymous {
+	case "", "none", "viewer", "admin":
+	default:
+		v.bad(fmt.Sprintf("%q must be none, viewer or admin", a.Anonymous), "http", "auth", "anonymous")
+	}
+	users := func(list []HTTPUser, path ...any) {
+		for i, u := range list {
+			p := append(append([]any{}, path...), i)
+			if u.Name == "" {
+				v.bad("is required", append(p, "name")...)
+			}
+			if !strings.HasPrefix(u.PasswordHash, "$2") || len(u.PasswordHash) != 60 {
+				v.bad("must be a bcrypt hash (make one with: villagehub hash-password)", append(p, "password_hash")...)
+			}
+			if u.Role != "viewer" && u.Role != "admin" && !(len(path) > 3 && u.Role == "") {
+				v.bad(fmt.Sprintf("%q must be viewer or admin", u.Role), append(p, "role")...)
+			}
+		}
+	}
+	tokens := func(list []HTTPToken, path ...any) {
+		for i, t := range list {
+			p := append(append([]any{}, path...), i)
+			if len(t.TokenSHA256) != 64 || strings.Trim(strings.ToLower(t.TokenSHA256), "0123456789abcdef") != "" {
+				v.bad("must be the token's SHA-256 in hex (make one with: villagehub token)", append(p, "token_sha256")...)
+			}
+			if t.Role != "viewer" && t.Role != "admin" && !(len(path) > 3 && t.Role == "") {
+				v.bad(fmt.Sprintf("%q must be viewer or admin", t.Role), append(p, "role")...)
+			}
+		}
+	}
+	users(a.Users, "http", "auth", "users")
+	tokens(a.Tokens, "http", "auth", "tokens")
+	users(a.Metrics.Users, "http", "auth", "metrics", "users")
+	tokens(a.Metrics.Tokens, "http", "auth", "metrics", "tokens")
 }
 
 func (v *validator) probeSettings(p ProbeSettings, path ...any) {

@@ -45,6 +45,8 @@ type Config struct {
 	Location *time.Location
 	Registry *prometheus.Registry
 	Ready    []Check
+	// Access says who may view and who may change things.
+	Access AccessConfig
 	// Mount adds more handlers (printed QR codes, the dashboard) to mux.
 	Mount  []func(mux *http.ServeMux)
 	Logger *slog.Logger
@@ -52,10 +54,11 @@ type Config struct {
 
 // Server is the hub's HTTP server.
 type Server struct {
-	cfg Config
-	ln  net.Listener
-	srv *http.Server
-	log *slog.Logger
+	cfg    Config
+	ln     net.Listener
+	srv    *http.Server
+	log    *slog.Logger
+	access *access
 }
 
 // New binds the listen address, so a port in use is reported at once.
@@ -70,7 +73,13 @@ func New(cfg Config) (*Server, error) {
 		}
 		return nil, fmt.Errorf("HTTP server: listening on %s (http.addr): %w", cfg.Addr, err)
 	}
-	s := &Server{cfg: cfg, ln: ln, log: cfg.Logger}
+	s := &Server{cfg: cfg, ln: ln, log: cfg.Logger, access: newAccess(cfg.Access)}
+	if cfg.Registry != nil {
+		if err := cfg.Registry.Register(s.access); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("HTTP server: registering metrics: %w", err)
+		}
+	}
 	s.srv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -134,7 +143,8 @@ func (s *Server) routes() http.Handler {
 	for _, m := range s.cfg.Mount {
 		m(mux)
 	}
-	return securityHeaders(mux)
+	s.access.routes(mux)
+	return securityHeaders(s.access.wrap(mux))
 }
 
 // securityHeaders sets headers every response should carry.

@@ -470,7 +470,7 @@
       if (x.source === 'api') {
         var btn = el('button', { type: 'button', class: 'link', text: t('silence_remove') });
         btn.addEventListener('click', function () {
-          fetch('/api/v1/silences/' + encodeURIComponent(x.id), { method: 'DELETE' }).then(loadAlerts);
+          fetch('/api/v1/silences/' + encodeURIComponent(x.id), { method: 'DELETE', headers: csrfHeaders() }).then(loadAlerts);
         });
         li.append(btn);
       }
@@ -488,6 +488,13 @@
       return el('option', { value: n, text: alertName(n) });
     })));
     kinds.value = keepKind;
+  }
+
+  // Changes carry the CSRF cookie's value in a header: a page of another
+  // site can neither read the cookie nor set the header.
+  function csrfHeaders() {
+    var m = document.cookie.match(/(?:^|;\s*)vh_csrf=([^;]+)/);
+    return m ? { 'X-CSRF-Token': decodeURIComponent(m[1]) } : {};
   }
 
   function loadAlerts() {
@@ -512,7 +519,9 @@
       comment: $('silence-comment').value || undefined
     };
     var errp = $('silence-error');
-    fetch('/api/v1/silences', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
+    var hdr = csrfHeaders();
+    hdr['Content-Type'] = 'application/json';
+    fetch('/api/v1/silences', { method: 'POST', headers: hdr, body: JSON.stringify(body) })
       .then(function (r) {
         if (!r.ok) return r.json().catch(function () { return {}; }).then(function (j) { throw new Error(j.error || r.status); });
         errp.hidden = true;

@@ -1,0 +1,445 @@
+package web
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/time/rate"
+)
+
+// Role is what a request may do.
+type Role int
+
+const (
+	RoleNone   Role = iota // public paths only
+	RoleViewer             // read everything
+	RoleAdmin              // also change things (silences, reload)
+)
+
+// ParseRole reads "none", "viewer" or "admin".
+func ParseRole(s string) (Role, error) {
+	switch s {
+	case "none":
+		return RoleNone, nil
+	case "viewer":
+		return RoleViewer, nil
+	case "admin":
+		return RoleAdmin, nil
+	}
+	return RoleNone, fmt.Errorf("%q is not none, viewer or admin", s)
+}
+
+func (r Role) String() string { return [...]string{"none", "viewer", "admin"}[r] }
+
+// User logs in with a password, kept as a bcrypt hash.
+type User struct {
+	Name         string
+	PasswordHash string
+	Role         Role
+}
+
+// Token is an API bearer token, kept as its SHA-256 (tokens are random and
+// long, so a fast hash is enough; passwords get bcrypt).
+type Token struct {
+	Name   string
+	SHA256 string // hex
+	Role   Role
+}
+
+// AccessConfig says who may do what. The zero value lets everyone view and,
+// from the hub's own machine (loopback), administer: a hub with no users
+// configured is only administered from where it runs.
+type AccessConfig struct {
+	Users  []User
+	Tokens []Token
+	// Anonymous is the role of a request without credentials (default
+	// viewer). LoopbackAdmin makes anonymous requests from loopback admins
+	// (the default while no user or token is configured).
+	Anonymous     Role
+	LoopbackAdmin bool
+	// MetricsTokens, if any, guard /metrics with a bearer token (as
+	// Prometheus' authorization scrape setting sends), and MetricsUsers
+	// with basic auth. Without either, /metrics is for viewers.
+	MetricsTokens []Token
+	MetricsUsers  []User
+	// SessionTTL is how long a login lasts (default 12h).
+	SessionTTL time.Duration
+	// SecureCookies marks cookies Secure (the hub serves HTTPS).
+	SecureCookies bool
+}
+
+const (
+	sessionCookie = "vh_session"
+	csrfCookie    = "vh_csrf"
+	csrfHeader    = "X-CSRF-Token"
+	maxSessions   = 4096
+)
+
+// access is the authentication and authorisation middleware.
+type access struct {
+	cfg      AccessConfig
+	mu       sync.Mutex
+	sessions map[string]*session
+	logins   map[string]*rate.Limiter // per client address, bounded
+	failures [numFailures]atomic.Uint64
+}
+
+type session struct {
+	user    string
+	role    Role
+	expires time.Time
+}
+
+// Failure reasons, counted in villagehub_http_auth_failures_total.
+const (
+	failLogin = iota
+	failToken
+	failCSRF
+	failForbidden
+	failUnauthenticated
+	failLoginRate
+	numFailures
+)
+
+var failureNames = [numFailures]string{"bad_password", "bad_token", "csrf", "forbidden", "unauthenticated", "login_rate_limited"}
+
+func newAccess(cfg AccessConfig) *access {
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	return &access{cfg: cfg, sessions: map[string]*session{}, logins: map[string]*rate.Limiter{}}
+}
+
+// publicPath is reachable without any role: printed QR codes, health, the
+// login page and the dashboard's static files.
+func publicPath(p string) bool {
+	return strings.HasPrefix(p, "/q/") || strings.HasPrefix(p, "/qr/") || p == "/healthz" || p == "/readyz" ||
+		p == "/login" || p == "/logout" || (strings.HasPrefix(p, "/ui/") && p != "/ui/stream")
+}
+
+func readOnly(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+func loopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func hashToken(tok string) string {
+	s := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(s[:])
+}
+
+func matchToken(list []Token, tok string) (Token, bool) {
+	h := hashToken(tok)
+	for _, t := range list {
+		if subtle.ConstantTimeCompare([]byte(strings.ToLower(t.SHA256)), []byte(h)) == 1 {
+			return t, true
+		}
+	}
+	return Token{}, false
+}
+
+func matchUser(list []User, name, password string) (User, bool) {
+	for _, u := range list {
+		if u.Name == name && bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) == nil {
+			return u, true
+		}
+	}
+	// Spend the same time on unknown users as on wrong passwords.
+	_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+	return User{}, false
+}
+
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.DefaultCost)
+	return h
+})
+
+// who works out the role of a request and whether it came with ambient
+// credentials (a cookie, or none at all), which need CSRF protection.
+func (a *access) who(r *http.Request) (role Role, ambient bool, bad int) {
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		if tok, ok := strings.CutPrefix(auth, "Bearer "); ok {
+			if t, ok := matchToken(a.cfg.Tokens, tok); ok {
+				return t.Role, false, -1
+			}
+			return RoleNone, false, failToken
+		}
+		if name, pw, ok := r.BasicAuth(); ok {
+			if u, ok := matchUser(a.cfg.Users, name, pw); ok {
+				return u.Role, false, -1
+			}
+			return RoleNone, false, failLogin
+		}
+	}
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		a.mu.Lock()
+		s := a.sessions[c.Value]
+		if s != nil && time.Now().After(s.expires) {
+			delete(a.sessions, c.Value)
+			s = nil
+		}
+		a.mu.Unlock()
+		if s != nil {
+			return s.role, true, -1
+		}
+	}
+	role = a.cfg.Anonymous
+	if a.cfg.LoopbackAdmin && loopback(r) {
+		role = RoleAdmin
+	}
+	return role, true, -1
+}
+
+// metricsAllowed checks /metrics' own credentials, when configured.
+func (a *access) metricsAllowed(r *http.Request) (guarded, ok bool) {
+	if len(a.cfg.MetricsTokens) == 0 && len(a.cfg.MetricsUsers) == 0 {
+		return false, false
+	}
+	auth := r.Header.Get("Authorization")
+	if tok, isBearer := strings.CutPrefix(auth, "Bearer "); isBearer {
+		_, ok = matchToken(a.cfg.MetricsTokens, tok)
+		return true, ok
+	}
+	if name, pw, isBasic := r.BasicAuth(); isBasic {
+		_, ok = matchUser(a.cfg.MetricsUsers, name, pw)
+		return true, ok
+	}
+	return true, false
+}
+
+// csrfOK checks the double-submit token: a custom header (or, for the
+// login form, a form field) equal to the csrf cookie. A cross-site page can
+// neither read the cookie nor set the header.
+func csrfOK(r *http.Request, formValue string) bool {
+	c, err := r.Cookie(csrfCookie)
+	if err != nil || len(c.Value) < 16 {
+		return false
+	}
+	got := r.Header.Get(csrfHeader)
+	if got == "" {
+		got = formValue
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(got), []byte(c.Value)) == 1
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ensureCSRFCookie gives a browser its CSRF cookie on its first page load.
+func (a *access) ensureCSRFCookie(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) >= 16 {
+		return c.Value
+	}
+	v := randomToken(24)
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: "/", SameSite: http.SameSiteStrictMode, Secure: a.cfg.SecureCookies})
+	return v
+}
+
+func (a *access) fail(w http.ResponseWriter, code, reason int, msg string) {
+	a.failures[reason].Add(1)
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="villagehub"`)
+	}
+	writeError(w, code, msg)
+}
+
+// wrap enforces the rules around every handler.
+func (a *access) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && !readOnly(r.Method) {
+			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		}
+		p := r.URL.Path
+		if publicPath(p) {
+			if p == "/login" || p == "/logout" {
+				a.ensureCSRFCookie(w, r)
+			}
+			h.ServeHTTP(w, r)
+			return
+		}
+		if p == "/metrics" {
+			if guarded, ok := a.metricsAllowed(r); guarded {
+				if !ok {
+					a.fail(w, http.StatusUnauthorized, failToken, "/metrics needs its bearer token or basic auth")
+					return
+				}
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		role, ambient, bad := a.who(r)
+		if bad >= 0 {
+			a.fail(w, http.StatusUnauthorized, bad, "wrong credentials")
+			return
+		}
+		if readOnly(r.Method) {
+			if role < RoleViewer {
+				if p == "/" {
+					http.Redirect(w, r, "/login", http.StatusSeeOther)
+					return
+				}
+				a.fail(w, http.StatusUnauthorized, failUnauthenticated, "log in first")
+				return
+			}
+			if p == "/" {
+				a.ensureCSRFCookie(w, r)
+			}
+			h.ServeHTTP(w, r)
+			return
+		}
+		if role < RoleAdmin {
+			if _, err := r.Cookie(sessionCookie); err != nil && r.Header.Get("Authorization") == "" {
+				a.fail(w, http.StatusUnauthorized, failUnauthenticated, "log in as an administrator first")
+			} else {
+				a.fail(w, http.StatusForbidden, failForbidden, "only an administrator may do this")
+			}
+			return
+		}
+		if ambient && !csrfOK(r, "") {
+			a.fail(w, http.StatusForbidden, failCSRF, "missing or wrong CSRF token (reload the page)")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="vi"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Đăng nhập · villagehub</title><link rel="stylesheet" href="/ui/app.css"></head>
+<body><main class="login"><h1>Đăng nhập</h1>
+{{if .Error}}<p role="alert" class="error">{{.Error}}</p>{{end}}
+<form method="post" action="/login">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+<p><label for="u">Tên đăng nhập (username)</label><br><input id="u" name="username" autocomplete="username" required></p>
+<p><label for="p">Mật khẩu (password)</label><br><input id="p" name="password" type="password" autocomplete="current-password" required></p>
+<p><button type="submit">Đăng nhập · Log in</button></p>
+</form><p><a href="/">Bảng điều khiển · Dashboard</a></p></main></body></html>`))
+
+func (a *access) loginLimiter(r *http.Request) *rate.Limiter {
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := a.logins[host]
+	if l == nil {
+		if len(a.logins) >= maxSessions {
+			clear(a.logins)
+		}
+		l = rate.NewLimiter(rate.Every(10*time.Second), 5)
+		a.logins[host] = l
+	}
+	return l
+}
+
+// routes adds /login and /logout.
+func (a *access) routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_ = loginPage.Execute(w, map[string]string{"CSRF": a.ensureCSRFCookie(w, r)})
+	})
+	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+		show := func(code int, msg string) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(code)
+			_ = loginPage.Execute(w, map[string]string{"CSRF": a.ensureCSRFCookie(w, r), "Error": msg})
+		}
+		if !a.loginLimiter(r).Allow() {
+			a.failures[failLoginRate].Add(1)
+			show(http.StatusTooManyRequests, "Thử lại sau ít phút (too many attempts).")
+			return
+		}
+		if err := r.ParseForm(); err != nil || !csrfOK(r, r.PostFormValue("csrf")) {
+			a.failures[failCSRF].Add(1)
+			show(http.StatusForbidden, "Phiên đã hết hạn, hãy thử lại (reload and try again).")
+			return
+		}
+		u, ok := matchUser(a.cfg.Users, r.PostFormValue("username"), r.PostFormValue("password"))
+		if !ok {
+			a.failures[failLogin].Add(1)
+			show(http.StatusUnauthorized, "Sai tên đăng nhập hoặc mật khẩu (wrong username or password).")
+			return
+		}
+		id := randomToken(32)
+		a.mu.Lock()
+		if len(a.sessions) >= maxSessions {
+			now := time.Now()
+			for k, s := range a.sessions {
+				if now.After(s.expires) {
+					delete(a.sessions, k)
+				}
+			}
+			if len(a.sessions) >= maxSessions {
+				a.mu.Unlock()
+				show(http.StatusServiceUnavailable, "Quá nhiều phiên đăng nhập (too many sessions).")
+				return
+			}
+		}
+		a.sessions[id] = &session{user: u.Name, role: u.Role, expires: time.Now().Add(a.cfg.SessionTTL)}
+		a.mu.Unlock()
+		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true,
+			SameSite: http.SameSiteStrictMode, Secure: a.cfg.SecureCookies, MaxAge: int(a.cfg.SessionTTL.Seconds())})
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	})
+	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
+		if c, err := r.Cookie(sessionCookie); err == nil {
+			a.mu.Lock()
+			delete(a.sessions, c.Value)
+			a.mu.Unlock()
+		}
+		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true})
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+	})
+}
+
+// HashPassword makes a bcrypt hash for a user's password_hash.
+func HashPassword(pw string) (string, error) {
+	if len(pw) < 8 {
+		return "", errors.New("use at least 8 characters")
+	}
+	b, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	return string(b), err
+}
+
+// NewToken makes a random API token and the SHA-256 to put in the config.
+func NewToken() (token, sha string) {
+	token = randomToken(32)
+	return token, hashToken(token)
+}
+
+// Describe and Collect make the access counters a Prometheus collector.
+var descAuthFailures = prometheus.NewDesc("villagehub_http_auth_failures_total",
+	"HTTP requests refused by access control, by reason.", []string{"reason"}, nil)
+
+func (a *access) Describe(ch chan<- *prometheus.Desc) { ch <- descAuthFailures }
+
+func (a *access) Collect(ch chan<- prometheus.Metric) {
+	for i, n := range failureNames {
+		ch <- prometheus.MustNewConstMetric(descAuthFailures, prometheus.CounterValue, float64(a.failures[i].Load()), n)
+	}
+}
