@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 	_ "time/tzdata" // the village's zone even on a system without tzdata
 
 	"villagehub/hub/app"
@@ -151,6 +152,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// A clean stop that overruns its deadline becomes a hard one: what
+		// was not acknowledged is redelivered after the restart.
+		<-ctx.Done()
+		time.Sleep(time.Duration(cfg.ShutdownTimeout) + time.Second)
+		log.Error("shutdown took longer than shutdown_timeout; exiting now", "shutdown_timeout", time.Duration(cfg.ShutdownTimeout).String())
+		os.Exit(1)
+	}()
 	if f.demo {
 		err = runDemo(ctx, cfg, log, stdout)
 	} else {

@@ -428,18 +428,15 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	err := g.Wait()
 	h.endLife() // releases a prober callback waiting on a full queue
-	// The MQTT side has stopped: let the pipeline drain what is queued
-	// (bounded), then stop it.
-	deadline := time.After(5 * time.Second)
-	for h.queue.Len() > 0 {
-		select {
-		case <-deadline:
-			h.log.Warn("shutting down with messages still queued; they were not acknowledged and will be redelivered", "queued", h.queue.Len())
-			goto stop
-		case <-time.After(10 * time.Millisecond):
-		}
+	// The MQTT side has stopped: let the pipeline drain what is queued,
+	// within half the shutdown deadline, then stop it.
+	deadline := time.Now().Add(time.Duration(h.cfg.Load().ShutdownTimeout) / 2)
+	for h.queue.Len() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
 	}
-stop:
+	if n := h.queue.Len(); n > 0 {
+		h.log.Warn("shutting down with messages still queued; they were not acknowledged and will be redelivered", "queued", n)
+	}
 	stopPipe()
 	if perr := <-pipeDone; perr != nil && err == nil {
 		err = perr

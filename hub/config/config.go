@@ -36,6 +36,10 @@ type Config struct {
 	Timezone string `yaml:"timezone"`
 	// TopicPrefix is the first level of every device topic.
 	TopicPrefix string `yaml:"topic_prefix"`
+	// ShutdownTimeout bounds a clean stop (SIGTERM): stop taking messages,
+	// finish and acknowledge those in hand, flush the store and spool,
+	// publish offline, exit (default 10s).
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 
 	HTTP   HTTP   `yaml:"http"`
 	Broker Broker `yaml:"broker"`
@@ -287,6 +291,7 @@ func (c *Config) applyDefaults() {
 	def(&c.DataDir, DefaultDataDir)
 	def(&c.Timezone, DefaultTimezone)
 	def(&c.TopicPrefix, "village")
+	defDur(&c.ShutdownTimeout, 10*time.Second)
 	def(&c.HTTP.Addr, DefaultHTTPAddr)
 	def(&c.Broker.Addr, DefaultBrokerAddr)
 	def(&c.MQTT.ClientID, "villagehub-"+c.HubID)
@@ -566,6 +571,9 @@ func (v *validator) check() {
 	}
 	if c.DataDir == "" {
 		v.bad("must not be empty", "data_dir")
+	}
+	if c.ShutdownTimeout < Duration(time.Second) {
+		v.bad("must be at least 1s", "shutdown_timeout")
 	}
 	lim := c.Limits
 	v.intRange(lim.MaxPayloadBytes, 64, 1<<20, "limits", "max_payload_bytes")
