@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -48,9 +49,14 @@ func StartMosquitto(t testing.TB, opts MosquittoOptions) *Mosquitto {
 	if _, err := os.Stat(MosquittoBinary); err != nil {
 		t.Fatalf("testenv: Mosquitto is not installed (%v); run `make test`, which installs it, or `apt-get install -y mosquitto`", err)
 	}
-	dir := t.TempDir()
 	// Mosquitto started as root drops to user mosquitto, which must be able
-	// to read its files and write its persistence.
+	// to reach, read and write this directory: t.TempDir's parent is 0700,
+	// so make one directly under the system temp directory instead.
+	dir, err := os.MkdirTemp("", "mosquitto-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +95,13 @@ log_type warning
 		t.Fatal(err)
 	}
 	m.Start()
+	t.Cleanup(func() {
+		// Losing persistence silently would make every durability test
+		// meaningless.
+		if strings.Contains(m.Log(), "Permission denied") || strings.Contains(m.Log(), "Error saving") {
+			t.Errorf("mosquitto could not write its persistence in %s:\n%s", dir, m.Log())
+		}
+	})
 	t.Cleanup(m.Stop)
 	return m
 }
