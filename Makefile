@@ -33,7 +33,9 @@ test: deps vet
 FUZZ_TARGETS = \
 	./hub/ingest:FuzzDecode \
 	./hub/ingest:FuzzParseTopic \
-	./hub/config:FuzzParse
+	./hub/config:FuzzParse \
+	./hub/web:FuzzAPIParams \
+	./hub/qrcode:FuzzParseOptions
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
