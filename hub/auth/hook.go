@@ -272,11 +272,12 @@ func (h *Hook) Run(ctx context.Context) error {
 func (h *Hook) Reload() error {
 	h.cfgMu.Lock()
 	defer h.cfgMu.Unlock()
-	if err := h.load(h.creds.Load().path); err != nil {
+	old := h.creds.Load()
+	if err := h.load(old.path); err != nil {
 		h.log.Error("MQTT credentials not reloaded; the previous ones stay in force", "err", err)
 		return err
 	}
-	h.evict()
+	h.evict(old)
 	return nil
 }
 
@@ -289,12 +290,13 @@ func (h *Hook) refresh() {
 	if !h.fileChanged() {
 		return
 	}
-	if err := h.load(h.creds.Load().path); err != nil {
+	old := h.creds.Load()
+	if err := h.load(old.path); err != nil {
 		// A bad file is reported once per change; the old users stay.
 		h.log.Error("MQTT credentials not reloaded; the previous ones stay in force", "err", err)
 		return
 	}
-	h.evict()
+	h.evict(old)
 }
 
 // Reconfigure applies new settings: allow_anonymous, max_connections,
@@ -309,6 +311,7 @@ func (h *Hook) Reconfigure(cfg Config) error {
 	}
 	h.cfgMu.Lock()
 	defer h.cfgMu.Unlock()
+	old := h.creds.Load()
 	if err := h.load(cfg.CredentialsPath(cfg.DataDir)); err != nil {
 		return err
 	}
@@ -329,7 +332,7 @@ func (h *Hook) Reconfigure(cfg Config) error {
 	if s.allowAnonymous {
 		h.log.Warn("embedded MQTT broker allows anonymous clients (broker.allow_anonymous: true)")
 	}
-	h.evict()
+	h.evict(old)
 	return nil
 }
 
@@ -391,8 +394,10 @@ func (h *Hook) fileChanged() bool {
 }
 
 // evict disconnects clients that the current users and settings no longer
-// admit. Callers hold cfgMu.
-func (h *Hook) evict() {
+// admit: anonymous ones when anonymous access is off, and users removed or
+// given a new password since old, the set loaded before. Callers hold
+// cfgMu.
+func (h *Hook) evict(old *credSet) {
 	if h.srv == nil {
 		return
 	}
@@ -406,9 +411,8 @@ func (h *Hook) evict() {
 		if u == "" {
 			keep = s.allowAnonymous
 		} else if id := cs.users[u]; id != nil {
-			// A client authenticated against a hash still in force has
-			// its HMAC there; a changed password cleared it.
-			keep = id.verified.Load() != nil
+			prev := old.users[u]
+			keep = prev != nil && bytes.Equal(prev.hash, id.hash)
 		}
 		if !keep {
 			h.log.Info("disconnecting MQTT client whose credentials were removed or changed", "client", cl.ID, "username", u)

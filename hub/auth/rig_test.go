@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -95,8 +96,20 @@ func (r *rig) start(t *testing.T, cfg auth.Config, tlsCfg *tls.Config, wss bool)
 	go func() { defer close(r.runDone); _ = h.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		<-r.runDone
-		_ = srv.Close()
+		closed := make(chan struct{})
+		go func() {
+			<-r.runDone
+			_ = srv.Close()
+			close(closed)
+		}()
+		// A hang here would otherwise only show as the whole package
+		// timing out; fail with every goroutine's stack instead.
+		select {
+		case <-closed:
+		case <-time.After(30 * time.Second):
+			buf := make([]byte, 1<<20)
+			t.Errorf("the broker did not close within 30s:\n%s", buf[:runtime.Stack(buf, true)])
+		}
 	})
 	return r
 }
