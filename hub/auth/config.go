@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strings"
 )
 
 // Defaults for the limits in Config. A village hub serves hundreds of
@@ -112,9 +111,6 @@ func (c *Config) Problems() []Problem {
 	}
 	if c.MaxInflight < 1 || c.MaxInflight > 65535 {
 		bad("max_inflight", "must be between 1 and 65535, not %d", c.MaxInflight)
-	}
-	if strings.ContainsAny(c.Prefix, "+#") || c.Prefix == "" || strings.HasPrefix(c.Prefix, "/") || strings.HasSuffix(c.Prefix, "/") {
-		bad("topic_prefix", "must be a topic without wildcards or leading/trailing slash")
 	}
 	return ps
 }
