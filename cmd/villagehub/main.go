@@ -37,6 +37,13 @@ Usage:
                                      CSV): total, unique, bots, busiest day/hour
   villagehub probe-worker            (internal) an RTSP probe worker process,
                                      started and supervised by the hub
+  villagehub device [--config F] add camera|qr <site> <id>
+                                     give a device its MQTT username and
+                                     password (printed once); also passwd,
+                                     remove, list
+  villagehub cert [--config F] NAME...
+                                     make a village CA and a server
+                                     certificate for the hub's TLS
   villagehub hash-password           read a password on stdin, print the bcrypt
                                      hash for http.auth.users
   villagehub token                   make an API bearer token (and its hash for
@@ -105,6 +112,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return checkConfig(args[1:], stdout, stderr)
 		case "qr":
 			return qrCommand(args[1:], stdout, stderr)
+		case "device":
+			return deviceCommand(args[1:], stdout, stderr)
+		case "cert":
+			return certCommand(args[1:], stdout, stderr)
 		case "hash-password":
 			return hashPassword(os.Stdin, stdout, stderr)
 		case "token":

@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
+	"villagehub/hub/auth"
+	"villagehub/hub/config"
+	"villagehub/hub/tlscert"
 	"villagehub/hub/web"
 )
 
@@ -37,4 +41,37 @@ func newToken(stdout io.Writer) int {
 	tok, sha := web.NewToken()
 	fmt.Fprintf(stdout, "token (give it to the client, shown only now): %s\nfor the config, under http.auth.tokens:\n  - { name: CHANGE-ME, token_sha256: %s, role: viewer }\n", tok, sha)
 	return 0
+}
+
+// configFlag takes a leading "--config FILE" (or -config) off args and
+// loads that config (or the defaults and environment without one).
+func configFlag(args []string) (*config.Config, []string, error) {
+	path := ""
+	if len(args) >= 2 && (args[0] == "--config" || args[0] == "-config") {
+		path, args = args[1], args[2:]
+	} else if len(args) >= 1 && strings.HasPrefix(args[0], "--config=") {
+		path, args = strings.TrimPrefix(args[0], "--config="), args[1:]
+	}
+	cfg, err := config.Load(path, os.Getenv)
+	return cfg, args, err
+}
+
+// deviceCommand: villagehub device [--config FILE] add|passwd|remove|list ...
+func deviceCommand(args []string, stdout, stderr io.Writer) int {
+	cfg, rest, err := configFlag(args)
+	if err != nil {
+		fmt.Fprintln(stderr, "villagehub device:", err)
+		return 1
+	}
+	return auth.DeviceCommand(rest, stdout, stderr, cfg.Broker.CredentialsPath(cfg.DataDir))
+}
+
+// certCommand: villagehub cert [--config FILE] [flags] NAME...
+func certCommand(args []string, stdout, stderr io.Writer) int {
+	cfg, rest, err := configFlag(args)
+	if err != nil {
+		fmt.Fprintln(stderr, "villagehub cert:", err)
+		return 1
+	}
+	return tlscert.CertCommand(rest, stdout, stderr, filepath.Join(cfg.DataDir, "tls"))
 }

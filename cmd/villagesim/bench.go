@@ -516,7 +516,12 @@ type hubProc struct {
 func startHub(tmp string, o benchOpts, mqttURL string) (*hubProc, error) {
 	dir, _ := os.MkdirTemp(tmp, "hub-")
 	h := &hubProc{http: freeAddr(), broker: freeAddr()}
-	args := []string{"--data-dir", dir, "--http-addr", h.http, "--broker-addr", h.broker, "--log-level", "warn"}
+	// The load comes from a few anonymous publishers going flat out.
+	cfgPath := filepath.Join(dir, "bench.yaml")
+	if err := os.WriteFile(cfgPath, []byte("broker: { allow_anonymous: true, publish_rate: 10000000, publish_burst: 10000000 }\n"), 0o644); err != nil {
+		return nil, err
+	}
+	args := []string{"--config", cfgPath, "--data-dir", dir, "--http-addr", h.http, "--broker-addr", h.broker, "--log-level", "warn"}
 	if mqttURL != "" {
 		args = append(args, "--mqtt-url", mqttURL)
 	}

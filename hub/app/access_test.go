@@ -191,3 +191,27 @@ func TestAccessAnonymousNone(t *testing.T) {
 		t.Errorf("printed code: %s", resp.Status)
 	}
 }
+
+// adminPost posts JSON as the dashboard does: with the CSRF cookie from
+// the page and the same value in the X-CSRF-Token header.
+func adminPost(t *testing.T, base, path, body string) (*http.Response, error) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.Get(base + "/")
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	u, _ := url.Parse(base)
+	var csrf string
+	for _, ck := range jar.Cookies(u) {
+		if ck.Name == "vh_csrf" {
+			csrf = ck.Value
+		}
+	}
+	req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-CSRF-Token", csrf)
+	return c.Do(req)
+}

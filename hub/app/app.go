@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"villagehub/hub/alert"
+	"villagehub/hub/auth"
 	"villagehub/hub/broker"
 	"villagehub/hub/config"
 	"villagehub/hub/influx"
@@ -30,6 +32,7 @@ import (
 	"villagehub/hub/scan"
 	"villagehub/hub/state"
 	"villagehub/hub/store"
+	"villagehub/hub/tlscert"
 	"villagehub/hub/web"
 	"villagehub/hub/web/ui"
 )
@@ -67,6 +70,9 @@ type Hub struct {
 	ui      *ui.UI
 	alerts  *alert.Engine
 	influx  *influx.Writer // nil without InfluxDB
+	auth    *auth.Hook     // nil with an external broker
+	// TLS certificates, reloaded on SIGHUP; nil without TLS.
+	brokerTLS, httpTLS *tlscert.Reloader
 
 	reloadFn func() (*config.Config, error)
 }
@@ -127,13 +133,19 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 	scfg.Sites, scfg.Cameras, scfg.Boards = stateDevices(cfg)
 
 	if cfg.EmbeddedBroker() {
-		allow := true
-		if cfg.Broker.AllowAnonymous != nil {
-			allow = *cfg.Broker.AllowAnonymous
+		if h.auth, err = auth.New(h.authConfig(cfg)); err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		var tc *tls.Config
+		if cfg.Broker.TLS.CertFile != "" {
+			if h.brokerTLS, err = tlscert.New(tlscert.Config{CertFile: cfg.Broker.TLS.CertFile, KeyFile: cfg.Broker.TLS.KeyFile, Name: "broker", Logger: log}); err != nil {
+				return nil, fmt.Errorf("broker.tls: %w", err)
+			}
+			tc = h.brokerTLS.TLSConfig()
 		}
 		b, err := broker.New(broker.Config{
-			Addr: cfg.Broker.Addr, Prefix: cfg.TopicPrefix, HubID: cfg.HubID,
-			Queue: h.queue, AllowAnonymous: allow, Logger: log,
+			Addr: cfg.Broker.Addr, TLSAddr: cfg.Broker.TLSAddr, WSSAddr: cfg.Broker.WSSAddr, TLS: tc,
+			Prefix: cfg.TopicPrefix, HubID: cfg.HubID, Queue: h.queue, Auth: h.auth, Logger: log,
 		})
 		if err != nil {
 			return nil, err
@@ -165,6 +177,12 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 	var extra []prometheus.Collector
 	if h.influx != nil {
 		extra = append(extra, h.influx)
+	}
+	if h.auth != nil {
+		extra = append(extra, h.auth)
+	}
+	if h.brokerTLS != nil {
+		extra = append(extra, h.brokerTLS)
 	}
 	if h.prober, err = h.newProber(opts.ProbeWorker); err != nil {
 		return nil, err
@@ -207,7 +225,16 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 	if h.ui, err = ui.New(ui.Config{Source: h.state, Location: cfg.Location, Logger: log.With("component", "ui")}); err != nil {
 		return nil, err
 	}
+	var httpTLS *tls.Config
+	if cfg.HTTP.TLS.CertFile != "" {
+		if h.httpTLS, err = tlscert.New(tlscert.Config{CertFile: cfg.HTTP.TLS.CertFile, KeyFile: cfg.HTTP.TLS.KeyFile, Name: "http", Logger: log}); err != nil {
+			return nil, fmt.Errorf("http.tls: %w", err)
+		}
+		httpTLS = h.httpTLS.TLSConfig()
+		h.metrics.Registry.MustRegister(h.httpTLS)
+	}
 	h.web, err = web.New(web.Config{
+		TLS:  httpTLS,
 		Addr: cfg.HTTP.Addr, State: h.state, Events: st, QR: st, Location: cfg.Location, Registry: h.metrics.Registry,
 		Ready: []web.Check{
 			{Name: "broker", Fn: func() error {
@@ -295,6 +322,13 @@ func probeSettings(p config.ProbeSettings) probe.Settings {
 		Timeout: time.Duration(p.Timeout), SampleWindow: time.Duration(p.SampleWindow),
 		MaxSampleWindow: time.Duration(p.MaxSampleWindow), NoVideoTimeout: time.Duration(p.NoVideoTimeout),
 	}
+}
+
+// authConfig is the embedded broker's access settings.
+func (h *Hub) authConfig(cfg *config.Config) auth.Config {
+	ac := cfg.Broker.Config
+	ac.Prefix, ac.DataDir, ac.Logger = cfg.TopicPrefix, cfg.DataDir, h.log.With("component", "broker-auth")
+	return ac
 }
 
 // accessConfig turns http.auth into the web server's access rules.
@@ -420,6 +454,14 @@ func (h *Hub) Run(ctx context.Context) error {
 	g.Go(func() error { return h.store.Run(gctx, h.log) })
 	if h.prober != nil {
 		g.Go(func() error { return h.prober.Run(gctx) })
+	}
+	if h.auth != nil {
+		g.Go(func() error { return h.auth.Run(gctx) })
+	}
+	for _, r := range []*tlscert.Reloader{h.brokerTLS, h.httpTLS} {
+		if r != nil {
+			g.Go(func() error { return r.Run(gctx) })
+		}
 	}
 	if h.influx != nil {
 		defer h.influx.Close()

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -46,6 +47,9 @@ func startHub(t *testing.T, edit func(*config.Config)) *testHub {
 	cfg.DataDir = t.TempDir()
 	cfg.HTTP.Addr = testenv.FreeAddr(t)
 	cfg.Broker.Addr = testenv.FreeAddr(t)
+	// Test publishers connect without credentials and flood.
+	cfg.Broker.AllowAnonymous = true
+	cfg.Broker.PublishRate, cfg.Broker.PublishBurst = 1e6, 1000000
 	// The village's camera URL is not on loopback: tests that probe set
 	// up their own cameras (probe_test.go).
 	off := false
@@ -65,7 +69,13 @@ func startHub(t *testing.T, edit func(*config.Config)) *testHub {
 	th := &testHub{Hub: h, URL: "http://" + h.HTTPAddr(), cancel: cancel, done: make(chan error, 1)}
 	go func() { th.done <- h.Run(ctx) }()
 	t.Cleanup(th.Stop)
-	testenv.WaitHTTP(t, th.URL+"/readyz", 15*time.Second, nil)
+	if cfg.HTTP.TLS.CertFile != "" {
+		th.URL = "https://" + h.HTTPAddr()
+		insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a readiness poll on loopback
+		testenv.WaitHTTPWith(t, insecure, th.URL+"/readyz", 15*time.Second, nil)
+	} else {
+		testenv.WaitHTTP(t, th.URL+"/readyz", 15*time.Second, nil)
+	}
 	return th
 }
 

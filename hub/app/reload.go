@@ -29,6 +29,12 @@ func (h *Hub) Reload(ctx context.Context, next *config.Config) error {
 	if len(targets) > 0 && h.prober == nil && next.ProbeEnabled() {
 		return fmt.Errorf("RTSP probing was off at start (no camera had an rtsp_url, or probe.enabled was false): restart to turn it on")
 	}
+	if h.auth != nil {
+		// Device credentials, anonymous access and broker limits.
+		if err := h.auth.Reconfigure(h.authConfig(next)); err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+	}
 	sites, cams, boards := stateDevices(next)
 	if err := h.state.SetDevices(ctx, sites, cams, boards); err != nil {
 		return fmt.Errorf("applying devices: %w", err)
@@ -55,7 +61,10 @@ func restartKeys(a, b *config.Config) []string {
 		x, y any
 	}{
 		{"hub_id", a.HubID, b.HubID}, {"data_dir", a.DataDir, b.DataDir}, {"timezone", a.Timezone, b.Timezone},
-		{"topic_prefix", a.TopicPrefix, b.TopicPrefix}, {"http", a.HTTP, b.HTTP}, {"broker", a.Broker, b.Broker},
+		{"topic_prefix", a.TopicPrefix, b.TopicPrefix}, {"http.addr", a.HTTP.Addr, b.HTTP.Addr}, {"http.public_url", a.HTTP.PublicURL, b.HTTP.PublicURL},
+		{"http.tls", a.HTTP.TLS, b.HTTP.TLS}, {"http.auth", a.HTTP.Auth, b.HTTP.Auth},
+		{"broker.addr", a.Broker.Addr, b.Broker.Addr}, {"broker.tls_addr", a.Broker.TLSAddr, b.Broker.TLSAddr},
+		{"broker.wss_addr", a.Broker.WSSAddr, b.Broker.WSSAddr}, {"broker.tls", a.Broker.TLS, b.Broker.TLS},
 		{"mqtt", a.MQTT, b.MQTT}, {"influx", a.Influx, b.Influx}, {"store", a.Store, b.Store},
 		{"limits", a.Limits, b.Limits}, {"log", a.Log, b.Log}, {"qr", a.QR, b.QR},
 		{"probe.workers", a.Probe.Workers, b.Probe.Workers}, {"probe.concurrency", a.Probe.Concurrency, b.Probe.Concurrency},

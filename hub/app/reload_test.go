@@ -26,7 +26,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Helper()
 		yaml := fmt.Sprintf(`data_dir: %s
 http: { addr: %s, public_url: "http://%s" }
-broker: { addr: %s }
+broker: { addr: %s, allow_anonymous: true }
 sites: [{ id: s1, name: "Thôn 1" }]
 %s`, filepath.Join(dir, "data"), httpAddr, httpAddr, brokerAddr, extra)
 		if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {

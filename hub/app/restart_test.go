@@ -28,7 +28,7 @@ type hubProcess struct {
 func newHubProcess(t *testing.T, mqttURL string) *hubProcess {
 	dir := t.TempDir()
 	h := &hubProcess{t: t, bin: testenv.Build(t, "./cmd/villagehub"), http: testenv.FreeAddr(t), broker: testenv.FreeAddr(t)}
-	yaml := fmt.Sprintf("hub_id: restart\ndata_dir: %s\nhttp: { addr: %s }\nbroker: { addr: %s }\nsites: [{ id: s1, name: \"Thôn 1\" }]\n",
+	yaml := fmt.Sprintf("hub_id: restart\ndata_dir: %s\nhttp: { addr: %s }\nbroker: { addr: %s, allow_anonymous: true, publish_rate: 1000000, publish_burst: 1000000 }\nsites: [{ id: s1, name: \"Thôn 1\" }]\n",
 		filepath.Join(dir, "data"), h.http, h.broker)
 	if mqttURL != "" {
 		yaml += fmt.Sprintf("mqtt: { url: %s, client_id: villagehub-restart-test }\n", mqttURL)

@@ -7,19 +7,21 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"villagehub/hub/auth"
 	"villagehub/hub/ingest"
 )
 
@@ -33,10 +35,13 @@ type Config struct {
 	HubID string
 	// Queue receives device messages.
 	Queue *ingest.Queue
-	// AllowAnonymous lets any client connect. Device credentials and ACLs
-	// come with a later change; until then this must be true.
-	AllowAnonymous bool
-	Logger         *slog.Logger
+	// Auth is the device identity, ACL and limits hook (hub/auth).
+	Auth *auth.Hook
+	// TLSAddr and WSSAddr, if set, add MQTT over TLS and over secure
+	// WebSocket listeners using TLS.
+	TLSAddr, WSSAddr string
+	TLS              *tls.Config
+	Logger           *slog.Logger
 }
 
 // Broker is the embedded MQTT broker.
@@ -66,34 +71,65 @@ func New(cfg Config) (*Broker, error) {
 	// mochi logs every connect at info; keep the hub's log for the hub.
 	mlog := slog.New(&levelFloor{h: cfg.Logger.Handler(), min: slog.LevelWarn}).With("component", "broker")
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: mlog})
-	if cfg.AllowAnonymous {
-		if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-			return nil, fmt.Errorf("broker: adding auth hook: %w", err)
-		}
+	if cfg.Auth == nil {
+		return nil, errors.New("broker: Auth is required")
+	}
+	// Access control first: mochi allows what any hook allows, so nothing
+	// permissive may sit beside it.
+	if err := cfg.Auth.Install(srv); err != nil {
+		return nil, fmt.Errorf("broker: adding the access hook: %w", err)
 	}
 	h := &ingestHook{queue: cfg.Queue, prefix: cfg.Prefix + "/", hubTopics: cfg.Prefix + "/_hub/", forward: srv.Publish}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("broker: adding ingest hook: %w", err)
 	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: cfg.Addr})
-	if err := srv.AddListener(tcp); err != nil {
-		h.cancel()
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return nil, fmt.Errorf("embedded MQTT broker: address %s is already in use (change broker.addr or VILLAGEHUB_BROKER_ADDR, or set mqtt.url to use that broker)", cfg.Addr)
+	listen := func(l listeners.Listener, addr, key string) error {
+		if err := srv.AddListener(l); err != nil {
+			h.cancel()
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("embedded MQTT broker: address %s is already in use (change %s, or set mqtt.url to use another broker)", addr, key)
+			}
+			return fmt.Errorf("embedded MQTT broker: listening on %s (%s): %w", addr, key, err)
 		}
-		return nil, fmt.Errorf("embedded MQTT broker: listening on %s (broker.addr): %w", cfg.Addr, err)
+		return nil
+	}
+	if err := listen(listeners.NewTCP(listeners.Config{ID: "tcp", Address: cfg.Addr}), cfg.Addr, "broker.addr or VILLAGEHUB_BROKER_ADDR"); err != nil {
+		return nil, err
+	}
+	if cfg.TLSAddr != "" {
+		if err := listen(listeners.NewTCP(listeners.Config{ID: "tls", Address: cfg.TLSAddr, TLSConfig: cfg.TLS}), cfg.TLSAddr, "broker.tls_addr"); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.WSSAddr != "" {
+		// mochi binds a WebSocket listener only when serving, where an
+		// address in use is merely logged: check it here.
+		probe, err := net.Listen("tcp", cfg.WSSAddr)
+		if err != nil {
+			h.cancel()
+			return nil, fmt.Errorf("embedded MQTT broker: cannot listen on %s (broker.wss_addr): %w", cfg.WSSAddr, err)
+		}
+		probe.Close()
+		if err := listen(listeners.NewWebsocket(listeners.Config{ID: "wss", Address: cfg.WSSAddr, TLSConfig: cfg.TLS}), cfg.WSSAddr, "broker.wss_addr"); err != nil {
+			return nil, err
+		}
 	}
 	return &Broker{cfg: cfg, srv: srv, hook: h, log: cfg.Logger,
 		status: cfg.Prefix + "/_hub/" + cfg.HubID + "/status"}, nil
 }
 
 // Addr is the address the broker listens on (useful with port 0).
-func (b *Broker) Addr() string {
-	if l, ok := b.srv.Listeners.Get("tcp"); ok {
+func (b *Broker) Addr() string { return b.listenerAddr("tcp", b.cfg.Addr) }
+
+// TLSAddr is the MQTT-over-TLS address, if any.
+func (b *Broker) TLSAddr() string { return b.listenerAddr("tls", b.cfg.TLSAddr) }
+
+func (b *Broker) listenerAddr(id, def string) string {
+	if l, ok := b.srv.Listeners.Get(id); ok {
 		return l.Address()
 	}
-	return b.cfg.Addr
+	return def
 }
 
 // Run serves until ctx ends, then says the hub is offline and closes.
@@ -225,7 +261,19 @@ type levelFloor struct {
 func (l *levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {
 	return lv >= l.min && l.h.Enabled(ctx, lv)
 }
-func (l *levelFloor) Handle(ctx context.Context, r slog.Record) error { return l.h.Handle(ctx, r) }
+
+// Handle drops mochi's "pk" attribute: it is the whole packet, payload and,
+// for a CONNECT, password included, which has no place in a log.
+func (l *levelFloor) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key != "pk" {
+			out.AddAttrs(a)
+		}
+		return true
+	})
+	return l.h.Handle(ctx, out)
+}
 func (l *levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
 	return &levelFloor{h: l.h.WithAttrs(a), min: l.min}
 }

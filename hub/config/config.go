@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"villagehub/hub/alert"
+	"villagehub/hub/auth"
 	"villagehub/hub/event"
 )
 
@@ -65,6 +66,11 @@ type Config struct {
 
 type HTTP struct {
 	Addr string `yaml:"addr"`
+	// TLS, if set, serves HTTPS (the certificate is reloaded on SIGHUP).
+	TLS struct {
+		CertFile string `yaml:"cert_file"`
+		KeyFile  string `yaml:"key_file"`
+	} `yaml:"tls"`
 	// PublicURL is how phones reach the hub: printed QR codes encode
 	// <public_url>/q/<board>.
 	PublicURL string   `yaml:"public_url"`
@@ -110,8 +116,16 @@ type HTTPToken struct {
 // Broker is the embedded MQTT broker, used when mqtt.url is empty.
 type Broker struct {
 	Addr string `yaml:"addr"`
-	// AllowAnonymous lets devices connect without credentials.
-	AllowAnonymous *bool `yaml:"allow_anonymous"`
+	// TLSAddr, if set, also serves MQTT over TLS there (e.g. 0.0.0.0:8883),
+	// and WSSAddr MQTT over secure WebSocket, both with TLS.CertFile/KeyFile.
+	TLSAddr string `yaml:"tls_addr"`
+	WSSAddr string `yaml:"wss_addr"`
+	TLS     struct {
+		CertFile string `yaml:"cert_file"`
+		KeyFile  string `yaml:"key_file"`
+	} `yaml:"tls"`
+	// Device identity, ACL and limits (docs/security.md).
+	auth.Config `yaml:",inline"`
 }
 
 // MQTT is an external broker. Setting URL turns the embedded broker off.
@@ -294,6 +308,7 @@ func (c *Config) applyDefaults() {
 	defDur(&c.ShutdownTimeout, 10*time.Second)
 	def(&c.HTTP.Addr, DefaultHTTPAddr)
 	def(&c.Broker.Addr, DefaultBrokerAddr)
+	c.Broker.Config.SetDefaults()
 	def(&c.MQTT.ClientID, "villagehub-"+c.HubID)
 	defDur(&c.MQTT.KeepAlive, 30*time.Second)
 	def(&c.Influx.Bucket, "village/autogen")
@@ -535,8 +550,27 @@ func (v *validator) check() {
 	if c.HTTP.PublicURL != "" {
 		v.url(c.HTTP.PublicURL, []string{"http", "https"}, "http", "public_url")
 	}
+	if (c.HTTP.TLS.CertFile == "") != (c.HTTP.TLS.KeyFile == "") {
+		v.bad("cert_file and key_file go together", "http", "tls", "cert_file")
+	}
+	v.file(c.HTTP.TLS.CertFile, "http", "tls", "cert_file")
+	v.file(c.HTTP.TLS.KeyFile, "http", "tls", "key_file")
 	if c.EmbeddedBroker() {
 		v.hostPort(c.Broker.Addr, "broker", "addr")
+		for _, p := range c.Broker.Config.Problems() {
+			v.bad(p.Msg, "broker", p.Key)
+		}
+		for _, k := range []struct{ key, addr string }{{"tls_addr", c.Broker.TLSAddr}, {"wss_addr", c.Broker.WSSAddr}} {
+			if k.addr == "" {
+				continue
+			}
+			v.hostPort(k.addr, "broker", k.key)
+			if c.Broker.TLS.CertFile == "" || c.Broker.TLS.KeyFile == "" {
+				v.bad("needs broker.tls.cert_file and key_file", "broker", k.key)
+			}
+		}
+		v.file(c.Broker.TLS.CertFile, "broker", "tls", "cert_file")
+		v.file(c.Broker.TLS.KeyFile, "broker", "tls", "key_file")
 	} else {
 		v.url(c.MQTT.URL, []string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}, "mqtt", "url")
 		if c.MQTT.Password != "" && c.MQTT.PasswordFile != "" {

@@ -37,7 +37,7 @@ type Mosquitto struct {
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
-	log *bytes.Buffer
+	log *syncBuffer // written by the broker's output copier
 }
 
 // MosquittoBinary is where Debian installs the broker.
@@ -117,7 +117,7 @@ func (m *Mosquitto) Start() {
 	if m.cmd != nil {
 		return
 	}
-	m.log = new(bytes.Buffer)
+	m.log = new(syncBuffer)
 	cmd := exec.Command(MosquittoBinary, "-c", m.conf)
 	cmd.Stdout, cmd.Stderr = m.log, m.log
 	if err := cmd.Start(); err != nil {

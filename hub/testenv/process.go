@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,6 +132,12 @@ func (p *Process) Exited() bool {
 
 // WaitHTTP waits until url answers 200.
 func WaitHTTP(t testing.TB, url string, timeout time.Duration, p *Process) {
+	t.Helper()
+	WaitHTTPWith(t, httpClient, url, timeout, p)
+}
+
+// WaitHTTPWith is WaitHTTP with a given client (for HTTPS).
+func WaitHTTPWith(t testing.TB, httpClient *http.Client, url string, timeout time.Duration, p *Process) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

@@ -79,9 +79,21 @@ func Scrape(t testing.TB, baseURL string) Metrics {
 	return m
 }
 
+// ScrapeWith scrapes with a given client (HTTPS with a test CA, say).
+func ScrapeWith(t testing.TB, baseURL string, c *http.Client) Metrics {
+	t.Helper()
+	m, err := tryScrape(baseURL, c)
+	if err != nil {
+		t.Fatalf("scraping %s/metrics: %v", baseURL, err)
+	}
+	return m
+}
+
 // TryScrape is Scrape returning its error.
-func TryScrape(baseURL string) (Metrics, error) {
-	resp, err := http.Get(baseURL + "/metrics")
+func TryScrape(baseURL string) (Metrics, error) { return tryScrape(baseURL, http.DefaultClient) }
+
+func tryScrape(baseURL string, c *http.Client) (Metrics, error) {
+	resp, err := c.Get(baseURL + "/metrics")
 	if err != nil {
 		return nil, err
 	}

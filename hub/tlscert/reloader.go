@@ -58,10 +58,13 @@ func New(cfg Config) (*Reloader, error) {
 		cfg.Logger = slog.Default()
 	}
 	r := &Reloader{cfg: cfg, log: cfg.Logger.With("component", "tls", "listener", cfg.Name)}
+	// listener is a constant label, so that the broker's and the HTTP
+	// server's reloaders register side by side.
+	lb := prometheus.Labels{"listener": cfg.Name}
 	r.descExpiry = prometheus.NewDesc("villagehub_tls_certificate_expiry_timestamp_seconds",
-		"When the certificate being served expires (Unix time).", []string{"listener"}, nil)
+		"When the certificate being served expires (Unix time).", nil, lb)
 	r.descReload = prometheus.NewDesc("villagehub_tls_reloads_total",
-		"Certificate reloads, by result; a failed reload keeps the previous certificate.", []string{"listener", "result"}, nil)
+		"Certificate reloads, by result; a failed reload keeps the previous certificate.", []string{"result"}, lb)
 	c, err := r.read()
 	if err != nil {
 		return nil, err
@@ -146,7 +149,7 @@ func (r *Reloader) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (r *Reloader) Collect(ch chan<- prometheus.Metric) {
 	c := r.cert.Load()
-	ch <- prometheus.MustNewConstMetric(r.descExpiry, prometheus.GaugeValue, float64(c.Leaf.NotAfter.Unix()), r.cfg.Name)
-	ch <- prometheus.MustNewConstMetric(r.descReload, prometheus.CounterValue, float64(r.reloadOK.Load()), r.cfg.Name, "success")
-	ch <- prometheus.MustNewConstMetric(r.descReload, prometheus.CounterValue, float64(r.reloadFailed.Load()), r.cfg.Name, "failure")
+	ch <- prometheus.MustNewConstMetric(r.descExpiry, prometheus.GaugeValue, float64(c.Leaf.NotAfter.Unix()))
+	ch <- prometheus.MustNewConstMetric(r.descReload, prometheus.CounterValue, float64(r.reloadOK.Load()), "success")
+	ch <- prometheus.MustNewConstMetric(r.descReload, prometheus.CounterValue, float64(r.reloadFailed.Load()), "failure")
 }

@@ -4,6 +4,7 @@ package web
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,7 +37,9 @@ type Check struct {
 
 // Config configures the server.
 type Config struct {
-	Addr   string
+	Addr string
+	// TLS, if set, serves HTTPS.
+	TLS    *tls.Config
 	State  *state.State
 	Events Events
 	// QR is where QR scan history comes from (the embedded store, or
@@ -72,6 +75,9 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("HTTP server: address %s is already in use (change http.addr or VILLAGEHUB_HTTP_ADDR)", cfg.Addr)
 		}
 		return nil, fmt.Errorf("HTTP server: listening on %s (http.addr): %w", cfg.Addr, err)
+	}
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
 	}
 	s := &Server{cfg: cfg, ln: ln, log: cfg.Logger, access: newAccess(cfg.Access)}
 	if cfg.Registry != nil {

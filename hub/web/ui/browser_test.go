@@ -82,6 +82,9 @@ func startStack(t *testing.T) *stack {
 	cfg.DataDir = t.TempDir()
 	cfg.HTTP.Addr = testenv.FreeAddr(t)
 	cfg.Broker.Addr = testenv.FreeAddr(t)
+	// Test publishers connect without credentials and flood.
+	cfg.Broker.AllowAnonymous = true
+	cfg.Broker.PublishRate, cfg.Broker.PublishBurst = 1e6, 1000000
 	on := true
 	cfg.Probe.Enabled = &on
 	cfg.Probe.Interval = config.Duration(time.Second)
