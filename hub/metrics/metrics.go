@@ -216,7 +216,7 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 		if s.Online >= 0 {
 			ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, float64(s.Online), s.Site, "camera", s.ID)
 		}
-		if p := s.Probe; p.Up >= 0 {
+		if p := s.Probe; p != nil && p.Up >= 0 {
 			collectProbe(ch, s.Site, s.ID, p)
 		}
 	})

@@ -112,7 +112,10 @@ func (c *Camera) appendTo(b []byte) []byte {
 	e.s(c.MotionZone)
 	e.u(c.MotionEvents)
 	e.f(c.LastMotionDur)
-	p := &c.probe
+	p := c.probe
+	if p == nil {
+		p = &Probe{Up: -1}
+	}
 	e.i(int64(p.Up))
 	e.t(p.Since)
 	e.t(p.LastProbe)
@@ -136,12 +139,15 @@ func (c *Camera) decode(b []byte) error {
 	c.MotionZone = d.s()
 	c.MotionEvents = d.u()
 	c.LastMotionDur = d.f()
-	p := &c.probe
+	p := &Probe{}
 	p.Up = int8(d.i())
 	p.Since = d.t()
 	p.LastProbe = d.t()
 	p.LastSuccess = d.t()
 	p.Reason = d.s()
+	if p.Up >= 0 {
+		c.probe = p
+	}
 	return d.err
 }
 

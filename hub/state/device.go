@@ -10,12 +10,15 @@ type Camera struct {
 	Configured bool
 	info       CameraInfo
 	cameraPersisted
-	probe Probe
+	// probe is nil until the camera's first RTSP probe: most cameras
+	// registered from MQTT have no stream to probe, and it is half a
+	// camera's memory.
+	probe *Probe
 }
 
 func newCamera(site, id string, info CameraInfo) *Camera {
 	c := &Camera{Site: site, ID: id, key: cameraKey(site, id), info: info}
-	c.Online, c.probe.Up = -1, -1
+	c.Online = -1
 	return c
 }
 
@@ -160,7 +163,7 @@ func (c *Camera) view() CameraView {
 	if c.MotionActive {
 		v.MotionStart = tp(c.MotionStart)
 	}
-	if p := &c.probe; p.Up >= 0 && !p.LastProbe.IsZero() {
+	if p := c.probe; p != nil && p.Up >= 0 && !p.LastProbe.IsZero() {
 		sv := &StreamView{
 			Up: p.Up == 1, Since: p.Since, Reason: p.Reason, Detail: p.Detail, Grade: p.Grade,
 			Codec: p.Codec, Width: p.Width, Height: p.Height, FPS: p.FPS, BitrateBps: p.BitrateBps,

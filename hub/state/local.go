@@ -85,7 +85,10 @@ func (s *State) applyProbe(r *probe.Result) {
 	if reason != ingest.OK {
 		return // cameras come from the config; can't be over the cap
 	}
-	p := &c.probe
+	if c.probe == nil {
+		c.probe = &Probe{Up: -1}
+	}
+	p := c.probe
 	up := int8(0)
 	if r.Up {
 		up = 1

@@ -69,7 +69,7 @@ type CameraSample struct {
 	StatusSince  time.Time
 	MotionActive bool
 	MotionEvents uint64
-	// Probe is the stream health; Probe.Up is -1 until the first probe.
+	// Probe is the stream health; nil (or Up -1) until the first probe.
 	Probe *Probe
 }
 
@@ -87,7 +87,7 @@ func (s *State) EachCamera(fn func(CameraSample)) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, c := range s.cameras {
-		fn(CameraSample{Site: c.Site, ID: c.ID, Online: c.Online, StatusSince: c.StatusSince, MotionActive: c.MotionActive, MotionEvents: c.MotionEvents, Probe: &c.probe})
+		fn(CameraSample{Site: c.Site, ID: c.ID, Online: c.Online, StatusSince: c.StatusSince, MotionActive: c.MotionActive, MotionEvents: c.MotionEvents, Probe: c.probe})
 	}
 }
 
