@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"villagehub/devices/payload"
+	"villagehub/devices/rtspcam"
 	"villagehub/devices/sim"
 )
 
@@ -58,6 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		jsonMot  = fs.Bool("json-motion", false, "publish motion as JSON with ts, zone and score instead of ON/OFF")
 		duration = fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
 		clientID = fs.String("client-prefix", "villagesim", "start of every MQTT client ID")
+		rtspAddr = fs.String("rtsp-addr", "", "also serve every simulated camera as a real RTSP stream on this address (e.g. 127.0.0.1:8554) and print the hub config for them")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -89,6 +91,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *rtspAddr != "" {
+		srv, err := rtspcam.New(rtspcam.Config{Addr: *rtspAddr, Logger: log})
+		if err != nil {
+			fmt.Fprintln(stderr, "villagesim:", err)
+			return 1
+		}
+		defer srv.Close()
+		fmt.Fprintln(stdout, "# RTSP cameras: add these under cameras: in the hub's config")
+		fmt.Fprintln(stdout, "cameras:")
+		for _, d := range sim.Devices("cam", *cameras, siteIDs...) {
+			name := d.Site + "-" + d.ID
+			if _, err := srv.AddCamera(name, rtspcam.CameraOptions{}); err != nil {
+				fmt.Fprintln(stderr, "villagesim:", err)
+				return 1
+			}
+			fmt.Fprintf(stdout, "  - { id: %s, site: %s, rtsp_url: %q, expected_fps: 10 }\n", d.ID, d.Site, srv.URL(name))
+		}
+	}
 	if *duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *duration)
