@@ -6,13 +6,13 @@ package influx
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"time"
+
+	"villagehub/hub/tlscert"
 )
 
 // Defaults applied by New (and by Config.WithDefaults) to zero values.
@@ -156,26 +156,7 @@ func (c Config) Validate() error {
 
 // load builds a *tls.Config from the files named in t.
 func (t TLSConfig) load() (*tls.Config, error) {
-	cfg := &tls.Config{InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in, documented as testing only
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("influx.tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("influx.tls.ca_file: no PEM certificate in %s", t.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("influx.tls.cert_file/key_file: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
+	return tlscert.ClientConfig("influx.tls.", t.CAFile, t.CertFile, t.KeyFile, t.InsecureSkipVerify)
 }
 
 // ApplyEnv overrides c from the contract's environment variables

@@ -7,13 +7,10 @@ package mqttclient
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -21,6 +18,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"villagehub/hub/ingest"
+	"villagehub/hub/tlscert"
 )
 
 // Config configures the client.
@@ -118,7 +116,7 @@ func New(cfg Config) (*Client, error) {
 		})
 	if strings.HasPrefix(u.Scheme, "ssl") || strings.HasPrefix(u.Scheme, "tls") ||
 		u.Scheme == "mqtts" || u.Scheme == "wss" || cfg.CAFile != "" || cfg.CertFile != "" {
-		tc, err := tlsConfig(cfg)
+		tc, err := tlscert.ClientConfig("mqtt.", cfg.CAFile, cfg.CertFile, cfg.KeyFile, cfg.Insecure)
 		if err != nil {
 			return nil, err
 		}
@@ -126,29 +124,6 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.c = paho.NewClient(opts)
 	return c, nil
-}
-
-func tlsConfig(cfg Config) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.Insecure} //nolint:gosec // operator's explicit choice
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt.ca_file: %s holds no PEM certificate", cfg.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if cfg.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // redact drops any password from a broker URL for logs.
