@@ -17,7 +17,7 @@ import (
 	"villagehub/devices/rtspcam"
 	"villagehub/devices/sim"
 	"villagehub/hub/alert"
-	"villagehub/hub/app"
+	"villagehub/hub/app/apptest"
 	"villagehub/hub/config"
 	"villagehub/hub/testenv"
 )
@@ -61,6 +61,7 @@ func TestDashboardQueries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	apptest.Prepare(t, cfg)
 	var devs []sim.Device
 	for _, c := range cameras {
 		cam, err := cams.AddCamera(c.id, rtspcam.CameraOptions{})
@@ -70,40 +71,19 @@ func TestDashboardQueries(t *testing.T) {
 		cfg.Cameras = append(cfg.Cameras, config.Camera{ID: c.id, Site: c.site, RTSPURL: cam.URL(), ExpectedFPS: 10})
 		devs = append(devs, sim.Device{Site: c.site, ID: c.id})
 	}
-	cfg.DataDir = t.TempDir()
-	cfg.HTTP.Addr = testenv.FreeAddr(t)
-	cfg.Broker.Addr = testenv.FreeAddr(t)
-	// Test publishers connect without credentials and flood.
-	cfg.Broker.AllowAnonymous = true
-	cfg.Broker.PublishRate, cfg.Broker.PublishBurst = 1e6, 1000000
-	on := true
-	cfg.Probe.Enabled = &on
-	cfg.Probe.Interval = config.Duration(time.Second)
-	cfg.Probe.Timeout = config.Duration(2 * time.Second)
+	apptest.EnableProbe(cfg)
 	cfg.Influx.URL = influx.URL()
 	cfg.Influx.Bucket = testenv.InfluxBucket
 	// A notifier, so the hub-health dashboard's notifier panels have series
 	// (its webhook listens nowhere).
 	cfg.Alerts.Notifiers = []alert.Notifier{{Type: "webhook", Name: "chat", URL: "http://" + testenv.FreeAddr(t) + "/hook"}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h, err := app.New(cfg, app.Options{Logger: log, ProbeWorker: []string{testenv.Build(t, "./cmd/villagehub"), "probe-worker"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	hubURL := "http://" + h.HTTPAddr()
-	testenv.WaitHTTP(t, hubURL+"/readyz", 15*time.Second, nil)
+	h := apptest.Start(t, cfg, nil)
+	hubURL := h.URL
 
 	fleet, err := sim.NewFleet(sim.Config{
 		Broker: "tcp://" + h.BrokerAddr(), Cameras: devs,
 		Boards: []sim.Device{{Site: "tan-ngu-2", ID: "market-07"}, {Site: "ban-chieng", ID: "bus-stop"}},
-		Rate:   40, QoS: 1, RebootProb: 0.02, RepeatProb: 0.05, ClientPrefix: "dashtest", Logger: log,
+		Rate:   40, QoS: 1, RebootProb: 0.02, RepeatProb: 0.05, ClientPrefix: "dashtest", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)

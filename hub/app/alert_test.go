@@ -13,6 +13,7 @@ import (
 
 	"villagehub/devices/rtspcam"
 	"villagehub/hub/alert"
+	"villagehub/hub/app/apptest"
 	"villagehub/hub/config"
 	"villagehub/hub/testenv"
 )
@@ -48,9 +49,7 @@ func TestAlertsWired(t *testing.T) {
 	}
 
 	h := startHub(t, func(c *config.Config) {
-		on := true
-		c.Probe.Enabled = &on
-		c.Probe.Interval = config.Duration(time.Second)
+		apptest.EnableProbe(c)
 		c.HTTP.PublicURL = "http://hub.example.vn"
 		c.Cameras = []config.Camera{{ID: "gate", Site: "tan-ngu-2", Name: "Cổng làng", RTSPURL: gate.URL(), ExpectedFPS: 10}}
 		c.Alerts.Rules.CameraDown.For = config.Duration(3 * time.Second)

@@ -1,8 +1,6 @@
 package app_test
 
 import (
-	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"villagehub/hub/app"
+	"villagehub/hub/app/apptest"
 	"villagehub/hub/config"
 	"villagehub/hub/state"
 	"villagehub/hub/testenv"
@@ -29,12 +28,7 @@ qr_boards:
   - { id: nobootboard, site: tan-ngu-2, name: "Bảng không boot" }
 `
 
-type testHub struct {
-	*app.Hub
-	URL    string
-	cancel func()
-	done   chan error
-}
+type testHub = apptest.Hub
 
 // startHub runs a hub in this process on free ports with its own data
 // directory; edit adjusts the config before validation.
@@ -44,47 +38,11 @@ func startHub(t *testing.T, edit func(*config.Config)) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.DataDir = t.TempDir()
-	cfg.HTTP.Addr = testenv.FreeAddr(t)
-	cfg.Broker.Addr = testenv.FreeAddr(t)
-	// Test publishers connect without credentials and flood.
-	cfg.Broker.AllowAnonymous = true
-	cfg.Broker.PublishRate, cfg.Broker.PublishBurst = 1e6, 1000000
-	// The village's camera URL is not on loopback: tests that probe set
-	// up their own cameras (probe_test.go).
-	off := false
-	cfg.Probe.Enabled = &off
+	apptest.Prepare(t, cfg)
 	if edit != nil {
 		edit(cfg)
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	h, err := app.New(cfg, app.Options{Logger: log, ProbeWorker: []string{testenv.Build(t, "./cmd/villagehub"), "probe-worker"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	th := &testHub{Hub: h, URL: "http://" + h.HTTPAddr(), cancel: cancel, done: make(chan error, 1)}
-	go func() { th.done <- h.Run(ctx) }()
-	t.Cleanup(th.Stop)
-	if cfg.HTTP.TLS.CertFile != "" {
-		th.URL = "https://" + h.HTTPAddr()
-		insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a readiness poll on loopback
-		testenv.WaitHTTPWith(t, insecure, th.URL+"/readyz", 15*time.Second, nil)
-	} else {
-		testenv.WaitHTTP(t, th.URL+"/readyz", 15*time.Second, nil)
-	}
-	return th
-}
-
-func (h *testHub) Stop() {
-	if h.cancel != nil {
-		h.cancel()
-		<-h.done
-		h.cancel = nil
-	}
+	return apptest.Start(t, cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
 
 type testWriter struct{ t *testing.T }

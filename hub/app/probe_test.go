@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"villagehub/devices/rtspcam"
+	"villagehub/hub/app/apptest"
 	"villagehub/hub/config"
 	"villagehub/hub/state"
 	"villagehub/hub/testenv"
@@ -24,10 +25,7 @@ func TestProbeEndToEnd(t *testing.T) {
 	gate, _ := cams.AddCamera("gate", rtspcam.CameraOptions{Auth: rtspcam.Auth{Method: rtspcam.AuthDigest, Username: "admin", Password: "pa55word"}})
 	market, _ := cams.AddCamera("market", rtspcam.CameraOptions{})
 	h := startHub(t, func(c *config.Config) {
-		on := true
-		c.Probe.Enabled = &on
-		c.Probe.Interval = config.Duration(time.Second)
-		c.Probe.Timeout = config.Duration(2 * time.Second)
+		apptest.EnableProbe(c)
 		c.Cameras = []config.Camera{
 			{ID: "gate", Site: "tan-ngu-2", RTSPURL: strings.Replace(gate.URL(), "rtsp://", "rtsp://admin:pa55word@", 1), ExpectedFPS: 10},
 			{ID: "market", Site: "tan-ngu-2", RTSPURL: market.URL(), ExpectedFPS: 10},

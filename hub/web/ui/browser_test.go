@@ -26,6 +26,7 @@ import (
 	"villagehub/devices/sim"
 	"villagehub/hub/alert"
 	"villagehub/hub/app"
+	"villagehub/hub/app/apptest"
 	"villagehub/hub/config"
 	"villagehub/hub/state"
 	"villagehub/hub/testenv"
@@ -72,6 +73,7 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	apptest.Prepare(t, cfg)
 	for _, c := range simCameras {
 		cam, err := cams.AddCamera(c.id, rtspcam.CameraOptions{})
 		if err != nil {
@@ -79,30 +81,9 @@ func startStack(t *testing.T) *stack {
 		}
 		cfg.Cameras = append(cfg.Cameras, config.Camera{ID: c.id, Site: c.site, Name: c.name, RTSPURL: cam.URL(), ExpectedFPS: 10})
 	}
-	cfg.DataDir = t.TempDir()
-	cfg.HTTP.Addr = testenv.FreeAddr(t)
-	cfg.Broker.Addr = testenv.FreeAddr(t)
-	// Test publishers connect without credentials and flood.
-	cfg.Broker.AllowAnonymous = true
-	cfg.Broker.PublishRate, cfg.Broker.PublishBurst = 1e6, 1000000
-	on := true
-	cfg.Probe.Enabled = &on
-	cfg.Probe.Interval = config.Duration(time.Second)
-	cfg.Probe.Timeout = config.Duration(2 * time.Second)
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h, err := app.New(cfg, app.Options{Logger: log, ProbeWorker: []string{testenv.Build(t, "./cmd/villagehub"), "probe-worker"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	s := &stack{hub: h, api: "http://" + h.HTTPAddr(), cams: cams}
-	testenv.WaitHTTP(t, s.api+"/readyz", 15*time.Second, nil)
+	apptest.EnableProbe(cfg)
+	h := apptest.Start(t, cfg, nil)
+	s := &stack{hub: h.Hub, api: h.URL, cams: cams}
 
 	var devs []sim.Device
 	for _, c := range simCameras {
@@ -112,7 +93,7 @@ func startStack(t *testing.T) *stack {
 		Broker:  "tcp://" + h.BrokerAddr(),
 		Cameras: devs,
 		Boards:  []sim.Device{{Site: "tan-ngu-2", ID: "market-07"}, {Site: "ban-chieng", ID: "bus-stop"}},
-		Rate:    20, QoS: 1, ClientPrefix: "uitest", Logger: log,
+		Rate:    20, QoS: 1, ClientPrefix: "uitest", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
