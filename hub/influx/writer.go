@@ -141,6 +141,41 @@ func (w *Writer) Append(points []Point) error {
 	if len(points) == 0 {
 		return nil
 	}
+	return w.spoolRecords(func(buf []byte) ([]byte, int, []deadPoint) {
+		now := time.Now().UnixNano()
+		var bad []deadPoint
+		total := 0
+		for i := 0; i < len(points); {
+			// One record per BatchSize points (or segment's worth of bytes):
+			// a record is what the forwarder sends whole.
+			recStart := len(buf)
+			buf = append(buf, make([]byte, recHeaderLen)...)
+			n := 0
+			for ; i < len(points) && n < w.cfg.BatchSize && int64(len(buf)-recStart) < w.spool.segMax; i++ {
+				var err error
+				lineStart := len(buf)
+				if buf, err = w.encode(buf, &points[i], now); err != nil {
+					bad = append(bad, deadPoint{line: describe(&points[i]), reason: err.Error()})
+					buf = buf[:lineStart]
+					continue
+				}
+				n++
+			}
+			if n == 0 {
+				buf = buf[:recStart]
+				continue
+			}
+			sealRecord(buf[recStart:], n)
+			total += n
+		}
+		return buf, total, bad
+	})
+}
+
+// spoolRecords appends the records build writes into the buffer it is
+// given, makes them durable (group commit) and dead-letters the points
+// build could not encode. build runs under w.mu.
+func (w *Writer) spoolRecords(build func(buf []byte) ([]byte, int, []deadPoint)) error {
 	if w.spool.full() {
 		w.m.spoolFull.Inc()
 		return ErrSpoolFull
@@ -153,33 +188,7 @@ func (w *Writer) Append(points []Point) error {
 		w.mu.Unlock()
 		return errClosed
 	}
-	now := time.Now().UnixNano()
-	var bad []deadPoint
-	buf := w.buf[:0]
-	total := 0
-	for i := 0; i < len(points); {
-		// One record per BatchSize points (or segment's worth of bytes):
-		// a record is what the forwarder sends whole.
-		recStart := len(buf)
-		buf = append(buf, make([]byte, recHeaderLen)...)
-		n := 0
-		for ; i < len(points) && n < w.cfg.BatchSize && int64(len(buf)-recStart) < w.spool.segMax; i++ {
-			var err error
-			lineStart := len(buf)
-			if buf, err = w.encode(buf, &points[i], now); err != nil {
-				bad = append(bad, deadPoint{line: describe(&points[i]), reason: err.Error()})
-				buf = buf[:lineStart]
-				continue
-			}
-			n++
-		}
-		if n == 0 {
-			buf = buf[:recStart]
-			continue
-		}
-		sealRecord(buf[recStart:], n)
-		total += n
-	}
+	buf, total, bad := build(w.buf[:0])
 	w.buf = buf
 	var end pos
 	var err error
@@ -222,54 +231,27 @@ func (w *Writer) AppendLines(lines []byte, n int) error {
 	if n == 0 {
 		return nil
 	}
-	if w.spool.full() {
-		w.m.spoolFull.Inc()
-		return ErrSpoolFull
-	}
-	if w.spool.waiting() == 0 {
-		w.waitingSince.Store(time.Now().UnixNano())
-	}
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return errClosed
-	}
-	buf := w.buf[:0]
-	total := 0
-	for len(lines) > 0 {
-		// One record per BatchSize lines (or segment's worth of bytes).
-		recStart := len(buf)
-		buf = append(buf, make([]byte, recHeaderLen)...)
-		k := 0
-		for len(lines) > 0 && k < w.cfg.BatchSize && int64(len(buf)-recStart) < w.spool.segMax {
-			i := bytes.IndexByte(lines, '\n')
-			if i < 0 {
-				i = len(lines) - 1
+	return w.spoolRecords(func(buf []byte) ([]byte, int, []deadPoint) {
+		total := 0
+		for len(lines) > 0 {
+			// One record per BatchSize lines (or segment's worth of bytes).
+			recStart := len(buf)
+			buf = append(buf, make([]byte, recHeaderLen)...)
+			k := 0
+			for len(lines) > 0 && k < w.cfg.BatchSize && int64(len(buf)-recStart) < w.spool.segMax {
+				i := bytes.IndexByte(lines, '\n')
+				if i < 0 {
+					i = len(lines) - 1
+				}
+				buf = append(buf, lines[:i+1]...)
+				lines = lines[i+1:]
+				k++
 			}
-			buf = append(buf, lines[:i+1]...)
-			lines = lines[i+1:]
-			k++
+			sealRecord(buf[recStart:], k)
+			total += k
 		}
-		sealRecord(buf[recStart:], k)
-		total += k
-	}
-	w.buf = buf
-	end, err := w.spool.write(buf, total)
-	if cap(w.buf) > 4<<20 {
-		w.buf = nil
-	}
-	w.mu.Unlock()
-	if err != nil {
-		if errors.Is(err, ErrSpoolFull) {
-			w.m.spoolFull.Inc()
-		}
-		return err
-	}
-	if err := w.spool.syncTo(end); err != nil {
-		return err
-	}
-	w.m.spooled.Add(float64(total))
-	return nil
+		return buf, total, nil
+	})
 }
 
 // encode appends one line for p, with a timestamp unique in its series.

@@ -56,34 +56,37 @@ func (s *State) apply(ev *event.Event) (Result, ingest.Reason) {
 
 // camera finds or auto-registers a camera.
 func (s *State) camera(site, id string) (*Camera, ingest.Reason) {
-	if c := s.cameras[devKey{site, id}]; c != nil {
-		return c, ingest.OK
+	return lookupOrRegister(s.cameras, &s.autoCams, s.cfg.MaxAutoCameras, site, id, func(site, id string) *Camera {
+		c := newCamera(site, id, CameraInfo{ID: id, Site: site})
+		c.Auto = true
+		return c
+	})
+}
+
+// board finds or auto-registers a QR board.
+func (s *State) board(site, id string) (*Board, ingest.Reason) {
+	return lookupOrRegister(s.boards, &s.autoBoards, s.cfg.MaxAutoBoards, site, id, func(site, id string) *Board {
+		b := newBoard(site, id, BoardInfo{ID: id, Site: site})
+		b.Auto = true
+		return b
+	})
+}
+
+// lookupOrRegister finds a device, or registers it with mk while fewer than
+// limit devices were auto-registered (counted in *auto).
+func lookupOrRegister[D any](m map[devKey]*D, auto *int, limit int, site, id string, mk func(site, id string) *D) (*D, ingest.Reason) {
+	if d := m[devKey{site, id}]; d != nil {
+		return d, ingest.OK
 	}
-	if s.autoCams >= s.cfg.MaxAutoCameras {
+	if *auto >= limit {
 		return nil, ingest.CapReached
 	}
 	// Clone: site and id point into the message's topic.
 	site, id = strings.Clone(site), strings.Clone(id)
-	c := newCamera(site, id, CameraInfo{ID: id, Site: site})
-	c.Auto = true
-	s.cameras[devKey{site, id}] = c
-	s.autoCams++
-	return c, ingest.OK
-}
-
-func (s *State) board(site, id string) (*Board, ingest.Reason) {
-	if b := s.boards[devKey{site, id}]; b != nil {
-		return b, ingest.OK
-	}
-	if s.autoBoards >= s.cfg.MaxAutoBoards {
-		return nil, ingest.CapReached
-	}
-	site, id = strings.Clone(site), strings.Clone(id)
-	b := newBoard(site, id, BoardInfo{ID: id, Site: site})
-	b.Auto = true
-	s.boards[devKey{site, id}] = b
-	s.autoBoards++
-	return b, ingest.OK
+	d := mk(site, id)
+	m[devKey{site, id}] = d
+	*auto++
+	return d, ingest.OK
 }
 
 func (s *State) applyCamera(c *Camera, ev *event.Event) Result {
