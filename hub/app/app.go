@@ -327,7 +327,7 @@ func probeSettings(p config.ProbeSettings) probe.Settings {
 // authConfig is the embedded broker's access settings.
 func (h *Hub) authConfig(cfg *config.Config) auth.Config {
 	ac := cfg.Broker.Config
-	ac.Prefix, ac.DataDir, ac.Logger = cfg.TopicPrefix, cfg.DataDir, h.log.With("component", "broker-auth")
+	ac.Prefix, ac.DataDir, ac.Logger = cfg.TopicPrefix, cfg.DataDir, h.log
 	return ac
 }
 
