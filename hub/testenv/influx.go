@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -85,7 +84,7 @@ func StartInflux(t testing.TB, opts ...InfluxOption) *Influx {
 		t.Fatalf("influxd not found at %s (%v): run scripts/install-influxd.sh or make test, which build InfluxDB 1.8.10 once and cache it", bin, err)
 	}
 	dir := t.TempDir()
-	httpAddr, rpcAddr := influxFreeAddr(t), influxFreeAddr(t)
+	httpAddr, rpcAddr := FreeAddr(t), FreeAddr(t)
 	var probe Influx
 	for _, o := range opts {
 		o(&probe)
@@ -330,13 +329,3 @@ func (in *Influx) logTail() string {
 	return string(b)
 }
 
-// influxFreeAddr returns a loopback address whose port was free a moment ago.
-func influxFreeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free loopback port: %v", err)
-	}
-	defer l.Close()
-	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}

@@ -6,8 +6,10 @@ package testenv
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,15 +21,38 @@ import (
 )
 
 // FreeAddr returns a loopback address with a port that was free a moment
-// ago.
+// ago. The port is picked below the kernel's ephemeral range: a port from
+// that range (what ":0" gives) can be taken by any outgoing connection on
+// the machine as soon as it is released, and a server restarted on it in a
+// test (after a SIGKILL, say) would then fail to bind.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testenv: finding a free port: %v", err)
+	lo, hi := 20000, ephemeralStart()-1
+	for range 200 {
+		port := lo + rand.IntN(hi-lo+1)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatalf("testenv: no free loopback port between %d and %d", lo, hi)
+	return ""
+}
+
+// ephemeralStart is the first port of the kernel's ephemeral range.
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 21000 {
+				return n
+			}
+		}
+	}
+	return 32768
 }
 
 // FreePort returns a free loopback port.
