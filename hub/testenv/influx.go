@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -328,4 +327,3 @@ func (in *Influx) logTail() string {
 	}
 	return string(b)
 }
-
