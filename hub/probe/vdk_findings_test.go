@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,8 +159,11 @@ func TestVDKFindingUnauthorizedShapes(t *testing.T) {
 	addCam(t, sim, "closer", rtspcam.CameraOptions{Auth: rtspcam.Auth{Method: rtspcam.AuthDigest, Username: "u", Password: "right-pass"}})
 	addCam(t, sim, "rechallenger", rtspcam.CameraOptions{Auth: rtspcam.Auth{Method: rtspcam.AuthDigest, Username: "u", Password: "right-pass", Rechallenge: true}})
 	_, err := vdkDialRaw("rtsp://u:wrong-pass@"+sim.Addr()+"/closer", time.Second)
-	if !errors.Is(err, io.EOF) {
-		t.Errorf("wrong password against a closing server: %v, want EOF", err)
+	// Depending on timing the close reads as EOF or, when the server's
+	// receive buffer still held data, as a reset: the probe treats both
+	// alike (measure.go).
+	if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("wrong password against a closing server: %v, want EOF or a reset", err)
 	}
 	_, err = vdkDialRaw("rtsp://u:wrong-pass@"+sim.Addr()+"/rechallenger", time.Second)
 	if err == nil || err.Error() != "RTSP Client Unauthorized 401" {
