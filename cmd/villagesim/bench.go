@@ -595,14 +595,9 @@ func scrape(addr string) (map[string]*dto.MetricFamily, error) {
 	return p.TextToMetricFamilies(resp.Body)
 }
 
+// handledCount is how many device messages the hub has finished with.
 func handledCount(m map[string]*dto.MetricFamily) int64 {
-	var n float64
-	if f := m["villagehub_mqtt_messages_total"]; f != nil {
-		for _, s := range f.Metric {
-			n += s.GetCounter().GetValue()
-		}
-	}
-	return int64(n)
+	return int64(counter(m, "villagehub_mqtt_messages_total"))
 }
 
 // histQuantile estimates a quantile of the observations between two
