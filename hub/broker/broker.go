@@ -120,16 +120,11 @@ func New(cfg Config) (*Broker, error) {
 }
 
 // Addr is the address the broker listens on (useful with port 0).
-func (b *Broker) Addr() string { return b.listenerAddr("tcp", b.cfg.Addr) }
-
-// TLSAddr is the MQTT-over-TLS address, if any.
-func (b *Broker) TLSAddr() string { return b.listenerAddr("tls", b.cfg.TLSAddr) }
-
-func (b *Broker) listenerAddr(id, def string) string {
-	if l, ok := b.srv.Listeners.Get(id); ok {
+func (b *Broker) Addr() string {
+	if l, ok := b.srv.Listeners.Get("tcp"); ok {
 		return l.Address()
 	}
-	return def
+	return b.cfg.Addr
 }
 
 // Run serves until ctx ends, then says the hub is offline and closes.
@@ -159,8 +154,6 @@ func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) er
 // is the broker.
 func (b *Broker) Connected() bool { return true }
 
-// Clients is the number of connected clients.
-func (b *Broker) Clients() int { return b.srv.Clients.Len() }
 
 // ingestHook feeds device messages into the ingest queue.
 type ingestHook struct {

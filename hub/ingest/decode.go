@@ -68,9 +68,6 @@ func NewDecoder(cfg DecoderConfig) *Decoder {
 	}
 }
 
-// Prefix returns the topic prefix without its trailing slash.
-func (d *Decoder) Prefix() string { return strings.TrimSuffix(d.prefix, "/") }
-
 // ParseTopic splits a device topic into its parts. It does not allocate:
 // site and device are substrings of topic.
 func ParseTopic(prefix, topic string) (kind MsgKind, site, device string, r Reason) {

@@ -214,58 +214,73 @@ func (s *State) applyDevices(d *devices) {
 	for _, st := range d.sites {
 		s.sites[st.ID] = st
 	}
-	cams := map[devKey]CameraInfo{}
-	for _, c := range d.cameras {
-		cams[devKey{c.Site, c.ID}] = c
+	reconcile(s.cameras, d.cameras, &s.autoCams, s.dirtyCams, func(i CameraInfo) devKey { return devKey{i.Site, i.ID} },
+		func(k devKey, i CameraInfo) *Camera { return newCamera(k.site, k.id, i) })
+	reconcile(s.boards, d.boards, &s.autoBoards, s.dirtyBrds, func(i BoardInfo) devKey { return devKey{i.Site, i.ID} },
+		func(k devKey, i BoardInfo) *Board { return newBoard(k.site, k.id, i) })
+}
+
+// configurable is a camera or a board as a config reload sees it.
+type configurable[I any] interface {
+	comparable
+	// configure gives the device its config entry (ok) or takes it away,
+	// returning the change to the count of auto-registered devices.
+	configure(info I, ok bool) (autoDelta int)
+}
+
+// reconcile makes the devices in devs match the configured list: listed
+// ones are configured (created if new), others that were configured become
+// auto-registered, keeping their history. Changed devices are marked dirty
+// so their persisted flags are written.
+func reconcile[D configurable[I], I any](devs map[devKey]D, list []I, auto *int, dirty map[D]struct{},
+	key func(I) devKey, mk func(devKey, I) D) {
+	want := make(map[devKey]I, len(list))
+	for _, i := range list {
+		want[key(i)] = i
 	}
-	for k, c := range s.cameras {
-		info, ok := cams[k]
-		switch {
-		case ok:
-			c.info = info
-			if !c.Configured {
-				c.Configured, c.Auto = true, false
-				s.autoCams--
-				s.dirtyCams[c] = struct{}{}
-			}
-			delete(cams, k)
-		case c.Configured:
-			c.Configured, c.Auto = false, true
-			c.info = CameraInfo{ID: c.ID, Site: c.Site}
-			s.autoCams++
-			s.dirtyCams[c] = struct{}{}
+	for k, d := range devs {
+		info, ok := want[k]
+		if delta := d.configure(info, ok); delta != 0 {
+			*auto += delta
+			dirty[d] = struct{}{}
 		}
+		delete(want, k)
 	}
-	for k, info := range cams {
-		c := newCamera(k.site, k.id, info)
-		c.Configured = true
-		s.cameras[k] = c
+	for k, info := range want {
+		d := mk(k, info)
+		d.configure(info, true)
+		devs[k] = d
 	}
-	boards := map[devKey]BoardInfo{}
-	for _, b := range d.boards {
-		boards[devKey{b.Site, b.ID}] = b
-	}
-	for k, b := range s.boards {
-		info, ok := boards[k]
-		switch {
-		case ok:
-			b.info = info
-			if !b.Configured {
-				b.Configured, b.Auto = true, false
-				s.autoBoards--
-				s.dirtyBrds[b] = struct{}{}
-			}
-			delete(boards, k)
-		case b.Configured:
-			b.Configured, b.Auto = false, true
-			b.info = BoardInfo{ID: b.ID, Site: b.Site}
-			s.autoBoards++
-			s.dirtyBrds[b] = struct{}{}
+}
+
+func (c *Camera) configure(info CameraInfo, ok bool) int {
+	switch {
+	case ok:
+		c.info = info
+		if !c.Configured {
+			c.Configured, c.Auto = true, false
+			return -1
 		}
+	case c.Configured:
+		c.Configured, c.Auto = false, true
+		c.info = CameraInfo{ID: c.ID, Site: c.Site}
+		return 1
 	}
-	for k, info := range boards {
-		b := newBoard(k.site, k.id, info)
-		b.Configured = true
-		s.boards[k] = b
+	return 0
+}
+
+func (b *Board) configure(info BoardInfo, ok bool) int {
+	switch {
+	case ok:
+		b.info = info
+		if !b.Configured {
+			b.Configured, b.Auto = true, false
+			return -1
+		}
+	case b.Configured:
+		b.Configured, b.Auto = false, true
+		b.info = BoardInfo{ID: b.ID, Site: b.Site}
+		return 1
 	}
+	return 0
 }

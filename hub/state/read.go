@@ -37,12 +37,20 @@ func (s *State) Boards() []BoardView {
 	return out
 }
 
-// Board returns one board's state.
+// Board returns one board's state. An empty site finds the board with that
+// ID in any site (the first by site order when several share it).
 func (s *State) Board(site, id string) (BoardView, bool) {
 	today := dayNumber(s.now(), s.loc)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	b := s.boards[devKey{site, id}]
+	if site == "" {
+		for k, x := range s.boards {
+			if k.id == id && (b == nil || k.site < b.Site) {
+				b = x
+			}
+		}
+	}
 	if b == nil {
 		return BoardView{}, false
 	}

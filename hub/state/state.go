@@ -161,19 +161,9 @@ func New(cfg Config) (*State, error) {
 		changed:   make(chan struct{}, 1),
 		lastTS:    map[seriesKey]int64{},
 	}
-	for _, st := range cfg.Sites {
-		s.sites[st.ID] = st
-	}
-	for _, c := range cfg.Cameras {
-		cam := newCamera(c.Site, c.ID, c)
-		cam.Configured = true
-		s.cameras[devKey{c.Site, c.ID}] = cam
-	}
-	for _, b := range cfg.Boards {
-		brd := newBoard(b.Site, b.ID, b)
-		brd.Configured = true
-		s.boards[devKey{b.Site, b.ID}] = brd
-	}
+	// The configured devices first; the store then adds what it remembers
+	// (history of configured devices, and auto-registered ones).
+	s.applyDevices(&devices{cfg.Sites, cfg.Cameras, cfg.Boards})
 	if err := cfg.Store.LoadDevices(s.loadDevice); err != nil {
 		return nil, fmt.Errorf("state: loading devices from the store: %w", err)
 	}

@@ -128,9 +128,6 @@ func Open(cfg Config) (*Store, error) {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Path is the database file.
-func (s *Store) Path() string { return s.path }
-
 // LoadDevices calls fn for every persisted device.
 func (s *Store) LoadDevices(fn func(key string, value []byte) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {

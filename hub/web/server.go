@@ -206,13 +206,7 @@ func (s *Server) board(w http.ResponseWriter, r *http.Request) {
 
 // findBoard finds {board}, in ?site= if given.
 func (s *Server) findBoard(r *http.Request) (state.BoardView, bool) {
-	id, site := r.PathValue("board"), r.URL.Query().Get("site")
-	for _, b := range s.cfg.State.Boards() {
-		if b.ID == id && (site == "" || site == b.Site) {
-			return b, true
-		}
-	}
-	return state.BoardView{}, false
+	return s.cfg.State.Board(r.URL.Query().Get("site"), r.PathValue("board"))
 }
 
 // parseTime takes RFC 3339 or a date (midnight in the village's zone).

@@ -8,10 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,13 +21,11 @@ import (
 
 	"villagehub/devices/rtspcam"
 	"villagehub/devices/sim"
-	"villagehub/hub/alert"
 	"villagehub/hub/app"
 	"villagehub/hub/app/apptest"
 	"villagehub/hub/config"
 	"villagehub/hub/state"
 	"villagehub/hub/testenv"
-	"villagehub/hub/web/ui"
 )
 
 const village = `
@@ -51,9 +46,6 @@ type stack struct {
 	url  string // the dashboard
 	api  string // the hub's own HTTP address
 	cams *rtspcam.Server
-	// testAlerts: the alert engine is the test's own, with rules short
-	// enough to fire and resolve within the test.
-	testAlerts bool
 }
 
 var simCameras = []struct{ site, id, name string }{
@@ -82,6 +74,10 @@ func startStack(t *testing.T) *stack {
 		cfg.Cameras = append(cfg.Cameras, config.Camera{ID: c.id, Site: c.site, Name: c.name, RTSPURL: cam.URL(), ExpectedFPS: 10})
 	}
 	apptest.EnableProbe(cfg)
+	// CameraDown fires 2 s after a camera loses video and resolves on its
+	// first good probe, so the alert panel can be seen working.
+	cfg.Alerts.Rules.CameraDown.For = config.Duration(2 * time.Second)
+	cfg.Alerts.Rules.CameraDown.RecoverFor = 1
 	h := apptest.Start(t, cfg, nil)
 	s := &stack{hub: h.Hub, api: h.URL, cams: cams}
 
@@ -104,60 +100,7 @@ func startStack(t *testing.T) *stack {
 	t.Cleanup(func() { stopFleet(); <-fdone })
 
 	s.url = s.api
-	if !servesUI(t, s.api) {
-		// Until cmd/villagehub mounts the dashboard, serve it beside the
-		// hub exactly as web.Config.Mount would, with the hub's CSP.
-		t.Log("the hub does not serve the dashboard at / yet: serving ui.Mount next to it, proxying the API")
-		s.url = serveBeside(t, h.State(), s.api)
-		s.testAlerts = true
-	}
 	return s
-}
-
-func servesUI(t *testing.T, base string) bool {
-	resp, err := http.Get(base + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return bytes.Contains(b, []byte(`content="villagehub-ui"`))
-}
-
-func serveBeside(t *testing.T, st *state.State, api string) string {
-	u, err := ui.New(ui.Config{Source: st, Interval: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	target, _ := url.Parse(api)
-	mux := http.NewServeMux()
-	u.Mount(mux)
-	// The alert engine as the hub will run it, on the hub's state, with
-	// a CameraDown that fires 2s after a camera loses video.
-	eng, err := alert.New(alert.Config{Rules: alert.Rules{CameraDown: alert.CameraDownRule{
-		RuleBase: alert.RuleBase{For: alert.Duration(2 * time.Second), RecoverFor: 1}}}},
-		alert.Deps{State: st, DataDir: t.TempDir(), HubID: "uitest", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng.Register(mux)
-	mux.Handle("/", httputil.NewSingleHostReverseProxy(target))
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
-		mux.ServeHTTP(w, r)
-	})}
-	addr := testenv.FreeAddr(t)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go u.Run(ctx)
-	engDone := make(chan error, 1)
-	go func() { engDone <- eng.Run(ctx) }()
-	go srv.Serve(ln)
-	t.Cleanup(func() { cancel(); srv.Close(); <-engDone; eng.Close() })
-	return "http://" + addr
 }
 
 // watchPage records, before any script of the page runs, every Content
@@ -373,13 +316,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	poll(t, ctx, 5*time.Second, "no horizontal scrolling on a phone", `document.documentElement.scrollWidth <= 390`)
 	screenshot(t, ctx, artifacts, "dashboard-phone.png")
 
-	if s.testAlerts {
-		// The camera back: its alert resolves and moves to the history.
-		if err := s.cams.Camera("market").Start(); err != nil {
-			t.Fatal(err)
-		}
-		poll(t, ctx, 20*time.Second, "CameraDown resolved in the history", `document.querySelector('#alerts-history li.resolved[data-alert="CameraDown"][data-device="tan-ngu-2/market"]') && !document.querySelector('#alerts-firing li[data-alert="CameraDown"]') && document.querySelector('li.cam[data-key="tan-ngu-2/market"]').dataset.state === 'up'`)
+	// The camera back: its alert resolves and moves to the history.
+	if err := s.cams.Camera("market").Start(); err != nil {
+		t.Fatal(err)
 	}
+	poll(t, ctx, 20*time.Second, "CameraDown resolved in the history", `document.querySelector('#alerts-history li.resolved[data-alert="CameraDown"][data-device="tan-ngu-2/market"]') && !document.querySelector('#alerts-firing li[data-alert="CameraDown"]') && document.querySelector('li.cam[data-key="tan-ngu-2/market"]').dataset.state === 'up'`)
 
 	var watch struct{ CSP, Errors []string }
 	raw := run[[]byte](t, ctx, `window.__vh`)
@@ -392,15 +333,10 @@ func TestDashboardInBrowser(t *testing.T) {
 }
 
 // checkAlerts: the stopped camera's alert shows as firing; a silence made
-// with the form appears and goes with its button. With the hub's own
-// alert engine (rules as configured) the panel must at least be there.
+// with the form appears and goes with its button.
 func checkAlerts(t *testing.T, ctx context.Context, s *stack) {
 	t.Helper()
 	poll(t, ctx, 10*time.Second, "alerts panel", `!document.getElementById('alerts-body').hidden && document.getElementById('alerts-unavailable').hidden`)
-	if !s.testAlerts {
-		t.Log("the hub runs its own alert engine: checking the panel only")
-		return
-	}
 	poll(t, ctx, 20*time.Second, "CameraDown firing for market", `document.querySelector('#alerts-firing li[data-alert="CameraDown"][data-device="tan-ngu-2/market"]')`)
 	if txt := run[string](t, ctx, `document.querySelector('#alerts-firing li[data-alert="CameraDown"]').textContent`); !strings.Contains(txt, "Camera mất tín hiệu") || !strings.Contains(txt, "Chợ Bản") {
 		t.Errorf("firing alert reads %q", txt)
