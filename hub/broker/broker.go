@@ -154,7 +154,6 @@ func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) er
 // is the broker.
 func (b *Broker) Connected() bool { return true }
 
-
 // ingestHook feeds device messages into the ingest queue.
 type ingestHook struct {
 	mqtt.HookBase
