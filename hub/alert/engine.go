@@ -80,22 +80,33 @@ type Deps struct {
 
 // Engine evaluates the rules and sends notices.
 type Engine struct {
-	cfg  Config
+	cfg  Config // replaced by Reload, under mu
 	deps Deps
 	log  *slog.Logger
 	now  func() time.Time
 	loc  *time.Location
 	db   *db
 
-	down, degr, silent, hubSpec spec
+	down, degr, silent, hubSpec, notifSpec spec
 
+	// senders, by config order; replaced by Reload. runCtx is Run's
+	// context, for senders a reload starts.
+	smu     sync.RWMutex
 	senders []*sender
+	runCtx  context.Context
+	started time.Time
 
-	mu         sync.Mutex
-	pass       uint32
-	cams       map[devKey]*camTrack
-	boards     map[devKey]*boardTrack
-	hub        map[string]*hubTrack
+	mu     sync.Mutex
+	pass   uint32
+	cams   map[devKey]*camTrack
+	boards map[devKey]*boardTrack
+	hub    map[string]*hubTrack
+	notif  map[string]*track // NotifierFailing, by notifier name
+	// restored: firing alerts loaded from alerts.db that no observation
+	// has confirmed since the start; no repeat goes out for them until
+	// one has (the device may have recovered while the hub was down).
+	restored   map[string]bool
+	nextRemove time.Time
 	firing     map[string]*Alert // by ID
 	silences   []*silence
 	nextBoards time.Time
@@ -144,16 +155,10 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, loc: loc,
 		cams: map[devKey]*camTrack{}, boards: map[devKey]*boardTrack{}, hub: map[string]*hubTrack{},
-		firing: map[string]*Alert{},
+		notif: map[string]*track{}, restored: map[string]bool{},
+		firing: map[string]*Alert{}, started: deps.Now(),
 	}
-	r := &cfg.Rules
-	e.down = spec{name: CameraDown, forDur: time.Duration(r.CameraDown.For), recoverFor: r.CameraDown.RecoverFor, severity: r.CameraDown.Severity,
-		flapThreshold: r.CameraDown.FlapThreshold, flapWindow: time.Duration(r.CameraDown.FlapWindow)}
-	e.degr = spec{name: CameraDegraded, forDur: time.Duration(r.CameraDegraded.For), recoverFor: r.CameraDegraded.RecoverFor, severity: r.CameraDegraded.Severity}
-	// The silence itself is the board rule's `for`; once silent it fires.
-	e.silent = spec{name: QRBoardSilent, recoverFor: r.QRBoardSilent.RecoverFor, severity: r.QRBoardSilent.Severity}
-	e.hubSpec = spec{name: HubDegraded, forDur: time.Duration(r.HubDegraded.For), recoverFor: r.HubDegraded.RecoverFor, severity: r.HubDegraded.Severity}
-
+	e.setSpecs(&cfg.Rules)
 	for i := range cfg.Notifiers {
 		s, err := e.newSender(&cfg.Notifiers[i])
 		if err != nil {
@@ -174,6 +179,39 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	return e, nil
 }
 
+// setSpecs turns the rules' settings into the state machines' specs.
+func (e *Engine) setSpecs(r *Rules) {
+	e.down = spec{name: CameraDown, forDur: time.Duration(r.CameraDown.For), recoverFor: r.CameraDown.RecoverFor, severity: r.CameraDown.Severity,
+		flapThreshold: r.CameraDown.FlapThreshold, flapWindow: time.Duration(r.CameraDown.FlapWindow)}
+	e.degr = spec{name: CameraDegraded, forDur: time.Duration(r.CameraDegraded.For), recoverFor: r.CameraDegraded.RecoverFor, severity: r.CameraDegraded.Severity}
+	// The silence itself is the board rule's `for`; once silent it fires.
+	e.silent = spec{name: QRBoardSilent, recoverFor: r.QRBoardSilent.RecoverFor, severity: r.QRBoardSilent.Severity}
+	e.hubSpec = spec{name: HubDegraded, forDur: time.Duration(r.HubDegraded.For), recoverFor: r.HubDegraded.RecoverFor, severity: r.HubDegraded.Severity}
+	e.notifSpec = spec{name: NotifierFailing, forDur: time.Duration(r.NotifierFailing.For), recoverFor: r.NotifierFailing.RecoverFor, severity: r.NotifierFailing.Severity}
+}
+
+// newSender builds one notifier's sender with what notifiers may need.
+func (e *Engine) newSender(cfg *Notifier) (*sender, error) {
+	return newSender(cfg, notifierDeps{
+		HTTP: e.deps.HTTPClient, Publisher: e.deps.Publisher, Prefix: e.deps.Prefix, Log: e.log, Loc: e.loc,
+		DataDir: e.deps.DataDir, Now: e.now, Firing: e.firingNotices,
+	}, e.finish)
+}
+
+// finish removes a delivered or abandoned notice from the outbox.
+func (e *Engine) finish(o outboxEntry) {
+	if err := e.db.done(o.id); err != nil {
+		e.log.Error("removing a notice from the outbox", "notifier", o.Notifier, "err", err)
+	}
+}
+
+// sendersNow is a snapshot of the senders (Reload may replace them).
+func (e *Engine) sendersNow() []*sender {
+	e.smu.RLock()
+	defer e.smu.RUnlock()
+	return e.senders
+}
+
 // load restores firing alerts and silences.
 func (e *Engine) load() error {
 	active, err := e.db.loadActive()
@@ -181,7 +219,11 @@ func (e *Engine) load() error {
 		return fmt.Errorf("alert: loading firing alerts: %w", err)
 	}
 	for _, a := range active {
+		// The hub was not watching between its last look before the stop
+		// and this start; a resolution seen first after the start says so.
+		a.Unwatched = e.started
 		e.firing[a.ID] = a
+		e.restored[a.ID] = true
 		t := &track{since: a.Since, reason: a.Reason, detail: a.Detail, alert: a}
 		switch a.Name {
 		case CameraDown, CameraDegraded:
@@ -196,17 +238,12 @@ func (e *Engine) load() error {
 			e.boards[devKey{a.Site, a.Device}] = bt
 		case HubDegraded:
 			e.hub[a.Device] = &hubTrack{t: *t}
+		case NotifierFailing:
+			nt := *t
+			e.notif[a.Device] = &nt
 		}
 	}
-	for i, c := range e.cfg.Silences {
-		s := &silence{ID: fmt.Sprintf("config-%d", i), Matcher: c.Matcher, StartsAt: c.Start, EndsAt: c.End,
-			Comment: c.Comment, CreatedBy: c.CreatedBy, Source: "config"}
-		if c.Daily != nil {
-			h := *c.Daily
-			s.Daily = &h
-		}
-		e.silences = append(e.silences, s)
-	}
+	e.silences = append(e.silences, configSilences(e.cfg.Silences)...)
 	saved, err := e.db.loadSilences()
 	if err != nil {
 		return fmt.Errorf("alert: loading silences: %w", err)
@@ -243,12 +280,20 @@ func (e *Engine) Run(ctx context.Context) error {
 		return fmt.Errorf("alert: loading the outbox: %w", err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	e.smu.Lock()
+	e.runCtx = gctx
 	for _, s := range e.senders {
-		g.Go(func() error { return s.run(gctx) })
+		s.start(gctx)
 	}
+	e.smu.Unlock()
+	defer func() {
+		for _, s := range e.sendersNow() {
+			s.halt()
+		}
+	}()
 	// Re-send what a previous run did not deliver, with the same keys.
 	byName := map[string]*sender{}
-	for _, s := range e.senders {
+	for _, s := range e.sendersNow() {
 		byName[s.cfg.Name] = s
 	}
 	for _, o := range pending {
@@ -275,13 +320,13 @@ func (e *Engine) loop(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		case <-e.deps.Changed:
-			if d := time.Since(last); d < 100*time.Millisecond {
+			if d := e.now().Sub(last); d < 100*time.Millisecond {
 				// Changes come in bursts: look once, a little later.
 				timer.Reset(100*time.Millisecond - d)
 				continue
 			}
 		}
-		last = time.Now()
+		last = e.now()
 		if err := e.Evaluate(); err != nil {
 			// A failing disk: keep trying; the alerts stay in memory.
 			e.log.Error("alert evaluation failed", "err", err)
@@ -299,7 +344,7 @@ func (e *Engine) wait() time.Duration {
 	e.mu.Unlock()
 	d := time.Second
 	if !due.IsZero() {
-		if w := time.Until(due); w < d {
+		if w := due.Sub(e.now()); w < d {
 			d = max(w, 10*time.Millisecond)
 		}
 	}
@@ -349,6 +394,15 @@ func (e *Engine) evaluate(now time.Time) {
 				e.cams[k] = c
 			}
 			c.pass = e.pass
+			if c.removed {
+				// Removed from the config while its alert fired, and kept
+				// as an auto-registered camera with its last failed probe:
+				// quiet until it is probed again.
+				if s.Probe == nil || s.Probe.Probes == c.removedProbes {
+					return
+				}
+				c.removed = false
+			}
 			od, og := c.observeCamera(&s, now, &e.down, &e.degr, &r.CameraDegraded)
 			if downOn {
 				e.stepTrack(&c.down, od, now, &e.down, k)
@@ -390,6 +444,12 @@ func (e *Engine) evaluate(now time.Time) {
 	if r.HubDegraded.on() {
 		e.checkHub(now)
 	}
+	if r.NotifierFailing.on() {
+		e.checkNotifiers(now)
+	}
+	if downOn || degrOn {
+		e.checkRemoved(now)
+	}
 	if len(e.changes) > named {
 		e.name(e.changes[named:])
 	}
@@ -398,6 +458,9 @@ func (e *Engine) evaluate(now time.Time) {
 
 // stepTrack feeds one observation to a track and records what changed.
 func (e *Engine) stepTrack(t *track, o obs, now time.Time, sp *spec, k devKey) {
+	if o.cond == bad && t.alert != nil {
+		delete(e.restored, t.alert.ID) // still bad: the restored alert is confirmed
+	}
 	wasFlapping := t.alert != nil && t.alert.Flapping
 	fired, resolved := t.step(o, now, sp)
 	if fired == nil && t.alert != nil && t.alert.Flapping != wasFlapping {
@@ -412,6 +475,12 @@ func (e *Engine) stepTrack(t *track, o obs, now time.Time, sp *spec, k devKey) {
 		e.changes = append(e.changes, change{a: *fired, notice: KindFiring})
 	}
 	if resolved != nil {
+		delete(e.restored, resolved.ID)
+		if !resolved.Unwatched.IsZero() && !resolved.ResolvedAt.After(resolved.Unwatched) {
+			// Back before the hub watched again: the end is the first good
+			// look after the restart; say so.
+			resolved.Detail = strings.TrimSpace(resolved.Detail + " (hub was not watching until " + resolved.Unwatched.In(e.loc).Format("15:04:05 02/01/2006") + ")")
+		}
 		delete(e.firing, resolved.ID)
 		e.changes = append(e.changes, change{a: *resolved, notice: KindResolved})
 	}
@@ -424,12 +493,92 @@ func (e *Engine) stepTrack(t *track, o obs, now time.Time, sp *spec, k devKey) {
 
 // gone resolves the alert of a device that no longer exists.
 func (e *Engine) gone(t *track, now time.Time, k devKey) {
+	e.retire(t, now, k, "removed", "device removed from the hub")
+}
+
+// retire resolves a track's alert for a reason of the hub's own (the
+// device or the rule is gone), not because the device recovered.
+func (e *Engine) retire(t *track, now time.Time, k devKey, reason, detail string) {
 	if a := t.alert; a != nil {
 		at := now
-		a.ResolvedAt, a.State, a.Reason, a.Detail = &at, KindResolved, "removed", "device removed from the hub"
+		a.ResolvedAt, a.State, a.Reason, a.Detail = &at, KindResolved, reason, detail
 		t.alert = nil
 		delete(e.firing, a.ID)
+		delete(e.restored, a.ID)
 		e.changes = append(e.changes, change{a: *a, notice: KindResolved})
+	}
+}
+
+// checkNotifiers fires NotifierFailing for a notifier that failed
+// rules.notifier_failing.after attempts in a row or whose token chain is
+// broken; the next success resolves it. Called with e.mu.
+func (e *Engine) checkNotifiers(now time.Time) {
+	after := e.cfg.Rules.NotifierFailing.After
+	seen := map[string]bool{}
+	for _, s := range e.sendersNow() {
+		name := s.cfg.Name
+		seen[name] = true
+		t := e.notif[name]
+		if t == nil {
+			t = &track{}
+			e.notif[name] = t
+		}
+		st := s.status(after)
+		o := obs{cond: good, n: 1}
+		switch {
+		case st.Broken:
+			o = obs{cond: bad, reason: "credentials", detail: st.Problem}
+		case !st.Healthy:
+			o = obs{cond: bad, reason: "failing", detail: fmt.Sprintf("%d failed attempts in a row (%s): %s", st.ConsecutiveFailures, st.LastReason, st.LastError)}
+		}
+		e.stepTrack(t, o, now, &e.notifSpec, devKey{HubSite, name})
+	}
+	for name, t := range e.notif {
+		if !seen[name] {
+			e.gone(t, now, devKey{HubSite, name})
+			delete(e.notif, name)
+		}
+	}
+}
+
+// checkRemoved resolves, with reason "removed", the camera alerts of
+// cameras that were configured when they fired and are configured no
+// more (the state keeps them as auto-registered cameras with their last
+// failed probe, which would otherwise keep them firing forever). It reads
+// the state's views, so it runs at most every 5 s and only while a
+// configured camera's alert fires. Called with e.mu.
+func (e *Engine) checkRemoved(now time.Time) {
+	if now.Before(e.nextRemove) {
+		return
+	}
+	e.nextRemove = now.Add(5 * time.Second)
+	watch := false
+	for _, a := range e.firing {
+		if (a.Name == CameraDown || a.Name == CameraDegraded) && a.Configured {
+			watch = true
+			break
+		}
+	}
+	if !watch {
+		return
+	}
+	conf := map[devKey]bool{}
+	for _, c := range e.deps.State.Cameras() {
+		if c.Configured {
+			conf[devKey{c.Site, c.ID}] = true
+		}
+	}
+	for k, c := range e.cams {
+		if conf[k] {
+			continue
+		}
+		for _, t := range []*track{&c.down, &c.degr} {
+			if t.alert != nil && t.alert.Configured {
+				e.gone(t, now, k)
+				*t = track{}
+				c.removed, c.removedProbes = true, c.probes
+			}
+		}
 	}
 }
 
@@ -490,6 +639,7 @@ func (e *Engine) name(cs []change) {
 		sites[s.ID] = s.Name
 	}
 	var cams map[devKey]string
+	var configured map[devKey]bool
 	var boards map[devKey]string
 	for i := range cs {
 		a := &cs[i].a
@@ -497,12 +647,16 @@ func (e *Engine) name(cs []change) {
 		switch a.Name {
 		case CameraDown, CameraDegraded:
 			if cams == nil {
-				cams = map[devKey]string{}
+				cams, configured = map[devKey]string{}, map[devKey]bool{}
 				for _, c := range e.deps.State.Cameras() {
 					cams[devKey{c.Site, c.ID}] = c.Name
+					configured[devKey{c.Site, c.ID}] = c.Configured
 				}
 			}
 			n = cams[devKey{a.Site, a.Device}]
+			if a.State == KindFiring && configured[devKey{a.Site, a.Device}] {
+				a.Configured = true
+			}
 		case QRBoardSilent:
 			if boards == nil {
 				boards = map[devKey]string{}
@@ -520,6 +674,7 @@ func (e *Engine) name(cs []change) {
 		}
 		if f := e.firing[a.ID]; f != nil {
 			f.DeviceName, f.SiteName = a.DeviceName, a.SiteName
+			f.Configured = f.Configured || a.Configured
 		}
 	}
 }
@@ -551,7 +706,7 @@ func (e *Engine) sweep(now time.Time) {
 		case !a.Notified && !e.isSilenced(a, now):
 			a.Notified, a.LastNotified = true, now
 			e.changes = append(e.changes, change{a: *a, notice: KindFiring})
-		case a.Notified && repeat > 0 && now.Sub(a.LastNotified) >= repeat && !e.isSilenced(a, now):
+		case a.Notified && repeat > 0 && now.Sub(a.LastNotified) >= repeat && !e.restored[a.ID] && !e.isSilenced(a, now):
 			a.LastNotified = now
 			a.Repeats++
 			e.changes = append(e.changes, change{a: *a, notice: KindRepeat})
@@ -562,6 +717,7 @@ func (e *Engine) sweep(now time.Time) {
 // apply persists the changes with their notices, then hands the notices
 // to the notifiers.
 func (e *Engine) apply(changes []change, now time.Time) error {
+	senders := e.sendersNow()
 	var notices []outboxEntry
 	for i := range changes {
 		c := &changes[i]
@@ -569,7 +725,10 @@ func (e *Engine) apply(changes []change, now time.Time) error {
 			continue
 		}
 		n := newNotification(&c.a, c.notice, now, e.deps.HubID, e.link())
-		for _, s := range e.senders {
+		for _, s := range senders {
+			if c.a.Name == NotifierFailing && c.a.Device == s.cfg.Name {
+				continue // told through the others
+			}
 			if s.wants(c.notice) {
 				notices = append(notices, outboxEntry{Notifier: s.cfg.Name, N: n})
 			}
@@ -582,11 +741,15 @@ func (e *Engine) apply(changes []change, now time.Time) error {
 		return err
 	}
 	byName := map[string]*sender{}
-	for _, s := range e.senders {
+	for _, s := range senders {
 		byName[s.cfg.Name] = s
 	}
 	for _, o := range notices {
-		byName[o.Notifier].enqueue(o)
+		if s := byName[o.Notifier]; s != nil {
+			s.enqueue(o)
+		} else {
+			e.finish(o)
+		}
 	}
 	return nil
 }

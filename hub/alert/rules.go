@@ -57,6 +57,10 @@ type track struct {
 	detail    string
 	flaps     []time.Time // recent episode starts and relapses
 	alert     *Alert      // the firing alert, nil if none
+	// lastEnd: when the last alert of this track resolved; flaps before
+	// it belong to outages already told, so a new alert's since never
+	// reaches back past it.
+	lastEnd time.Time
 }
 
 func (t *track) flapping(now time.Time, sp *spec) bool {
@@ -118,15 +122,22 @@ func (t *track) step(o obs, now time.Time, sp *spec) (fired, resolved *Alert) {
 			break
 		}
 		if t.good == 0 {
+			// The first good look: from the device's own state when known
+			// (the first good probe), so the outage reported is first
+			// failure to first good probe, not to when the hub looked.
 			t.goodSince = now
+			if !o.start.IsZero() && o.start.After(t.since) && o.start.Before(now) {
+				t.goodSince = o.start
+			}
 		}
 		t.good += o.n
 		stable := t.alert == nil || !t.alert.Flapping || now.Sub(t.goodSince) >= sp.forDur
 		if t.good >= sp.recoverFor && stable {
 			if a := t.alert; a != nil {
-				at := now
+				at := t.goodSince
 				a.ResolvedAt, a.State = &at, KindResolved
 				resolved, t.alert = a, nil
+				t.lastEnd = at
 			}
 			t.since, t.good, t.goodSince = time.Time{}, 0, time.Time{}
 			return nil, resolved
@@ -138,8 +149,15 @@ func (t *track) step(o obs, now time.Time, sp *spec) (fired, resolved *Alert) {
 	flapping := t.flapping(now, sp)
 	if t.alert == nil && ((t.good == 0 && now.Sub(t.since) >= sp.forDur) || flapping) {
 		since := t.since
-		if flapping && len(t.flaps) > 0 && t.flaps[0].Before(since) {
-			since = t.flaps[0]
+		if flapping {
+			for _, f := range t.flaps {
+				if f.After(t.lastEnd) {
+					if f.Before(since) {
+						since = f
+					}
+					break
+				}
+			}
 		}
 		t.alert = &Alert{
 			Name: sp.name, Severity: sp.severity, State: KindFiring,
@@ -167,6 +185,9 @@ type camTrack struct {
 	probeSince time.Time
 	offline    time.Time // first seen offline on MQTT; zero when not
 	down, degr track
+	// removed: its alert resolved as "removed"; ignored until probed again.
+	removed       bool
+	removedProbes uint64
 }
 
 // observeCamera turns a camera's state into observations for CameraDown
@@ -207,7 +228,7 @@ func (c *camTrack) observeCamera(s *state.CameraSample, now time.Time, down, deg
 	case s.Online == 0:
 		od = obs{cond: bad, start: c.offline, reason: "offline", detail: "MQTT status offline"}
 	case stream:
-		od = obs{cond: good, n: newGood}
+		od = obs{cond: good, n: newGood, start: p.Since}
 	case s.Online == 1:
 		// No RTSP stream to count probes on: coming online is enough.
 		od = obs{cond: good, n: down.recoverFor}

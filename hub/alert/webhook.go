@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"text/template"
 	"time"
@@ -17,11 +18,65 @@ import (
 	"github.com/cenkalti/backoff/v4"
 )
 
-// webhook posts a notice to a URL, with a body from a template.
+// webhook posts a notice to a URL, with a body from a template, and reads
+// the answer: a 2xx whose JSON body fails success_field or error_field is
+// a failure too.
 type webhook struct {
 	cfg    *Notifier
 	client *http.Client
-	loc    *time.Location
+}
+
+var webhookType = notifierType{
+	repeats: true,
+	provision: func(n *Notifier, bad func(msg string, path ...any)) {
+		n.needURL(bad)
+		if n.Method == "" {
+			n.Method = "POST"
+		}
+		switch n.Method {
+		case "POST", "PUT":
+		default:
+			bad("must be POST or PUT", "method")
+		}
+		n.headers = map[string]string{}
+		for k, v := range n.Headers {
+			n.headers[k] = v
+		}
+		for k, f := range n.HeaderFiles {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				bad(fmt.Sprintf("cannot read %s: %v", f, pathErr(err)), "header_files", k)
+				continue
+			}
+			n.headers[k] = strings.TrimSpace(string(b))
+		}
+		text := n.Template
+		if n.TemplateFile != "" {
+			if n.Template != "" {
+				bad("give template or template_file, not both", "template_file")
+			}
+			b, err := os.ReadFile(n.TemplateFile)
+			if err != nil {
+				bad(fmt.Sprintf("cannot read: %v", pathErr(err)), "template_file")
+			}
+			text = string(b)
+		}
+		n.tmplText = text
+		if text != "" {
+			t, err := parseTemplate(n.Name, text)
+			if err != nil {
+				key := "template"
+				if n.TemplateFile != "" {
+					key = "template_file"
+				}
+				bad(err.Error(), key)
+			}
+			n.tmpl = t
+		}
+	},
+	build: func(n *Notifier, d notifierDeps) (deliverer, error) {
+		return &webhook{cfg: n, client: d.HTTP}, nil
+	},
 }
 
 func (w *webhook) deliver(ctx context.Context, n *Notification) error {
@@ -39,7 +94,75 @@ func (w *webhook) deliver(ctx context.Context, n *Notification) error {
 	for k, v := range w.cfg.headers {
 		req.Header.Set(k, v)
 	}
-	return doHTTP(w.client, req)
+	body, err = doHTTP(ctx, w.client, req)
+	if err != nil {
+		return err
+	}
+	return checkBody(body, w.cfg.SuccessField, w.cfg.ErrorField)
+}
+
+// checkBody applies the optional body checks to a 2xx answer.
+func checkBody(body []byte, successField, errorField string) error {
+	if successField == "" && errorField == "" {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return failf(ReasonRejected, false, "the answer is not JSON, so %s cannot be checked", cmpOr(successField, errorField))
+	}
+	if successField != "" {
+		if ok, _ := lookup(v, successField).(bool); !ok {
+			return failf(ReasonRejected, false, "the answer's %s is not true", successField)
+		}
+	}
+	if errorField != "" {
+		switch e := lookup(v, errorField).(type) {
+		case nil:
+		case float64:
+			if e != 0 {
+				return failf(ReasonRejected, false, "the answer's %s is %v", errorField, e)
+			}
+		case string:
+			if e != "" && e != "0" {
+				return failf(ReasonRejected, false, "the answer's %s is %q", errorField, truncate(e, 200))
+			}
+		case bool:
+			if e {
+				return failf(ReasonRejected, false, "the answer's %s is true", errorField)
+			}
+		default:
+			return failf(ReasonRejected, false, "the answer's %s is set", errorField)
+		}
+	}
+	return nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// lookup follows a dotted path into decoded JSON.
+func lookup(v any, path string) any {
+	for _, k := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+// truncate cuts s to at most n runes.
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 // body renders the notice: the template, or the generic JSON.
@@ -50,27 +173,35 @@ func (w *webhook) body(n *Notification) ([]byte, error) {
 	return Render(w.cfg.tmpl, n)
 }
 
-// doHTTP sends req and classifies the answer: 2xx is done; 408, 429 and
-// 5xx are worth retrying; other 4xx are permanent. Errors never carry the
-// URL (it may hold a token).
-func doHTTP(client *http.Client, req *http.Request) error {
+// doHTTP sends req, reads the whole answer (up to 64 KiB) and classifies
+// it: 2xx is done (the body is returned for checks); 408 and 5xx are
+// worth retrying; 429 is a quota; other 4xx are permanent. Errors never
+// carry the URL (it may hold a token). A test send records the answer.
+func doHTTP(ctx context.Context, client *http.Client, req *http.Request) ([]byte, error) {
 	resp, err := client.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // drop the URL, keep the reason
 		}
-		return fmt.Errorf("sending: %w", err)
+		recordAnswer(ctx, "no answer: "+err.Error())
+		return nil, failf(ReasonUnavailable, false, "sending: %v", err)
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
+	recordAnswer(ctx, fmt.Sprintf("HTTP %s %s", resp.Status, strings.TrimSpace(string(body))))
 	switch c := resp.StatusCode; {
 	case c >= 200 && c < 300:
-		return nil
-	case c == http.StatusRequestTimeout || c == http.StatusTooManyRequests || c >= 500:
-		return fmt.Errorf("receiver answered %s", resp.Status)
+		if rerr != nil {
+			return nil, failf(ReasonUnavailable, false, "reading the answer: %v", rerr)
+		}
+		return body, nil
+	case c == http.StatusTooManyRequests:
+		return nil, failf(ReasonQuota, false, "receiver answered %s", resp.Status)
+	case c == http.StatusRequestTimeout || c >= 500:
+		return nil, failf(ReasonUnavailable, false, "receiver answered %s", resp.Status)
 	default:
-		return backoff.Permanent(fmt.Errorf("receiver answered %s", resp.Status))
+		return nil, failf(ReasonBadRequest, true, "receiver answered %s", resp.Status)
 	}
 }
 
@@ -147,10 +278,11 @@ const (
 
 var titles = map[string][2][2]string{
 	// alert: {vi: {firing, resolved}, en: {firing, resolved}}
-	CameraDown:     {{"Camera mất hình", "Camera có hình trở lại"}, {"Camera down", "Camera back up"}},
-	CameraDegraded: {{"Camera hình kém", "Camera hình ổn định trở lại"}, {"Camera stream degraded", "Camera stream back to normal"}},
-	QRBoardSilent:  {{"Bảng QR không gửi dữ liệu", "Bảng QR hoạt động trở lại"}, {"QR board silent", "QR board reporting again"}},
-	HubDegraded:    {{"Hub gặp sự cố", "Hub hoạt động bình thường trở lại"}, {"Hub degraded", "Hub back to normal"}},
+	CameraDown:      {{"Camera mất hình", "Camera có hình trở lại"}, {"Camera down", "Camera back up"}},
+	CameraDegraded:  {{"Camera hình kém", "Camera hình ổn định trở lại"}, {"Camera stream degraded", "Camera stream back to normal"}},
+	QRBoardSilent:   {{"Bảng QR không gửi dữ liệu", "Bảng QR hoạt động trở lại"}, {"QR board silent", "QR board reporting again"}},
+	HubDegraded:     {{"Hub gặp sự cố", "Hub hoạt động bình thường trở lại"}, {"Hub degraded", "Hub back to normal"}},
+	NotifierFailing: {{"Kênh báo tin bị lỗi", "Kênh báo tin hoạt động trở lại"}, {"Notifier failing", "Notifier working again"}},
 }
 
 func title(n *Notification, l lang) string {
@@ -189,6 +321,8 @@ var reasons = map[string][2]string{
 	"queue_saturated":    {"hàng đợi gần đầy", "ingest queue saturated"},
 	"spool_not_draining": {"dữ liệu chờ ghi InfluxDB ùn ứ", "InfluxDB spool not draining"},
 	"removed":            {"thiết bị đã bị gỡ", "device removed"},
+	"failing":            {"gửi tin thất bại nhiều lần liên tiếp", "failed repeatedly"},
+	"credentials":        {"mất quyền gửi (cần cấp lại mã)", "lost its credentials (a new token is needed)"},
 }
 
 func reasonText(r string, l lang) string {
