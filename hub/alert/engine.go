@@ -475,12 +475,13 @@ func (e *Engine) stepTrack(t *track, o obs, now time.Time, sp *spec, k devKey) {
 		e.changes = append(e.changes, change{a: *fired, notice: KindFiring})
 	}
 	if resolved != nil {
-		delete(e.restored, resolved.ID)
-		if !resolved.Unwatched.IsZero() && !resolved.ResolvedAt.After(resolved.Unwatched) {
-			// Back before the hub watched again: the end is the first good
-			// look after the restart; say so.
+		if e.restored[resolved.ID] && !resolved.Unwatched.IsZero() {
+			// It fired before a restart and no bad look confirmed it since:
+			// it may have ended while the hub was not watching. The end
+			// reported is the first good look after the restart; say so.
 			resolved.Detail = strings.TrimSpace(resolved.Detail + " (hub was not watching until " + resolved.Unwatched.In(e.loc).Format("15:04:05 02/01/2006") + ")")
 		}
+		delete(e.restored, resolved.ID)
 		delete(e.firing, resolved.ID)
 		e.changes = append(e.changes, change{a: *resolved, notice: KindResolved})
 	}

@@ -288,9 +288,12 @@ func (s *sender) send(ctx context.Context, o outboxEntry) {
 			return // shutting down: left in the outbox
 		}
 		if err == nil {
+			// Out of the outbox before it counts as sent, so whoever sees
+			// the count (a test, an operator) knows a restart will not
+			// send it again.
+			s.finish(o)
 			s.ok()
 			s.sent.Add(1)
-			s.finish(o)
 			return
 		}
 		last = classify(err)

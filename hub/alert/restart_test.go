@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +32,10 @@ type childSpec struct {
 	Cameras                    []camera
 	Worker                     []string
 	For                        time.Duration
+	// Zalo, if set, is the only notifier; BrokerDown makes HubDegraded
+	// fire (an alert without devices).
+	Zalo       *alert.Notifier
+	BrokerDown bool
 }
 
 func runChild(spec string) int {
@@ -39,10 +46,15 @@ func runChild(spec string) int {
 	}
 	var rules alert.Rules
 	rules.CameraDown.For = dur(cs.For)
-	wh := webhookCfg(cs.Webhook)
+	rules.HubDegraded.For = dur(time.Second)
+	ns := []alert.Notifier{webhookCfg(cs.Webhook)}
+	if cs.Zalo != nil {
+		ns = []alert.Notifier{*cs.Zalo}
+	}
 	r, err := newRig(rigConfig{DataDir: cs.DataDir, HTTPAddr: cs.HTTPAddr, Sites: sites, Cameras: cs.Cameras,
 		Worker: cs.Worker, ProbeInterval: probeInterval,
-		Alerts: alert.Config{Rules: rules, Notifiers: []alert.Notifier{wh}},
+		Alerts: alert.Config{Rules: rules, Notifiers: ns},
+		Edit:   func(d *alert.Deps) { d.BrokerConnected = func() bool { return !cs.BrokerDown } },
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -131,5 +143,80 @@ func TestKillRestart(t *testing.T) {
 	}
 	if err := p.Stop(10 * time.Second); err != nil {
 		t.Errorf("clean stop: %v\n%s", err, p.Output())
+	}
+}
+
+// TestZaloKillAfterRefresh: the hub process refreshes its Zalo token at
+// start (the rotated refresh token is persisted before use) and is
+// SIGKILLed right after, before any send. Restarted, its next alert
+// reaches the group with the persisted access token: no second refresh,
+// no refused token. Then the fake's tokens expire and a third start
+// refreshes with the persisted (rotated) refresh token, which Zalo
+// accepts: the chain survived both kills.
+func TestZaloKillAfterRefresh(t *testing.T) {
+	t.Parallel()
+	z, first := testenv.NewFakeZalo(t)
+	var (
+		mu  sync.Mutex
+		now = time.Now()
+	)
+	z.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	z.TokenTTL = time.Hour
+	zn := zaloCfg(t, z, first)
+	cs := childSpec{DataDir: t.TempDir(), HTTPAddr: testenv.FreeAddr(t), Zalo: &zn}
+	base := "http://" + cs.HTTPAddr
+	start := func(cs childSpec) *testenv.Process {
+		spec, _ := json.Marshal(cs)
+		p := testenv.StartProcess(t, os.Args[0], []string{"ALERT_TEST_CHILD=" + string(spec)}, "-test.run=^$")
+		testenv.WaitHTTP(t, base+"/api/v1/alerts", 20*time.Second, p)
+		return p
+	}
+	p := start(cs)
+	testenv.WaitFor(t, 10*time.Second, "the refresh at start", func() bool { n, _, _, _ := z.Counts(); return n == 1 })
+	state := filepath.Join(cs.DataDir, "zalo", "zalo-thon.json")
+	testenv.WaitFor(t, 5*time.Second, "the persisted token", func() bool { _, err := os.Stat(state); return err == nil })
+	p.Kill()
+	if fi, err := os.Stat(state); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state file %v %v", fi, err)
+	}
+
+	cs.BrokerDown = true
+	p = start(cs)
+	testenv.WaitFor(t, 15*time.Second, "the HubDegraded message in Zalo, out of the outbox", func() bool {
+		var st struct{ Notifiers []alert.NotifierStatus }
+		getJSON(t, base+"/api/v1/notifiers", &st)
+		return len(z.Messages()) == 1 && len(st.Notifiers) == 1 && st.Notifiers[0].Sent == 1
+	})
+	if refreshes, refused, invalid, _ := z.Counts(); refreshes != 1 || refused != 0 || invalid != 0 {
+		t.Errorf("after restart: refreshes %d refused %d invalid %d; want 1, 0, 0\n%s", refreshes, refused, invalid, p.Output())
+	}
+	if m := z.Messages()[0].Text; !strings.Contains(m, "Hub gặp sự cố") {
+		t.Errorf("message %q", m)
+	}
+	p.Kill()
+
+	// The access token expires (on Zalo's clock) while the hub is down.
+	// The next start resolves the alert; Zalo refuses the saved access
+	// token (-216), so the hub refreshes at once with the rotated refresh
+	// token from the state file, which Zalo accepts, and retries.
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	cs.BrokerDown = false
+	p = start(cs)
+	testenv.WaitFor(t, 20*time.Second, "the resolved message", func() bool { return len(z.Messages()) == 2 })
+	if refreshes, refused, invalid, _ := z.Counts(); refreshes != 2 || refused != 0 || invalid != 1 {
+		t.Errorf("third start: refreshes %d refused %d invalid %d; want 2, 0, 1\n%s", refreshes, refused, invalid, p.Output())
+	}
+	if m := z.Messages()[1].Text; !strings.Contains(m, "Hub hoạt động bình thường trở lại") || !strings.Contains(m, "hub đã ngừng theo dõi") {
+		t.Errorf("resolved message %q", m)
+	}
+	for _, s := range z.Secrets() {
+		if strings.Contains(p.Output(), s) {
+			t.Errorf("a token or secret is in the hub's log")
+		}
+	}
+	if err := p.Stop(10 * time.Second); err != nil {
+		t.Errorf("clean stop: %v", err)
 	}
 }
