@@ -48,7 +48,10 @@ type camera struct {
 }
 
 type rigConfig struct {
-	DataDir  string
+	DataDir string
+	// StoreDir, if set, holds the hub's store apart from alerts.db (a
+	// restart that forgets the devices' last state).
+	StoreDir string
 	HTTPAddr string // default: a free port
 	Sites    []state.Site
 	Cameras  []camera
@@ -70,7 +73,11 @@ func newRig(cfg rigConfig) (*rig, error) {
 	}
 	r := &rig{Queue: ingest.NewQueue(10000)}
 	var err error
-	if r.Store, err = store.Open(store.Config{Dir: cfg.DataDir}); err != nil {
+	storeDir := cfg.DataDir
+	if cfg.StoreDir != "" {
+		storeDir = cfg.StoreDir
+	}
+	if r.Store, err = store.Open(store.Config{Dir: storeDir}); err != nil {
 		return nil, err
 	}
 	scfg := state.Config{Sites: cfg.Sites, Boards: cfg.Boards, Queue: r.Queue, Store: r.Store, Logger: log,
