@@ -762,6 +762,15 @@ func (e *Engine) link() string {
 	return strings.TrimRight(e.deps.PublicURL, "/") + "/"
 }
 
+// Evaluations is how many times the rules were evaluated (the metric
+// villagehub_alert_evaluations_total), for tests that wait until the
+// engine has looked again.
+func (e *Engine) Evaluations() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.evals
+}
+
 // Firing returns copies of the firing alerts, by site, device and name.
 func (e *Engine) Firing() []Alert {
 	now := e.now()

@@ -48,7 +48,7 @@ func TestWebhookRetriesOnceDelivered(t *testing.T) {
 	r.status(t, "camera", "tan-ngu-2", "cam-0", "online")
 	r.status(t, "camera", "tan-ngu-2", "cam-0", "offline")
 	testenv.WaitFor(t, 10*time.Second, "the notice to get through", func() bool { return len(rc.notices(true)) > 0 })
-	time.Sleep(500 * time.Millisecond) // anything more would come now
+	settle(t, r.URL, 3) // anything more would come by now
 	got := rc.notices(true)
 	if len(got) != 1 {
 		t.Fatalf("receiver got %d notices, want exactly 1", len(got))

@@ -104,14 +104,18 @@ func TestKillRestart(t *testing.T) {
 	// between the receiver answering and the hub recording the delivery:
 	// a kill there re-sends the notice after the restart, with the same
 	// idempotency key: delivery is at least once, see docs/alerting.md.)
-	time.Sleep(500 * time.Millisecond)
+	testenv.WaitFor(t, 10*time.Second, "the delivery recorded", func() bool {
+		var st struct{ Notifiers []alert.NotifierStatus }
+		getJSON(t, base+"/api/v1/notifiers", &st)
+		return len(st.Notifiers) == 1 && st.Notifiers[0].Sent == 1
+	})
 	p.Kill()
 	p = start()
 	if a := alerts(); len(a.Firing) != 1 || a.Firing[0].Device != "kill-0" {
 		t.Fatalf("after the restart the alert is not firing: %+v\n%s", a, p.Output())
 	}
 	// Long enough for a forgetful hub to fire again: for + a few probes.
-	time.Sleep(forDur + 3*probeInterval)
+	settle(t, base, uint64((forDur+3*probeInterval)/time.Second))
 	if k := rc.count("kill-0", "firing"); k != 1 {
 		t.Fatalf("%d firing notices after the restart, want 1\n%s", k, p.Output())
 	}
@@ -129,7 +133,7 @@ func TestKillRestart(t *testing.T) {
 	rc.setFail(false)
 	p = start()
 	testenv.WaitFor(t, 15*time.Second, "the resolved notice after the restart", func() bool { return rc.count("kill-0", "resolved") == 1 })
-	time.Sleep(2 * time.Second)
+	settle(t, base, 3)
 	if f, r := rc.count("kill-0", "firing"), rc.count("kill-0", "resolved"); f != 1 || r != 1 {
 		t.Fatalf("%d firing and %d resolved notices, want 1 and 1\n%s", f, r, p.Output())
 	}
