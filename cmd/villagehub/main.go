@@ -122,6 +122,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return newToken(stdout)
 		case "report":
 			return reportCommand(args[1:], stdout, stderr)
+		case "notify":
+			return notifyCommand(args[1:], stdout, stderr)
 		case "probe-worker":
 			// Started by the hub itself: probes run in separate processes
 			// so that a camera crashing the RTSP library cannot crash the hub.

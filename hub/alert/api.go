@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -92,21 +93,70 @@ func (e *Engine) TestNotifier(ctx context.Context, name string) (TestResult, err
 	if s == nil {
 		return TestResult{}, ErrUnknownNotifier
 	}
-	now := e.now()
+	return testSend(ctx, s, e.now(), e.loc, e.deps.HubID, e.link()), nil
+}
+
+// TestSend sends a test message through the notifier called name in cfg
+// without an engine: for "villagehub notify test" when the hub is not
+// running (with the hub running, use its POST /api/v1/notifiers/{name}/test
+// instead, so a Zalo token chain is never used by two processes). deps
+// needs DataDir (Zalo's token state), and HubID, PublicURL, Location,
+// HTTPClient as the hub has them; an mqtt notifier needs the running hub.
+func TestSend(ctx context.Context, cfg Config, name string, deps Deps) (TestResult, error) {
+	if ps := cfg.Validate(); len(ps) > 0 {
+		return TestResult{}, &ValidationError{Problems: ps}
+	}
+	var n *Notifier
+	for i := range cfg.Notifiers {
+		if cfg.Notifiers[i].Name == name {
+			n = &cfg.Notifiers[i]
+		}
+	}
+	if n == nil {
+		return TestResult{}, ErrUnknownNotifier
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.HTTPClient == nil {
+		deps.HTTPClient = &http.Client{}
+	}
+	loc := deps.Location
+	if cfg.Timezone != "" {
+		loc, _ = time.LoadLocation(cfg.Timezone)
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	s, err := newSender(n, notifierDeps{HTTP: deps.HTTPClient, Publisher: deps.Publisher, Prefix: deps.Prefix, Log: deps.Logger,
+		Loc: loc, DataDir: deps.DataDir, Now: time.Now, Firing: func() []Notification { return nil }}, func(outboxEntry) {})
+	if err != nil {
+		return TestResult{}, err
+	}
+	link := ""
+	if deps.PublicURL != "" {
+		link = strings.TrimRight(deps.PublicURL, "/") + "/"
+	}
+	return testSend(ctx, s, time.Now(), loc, deps.HubID, link), nil
+}
+
+// testSend sends one test notice through s, past its queue, recording the
+// channel's answers; the result counts toward s's health.
+func testSend(ctx context.Context, s *sender, now time.Time, loc *time.Location, hubID, link string) TestResult {
 	n := Notification{Key: strings.ToLower(rand.Text()), Kind: KindTest, State: KindFiring, Alert: "Test", Severity: "info",
-		Site: HubSite, Device: name, Since: now, FiredAt: now, HubID: e.deps.HubID, URL: e.link(), At: now,
-		Detail: "test message", Vars: s.cfg.Vars, loc: e.loc}
+		Site: HubSite, Device: s.cfg.Name, Since: now, FiredAt: now, HubID: hubID, URL: link, At: now,
+		Detail: "test message", Vars: s.cfg.Vars, loc: loc}
 	a := &answer{}
 	ctx, cancel := context.WithTimeout(context.WithValue(ctx, answerKey{}, a), time.Duration(s.cfg.Timeout))
 	defer cancel()
 	start := time.Now()
 	err := s.d.deliver(ctx, &n)
-	res := TestResult{Notifier: name, Type: s.cfg.Type, OK: err == nil, DurationMS: time.Since(start).Milliseconds()}
+	res := TestResult{Notifier: s.cfg.Name, Type: s.cfg.Type, OK: err == nil, DurationMS: time.Since(start).Milliseconds()}
 	a.mu.Lock()
 	res.Answer = append([]string{}, a.text...)
 	a.mu.Unlock()
 	if z, ok := s.d.(*zalo); ok {
-		res.Text = zaloText(&n, e.loc)
+		res.Text = zaloText(&n, loc)
 		for i := range res.Answer {
 			res.Answer[i] = z.redact(res.Answer[i])
 		}
@@ -118,7 +168,7 @@ func (e *Engine) TestNotifier(ctx context.Context, name string) (TestResult, err
 	} else {
 		s.ok()
 	}
-	return res, nil
+	return res
 }
 
 func (e *Engine) handleNotifiers(w http.ResponseWriter, _ *http.Request) {
