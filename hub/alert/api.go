@@ -128,8 +128,11 @@ func TestSend(ctx context.Context, cfg Config, name string, deps Deps) (TestResu
 	if loc == nil {
 		loc = time.UTC
 	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
 	s, err := newSender(n, notifierDeps{HTTP: deps.HTTPClient, Publisher: deps.Publisher, Prefix: deps.Prefix, Log: deps.Logger,
-		Loc: loc, DataDir: deps.DataDir, Now: time.Now, Firing: func() []Notification { return nil }}, func(outboxEntry) {})
+		Loc: loc, DataDir: deps.DataDir, Now: deps.Now, Firing: func() []Notification { return nil }}, func(outboxEntry) {})
 	if err != nil {
 		return TestResult{}, err
 	}
@@ -137,7 +140,7 @@ func TestSend(ctx context.Context, cfg Config, name string, deps Deps) (TestResu
 	if deps.PublicURL != "" {
 		link = strings.TrimRight(deps.PublicURL, "/") + "/"
 	}
-	return testSend(ctx, s, time.Now(), loc, deps.HubID, link), nil
+	return testSend(ctx, s, deps.Now(), loc, deps.HubID, link), nil
 }
 
 // testSend sends one test notice through s, past its queue, recording the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"villagehub/devices/payload"
 )
@@ -51,9 +52,30 @@ func (m *mqttNotifier) run(ctx context.Context) error {
 	if !*m.cfg.Retain || m.firing == nil {
 		return nil
 	}
-	for _, n := range m.firing() {
-		if err := m.deliver(ctx, &n); err != nil {
-			m.log.Warn("republishing a firing alert failed", "alert", n.Alert, "device", n.Device, "err", err)
+	// The broker may not be up yet when the engine starts: try for a
+	// minute, a second apart.
+	pending := m.firing()
+	for try := 0; len(pending) > 0; try++ {
+		var left []Notification
+		for _, n := range pending {
+			if err := m.deliver(ctx, &n); err != nil {
+				left = append(left, n)
+			}
+		}
+		pending = left
+		if len(pending) == 0 {
+			break
+		}
+		if try == 60 {
+			m.log.Warn("republishing firing alerts failed", "alerts", len(pending))
+			break
+		}
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
 		}
 	}
 	return nil

@@ -138,7 +138,9 @@ func TestZaloTokenInvalidRefreshesAtOnce(t *testing.T) {
 	mu.Unlock()
 	r.status(t, "camera", "tan-ngu-2", "cam-0", "online")
 	r.status(t, "camera", "tan-ngu-2", "cam-0", "offline")
-	testenv.WaitFor(t, 10*time.Second, "the firing message", func() bool { return len(z.Messages()) == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the firing message, counted", func() bool {
+		return len(z.Messages()) == 1 && r.Engine.Notifiers()[0].Sent == 1
+	})
 	refreshes, refused, invalid, _ := z.Counts()
 	if refreshes != 2 || refused != 0 || invalid != 1 {
 		t.Errorf("refreshes %d refused %d invalid %d; want 2, 0, 1", refreshes, refused, invalid)
@@ -169,7 +171,9 @@ func TestZaloQuotaHoldsOrder(t *testing.T) {
 	for _, c := range statusCameras(5) {
 		r.status(t, "camera", c.Site, c.ID, "offline")
 	}
-	testenv.WaitFor(t, 30*time.Second, "five messages", func() bool { return len(z.Messages()) >= 5 })
+	testenv.WaitFor(t, 30*time.Second, "five messages, counted", func() bool {
+		return len(z.Messages()) >= 5 && r.Engine.Notifiers()[0].Sent == 5
+	})
 	seen := map[string]int{}
 	for _, m := range z.Messages() {
 		seen[m.Text]++
