@@ -737,7 +737,10 @@ func (e *Engine) apply(changes []change, now time.Time) error {
 		e.log.Info("alert "+c.notice, "alert", c.a.Name, "site", c.a.Site, "device", c.a.Device,
 			"reason", c.a.Reason, "since", c.a.Since, "duration", c.a.Duration(now).Round(time.Second).String(), "flapping", c.a.Flapping)
 	}
-	notices, err := e.db.commit(changes, notices, e.cfg.History)
+	e.mu.Lock()
+	history := e.cfg.History // Reload may replace e.cfg
+	e.mu.Unlock()
+	notices, err := e.db.commit(changes, notices, history)
 	if err != nil {
 		return err
 	}
