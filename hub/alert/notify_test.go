@@ -195,7 +195,9 @@ func TestDeadWebhookBlocksNothing(t *testing.T) {
 	for i := range 6 {
 		r.status(t, "camera", "tan-ngu-2", fmt.Sprintf("cam-%d", i), "offline")
 	}
-	testenv.WaitFor(t, 5*time.Second, "six notices at the good webhook", func() bool { return len(good.notices(false)) == 6 })
+	testenv.WaitFor(t, 5*time.Second, "six notices at the good webhook, counted", func() bool {
+		return len(good.notices(false)) == 6 && r.Engine.Notifiers()[2].Sent == 6
+	})
 	testenv.WaitFor(t, 5*time.Second, "six MQTT alerts", func() bool { return len(pub.all()) == 6 })
 	if d := time.Since(start); d > 4*time.Second {
 		t.Errorf("notices took %v with for=1s: something waited on the dead webhooks", d)
