@@ -55,7 +55,11 @@ type zalo struct {
 	loc       *time.Location
 	statePath string
 
-	mu     sync.Mutex // one refresh at a time; guards st and broken
+	// rmu makes refreshes one at a time and is held across the HTTP call;
+	// mu guards st and broken and is only held briefly, so health and
+	// status never wait for Zalo.
+	rmu    sync.Mutex
+	mu     sync.Mutex
 	st     zaloState
 	broken string // why the chain is broken, for people; "" when fine
 	wake   chan struct{}
@@ -219,18 +223,32 @@ func margin(st *zaloState) time.Duration {
 	return min(st.ExpiresAt.Sub(st.RefreshedAt)/10, zaloMaxMargin)
 }
 
+// current returns the access token if it is valid and not due.
+func (z *zalo) current() (string, bool) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.broken == "" && z.st.AccessToken != "" && z.now().Before(z.st.ExpiresAt.Add(-margin(&z.st))) {
+		return z.st.AccessToken, true
+	}
+	return "", false
+}
+
 // token returns a valid access token, refreshing first when it is missing
 // or due.
 func (z *zalo) token(ctx context.Context) (string, error) {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	now := z.now()
-	if z.broken == "" && z.st.AccessToken != "" && now.Before(z.st.ExpiresAt.Add(-margin(&z.st))) {
-		return z.st.AccessToken, nil
+	if tok, ok := z.current(); ok {
+		return tok, nil
 	}
-	if err := z.refreshLocked(ctx); err != nil {
+	z.rmu.Lock()
+	defer z.rmu.Unlock()
+	if tok, ok := z.current(); ok {
+		return tok, nil // refreshed while we waited
+	}
+	if err := z.refresh(ctx); err != nil {
 		return "", err
 	}
+	z.mu.Lock()
+	defer z.mu.Unlock()
 	return z.st.AccessToken, nil
 }
 
@@ -267,19 +285,25 @@ type zaloTokenAnswer struct {
 	Message          string      `json:"message"`
 }
 
-// refreshLocked renews the access token with the refresh token and
-// persists the new pair before anything uses it. Called with z.mu.
-func (z *zalo) refreshLocked(ctx context.Context) error {
-	if z.broken != "" {
+// refresh renews the access token with the refresh token and persists
+// the new pair before anything uses it. Called with z.rmu.
+func (z *zalo) refresh(ctx context.Context) error {
+	z.mu.Lock()
+	st, broken := z.st, z.broken
+	z.mu.Unlock()
+	if broken != "" {
 		// A person may have put a new token in refresh_token_file.
 		seed, err := readSecretFile(z.cfg.RefreshTokenFile)
-		if err != nil || sum(seed) == z.st.Seed {
-			return failf(ReasonToken, false, "the token chain is broken: %s", z.broken)
+		if err != nil || sum(seed) == st.Seed {
+			return failf(ReasonToken, false, "the token chain is broken: %s", broken)
 		}
 		z.log.Info("new refresh token found in refresh_token_file; resuming")
-		z.st, z.broken = zaloState{RefreshToken: seed, Seed: sum(seed)}, ""
+		st = zaloState{RefreshToken: seed, Seed: sum(seed)}
+		z.mu.Lock()
+		z.st, z.broken = st, ""
+		z.mu.Unlock()
 	}
-	form := url.Values{"refresh_token": {z.st.RefreshToken}, "app_id": {z.cfg.AppID}, "grant_type": {"refresh_token"}}
+	form := url.Values{"refresh_token": {st.RefreshToken}, "app_id": {z.cfg.AppID}, "grant_type": {"refresh_token"}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(z.cfg.OAuthURL, "/")+zaloTokenPath, strings.NewReader(form.Encode()))
 	if err != nil {
 		return failf(ReasonBadRequest, true, "building the token request failed (check oauth_url)")
@@ -309,12 +333,14 @@ func (z *zalo) refreshLocked(ctx context.Context) error {
 	}
 	if resp.StatusCode != http.StatusOK || a.Error != 0 || a.AccessToken == "" || a.RefreshToken == "" {
 		// Refused: the refresh token is spent, expired or revoked.
-		why := strings.TrimSpace(cmpOr(a.ErrorDescription, cmpOr(a.ErrorName, a.Message)))
-		z.broken = fmt.Sprintf("Zalo refused the refresh token (HTTP %d, error %d %s). %s", resp.StatusCode, a.Error, truncate(why, 200), zaloFix)
-		z.broken = z.redactLocked(z.broken)
-		recordAnswer(ctx, "token refresh: "+z.redactLocked(fmt.Sprintf("HTTP %s %s", resp.Status, strings.TrimSpace(string(body)))))
+		why := z.redact(strings.TrimSpace(cmpOr(a.ErrorDescription, cmpOr(a.ErrorName, a.Message))))
+		msg := fmt.Sprintf("Zalo refused the refresh token (HTTP %d, error %d %s). %s", resp.StatusCode, a.Error, truncate(why, 200), zaloFix)
+		z.mu.Lock()
+		z.broken = msg
+		z.mu.Unlock()
+		recordAnswer(ctx, "token refresh: "+z.redact(fmt.Sprintf("HTTP %s %s", resp.Status, strings.TrimSpace(string(body)))))
 		z.log.Error("Zalo notifier lost its token chain: alerts cannot reach Zalo until a new refresh token is put in refresh_token_file",
-			"zalo_error", a.Error, "zalo_message", truncate(z.redactLocked(why), 200), "refresh_token_file", z.cfg.RefreshTokenFile)
+			"zalo_error", a.Error, "zalo_message", truncate(why, 200), "refresh_token_file", z.cfg.RefreshTokenFile)
 		return failf(ReasonToken, false, "Zalo refused the refresh token (error %d)", a.Error)
 	}
 	now := z.now()
@@ -322,13 +348,15 @@ func (z *zalo) refreshLocked(ctx context.Context) error {
 	if life <= 0 {
 		life = time.Hour // the shortest life Zalo's pages mention
 	}
-	next := zaloState{RefreshToken: a.RefreshToken, AccessToken: a.AccessToken, ExpiresAt: now.Add(life), RefreshedAt: now, Seed: z.st.Seed}
+	next := zaloState{RefreshToken: a.RefreshToken, AccessToken: a.AccessToken, ExpiresAt: now.Add(life), RefreshedAt: now, Seed: st.Seed}
 	// Persist before use: the old refresh token is spent now, so the new
 	// one must survive a crash before anything else happens.
 	if err := writeFileAtomic(z.statePath, &next); err != nil {
 		z.log.Error("could not save the rotated Zalo refresh token; a restart now would break the chain", "file", z.statePath, "err", err)
 	}
+	z.mu.Lock()
 	z.st = next
+	z.mu.Unlock()
 	z.refreshes.Add(1)
 	recordAnswer(ctx, fmt.Sprintf("token refresh: ok, access token valid for %s", life))
 	z.log.Debug("Zalo access token refreshed", "valid_for", life.String())
@@ -337,15 +365,6 @@ func (z *zalo) refreshLocked(ctx context.Context) error {
 	default:
 	}
 	return nil
-}
-
-func (z *zalo) redactLocked(s string) string {
-	for _, x := range []string{z.st.RefreshToken, z.st.AccessToken, z.cfg.secret} {
-		if len(x) >= 4 {
-			s = strings.ReplaceAll(s, x, "[redacted]")
-		}
-	}
-	return s
 }
 
 // writeFileAtomic writes v as JSON to path: a temporary file in the same
