@@ -282,3 +282,125 @@ type spoolSample struct {
 	at time.Time
 	n  int64
 }
+
+// checkNotifiers fires NotifierFailing for a notifier that failed
+// rules.notifier_failing.after attempts in a row or whose token chain is
+// broken; the next success resolves it. Called with e.mu.
+func (e *Engine) checkNotifiers(now time.Time) {
+	after := e.cfg.Rules.NotifierFailing.After
+	seen := map[string]bool{}
+	for _, s := range e.sendersNow() {
+		name := s.cfg.Name
+		seen[name] = true
+		t := e.notif[name]
+		if t == nil {
+			t = &track{}
+			e.notif[name] = t
+		}
+		st := s.status(after)
+		o := obs{cond: good, n: 1}
+		switch {
+		case st.Broken:
+			o = obs{cond: bad, reason: "credentials", detail: st.Problem}
+		case !st.Healthy:
+			o = obs{cond: bad, reason: "failing", detail: fmt.Sprintf("%d failed attempts in a row (%s): %s", st.ConsecutiveFailures, st.LastReason, st.LastError)}
+		}
+		e.stepTrack(t, o, now, &e.notifSpec, devKey{HubSite, name})
+	}
+	for name, t := range e.notif {
+		if !seen[name] {
+			e.gone(t, now, devKey{HubSite, name})
+			delete(e.notif, name)
+		}
+	}
+}
+
+// checkRemoved resolves, with reason "removed", the camera alerts of
+// cameras that were configured when they fired and are configured no
+// more (the state keeps them as auto-registered cameras with their last
+// failed probe, which would otherwise keep them firing forever). It reads
+// the state's views, so it runs at most every 5 s and only while a
+// configured camera's alert fires. Called with e.mu.
+func (e *Engine) checkRemoved(now time.Time) {
+	if now.Before(e.nextRemove) {
+		return
+	}
+	e.nextRemove = now.Add(5 * time.Second)
+	watch := false
+	for _, a := range e.firing {
+		if (a.Name == CameraDown || a.Name == CameraDegraded) && a.Configured {
+			watch = true
+			break
+		}
+	}
+	if !watch {
+		return
+	}
+	conf := map[devKey]bool{}
+	for _, c := range e.deps.State.Cameras() {
+		if c.Configured {
+			conf[devKey{c.Site, c.ID}] = true
+		}
+	}
+	for k, c := range e.cams {
+		if conf[k] {
+			continue
+		}
+		for _, t := range []*track{&c.down, &c.degr} {
+			if t.alert != nil && t.alert.Configured {
+				e.gone(t, now, k)
+				*t = track{}
+				c.removed, c.removedProbes = true, c.probes
+			}
+		}
+	}
+}
+
+// checkHub runs the HubDegraded checks.
+func (e *Engine) checkHub(now time.Time) {
+	k := func(check string) (*hubTrack, devKey) {
+		h := e.hub[check]
+		if h == nil {
+			h = &hubTrack{}
+			e.hub[check] = h
+		}
+		return h, devKey{HubSite, check}
+	}
+	if f := e.deps.BrokerConnected; f != nil {
+		h, key := k(CheckBroker)
+		o := obs{cond: good, n: 1}
+		if !f() {
+			o = obs{cond: bad, reason: "disconnected", detail: "not connected to the MQTT broker"}
+		}
+		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
+	}
+	if f := e.deps.IngestQueue; f != nil {
+		h, key := k(CheckIngestQueue)
+		n, c := f()
+		o := obs{cond: good, n: 1}
+		if c > 0 && float64(n) >= e.cfg.Rules.HubDegraded.QueueSaturation*float64(c) {
+			o = obs{cond: bad, reason: "queue_saturated", detail: fmt.Sprintf("ingest queue %d of %d", n, c)}
+		}
+		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
+	}
+	if f := e.deps.SpoolPoints; f != nil {
+		h, key := k(CheckInfluxSpool)
+		n := f()
+		// Not draining: the spool holds points and has not shrunk over the
+		// last `for` (growing is the same, only worse). Comparing with the
+		// value `for` ago, not the previous one, lets a spool that drains
+		// in bursts count as draining.
+		h.spool = append(h.spool, spoolSample{now, n})
+		cut := 0
+		for cut < len(h.spool)-1 && now.Sub(h.spool[cut+1].at) >= e.hubSpec.forDur {
+			cut++
+		}
+		h.spool = h.spool[cut:]
+		o := obs{cond: good, n: 1}
+		if old := h.spool[0]; n > 0 && now.Sub(old.at) >= e.hubSpec.forDur && n >= old.n {
+			o = obs{cond: bad, start: old.at, reason: "spool_not_draining",
+				detail: fmt.Sprintf("%d points waiting for InfluxDB", n)}
+		}
+		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
+	}
+}
