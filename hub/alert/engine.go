@@ -1,13 +1,23 @@
 // Package alert turns the hub's live state into alerts and notifications:
 // a camera without video (CameraDown), a poor stream (CameraDegraded), a QR
-// board that stopped reporting (QRBoardSilent) and a hub in trouble
-// (HubDegraded). Each alert is a small state machine with a `for` duration
-// before it fires and `recover_for` good observations before it resolves,
-// so a flapping camera gives one alert, not one per flap. Alerts, their
+// board that stopped reporting (QRBoardSilent), a hub in trouble
+// (HubDegraded) and a notifier that stopped working (NotifierFailing).
+// Each alert is a small state machine with a `for` duration before it
+// fires and `recover_for` good observations before it resolves, so a
+// flapping camera gives one alert, not one per flap. Alerts, their
 // history, silences and undelivered notices live in alerts.db under the
-// data directory and survive a crash. Notifiers (webhook with a template,
-// MQTT, Alertmanager) each have their own queue, retries and timeout, so a
-// dead one never holds up the others.
+// data directory and survive a crash.
+//
+// Where things are:
+//
+//	engine.go    the engine: evaluation loop on an injected clock (Deps.Now), changes, outbox
+//	rules.go     the state machine (track), what each rule observes, the hub/notifier/removal checks
+//	notifier.go  the notifier registry (notifierTypes), a sender per notifier: queue, retries by failure class, health
+//	webhook.go, mqtt.go, alertmanager.go, zalo.go   one file per notifier type
+//	text.go      the words of notices (Vietnamese and English)
+//	reload.go    Reload: rules, notifiers and silences applied live
+//	api.go       HTTP API, notifier status and test sends
+//	config.go, model.go, silence.go, db.go, metrics.go
 package alert
 
 import (
