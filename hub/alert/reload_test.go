@@ -210,3 +210,41 @@ func TestRestartRepublishesAndDoesNotRepeat(t *testing.T) {
 		t.Errorf("resolved notice: %+v", res)
 	}
 }
+
+// TestNotifierFailingAfterConsecutiveFailures: a webhook that fails three
+// attempts in a row fires NotifierFailing (reason failing) through the
+// other webhook, not through itself; once it delivers again, the alert
+// resolves.
+func TestNotifierFailingAfterConsecutiveFailures(t *testing.T) {
+	t.Parallel()
+	bad, good := newReceiver(t, 0), newReceiver(t, 0)
+	bad.setFail(true)
+	wb := webhookCfg(bad.URL)
+	wb.Name = "flaky"
+	wg := webhookCfg(good.URL)
+	wg.Name = "steady"
+	r := startRig(t, rigConfig{Sites: sites, Cameras: statusCameras(1), Alerts: alert.Config{Rules: fastRules(), Notifiers: []alert.Notifier{wb, wg}}})
+	r.status(t, "camera", "tan-ngu-2", "cam-0", "offline")
+	testenv.WaitFor(t, 10*time.Second, "NotifierFailing at the steady webhook", func() bool { return good.count("flaky", "firing") == 1 })
+	var n alert.Notification
+	for _, g := range good.notices(true) {
+		if g.N.Alert == alert.NotifierFailing {
+			n = g.N
+		}
+	}
+	if n.Reason != "failing" || !strings.Contains(n.Detail, "failed attempts in a row") || n.Site != alert.HubSite {
+		t.Errorf("notice %+v", n)
+	}
+	if st := r.Engine.Notifiers(); st[0].Healthy || st[0].ConsecutiveFailures < 3 || st[0].LastReason != "unavailable" {
+		t.Errorf("status %+v", st[0])
+	}
+	bad.setFail(false)
+	testenv.WaitFor(t, 15*time.Second, "the camera notice through, and NotifierFailing resolved", func() bool {
+		return bad.count("cam-0", "firing") == 1 && good.count("flaky", "resolved") == 1
+	})
+	for _, g := range bad.notices(true) {
+		if g.N.Alert == alert.NotifierFailing {
+			t.Errorf("the failing notifier was told about itself: %+v", g.N)
+		}
+	}
+}
