@@ -236,6 +236,23 @@ type ProbeSettings struct {
 	NoVideoTimeout  Duration `yaml:"no_video_timeout"`
 }
 
+// Or fills the settings p leaves unset from d (a camera's from the
+// probe: section).
+func (p ProbeSettings) Or(d ProbeSettings) ProbeSettings {
+	if p.Mode == "" {
+		p.Mode = d.Mode
+	}
+	for _, f := range []struct{ v, d *Duration }{
+		{&p.Interval, &d.Interval}, {&p.SampleInterval, &d.SampleInterval}, {&p.Timeout, &d.Timeout},
+		{&p.SampleWindow, &d.SampleWindow}, {&p.MaxSampleWindow, &d.MaxSampleWindow}, {&p.NoVideoTimeout, &d.NoVideoTimeout},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
+	}
+	return p
+}
+
 // ProbeEnabled reports whether cameras are probed.
 func (c *Config) ProbeEnabled() bool { return c.Probe.Enabled == nil || *c.Probe.Enabled }
 
