@@ -46,6 +46,13 @@ var restartAll = []string{""}
 // (alerts, broker credentials) come first, so a refusal leaves the rest
 // untouched.
 var sections = []section{
+	// Rules, notifiers and silences: the engine applies them or refuses.
+	{key: "alerts", plan: planAlerts},
+	// Listeners, TLS files and the limits mochi fixes at start
+	// (docs/security.md); credentials, anonymous access, connection and
+	// rate limits go to the auth hook live.
+	{key: "broker", restart: []string{"broker.addr", "broker.tls_addr", "broker.wss_addr", "broker.tls", "broker.max_packet_size", "broker.max_inflight"},
+		plan: planBroker},
 	{key: "hub_id", restart: restartAll},
 	{key: "data_dir", restart: restartAll},
 	{key: "timezone", restart: restartAll},
@@ -54,18 +61,12 @@ var sections = []section{
 	// The listener, its certificate files and the access rules are fixed
 	// at start; the certificate's contents reload (see reloadCertificates).
 	{key: "http", restart: restartAll},
-	// Listeners, TLS files and the limits mochi fixes at start
-	// (docs/security.md); credentials, anonymous access, connection and
-	// rate limits go to the auth hook live.
-	{key: "broker", restart: []string{"broker.addr", "broker.tls_addr", "broker.wss_addr", "broker.tls", "broker.max_packet_size", "broker.max_inflight"},
-		plan: planBroker},
 	{key: "mqtt", restart: restartAll},
 	{key: "influx", restart: restartAll},
 	{key: "store", restart: restartAll},
 	{key: "limits", restart: restartAll},
 	{key: "log", restart: restartAll},
 	{key: "qr", restart: restartAll},
-	{key: "alerts", plan: planAlerts},
 	{key: "probe", restart: []string{"probe.workers", "probe.concurrency", "probe.recycle_after"}, plan: planDevices},
 	{key: "sites", plan: planDevices},
 	{key: "cameras", plan: planDevices},
