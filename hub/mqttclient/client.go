@@ -40,7 +40,7 @@ type Config struct {
 	Prefix string
 	HubID  string
 	Queue  *ingest.Queue
-	Logger    *slog.Logger
+	Logger *slog.Logger
 }
 
 // Client is the hub's connection to an external broker.
