@@ -14,6 +14,7 @@ import (
 	"villagehub/hub/probe"
 	"villagehub/hub/scan"
 	"villagehub/hub/state"
+	"villagehub/hub/web"
 )
 
 // The reload contract. Every top-level key of config.Config has one entry
@@ -236,7 +237,7 @@ func (h *Hub) ReloadFromFile(ctx context.Context, trigger string) error {
 	load := h.reloadFn
 	if load == nil {
 		load = func() (*config.Config, error) {
-			return nil, errNoConfigFile
+			return nil, web.ErrNoConfigFile
 		}
 	}
 	next, err := load()
@@ -248,7 +249,6 @@ func (h *Hub) ReloadFromFile(ctx context.Context, trigger string) error {
 	return errors.Join(h.Reload(ctx, next), certErr)
 }
 
-var errNoConfigFile = errors.New("this hub was not started from a config file")
 
 // reloadCertificates reads every TLS key pair again; one that cannot be
 // loaded keeps serving the previous certificate (tlscert logs why).
