@@ -249,7 +249,6 @@ func (h *Hub) ReloadFromFile(ctx context.Context, trigger string) error {
 	return errors.Join(h.Reload(ctx, next), certErr)
 }
 
-
 // reloadCertificates reads every TLS key pair again; one that cannot be
 // loaded keeps serving the previous certificate (tlscert logs why).
 func (h *Hub) reloadCertificates() error {
