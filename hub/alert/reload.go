@@ -58,6 +58,7 @@ func (e *Engine) Reload(cfg Config) error {
 	e.loc = loc
 	e.setSpecs(&cfg.Rules)
 	e.nextBoards = time.Time{}
+	e.nextDue = time.Time{} // a shorter `for` may make a pending alert due now
 	api := e.silences[:0:0]
 	for _, s := range e.silences {
 		if s.Source != "config" {
