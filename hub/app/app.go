@@ -329,6 +329,9 @@ type Status struct {
 	Reload  ReloadStatus `json:"reload"`
 	// Certificates is each TLS listener's certificate being served.
 	Certificates []CertStatus `json:"certificates"`
+	// Notifiers is each alert notifier's health (a broken Zalo token chain
+	// shows here with what to do).
+	Notifiers []alert.NotifierStatus `json:"notifiers"`
 }
 
 // CertStatus is a certificate being served.
@@ -343,7 +346,7 @@ var Version string
 
 // Status is the hub's running state.
 func (h *Hub) Status() Status {
-	st := Status{Version: Version, Started: h.started, Reload: h.LastReload(), Certificates: []CertStatus{}}
+	st := Status{Version: Version, Started: h.started, Reload: h.LastReload(), Certificates: []CertStatus{}, Notifiers: h.alerts.Notifiers()}
 	for _, r := range h.certs() {
 		c := r.Certificate()
 		st.Certificates = append(st.Certificates, CertStatus{Listener: r.Name(), Serial: c.Leaf.SerialNumber.Text(16), NotAfter: c.Leaf.NotAfter.UTC()})
