@@ -74,25 +74,34 @@ func (e *Engine) Reload(cfg Config) error {
 	e.senders = next
 	ctx := e.runCtx
 	e.smu.Unlock()
+	// Stop the replaced and removed ones first, so a new notifier never
+	// runs beside the old one it replaces (a Zalo token chain must have
+	// one user at a time), then start the new ones with the old queues.
 	byName := map[string]*sender{}
 	for _, s := range fresh {
 		byName[s.cfg.Name] = s
-		if ctx != nil {
-			s.start(ctx)
-		}
 	}
+	var moved []outboxEntry
 	for name, s := range old {
 		if keep[name] {
 			continue
 		}
 		s.halt()
 		for _, o := range s.drain() {
-			if n := byName[name]; n != nil {
-				n.enqueue(o)
+			if byName[name] != nil {
+				moved = append(moved, o)
 			} else {
 				e.finish(o)
 			}
 		}
+	}
+	for _, s := range fresh {
+		if ctx != nil {
+			s.start(ctx)
+		}
+	}
+	for _, o := range moved {
+		byName[o.Notifier].enqueue(o)
 	}
 	e.log.Info("alert configuration reloaded", "notifiers", len(next), "replaced_or_added", len(fresh),
 		"removed", len(old)-len(keep)-countIn(fresh, old), "silences", len(cfg.Silences))

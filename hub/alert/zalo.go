@@ -61,6 +61,7 @@ type zalo struct {
 	rmu    sync.Mutex
 	mu     sync.Mutex
 	st     zaloState
+	loaded bool   // st was read from the state file
 	broken string // why the chain is broken, for people; "" when fine
 	wake   chan struct{}
 
@@ -185,11 +186,23 @@ func newZalo(n *Notifier, d notifierDeps) (*zalo, error) {
 		return nil, err
 	}
 	z.st = zaloState{RefreshToken: seed, Seed: sum(seed)}
+	return z, nil
+}
+
+// loadLocked reads the saved token state at first use, not when the
+// notifier is built: a reload builds the new notifier while the old one
+// still runs (and may rotate the token), and starts it only after the
+// old one stopped. Called with z.mu.
+func (z *zalo) loadLocked() {
+	if z.loaded {
+		return
+	}
+	z.loaded = true
 	b, err := os.ReadFile(z.statePath)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
-		return nil, fmt.Errorf("reading %s: %v", z.statePath, pathErr(err))
+		z.log.Error("cannot read the saved Zalo token state; starting from refresh_token_file", "file", z.statePath, "err", pathErr(err))
 	default:
 		var st zaloState
 		if err := json.Unmarshal(b, &st); err != nil || st.RefreshToken == "" {
@@ -200,13 +213,13 @@ func newZalo(n *Notifier, d notifierDeps) (*zalo, error) {
 			z.log.Info("refresh_token_file holds a new token; starting a new token chain from it")
 		}
 	}
-	return z, nil
 }
 
 // redact removes every secret the notifier holds from s (answers and
 // errors are shown to people and logged).
 func (z *zalo) redact(s string) string {
 	z.mu.Lock()
+	z.loadLocked()
 	secrets := []string{z.st.RefreshToken, z.st.AccessToken, z.cfg.secret}
 	z.mu.Unlock()
 	for _, x := range secrets {
@@ -227,6 +240,7 @@ func margin(st *zaloState) time.Duration {
 func (z *zalo) current() (string, bool) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
+	z.loadLocked()
 	if z.broken == "" && z.st.AccessToken != "" && z.now().Before(z.st.ExpiresAt.Add(-margin(&z.st))) {
 		return z.st.AccessToken, true
 	}
@@ -289,6 +303,7 @@ type zaloTokenAnswer struct {
 // the new pair before anything uses it. Called with z.rmu.
 func (z *zalo) refresh(ctx context.Context) error {
 	z.mu.Lock()
+	z.loadLocked()
 	st, broken := z.st, z.broken
 	z.mu.Unlock()
 	if broken != "" {
@@ -453,6 +468,7 @@ func (z *zalo) run(ctx context.Context) error {
 func (z *zalo) nextMaintenance() time.Duration {
 	z.mu.Lock()
 	defer z.mu.Unlock()
+	z.loadLocked()
 	switch {
 	case z.broken != "":
 		return time.Minute
@@ -474,6 +490,7 @@ func (z *zalo) maintain(ctx context.Context) error {
 func (z *zalo) health() channelHealth {
 	z.mu.Lock()
 	defer z.mu.Unlock()
+	z.loadLocked()
 	h := channelHealth{Broken: z.broken != "", Problem: z.broken, Refreshes: z.refreshes.Load()}
 	if z.st.AccessToken != "" {
 		h.TokenValidUntil = z.st.ExpiresAt

@@ -343,5 +343,30 @@ func TestZaloConfigErrors(t *testing.T) {
 	if ps := c.Validate(); len(ps) != 0 {
 		t.Errorf("a good config: %v", ps)
 	}
-	_ = context.Background
+}
+
+// TestZaloReloadKeepsChain: a reload that changes the Zalo notifier's
+// settings replaces it; the new one goes on with the old one's rotated
+// refresh token (the chain is never used by both), so Zalo refuses
+// nothing across the swap and later expiries.
+func TestZaloReloadKeepsChain(t *testing.T) {
+	t.Parallel()
+	z, first := testenv.NewFakeZalo(t)
+	z.TokenTTL = 2 * time.Second
+	n := zaloCfg(t, z, first)
+	r := startRig(t, rigConfig{Sites: sites, Alerts: alert.Config{Notifiers: []alert.Notifier{n}}})
+	testenv.WaitFor(t, 10*time.Second, "two refreshes", func() bool { c, _, _, _ := z.Counts(); return c >= 2 })
+	n.QuotaWait = dur(2 * time.Hour)
+	if err := r.Engine.Reload(alert.Config{Notifiers: []alert.Notifier{n}}); err != nil {
+		t.Fatal(err)
+	}
+	c0, _, _, _ := z.Counts()
+	testenv.WaitFor(t, 10*time.Second, "two more refreshes after the reload", func() bool { c, _, _, _ := z.Counts(); return c >= c0+2 })
+	res, err := r.Engine.TestNotifier(context.Background(), "zalo-thon")
+	if err != nil || !res.OK {
+		t.Fatalf("test send after the reload: %+v %v", res, err)
+	}
+	if _, refused, invalid, _ := z.Counts(); refused != 0 || invalid != 0 {
+		t.Errorf("refused %d refreshes and %d sends across the reload", refused, invalid)
+	}
 }
