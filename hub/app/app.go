@@ -222,7 +222,12 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	if h.ui, err = ui.New(ui.Config{Source: h.state, Location: cfg.Location, Logger: log.With("component", "ui")}); err != nil {
+	if h.ui, err = ui.New(ui.Config{Source: h.state, Location: cfg.Location, Logger: log.With("component", "ui"),
+		// The dashboard's admin area: reports, QR sheets, and devices
+		// added or renamed by writing the config file, then reloading.
+		QR: st, PublicURL: func() string { return h.cfg.Load().HTTP.PublicURL },
+		ConfigFile: cfg.Path, Reload: h.reloadFromFile,
+	}); err != nil {
 		return nil, err
 	}
 	var httpTLS *tls.Config
@@ -381,6 +386,19 @@ func (h *Hub) mountAdmin(mux *http.ServeMux) {
 		}
 		_ = json.NewEncoder(w).Encode(map[string]string{"status": "reloaded"})
 	})
+}
+
+// reloadFromFile reads the configuration again and applies it (the
+// dashboard's admin area, after it changed the file).
+func (h *Hub) reloadFromFile(ctx context.Context) error {
+	if h.reloadFn == nil {
+		return errors.New("this hub was not started from a config file")
+	}
+	next, err := h.reloadFn()
+	if err != nil {
+		return err
+	}
+	return h.Reload(ctx, next)
 }
 
 // SetReloader tells the hub how to read its configuration again, for

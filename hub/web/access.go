@@ -129,7 +129,7 @@ func newAccess(cfg AccessConfig) *access {
 // login page and the dashboard's static files.
 func publicPath(p string) bool {
 	return strings.HasPrefix(p, "/q/") || strings.HasPrefix(p, "/qr/") || p == "/healthz" || p == "/readyz" ||
-		p == "/login" || p == "/logout" || (strings.HasPrefix(p, "/ui/") && p != "/ui/stream")
+		p == "/login" || p == "/logout" || p == "/setup" || (strings.HasPrefix(p, "/ui/") && p != "/ui/stream")
 }
 
 func readOnly(m string) bool {
