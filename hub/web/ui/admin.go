@@ -95,7 +95,11 @@ func (u *UI) adminInfo(w http.ResponseWriter, r *http.Request) {
 	out := map[string]any{"role": role.String(), "user": user}
 	pub := u.publicURL()
 	out["public_url"] = pub
-	out["public_url_warnings"] = report.PublicURLWarnings(pub)
+	if pub == "" {
+		out["public_url_warnings"] = []string{"Chưa đặt địa chỉ công khai của hub (http.public_url): chưa in được mã QR. Set http.public_url to print QR codes."}
+	} else {
+		out["public_url_warnings"] = report.PublicURLWarnings(pub)
+	}
 	out["reports"] = u.cfg.QR != nil
 	if role >= web.RoleAdmin {
 		out["can_edit"] = u.cfgFile != nil && u.cfg.Reload != nil

@@ -93,7 +93,7 @@ type setupPage struct {
 	Token, CSRF, Error, PublicURL, SiteID, SiteName string
 	CamID, CamName, CamURL, AdminName               string
 	Warnings                                        []string
-	Done                                            bool
+	Done, Restart                                   bool
 }
 
 func (u *UI) serveSetup(w http.ResponseWriter, r *http.Request) {
@@ -187,20 +187,27 @@ func (u *UI) postSetup(w http.ResponseWriter, r *http.Request) {
 		fail("Mã thôn và mã camera chỉ gồm chữ thường không dấu, số, - và _.")
 		return
 	}
-	err = u.applyEdit(r.Context(), func(root *yaml.Node) error {
-		if err := addAdmin(root, p.AdminName, hash); err != nil {
-			return err
-		}
-		if p.PublicURL != "" {
-			if err := setPublicURL(root, p.PublicURL); err != nil {
-				return err
-			}
-		}
-		if p.CamID != "" {
+	// The first camera first, applied by a reload; then the administrator
+	// and the public URL, which the running hub may only take on restart
+	// (access control and printed-code URLs are built at start).
+	if p.CamID != "" {
+		err = u.applyEdit(r.Context(), func(root *yaml.Node) error {
 			if err := ensureSite(root, p.SiteID, p.SiteName); err != nil {
 				return err
 			}
 			return addDevice(root, newDevice{Kind: "camera", Site: p.SiteID, ID: p.CamID, Name: p.CamName, URL: p.CamURL})
+		})
+		if err != nil {
+			fail("Không lưu được camera (could not save the camera): " + err.Error())
+			return
+		}
+	}
+	err = u.cfgFile.edit(func(root *yaml.Node) error {
+		if err := addAdmin(root, p.AdminName, hash); err != nil {
+			return err
+		}
+		if p.PublicURL != "" {
+			return setPublicURL(root, p.PublicURL)
 		}
 		return nil
 	})
@@ -208,18 +215,25 @@ func (u *UI) postSetup(w http.ResponseWriter, r *http.Request) {
 		fail("Không lưu được (could not save): " + err.Error())
 		return
 	}
+	done := setupPage{Done: true, PublicURL: p.PublicURL}
+	if err := u.cfg.Reload(r.Context()); err != nil {
+		u.log.Info("first-run setup saved; the administrator and public URL take effect at the next start", "reload", err)
+		done.Restart = true
+	}
 	u.setup.mu.Lock()
 	u.setup.token = ""
 	u.setup.mu.Unlock()
 	u.log.Info("first-run setup done from the dashboard", "admin", p.AdminName)
-	u.renderSetup(w, http.StatusOK, setupPage{Done: true, PublicURL: p.PublicURL})
+	u.renderSetup(w, http.StatusOK, done)
 }
 
 var setupTmpl = template.Must(template.New("setup").Parse(`<!doctype html>
 <html lang="vi"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Cài đặt lần đầu · villagehub</title><link rel="stylesheet" href="/ui/app.css"></head>
 <body><header class="top"><h1>Cài đặt lần đầu</h1></header><main class="setup" id="main">
-{{if .Done}}<p role="status" class="ok" id="setup-done">Đã lưu. Hub đã có quản trị viên; trang này không mở được nữa. <a href="/login">Đăng nhập</a></p>
+{{if .Done}}<p role="status" class="ok" id="setup-done">Đã lưu vào tệp cấu hình. Hub đã có quản trị viên; trang này không mở được nữa.</p>
+{{if .Restart}}<p id="setup-restart">Tài khoản quản trị và địa chỉ công khai có hiệu lực khi hub khởi động lại (ví dụ khi máy khởi động lại, hoặc <code>systemctl restart villagehub</code>). Đến lúc đó, chính máy này vẫn quản trị được hub. The administrator and public URL take effect when the hub restarts.</p>{{end}}
+<p><a href="/">Bảng điều khiển</a> · <a href="/login">Đăng nhập</a></p>
 {{else}}
 <p>Hub chưa có quản trị viên. Tạo tài khoản quản trị, đặt địa chỉ điện thoại dùng để tới hub và thêm camera đầu tiên. Mọi thứ được ghi vào tệp cấu hình (kiểm tra được bằng <code>villagehub check-config</code>).</p>
 {{if .Error}}<p role="alert" class="error" id="setup-error">{{.Error}}</p>{{end}}

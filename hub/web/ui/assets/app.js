@@ -43,7 +43,7 @@
       admin: 'Quản trị', admin_readonly: 'Hub này không chạy từ tệp cấu hình nên không thêm, đổi tên thiết bị ở đây được.',
       add_device: 'Thêm camera hoặc bảng mã QR', kind: 'Loại', kind_camera: 'Camera', kind_board: 'Bảng mã QR',
       dev_id: 'Mã (chữ thường không dấu)', dev_name: 'Tên', dev_url: 'Địa chỉ RTSP (camera) hoặc trang đích (bảng)', add: 'Thêm',
-      devices: 'Thiết bị', approval: 'Duyệt', actions: 'Việc', approved: 'đã duyệt', auto_registered: 'tự đăng ký, chưa duyệt',
+      no_devices: 'Chưa có thiết bị nào.', devices: 'Thiết bị', approval: 'Duyệt', actions: 'Việc', approved: 'đã duyệt', auto_registered: 'tự đăng ký, chưa duyệt',
       rename: 'Đổi tên', approve: 'Duyệt', reject: 'Từ chối', saved: 'Đã lưu vào tệp cấu hình.', save_failed: 'Không lưu được: {e}',
       new_name: 'Tên mới của {d}',
       notifiers: 'Kênh gửi thông báo', no_notifiers: 'Hub này chưa cấu hình kênh gửi thông báo.', test_send: 'Gửi thử',
@@ -103,7 +103,7 @@
       admin: 'Administration', admin_readonly: 'This hub was not started from a config file: devices cannot be added or renamed here.',
       add_device: 'Add a camera or QR board', kind: 'Kind', kind_camera: 'Camera', kind_board: 'QR board',
       dev_id: 'ID (lowercase, no accents)', dev_name: 'Name', dev_url: 'RTSP URL (camera) or target page (board)', add: 'Add',
-      devices: 'Devices', approval: 'Approval', actions: 'Actions', approved: 'approved', auto_registered: 'self-registered, not approved',
+      no_devices: 'No devices yet.', devices: 'Devices', approval: 'Approval', actions: 'Actions', approved: 'approved', auto_registered: 'self-registered, not approved',
       rename: 'Rename', approve: 'Approve', reject: 'Reject', saved: 'Saved to the config file.', save_failed: 'Could not save: {e}',
       new_name: 'New name for {d}',
       notifiers: 'Notification channels', no_notifiers: 'No notification channels configured.', test_send: 'Send a test',
@@ -389,6 +389,8 @@
       else return; // the skeleton rows stay
     } else if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: '10', text: t('no_boards') })));
     body.replaceChildren.apply(body, rows);
+    // No chart, picker or CSV for a hub without boards.
+    $('qr').classList.toggle('no-boards', S.loaded && !list.length);
 
     var sel = $('qr-board');
     var current = S.selected || defaultBoard(list);
@@ -735,6 +737,7 @@
     var canEdit = !!a.can_edit;
     $('admin-readonly').hidden = !S.admin || canEdit;
     $('device-form').hidden = !canEdit;
+    $('h-add-device').hidden = !canEdit;
     var site = $('dev-site'), keep = site.value, opts = [];
     S.sites.forEach(function (s, id) { opts.push(el('option', { value: id, text: s.name || id })); });
     site.replaceChildren.apply(site, opts);
@@ -782,6 +785,7 @@
     S.cams.forEach(function (c) { devRow('camera', c); });
     S.boards.forEach(function (b) { devRow('board', b); });
     var body = $('dev-table').tBodies[0];
+    if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: '5', text: t('no_devices') })));
     body.replaceChildren.apply(body, rows);
 
     var ns = a.notifiers || [];
@@ -803,6 +807,7 @@
             out.replaceChildren(el('p', { class: r.ok ? 'ok' : 'error', text: (r.ok ? t('test_ok') : t('test_failed')) + (r.status ? ' (HTTP ' + r.status + ')' : '') }),
               el('p', { text: t('channel_answer') + ':' }), el('pre', { class: 'raw', text: r.answer || '' }));
             out.setAttribute('data-ok', String(!!r.ok));
+            loadAdmin(); // the channel's health changed
           }, function (e) {
             out.replaceChildren(el('p', { class: 'error', text: t('test_failed') + ' ' + e.message }));
             out.setAttribute('data-ok', 'false');
