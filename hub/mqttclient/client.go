@@ -91,7 +91,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.UnreachableEvery = time.Minute
 	}
 	c := &Client{
-		host: brokerHostPort(u),
+		host:   brokerHostPort(u),
 		cfg:    cfg,
 		log:    cfg.Logger.With("component", "mqtt", "broker", redact(u)),
 		status: cfg.Prefix + "/_hub/" + cfg.HubID + "/status",
