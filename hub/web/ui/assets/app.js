@@ -17,7 +17,7 @@
       for_dur: 'đã {d}', since: 'từ {t}',
       last_motion: 'Chuyển động gần nhất', motion_now: 'đang có chuyển động', none_yet: 'chưa có',
       fps: 'Khung hình/giây', bitrate: 'Tốc độ bit', reason: 'Lý do', motion_events: 'Số lần chuyển động',
-      r_timeout: 'quá thời gian chờ', r_refused: 'bị từ chối kết nối', r_unauthorized: 'sai tài khoản hoặc mật khẩu',
+      r_timeout: 'không phản hồi', r_refused: 'từ chối kết nối', r_unauthorized: 'sai tài khoản hoặc mật khẩu',
       r_not_found: 'không tìm thấy luồng video', r_no_video: 'không có hình', r_protocol: 'lỗi giao thức', r_other: 'lỗi khác',
       summary: '{n} camera: {parts}', no_cameras: 'Chưa có camera nào.',
       loading: 'Đang tải…', load_failed: 'Chưa tải được dữ liệu từ hub, đang thử lại…',
@@ -62,11 +62,12 @@
       no_firing: 'Không có cảnh báo nào đang báo.', no_history: 'Chưa có cảnh báo nào gần đây.',
       no_silences: 'Không có cảnh báo nào đang tạm tắt.', resolved: 'đã hết', firing_state: 'đang báo',
       silence_failed: 'Không tạm tắt được: {e}',
-      a_CameraDown: 'Camera mất hình', a_CameraDown_offline: 'Camera mất kết nối', a_CameraDegraded: 'Camera hình kém', a_QRBoardSilent: 'Bảng QR im lặng',
+      a_CameraDown: 'Camera mất hình', a_CameraDown_offline: 'Camera mất kết nối', a_CameraDegraded: 'Camera hình kém', a_QRBoardSilent: 'Bảng QR không gửi dữ liệu',
       a_QRBoardSilent_offline: 'Bảng QR mất kết nối',
       a_HubDegraded: 'Hub gặp sự cố',
-      r_offline: 'mất kết nối MQTT', r_low_fps: 'ít khung hình', r_low_bitrate: 'tốc độ bit thấp', r_poor_grade: 'hình kém',
-      r_silent: 'lâu không báo lượt quét', r_flapping: 'chập chờn', r_disconnected: 'mất kết nối'
+      r_offline: 'mất kết nối', r_low_fps: 'số khung hình thấp', r_low_bitrate: 'bitrate thấp', r_poor_grade: 'chất lượng kém',
+      r_silent: 'không gửi báo cáo', r_flapping: 'chập chờn', r_disconnected: 'mất kết nối MQTT broker',
+      r_queue_saturated: 'hàng đợi gần đầy', r_spool_not_draining: 'dữ liệu chờ ghi InfluxDB ùn ứ', r_removed: 'thiết bị đã bị gỡ'
     },
     en: {
       title: 'Village dashboard', skip: 'Skip to main content', nav: 'Sections',
@@ -77,7 +78,7 @@
       for_dur: 'for {d}', since: 'since {t}',
       last_motion: 'Last motion', motion_now: 'motion now', none_yet: 'none yet',
       fps: 'Frames/s', bitrate: 'Bitrate', reason: 'Reason', motion_events: 'Motion events',
-      r_timeout: 'timed out', r_refused: 'connection refused', r_unauthorized: 'wrong user or password',
+      r_timeout: 'no answer', r_refused: 'connection refused', r_unauthorized: 'wrong user or password',
       r_not_found: 'stream not found', r_no_video: 'no video', r_protocol: 'protocol error', r_other: 'other error',
       summary: '{n} cameras: {parts}', no_cameras: 'No cameras yet.',
       loading: 'Loading…', load_failed: 'Could not load data from the hub yet, retrying…',
@@ -124,8 +125,9 @@
       a_CameraDown: 'Camera has no picture', a_CameraDown_offline: 'Camera disconnected', a_CameraDegraded: 'Camera picture poor', a_QRBoardSilent: 'QR board silent',
       a_QRBoardSilent_offline: 'QR board disconnected',
       a_HubDegraded: 'Hub degraded',
-      r_offline: 'MQTT offline', r_low_fps: 'low frame rate', r_low_bitrate: 'low bitrate', r_poor_grade: 'poor picture',
-      r_silent: 'no scans reported for long', r_flapping: 'flapping', r_disconnected: 'disconnected'
+      r_offline: 'disconnected', r_low_fps: 'low frame rate', r_low_bitrate: 'low bitrate', r_poor_grade: 'poor quality',
+      r_silent: 'no reports', r_flapping: 'flapping', r_disconnected: 'MQTT broker disconnected',
+      r_queue_saturated: 'ingest queue saturated', r_spool_not_draining: 'InfluxDB spool not draining', r_removed: 'device removed'
     }
   };
   var LOCALE = { vi: 'vi-VN', en: 'en-GB' };
