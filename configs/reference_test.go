@@ -228,3 +228,13 @@ func TestReferenceConfigIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestComposeConfigsAreValid: the configs docker-compose.yml mounts load
+// as check-config loads them.
+func TestComposeConfigsAreValid(t *testing.T) {
+	for _, f := range []string{"compose/villagehub.yaml", "compose/demo.yaml"} {
+		if _, err := config.Load(f, func(string) string { return "" }); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
