@@ -26,7 +26,7 @@ func TestTermsTableMatchesDashboard(t *testing.T) {
 		key, wantVI, wantEN := m[1], strings.TrimSpace(m[2]), strings.TrimSpace(m[3])
 		n++
 		for _, c := range []struct{ lang, text, want string }{{"vi", vi, wantVI}, {"en", en, wantEN}} {
-			got := regexp.MustCompile(`\b`+key+`: '((?:[^'\\]|\\.)*)'`).FindStringSubmatch(c.text)
+			got := regexp.MustCompile(`\b` + key + `: '((?:[^'\\]|\\.)*)'`).FindStringSubmatch(c.text)
 			if got == nil {
 				t.Errorf("%s: the dashboard has no %s text", key, c.lang)
 				continue
