@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"maps"
-	"slices"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
