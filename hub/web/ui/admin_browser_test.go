@@ -625,3 +625,49 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestWrongBrokerURLIsVisible: a hub pointed at a broker that does not
+// answer (issue 17, item 2) says so in its log within seconds, with the
+// reason, and the dashboard shows the broker banner; when the broker comes
+// up, the banner goes.
+func TestWrongBrokerURLIsVisible(t *testing.T) {
+	m := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	m.Stop()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "v.yaml")
+	body := fmt.Sprintf("hub_id: uibroker\ndata_dir: %s\nhttp: { addr: %s }\nmqtt: { url: %q }\nprobe: { enabled: false }\nsites: [{ id: s1, name: \"Thôn 1\" }]\n",
+		filepath.Join(dir, "data"), testenv.FreeAddr(t), m.URL())
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	h, err := app.New(cfg, app.Options{Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	url := "http://" + h.HTTPAddr()
+	testenv.WaitHTTP(t, url+"/healthz", 15*time.Second, nil)
+
+	chrome := testenv.StartChromium(t, 1280, 900)
+	cctx := chrome.Context()
+	do(t, cctx, chromedp.Navigate(url+"/"))
+	poll(t, cctx, 20*time.Second, "broker banner", `!document.getElementById('banner').hidden && document.getElementById('banner').dataset.problems.includes('broker') && document.getElementById('banner').textContent.includes('Hub không kết nối được với máy chủ MQTT')`)
+	testenv.WaitFor(t, 20*time.Second, "the log names the broker and the reason", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		out := logs.String()
+		return strings.Contains(out, "cannot reach the MQTT broker") && strings.Contains(out, "connection refused") && strings.Contains(out, m.Addr)
+	})
+	m.Start()
+	do(t, cctx, chromedp.Reload())
+	poll(t, cctx, 40*time.Second, "banner gone once the broker answers", `document.body.dataset.ready === 'true' && document.getElementById('banner').hidden`)
+}

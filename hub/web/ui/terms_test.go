@@ -46,3 +46,29 @@ func TestTermsTableMatchesDashboard(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryPageTextTranslated: every data-i18n key of the page has a
+// Vietnamese and an English text, so the toggle never leaves a heading in
+// the other language.
+func TestEveryPageTextTranslated(t *testing.T) {
+	html, err := os.ReadFile("assets/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := os.ReadFile("assets/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vi, en, _ := strings.Cut(string(js), "\n    en: {")
+	keys := regexp.MustCompile(`data-i18n(?:-aria)?="([a-z0-9_]+)"`).FindAllStringSubmatch(string(html), -1)
+	if len(keys) < 50 {
+		t.Fatalf("only %d data-i18n keys", len(keys))
+	}
+	for _, k := range keys {
+		for lang, text := range map[string]string{"vi": vi, "en": en} {
+			if !regexp.MustCompile(`\b` + k[1] + `: '`).MatchString(text) {
+				t.Errorf("%s has no %s text", k[1], lang)
+			}
+		}
+	}
+}
