@@ -463,7 +463,7 @@ func TestLoadingEmptyErrorStates(t *testing.T) {
 	do(t, ctx, chromedp.Navigate(s.url+"/"))
 	poll(t, ctx, 10*time.Second, "loading skeleton", `document.querySelectorAll('#cam-grid .skeleton').length === 3 && document.getElementById('cam-summary').textContent === 'Đang tải…' && document.querySelectorAll('#qr-table .skeleton-row').length === 2`)
 	// Nothing says "no cameras" while loading.
-	if txt := run[string](t, ctx, `document.querySelector('main').innerText`); strings.Contains(txt, "Chưa có camera") || strings.Contains(txt, "Chưa có bảng") {
+	if txt := run[string](t, ctx, `document.querySelector('main').innerText`); strings.Contains(txt, "Chưa có camera") || strings.Contains(txt, "Chưa có bảng") || strings.Contains(txt, "Chưa có thiết bị") {
 		t.Errorf("loading page claims emptiness:\n%s", txt)
 	}
 	screenshot(t, ctx, dir, "loading-phone.png")

@@ -704,7 +704,7 @@
         text: t('sheet_for', { s: s.name || id, n: num(per.get(id)) }) })));
     });
     var ul = $('sheets');
-    if (!S.loaded) { ul.replaceChildren(el('li', { text: t('loading') })); return; }
+    if (!S.loaded) { ul.replaceChildren(el('li', { text: S.streamFailed ? t('load_failed') : t('loading') })); return; }
     ul.replaceChildren.apply(ul, items.length ? items : [el('li', { text: t('no_sheets') })]);
     var warn = $('sheet-warn'), w = (S.admin && S.admin.public_url_warnings) || [];
     warn.hidden = !w.length;
@@ -787,7 +787,8 @@
     S.cams.forEach(function (c) { devRow('camera', c); });
     S.boards.forEach(function (b) { devRow('board', b); });
     var body = $('dev-table').tBodies[0];
-    if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: '5', text: t('no_devices') })));
+    if (!S.loaded) rows = [el('tr', { class: 'loading' }, el('td', { colspan: '5', text: S.streamFailed ? t('load_failed') : t('loading') }))];
+    else if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: '5', text: t('no_devices') })));
     body.replaceChildren.apply(body, rows);
 
     var ns = a.notifiers || [];
@@ -887,7 +888,7 @@
       setConn('lost');
       S.streamFailed = true;
       renderBanner();
-      if (!S.loaded) { renderCameras(); renderBoards(); }
+      if (!S.loaded) { renderCameras(); renderBoards(); renderReports(); renderAdmin(); }
     };
   }
 
