@@ -62,7 +62,13 @@ func (c *configFile) edit(fn func(root *yaml.Node) error) error {
 		return err
 	}
 	enc.Close()
-	if _, err := config.Parse(c.path, buf.Bytes()); err != nil {
+	// The same checks as check-config (decoding, then every value), so a
+	// change that would leave the file invalid is refused, not written.
+	next, err := config.Parse(c.path, buf.Bytes())
+	if err != nil {
+		return err
+	}
+	if err := next.Validate(); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(c.path), ".villagehub-*.yaml")
