@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"path"
 	"strings"
 	"sync"
@@ -182,7 +183,11 @@ func New(cfg Config) (*UI, error) {
 	}
 	u.feed = newFeed(cfg.Source, cfg.Location, cfg.Interval)
 	if cfg.ConfigFile != "" {
-		u.cfgFile = &configFile{path: cfg.ConfigFile}
+		// Only a file that is there can be edited (a demo or test hub
+		// names one it never read).
+		if st, err := os.Stat(cfg.ConfigFile); err == nil && st.Mode().IsRegular() {
+			u.cfgFile = &configFile{path: cfg.ConfigFile}
+		}
 	}
 	if u.needsSetup() {
 		u.setup.token = newSetupToken()
