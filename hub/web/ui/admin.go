@@ -85,6 +85,17 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// badBody answers a body that could not be read: 413 when it was over
+// the hub's request size limit, 400 otherwise.
+func badBody(w http.ResponseWriter, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit))
+		return
+	}
+	writeJSONError(w, http.StatusBadRequest, "bad JSON: "+err.Error())
+}
+
 func writeJSONError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
 }
@@ -235,7 +246,7 @@ func (u *UI) applyEdit(ctx context.Context, fn func(*configFileRoot) error) erro
 func (u *UI) addDevice(w http.ResponseWriter, r *http.Request) {
 	var d newDevice
 	if err := json.NewDecoder(r.Body).Decode(&d); err != nil {
-		writeJSONError(w, http.StatusBadRequest, "bad JSON: "+err.Error())
+		badBody(w, err)
 		return
 	}
 	d.Name = strings.TrimSpace(d.Name)
@@ -257,7 +268,7 @@ func (u *UI) renameDevice(w http.ResponseWriter, r *http.Request) {
 		Name string `json:"name"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		writeJSONError(w, http.StatusBadRequest, "bad JSON: "+err.Error())
+		badBody(w, err)
 		return
 	}
 	kind, site, id := r.PathValue("kind"), r.PathValue("site"), r.PathValue("id")

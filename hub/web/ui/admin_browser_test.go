@@ -301,6 +301,18 @@ qr_boards:
 	if resp.StatusCode != 401 || !strings.Contains(string(b), "Hãy đăng nhập bằng tài khoản quản trị") {
 		t.Errorf("anonymous change: %s %s", resp.Status, b)
 	}
+	// An oversized body is 413, as documented, not 400.
+	big, _ := http.NewRequest("POST", h.url+"/api/v1/admin/devices", strings.NewReader(`{"name":"`+strings.Repeat("x", 2<<20)+`"}`))
+	big.SetBasicAuth("truong-thon", "mat-khau-123")
+	big.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(big); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("oversized body: %s, want 413", resp.Status)
+		}
+	}
 }
 
 // telegramStandIn answers like Telegram's sendMessage: 400 "chat not

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"html/template"
 	"net"
 	"net/http"
@@ -137,6 +138,11 @@ func (u *UI) renderSetup(w http.ResponseWriter, code int, p setupPage) {
 
 func (u *UI) postSetup(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			http.Error(w, "form too large", http.StatusRequestEntityTooLarge)
+			return
+		}
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return
 	}
