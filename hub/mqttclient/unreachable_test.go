@@ -37,7 +37,7 @@ func TestUnreachableBrokerIsLogged(t *testing.T) {
 	m.Stop() // its address is now closed
 	var logs syncBuf
 	c, err := New(Config{
-		URL: m.URL(), Queue: ingest.NewQueue(8), HubID: "mqtttest",
+		URL: m.URL(), Queue: ingest.NewQueue(8), HubID: "mqtttest", Prefix: "village", ClientID: "mqtttest", KeepAlive: 5 * time.Second,
 		Logger:           slog.New(slog.NewTextHandler(&logs, nil)),
 		UnreachableAfter: 200 * time.Millisecond, UnreachableEvery: 300 * time.Millisecond,
 	})
