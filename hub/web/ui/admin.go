@@ -240,7 +240,35 @@ func (u *UI) applyEdit(ctx context.Context, fn func(*configFileRoot) error) erro
 	if err := u.cfgFile.edit(fn); err != nil {
 		return err
 	}
-	return u.cfg.Reload(ctx)
+	if err := u.cfg.Reload(ctx); err != nil {
+		return &savedNotApplied{err}
+	}
+	return nil
+}
+
+// savedNotApplied: the file was changed (and is valid), but the running
+// hub did not take it, e.g. because another change waiting in the file
+// needs a restart. The change is not lost: it applies at the next start.
+type savedNotApplied struct{ err error }
+
+func (e *savedNotApplied) Error() string {
+	return "Đã lưu vào tệp cấu hình; hub sẽ áp dụng khi khởi động lại (saved; applies at the next start): " + e.err.Error()
+}
+
+// editAnswer answers an admin edit: 200/201 applied, 202 saved for the
+// next start, 404 unknown device, 422 refused (the file is unchanged).
+func editAnswer(w http.ResponseWriter, err error, okCode int, status string) {
+	var sna *savedNotApplied
+	switch {
+	case err == nil:
+		writeJSON(w, okCode, map[string]any{"status": status, "applied": true})
+	case errors.As(err, &sna):
+		writeJSON(w, http.StatusAccepted, map[string]any{"status": status, "applied": false, "message": err.Error()})
+	case errors.Is(err, errNotFound):
+		writeJSONError(w, http.StatusNotFound, err.Error())
+	default:
+		writeJSONError(w, http.StatusUnprocessableEntity, err.Error())
+	}
 }
 
 func (u *UI) addDevice(w http.ResponseWriter, r *http.Request) {
@@ -255,12 +283,11 @@ func (u *UI) addDevice(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "Mã chỉ gồm chữ thường không dấu, số, - và _ (ids are lowercase letters, digits, - and _)")
 		return
 	}
-	if err := u.applyEdit(r.Context(), func(root *configFileRoot) error { return addDevice(root, d) }); err != nil {
-		writeJSONError(w, http.StatusUnprocessableEntity, err.Error())
-		return
+	err := u.applyEdit(r.Context(), func(root *configFileRoot) error { return addDevice(root, d) })
+	if err == nil {
+		u.log.Info("device added from the dashboard", "kind", d.Kind, "site", d.Site, "id", d.ID)
 	}
-	u.log.Info("device added from the dashboard", "kind", d.Kind, "site", d.Site, "id", d.ID)
-	writeJSON(w, http.StatusCreated, map[string]string{"status": "added"})
+	editAnswer(w, err, http.StatusCreated, "added")
 }
 
 func (u *UI) renameDevice(w http.ResponseWriter, r *http.Request) {
@@ -279,14 +306,9 @@ func (u *UI) renameDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	err := u.applyEdit(r.Context(), func(root *configFileRoot) error { return renameDevice(root, kind, site, id, name) })
 	if errors.Is(err, errNotFound) {
-		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("%s %s/%s: %v", kind, site, id, err))
-		return
+		err = fmt.Errorf("%s %s/%s: %w", kind, site, id, err)
 	}
-	if err != nil {
-		writeJSONError(w, http.StatusUnprocessableEntity, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "renamed"})
+	editAnswer(w, err, http.StatusOK, "renamed")
 }
 
 func (u *UI) rejectDevice(w http.ResponseWriter, r *http.Request) {

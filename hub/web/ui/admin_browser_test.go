@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -682,4 +683,48 @@ func TestWrongBrokerURLIsVisible(t *testing.T) {
 	m.Start()
 	do(t, cctx, chromedp.Reload())
 	poll(t, cctx, 40*time.Second, "banner gone once the broker answers", `document.body.dataset.ready === 'true' && document.getElementById('banner').hidden`)
+}
+
+// TestEditSavedForNextStart: when the running hub cannot take the edited
+// file (another change waiting in it needs a restart), the edit is kept
+// in the file and the answer says so (202, applied false), rather than
+// "could not save" for a change that was saved.
+func TestEditSavedForNextStart(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "v.yaml")
+	if err := os.WriteFile(path, []byte("sites: [{ id: s1, name: \"Thôn 1\" }]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startUIServer(t, ui.Config{Source: &source{}, ConfigFile: path,
+		Reload: func(context.Context) error { return errors.New("http.public_url: needs a restart") }})
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.Get(s.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	u, _ := url.Parse(s.url)
+	var csrf string
+	for _, ck := range jar.Cookies(u) {
+		if ck.Name == "vh_csrf" {
+			csrf = ck.Value
+		}
+	}
+	req, _ := http.NewRequest("POST", s.url+"/api/v1/admin/devices", strings.NewReader(`{"kind":"board","site":"s1","id":"cho","name":"Chợ"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-CSRF-Token", csrf)
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(b), `"applied":false`) {
+		t.Errorf("edit not applied by the running hub: %s %s", resp.Status, b)
+	}
+	cfg, err := config.Load(path, noEnv)
+	if err != nil || len(cfg.Boards) != 1 || cfg.Boards[0].Name != "Chợ" {
+		t.Errorf("the board is not in the file: %v %+v", err, cfg)
+	}
 }

@@ -203,7 +203,8 @@ func (u *UI) postSetup(w http.ResponseWriter, r *http.Request) {
 			}
 			return addDevice(root, newDevice{Kind: "camera", Site: p.SiteID, ID: p.CamID, Name: p.CamName, URL: p.CamURL})
 		})
-		if err != nil {
+		var sna *savedNotApplied
+		if err != nil && !errors.As(err, &sna) {
 			fail("Không lưu được camera (could not save the camera): " + err.Error())
 			return
 		}

@@ -45,6 +45,7 @@
       dev_id: 'Mã (chữ thường không dấu)', dev_name: 'Tên', dev_url: 'Địa chỉ RTSP (camera) hoặc trang đích (bảng)', add: 'Thêm',
       no_devices: 'Chưa có thiết bị nào.', devices: 'Thiết bị', approval: 'Duyệt', actions: 'Việc', approved: 'đã duyệt', auto_registered: 'tự đăng ký, chưa duyệt',
       rename: 'Đổi tên', approve: 'Duyệt', reject: 'Từ chối', saved: 'Đã lưu vào tệp cấu hình.', save_failed: 'Không lưu được: {e}',
+      saved_restart: 'Đã lưu vào tệp cấu hình; hub sẽ áp dụng khi khởi động lại.',
       new_name: 'Tên mới của {d}',
       notifiers: 'Kênh gửi thông báo', no_notifiers: 'Hub này chưa cấu hình kênh gửi thông báo.', test_send: 'Gửi thử',
       sending: 'Đang gửi…', test_ok: 'Kênh đã nhận tin thử.', test_failed: 'Kênh từ chối tin thử.', channel_answer: 'Kênh trả lời',
@@ -106,6 +107,7 @@
       dev_id: 'ID (lowercase, no accents)', dev_name: 'Name', dev_url: 'RTSP URL (camera) or target page (board)', add: 'Add',
       no_devices: 'No devices yet.', devices: 'Devices', approval: 'Approval', actions: 'Actions', approved: 'approved', auto_registered: 'self-registered, not approved',
       rename: 'Rename', approve: 'Approve', reject: 'Reject', saved: 'Saved to the config file.', save_failed: 'Could not save: {e}',
+      saved_restart: 'Saved to the config file; the hub applies it at its next start.',
       new_name: 'New name for {d}',
       notifiers: 'Notification channels', no_notifiers: 'No notification channels configured.', test_send: 'Send a test',
       sending: 'Sending…', test_ok: 'The channel accepted the test.', test_failed: 'The channel refused the test.', channel_answer: 'Channel\'s answer',
@@ -729,6 +731,8 @@
       });
     });
   }
+  // savedMsg: applied at once, or saved for the next start (202).
+  function savedMsg(j) { deviceMsg(true, j && j.applied === false ? t('saved_restart') : t('saved')); }
   function deviceMsg(ok, text) {
     var m = $('device-msg');
     m.hidden = false; m.className = ok ? 'ok' : 'error'; m.textContent = text;
@@ -755,7 +759,7 @@
           var name = window.prompt(t('new_name', { d: label }), d.name || '');
           if (!name) return;
           sendJSON('PUT', '/api/v1/admin/devices/' + kind + '/' + encodeURIComponent(d.site) + '/' + encodeURIComponent(d.id), { name: name })
-            .then(function () { deviceMsg(true, t('saved')); }, function (e) { deviceMsg(false, t('save_failed', { e: e.message })); });
+            .then(savedMsg, function (e) { deviceMsg(false, t('save_failed', { e: e.message })); });
         });
         acts.append(rn);
       }
@@ -765,14 +769,14 @@
           var name = window.prompt(t('new_name', { d: d.id }), d.name || '');
           if (name === null) return;
           sendJSON('POST', '/api/v1/admin/devices', { kind: kind, site: d.site, id: d.id, name: name })
-            .then(function () { deviceMsg(true, t('saved')); }, function (e) { deviceMsg(false, t('save_failed', { e: e.message })); });
+            .then(savedMsg, function (e) { deviceMsg(false, t('save_failed', { e: e.message })); });
         });
         acts.append(ap);
         if (a.can_reject) {
           var rj = el('button', { type: 'button', class: 'link', 'data-act': 'reject', text: t('reject') });
           rj.addEventListener('click', function () {
             sendJSON('DELETE', '/api/v1/admin/devices/' + kind + '/' + encodeURIComponent(d.site) + '/' + encodeURIComponent(d.id))
-              .then(function () { deviceMsg(true, t('saved')); }, function (e) { deviceMsg(false, t('save_failed', { e: e.message })); });
+              .then(savedMsg, function (e) { deviceMsg(false, t('save_failed', { e: e.message })); });
           });
           acts.append(' ', rj);
         }
@@ -828,7 +832,7 @@
   $('device-form').addEventListener('submit', function (e) {
     e.preventDefault();
     sendJSON('POST', '/api/v1/admin/devices', { kind: $('dev-kind').value, site: $('dev-site').value, id: $('dev-id').value.trim(), name: $('dev-name').value.trim(), url: $('dev-url').value.trim() })
-      .then(function () { deviceMsg(true, t('saved')); $('dev-id').value = ''; $('dev-name').value = ''; $('dev-url').value = ''; },
+      .then(function (j) { savedMsg(j); $('dev-id').value = ''; $('dev-name').value = ''; $('dev-url').value = ''; },
         function (err) { deviceMsg(false, t('save_failed', { e: err.message })); });
   });
 
