@@ -236,13 +236,23 @@ qr_boards:
 	)
 	poll(t, ctx, 15*time.Second, "the new board listed", `document.getElementById('device-msg').className === 'ok' && document.querySelector('#qr-table tr[data-key="ban-chieng/ben-xe"] th') && document.querySelector('#qr-table tr[data-key="ban-chieng/ben-xe"] th').textContent === 'Bến xe khách'`)
 
-	// Approve the mistyped board under a proper name (the name comes from
-	// a prompt, answered here), and rename market-07.
-	run[bool](t, ctx, `window.prompt = () => 'Bảng gõ nhầm'; true`)
+	// Approve the mistyped board under a proper name, typed in the row
+	// (no window.prompt, which in-app browsers block), and rename market-07.
 	do(t, ctx, chromedp.Click(chromedp.CSS(`#dev-table tr[data-key="board/tan-ngu-2/market-7"] button[data-act="approve"]`)))
-	poll(t, ctx, 15*time.Second, "the board approved", `document.querySelector('#dev-table tr[data-key="board/tan-ngu-2/market-7"]').dataset.configured === 'true' && !document.querySelector('#qr-table tr[data-key="tan-ngu-2/market-7"] .auto')`)
-	run[bool](t, ctx, `window.prompt = () => 'Chợ Bản, sạp 7 (mới)'; true`)
+	poll(t, ctx, 5*time.Second, "the inline editor", `document.querySelector('#dev-table tr[data-key="board/tan-ngu-2/market-7"] #dev-edit-name')`)
+	shots(t, ctx, dir, "admin-approve")
+	do(t, ctx,
+		chromedp.SendKeys(chromedp.ID("dev-edit-name"), "Bảng gõ nhầm"),
+		chromedp.Click(chromedp.CSS(`#dev-edit button[type="submit"]`)),
+	)
+	poll(t, ctx, 15*time.Second, "the board approved", `document.querySelector('#dev-table tr[data-key="board/tan-ngu-2/market-7"]').dataset.configured === 'true' && !document.querySelector('#qr-table tr[data-key="tan-ngu-2/market-7"] .auto') && !document.getElementById('dev-edit')`)
 	do(t, ctx, chromedp.Click(chromedp.CSS(`#dev-table tr[data-key="board/tan-ngu-2/market-07"] button[data-act="rename"]`)))
+	poll(t, ctx, 5*time.Second, "the inline editor with the current name", `document.getElementById('dev-edit-name') && document.getElementById('dev-edit-name').value === 'Chợ Bản, sạp 7'`)
+	run[bool](t, ctx, `document.getElementById('dev-edit-name').value = ''; true`)
+	do(t, ctx,
+		chromedp.SendKeys(chromedp.ID("dev-edit-name"), "Chợ Bản, sạp 7 (mới)"),
+		chromedp.Click(chromedp.CSS(`#dev-edit button[type="submit"]`)),
+	)
 	poll(t, ctx, 15*time.Second, "the board renamed", `document.querySelector('#qr-table tr[data-key="tan-ngu-2/market-07"] th').textContent === 'Chợ Bản, sạp 7 (mới)'`)
 
 	// Everything is in the config file, which check-config accepts.

@@ -46,7 +46,7 @@
       no_devices: 'Chưa có thiết bị nào.', devices: 'Thiết bị', approval: 'Duyệt', actions: 'Việc', approved: 'đã duyệt', auto_registered: 'tự đăng ký, chưa duyệt',
       rename: 'Đổi tên', approve: 'Duyệt', reject: 'Từ chối', saved: 'Đã lưu vào tệp cấu hình.', save_failed: 'Không lưu được: {e}',
       saved_restart: 'Đã lưu vào tệp cấu hình; hub sẽ áp dụng khi khởi động lại.',
-      new_name: 'Tên mới của {d}',
+      new_name: 'Tên mới của {d}', save: 'Lưu', cancel: 'Hủy',
       notifiers: 'Kênh gửi thông báo', no_notifiers: 'Hub này chưa cấu hình kênh gửi thông báo.', test_send: 'Gửi thử',
       sending: 'Đang gửi…', test_ok: 'Kênh đã nhận tin thử.', test_failed: 'Kênh từ chối tin thử.', channel_answer: 'Kênh trả lời',
       healthy: 'hoạt động', unhealthy: 'đang lỗi',
@@ -108,7 +108,7 @@
       no_devices: 'No devices yet.', devices: 'Devices', approval: 'Approval', actions: 'Actions', approved: 'approved', auto_registered: 'self-registered, not approved',
       rename: 'Rename', approve: 'Approve', reject: 'Reject', saved: 'Saved to the config file.', save_failed: 'Could not save: {e}',
       saved_restart: 'Saved to the config file; the hub applies it at its next start.',
-      new_name: 'New name for {d}',
+      new_name: 'New name for {d}', save: 'Save', cancel: 'Cancel',
       notifiers: 'Notification channels', no_notifiers: 'No notification channels configured.', test_send: 'Send a test',
       sending: 'Sending…', test_ok: 'The channel accepted the test.', test_failed: 'The channel refused the test.', channel_answer: 'Channel\'s answer',
       healthy: 'healthy', unhealthy: 'failing',
@@ -152,7 +152,8 @@
     loaded: false,      // the first full snapshot arrived
     streamFailed: false,
     problems: [],       // failing readiness checks
-    admin: null         // /api/v1/admin/info
+    admin: null,        // /api/v1/admin/info
+    editing: null       // the device row being renamed or approved
   };
   var roleMeta = document.querySelector('meta[name="villagehub-role"]');
   S.role = (roleMeta && roleMeta.content) || 'viewer';
@@ -750,50 +751,67 @@
     if (keep) site.value = keep;
 
     var rows = [];
+    // Renaming and approving happen in the row itself (no window.prompt:
+    // in-app browsers such as Zalo's block it). While a row is being
+    // edited the table is not rebuilt under the person typing.
+    function editRow(kind, d, mode) {
+      var f = el('form', { id: 'dev-edit', class: 'row-form' });
+      var inp = el('input', { id: 'dev-edit-name', type: 'text', maxlength: '120', required: 'required', value: d.name || '' });
+      var cancel = el('button', { type: 'button', class: 'link', text: t('cancel') });
+      f.append(el('label', { for: 'dev-edit-name', class: 'field', text: t('new_name', { d: d.id }) }, inp),
+        el('button', { type: 'submit', text: mode === 'approve' ? t('approve') : t('save') }), cancel);
+      function done() { S.editing = null; renderAdmin(); }
+      cancel.addEventListener('click', done);
+      f.addEventListener('submit', function (e) {
+        e.preventDefault();
+        var name = inp.value.trim();
+        var req = mode === 'approve' ?
+          sendJSON('POST', '/api/v1/admin/devices', { kind: kind, site: d.site, id: d.id, name: name }) :
+          sendJSON('PUT', '/api/v1/admin/devices/' + kind + '/' + encodeURIComponent(d.site) + '/' + encodeURIComponent(d.id), { name: name });
+        req.then(savedMsg, function (err) { deviceMsg(false, t('save_failed', { e: err.message })); }).then(done);
+      });
+      setTimeout(function () { inp.focus(); }, 0);
+      return f;
+    }
     function devRow(kind, d) {
       var key = kind + '/' + d.site + '/' + d.id, label = d.name || d.id;
       var acts = el('td', { 'data-label': t('actions') });
+      function act(name, text, fn) {
+        var b = el('button', { type: 'button', class: 'link', 'data-act': name, text: text });
+        b.addEventListener('click', fn);
+        acts.append(b, ' ');
+      }
       if (canEdit && d.configured !== false) {
-        var rn = el('button', { type: 'button', class: 'link', 'data-act': 'rename', text: t('rename') });
-        rn.addEventListener('click', function () {
-          var name = window.prompt(t('new_name', { d: label }), d.name || '');
-          if (!name) return;
-          sendJSON('PUT', '/api/v1/admin/devices/' + kind + '/' + encodeURIComponent(d.site) + '/' + encodeURIComponent(d.id), { name: name })
-            .then(savedMsg, function (e) { deviceMsg(false, t('save_failed', { e: e.message })); });
-        });
-        acts.append(rn);
+        act('rename', t('rename'), function () { S.editing = { key: key, mode: 'rename' }; renderAdmin(); });
       }
       if (canEdit && d.configured === false) {
-        var ap = el('button', { type: 'button', class: 'link', 'data-act': 'approve', text: t('approve') });
-        ap.addEventListener('click', function () {
-          var name = window.prompt(t('new_name', { d: d.id }), d.name || '');
-          if (name === null) return;
-          sendJSON('POST', '/api/v1/admin/devices', { kind: kind, site: d.site, id: d.id, name: name })
-            .then(savedMsg, function (e) { deviceMsg(false, t('save_failed', { e: e.message })); });
-        });
-        acts.append(ap);
+        act('approve', t('approve'), function () { S.editing = { key: key, mode: 'approve' }; renderAdmin(); });
         if (a.can_reject) {
-          var rj = el('button', { type: 'button', class: 'link', 'data-act': 'reject', text: t('reject') });
-          rj.addEventListener('click', function () {
+          act('reject', t('reject'), function () {
             sendJSON('DELETE', '/api/v1/admin/devices/' + kind + '/' + encodeURIComponent(d.site) + '/' + encodeURIComponent(d.id))
               .then(savedMsg, function (e) { deviceMsg(false, t('save_failed', { e: e.message })); });
           });
-          acts.append(' ', rj);
         }
       }
+      var nameCell = el('th', { scope: 'row' });
+      if (S.editing && S.editing.key === key) nameCell.append(editRow(kind, d, S.editing.mode));
+      else nameCell.textContent = label;
       rows.push(el('tr', { 'data-key': key, 'data-configured': String(d.configured !== false) },
-        el('th', { scope: 'row', text: label }),
+        nameCell,
         el('td', { 'data-label': t('kind'), text: t(kind === 'camera' ? 'kind_camera' : 'kind_board') }),
         el('td', { 'data-label': t('site'), text: siteName(d.site) }),
         el('td', { 'data-label': t('approval'), text: d.configured === false ? t('auto_registered') : t('approved') }),
         acts));
     }
-    S.cams.forEach(function (c) { devRow('camera', c); });
-    S.boards.forEach(function (b) { devRow('board', b); });
     var body = $('dev-table').tBodies[0];
-    if (!S.loaded) rows = [el('tr', { class: 'loading' }, el('td', { colspan: '5', text: S.streamFailed ? t('load_failed') : t('loading') }))];
-    else if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: '5', text: t('no_devices') })));
-    body.replaceChildren.apply(body, rows);
+    var editing = S.editing && document.getElementById('dev-edit');
+    if (!editing) {
+      S.cams.forEach(function (c) { devRow('camera', c); });
+      S.boards.forEach(function (b) { devRow('board', b); });
+      if (!S.loaded) rows = [el('tr', { class: 'loading' }, el('td', { colspan: '5', text: S.streamFailed ? t('load_failed') : t('loading') }))];
+      else if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: '5', text: t('no_devices') })));
+      body.replaceChildren.apply(body, rows);
+    }
 
     var ns = a.notifiers || [];
     var ul = $('notifiers');
