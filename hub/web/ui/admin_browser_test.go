@@ -81,6 +81,11 @@ func shots(t *testing.T, ctx context.Context, dir, name string) {
 	screenshot(t, ctx, dir, name+"-desktop.png")
 	do(t, ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(1), chromedp.EmulateMobile))
 	poll(t, ctx, 5*time.Second, name+": no horizontal scrolling at 390 px", `document.documentElement.scrollWidth <= 390`)
+	// Nor inside the tables: every cell of the QR and device tables is
+	// within the screen (they become one card per row).
+	if off := run[[]string](t, ctx, `[...document.querySelectorAll('#qr-table td, #dev-table td, #dev-table th')].filter(c => c.getClientRects().length && c.getBoundingClientRect().right > 391).map(c => c.textContent.slice(0, 20))`); len(off) > 0 {
+		t.Errorf("%s: cells beyond the 390 px screen: %q", name, off)
+	}
 	screenshot(t, ctx, dir, name+"-phone.png")
 	do(t, ctx, chromedp.EmulateViewport(1280, 900))
 }
