@@ -407,6 +407,9 @@ type uiServer struct {
 	holdStream chan struct{} // closed = the stream flows
 	failStream atomic.Bool
 	brokerDown atomic.Bool
+	// hubDegraded makes /api/v1/alerts (as hub/alert answers it) report
+	// a firing HubDegraded alert.
+	hubDegraded atomic.Bool
 }
 
 func startUIServer(t *testing.T, cfg ui.Config) *uiServer {
@@ -421,6 +424,11 @@ func startUIServer(t *testing.T, cfg ui.Config) *uiServer {
 		inner := http.NewServeMux()
 		u.Mount(inner)
 		mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/api/v1/alerts" && s.hubDegraded.Load() {
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, `{"firing":[{"alert":"HubDegraded","state":"firing","site":"","device":"hub","reason":"queue_saturated","since":"2026-12-01T08:00:00Z"}],"silenced":[],"pending":[],"resolved":[]}`)
+				return
+			}
 			if r.URL.Path == "/ui/stream" {
 				if s.failStream.Load() {
 					http.Error(w, "unavailable", http.StatusServiceUnavailable)
@@ -518,6 +526,10 @@ func TestLoadingEmptyErrorStates(t *testing.T) {
 	s.brokerDown.Store(false)
 	do(t, ctx, chromedp.Reload())
 	poll(t, ctx, 15*time.Second, "banner gone with the broker back", `document.body.dataset.ready === 'true' && document.getElementById('banner').hidden`)
+	// The hub's own HubDegraded alert shows in the banner with its reason.
+	s.hubDegraded.Store(true)
+	do(t, ctx, chromedp.Reload())
+	poll(t, ctx, 15*time.Second, "HubDegraded in the banner", `!document.getElementById('banner').hidden && document.getElementById('banner').textContent === 'Hub gặp sự cố: hàng đợi gần đầy'`)
 }
 
 // TestFirstRunSetup: a hub without an administrator offers /setup on its

@@ -624,7 +624,7 @@
       S.silences = (res[1] && res[1].silences) || [];
     }).catch(function (e) {
       S.alertsState = e && e.status === 404 ? 'unavailable' : 'error';
-    }).then(renderAlerts);
+    }).then(function () { renderAlerts(); renderBanner(); });
   }
 
   $('silence-form').addEventListener('submit', function (e) {
@@ -675,6 +675,10 @@
       return s === k ? t('h_other', { n: n }) : s;
     });
     if (S.streamFailed || S.healthUnreachable) msgs.unshift(t('h_unreachable'));
+    // The hub's own HubDegraded alert (queue saturated, spool not draining...).
+    ((S.alerts && S.alerts.firing) || []).forEach(function (a) {
+      if (a.alert === 'HubDegraded') msgs.push(alertName(a.alert, a.reason) + (a.reason ? ': ' + reasonText(a.reason) : ''));
+    });
     var b = $('banner');
     b.replaceChildren.apply(b, msgs.map(function (m) { return el('p', { text: m }); }));
     b.hidden = !msgs.length;
