@@ -279,7 +279,13 @@ func (h *Hub) newWeb() error {
 	if err != nil {
 		return err
 	}
-	if h.ui, err = ui.New(ui.Config{Source: h.state, Location: cfg.Location, Logger: h.log.With("component", "ui")}); err != nil {
+	if h.ui, err = ui.New(ui.Config{Source: h.state, Location: cfg.Location, Logger: h.log.With("component", "ui"),
+		// The dashboard's admin area: reports, QR sheets, and devices
+		// added or renamed by writing the config file, then reloading.
+		QR: h.store, PublicURL: func() string { return h.cfg.Load().HTTP.PublicURL },
+		ConfigFile: cfg.Path,
+		Reload:     func(ctx context.Context) error { return h.ReloadFromFile(ctx, "dashboard") },
+	}); err != nil {
 		return err
 	}
 	var httpTLS *tls.Config
