@@ -285,6 +285,7 @@ func (h *Hub) newWeb() error {
 		QR: h.store, PublicURL: func() string { return h.cfg.Load().HTTP.PublicURL },
 		ConfigFile: cfg.Path,
 		Reload:     func(ctx context.Context) error { return h.ReloadFromFile(ctx, "dashboard") },
+		Notifiers:  uiNotifiers{h.alerts},
 	}); err != nil {
 		return err
 	}
