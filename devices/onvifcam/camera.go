@@ -246,5 +246,3 @@ func (c *Camera) SetMotion(on bool) {
 func (c *Camera) digestChallenge() string {
 	return fmt.Sprintf(`Digest realm="IP Camera(onvif)", qop="auth", nonce="%s", algorithm=MD5, stale="FALSE"`, c.dnonce)
 }
-
-

@@ -281,10 +281,10 @@ func (c *Client) Unsubscribe(ctx context.Context, s *Subscription) error {
 // through. Sources: the ONVIF Core specification's topic set and Home
 // Assistant's onvif parsers (docs/onvif.md lists them).
 var motionTopics = []struct{ suffix, item string }{
-	{"RuleEngine/CellMotionDetector/Motion", "IsMotion"},    // ONVIF Analytics; Hikvision, Dahua, TP-Link, Reolink
-	{"VideoSource/MotionAlarm", "State"},                    // ONVIF Core; Dahua/Amcrest, Uniview, Hikvision
-	{"RuleEngine/MotionRegionDetector/Motion", "State"},     // ONVIF Analytics 2.x region detector; Reolink, Uniview
-	{"VideoAnalytics/tnsaxis:MotionDetection", "motion"},    // Axis (legacy VMD)
+	{"RuleEngine/CellMotionDetector/Motion", "IsMotion"}, // ONVIF Analytics; Hikvision, Dahua, TP-Link, Reolink
+	{"VideoSource/MotionAlarm", "State"},                 // ONVIF Core; Dahua/Amcrest, Uniview, Hikvision
+	{"RuleEngine/MotionRegionDetector/Motion", "State"},  // ONVIF Analytics 2.x region detector; Reolink, Uniview
+	{"VideoAnalytics/tnsaxis:MotionDetection", "motion"}, // Axis (legacy VMD)
 }
 
 // Motion reports whether n is a motion notification and whether motion is
