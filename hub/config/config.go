@@ -259,6 +259,18 @@ type Camera struct {
 	// stream's own announced frame rate.
 	ExpectedFPS float64       `yaml:"expected_fps"`
 	Probe       ProbeSettings `yaml:"probe"`
+	// ONVIF, when set, reads the camera's motion from its ONVIF events
+	// (docs/onvif.md).
+	ONVIF *CameraONVIF `yaml:"onvif"`
+}
+
+// CameraONVIF is a camera's ONVIF device service. Username and password
+// default to the camera's own (one account on most cameras).
+type CameraONVIF struct {
+	URL          string `yaml:"url"` // e.g. http://10.0.0.5/onvif/device_service
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
 }
 
 type Board struct {
@@ -754,6 +766,17 @@ func (v *validator) devices() {
 			v.bad("must be between 0 and 240", "cameras", i, "expected_fps")
 		}
 		v.probeSettings(cam.Probe, "cameras", i, "probe")
+		if o := cam.ONVIF; o != nil {
+			if o.URL == "" {
+				v.bad("is required", "cameras", i, "onvif", "url")
+			} else {
+				v.url(o.URL, []string{"http", "https"}, "cameras", i, "onvif", "url")
+			}
+			if o.Password != "" && o.PasswordFile != "" {
+				v.bad("set password or password_file, not both", "cameras", i, "onvif", "password_file")
+			}
+			v.file(o.PasswordFile, "cameras", i, "onvif", "password_file")
+		}
 	}
 	seen = map[string]bool{}
 	for i, b := range c.Boards {
