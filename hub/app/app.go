@@ -26,6 +26,8 @@ import (
 	"villagehub/hub/config"
 	"villagehub/hub/influx"
 	"villagehub/hub/ingest"
+	"villagehub/hub/input"
+	_ "villagehub/hub/input/all" // every input compiled in
 	"villagehub/hub/metrics"
 	"villagehub/hub/mqttclient"
 	"villagehub/hub/probe"
@@ -71,6 +73,7 @@ type Hub struct {
 	alerts  *alert.Engine
 	influx  *influx.Writer // nil without InfluxDB
 	auth    *auth.Hook     // nil with an external broker
+	inputs  []input.Input
 	// TLS certificates, reloaded on SIGHUP; nil without TLS.
 	brokerTLS, httpTLS *tlscert.Reloader
 
@@ -110,7 +113,11 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 		}
 	}()
 
+	if h.inputs, err = input.Build(input.Env{Config: cfg, Logger: log}); err != nil {
+		return nil, err
+	}
 	scfg := state.Config{
+		Inputs:         input.Decoders(h.inputs),
 		MaxAutoCameras: cfg.Limits.MaxAutoCameras,
 		MaxAutoBoards:  cfg.Limits.MaxAutoBoards,
 		Location:       cfg.Location,
@@ -146,6 +153,7 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 		b, err := broker.New(broker.Config{
 			Addr: cfg.Broker.Addr, TLSAddr: cfg.Broker.TLSAddr, WSSAddr: cfg.Broker.WSSAddr, TLS: tc,
 			Prefix: cfg.TopicPrefix, HubID: cfg.HubID, Queue: h.queue, Auth: h.auth, Logger: log,
+			Match: input.Matcher(h.inputs),
 		})
 		if err != nil {
 			return nil, err
@@ -160,7 +168,7 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 			URL: cfg.MQTT.URL, Username: cfg.MQTT.Username, Password: pw, ClientID: cfg.MQTT.ClientID,
 			CAFile: cfg.MQTT.CAFile, CertFile: cfg.MQTT.CertFile, KeyFile: cfg.MQTT.KeyFile, Insecure: cfg.MQTT.Insecure,
 			KeepAlive: time.Duration(cfg.MQTT.KeepAlive), Prefix: cfg.TopicPrefix, HubID: cfg.HubID,
-			Queue: h.queue, Logger: log,
+			Queue: h.queue, Logger: log, Filters: input.Filters(h.inputs),
 		})
 		if err != nil {
 			return nil, err
@@ -454,6 +462,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	g.Go(func() error { return h.store.Run(gctx, h.log) })
 	if h.prober != nil {
 		g.Go(func() error { return h.prober.Run(gctx) })
+	}
+	for _, in := range input.Runners(h.inputs) {
+		g.Go(func() error { return in.Run(gctx, h.state) })
 	}
 	if h.auth != nil {
 		g.Go(func() error { return h.auth.Run(gctx) })

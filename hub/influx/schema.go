@@ -1,17 +1,21 @@
 package influx
 
-import "time"
+import (
+	"time"
+
+	"villagehub/hub/event"
+)
 
 // Constructors for the hub's measurements (docs/influxdb.md has the schema
 // with an example line each). Tags are sorted by key and hold only IDs and
 // small fixed sets; everything else is a field.
 
-// Measurement names.
+// Measurement names, declared with the kinds in hub/event.
 const (
-	MeasurementQRScans      = "qr_scans"
-	MeasurementCameraMotion = "camera_motion"
-	MeasurementDeviceStatus = "device_status"
-	MeasurementCameraHealth = "camera_health"
+	MeasurementQRScans      = event.MeasurementQRScans
+	MeasurementCameraMotion = event.MeasurementCameraMotion
+	MeasurementDeviceStatus = event.MeasurementDeviceStatus
+	MeasurementCameraHealth = event.MeasurementCameraHealth
 )
 
 // QRScans is the increase of one board's scan count from one report
@@ -121,7 +125,7 @@ func CameraHealth(site, camera string, h Health, t time.Time) Point {
 // scans, and unique scans: class "unique" (a scan by a phone that had not
 // just scanned the board; also counted in qr_scans), "bot" (link previews,
 // crawlers) and "rate_limited".
-const MeasurementQRVisits = "qr_visits"
+const MeasurementQRVisits = event.MeasurementQRVisits
 
 // QRVisits is one such visit.
 func QRVisits(site, board, class string, n int64, t time.Time) Point {

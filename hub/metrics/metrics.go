@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"villagehub/hub/event"
 	"villagehub/hub/ingest"
 	"villagehub/hub/state"
 )
@@ -232,11 +233,11 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	})
 	cn := st.Counters()
-	for _, k := range ingest.MsgKinds() {
+	for _, k := range event.MsgKinds() {
 		for _, r := range state.Results() {
 			ch <- prometheus.MustNewConstMetric(descMessages, prometheus.CounterValue, float64(cn.Messages[k][r]), k.String(), r.String())
 		}
-		for _, r := range ingest.Reasons() {
+		for _, r := range event.Reasons() {
 			if n := cn.Rejected[k][r]; n > 0 {
 				ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(n), k.String(), r.String())
 			}

@@ -38,7 +38,10 @@ type Config struct {
 	Prefix    string
 	HubID     string
 	Queue     *ingest.Queue
-	Logger    *slog.Logger
+	// Filters are the topic filters to subscribe to (hub/input's Filters
+	// over every MQTT input); nil: the contract's device topics.
+	Filters []string
+	Logger  *slog.Logger
 }
 
 // Client is the hub's connection to an external broker.
@@ -81,12 +84,13 @@ func New(cfg Config) (*Client, error) {
 		cfg:    cfg,
 		log:    cfg.Logger.With("component", "mqtt", "broker", redact(u)),
 		status: cfg.Prefix + "/_hub/" + cfg.HubID + "/status",
-		// The two device subtrees; topics of the wrong shape beneath them
-		// still arrive and are counted as rejected.
-		filters: map[string]byte{
-			cfg.Prefix + "/+/camera/+/+": 1,
-			cfg.Prefix + "/+/qr/+/+":     1,
-		},
+	}
+	c.filters = map[string]byte{}
+	if cfg.Filters == nil {
+		cfg.Filters = ingest.NewDecoder(ingest.DecoderConfig{Prefix: cfg.Prefix}).Filters()
+	}
+	for _, f := range cfg.Filters {
+		c.filters[f] = 1
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	opts := paho.NewClientOptions().

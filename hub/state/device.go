@@ -1,6 +1,10 @@
 package state
 
-import "time"
+import (
+	"time"
+
+	"villagehub/hub/event"
+)
 
 // Camera is one camera's live state. Readers get copies (CameraView); only
 // the Run goroutine mutates a Camera, under State.mu.
@@ -17,13 +21,13 @@ type Camera struct {
 }
 
 func newCamera(site, id string, info CameraInfo) *Camera {
-	c := &Camera{Site: site, ID: id, key: cameraKey(site, id), info: info}
+	c := &Camera{Site: site, ID: id, key: deviceKey(event.Camera, site, id), info: info}
 	c.Online = -1
 	return c
 }
 
 func newBoard(site, id string, info BoardInfo) *Board {
-	b := &Board{Site: site, ID: id, key: boardKey(site, id), info: info}
+	b := &Board{Site: site, ID: id, key: deviceKey(event.Board, site, id), info: info}
 	b.Online = -1
 	return b
 }

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"villagehub/hub/ingest"
+	"villagehub/hub/event"
 )
 
 // Cameras returns a copy of every camera's state, sorted by site and ID.
@@ -112,9 +112,9 @@ func (s *State) EachBoard(fn func(BoardSample)) {
 // Counters are the ingest counters.
 type Counters struct {
 	// Messages[kind][result]
-	Messages [ingest.KindBoardStatus + 1][numResults]uint64
+	Messages [event.NumMsgKinds][NumResults]uint64
 	// Rejected[kind][reason]
-	Rejected   [ingest.KindBoardStatus + 1][ingest.CapReached + 1]uint64
+	Rejected   [event.NumMsgKinds][event.NumReasons]uint64
 	Commits    uint64
 	CommitErrs uint64
 	LastCommit time.Time

@@ -26,8 +26,8 @@ func (s *State) Run(ctx context.Context) error {
 		}
 		s.mu.Lock()
 		for i := range msgs {
-			if msgs[i].Local != nil {
-				s.applyLocal(msgs[i].Local)
+			if l := msgs[i].Local; l != nil {
+				s.applyLocal(l)
 				continue
 			}
 			s.applyMessage(&msgs[i])
