@@ -118,8 +118,12 @@ type Client struct {
 	Username string
 	Password string
 	// HTTP is used for every request; its Transport is wrapped with HTTP
-	// Digest when a username is set. Default: a client with a 10 s timeout.
+	// Digest when a username is set. Leave its Timeout 0: a PullMessages
+	// legitimately waits on the camera; calls are bounded by their context
+	// (CallTimeout when the context has no deadline).
 	HTTP *http.Client
+	// CallTimeout bounds a call whose context has no deadline. Default 15 s.
+	CallTimeout time.Duration
 	// Now is the local clock (tests inject one). Default time.Now.
 	Now func() time.Time
 
@@ -147,7 +151,7 @@ func (c *Client) httpClient() *http.Client {
 	c.once.Do(func() {
 		base := c.HTTP
 		if base == nil {
-			base = &http.Client{Timeout: 10 * time.Second}
+			base = &http.Client{}
 		}
 		hc := *base
 		if c.Username != "" {
@@ -250,6 +254,15 @@ type respEnvelope struct {
 // into out (by local names). auth=false sends no WS-Security header (for
 // the pre-authentication operations such as GetSystemDateAndTime).
 func (c *Client) call(ctx context.Context, url, action string, auth bool, body, out any, headers ...any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		d := c.CallTimeout
+		if d <= 0 {
+			d = 15 * time.Second
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
 	env := reqEnvelope{S: nsSOAP, WSSE: nsWSSE, WSU: nsWSU, WSA: nsWSA}
 	if auth && c.Username != "" {
 		tok, err := c.usernameToken()

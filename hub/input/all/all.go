@@ -4,4 +4,5 @@ package all
 
 import (
 	_ "villagehub/hub/input/mqtt"
+	_ "villagehub/hub/input/onvifevents"
 )
