@@ -1,11 +1,7 @@
 package onvif_test
 
 import (
-	"bytes"
 	"context"
-	"net"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -15,50 +11,11 @@ import (
 	"villagehub/devices/onvifcam"
 	"villagehub/devices/rtspcam"
 	"villagehub/hub/onvif"
+	"villagehub/hub/testenv"
 )
 
-const netnsEnv = "VILLAGEHUB_ONVIF_NETNS"
-
-// InNetns runs the calling test again inside a new network namespace
-// (unshare -n), where only a loopback interface exists, brought up with
-// multicast and a route for 239.0.0.0/8. It reports true in the child,
-// where the test body runs; in the parent it waits for the child, fails
-// the test with the child's output if it failed, and reports false.
-// WS-Discovery multicast therefore never reaches the machine's own
-// interfaces. A namespace that cannot be made fails the test.
-func InNetns(t *testing.T) bool {
-	t.Helper()
-	if os.Getenv(netnsEnv) == "1" {
-		for _, args := range [][]string{{"link", "set", "lo", "up", "multicast", "on"}, {"route", "add", "239.0.0.0/8", "dev", "lo"}} {
-			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-				t.Fatalf("ip %v: %v: %s", args, err, out)
-			}
-		}
-		ifs, err := net.Interfaces()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ifs) != 1 || ifs[0].Name != "lo" {
-			t.Fatalf("not in a fresh network namespace: interfaces %v", ifs)
-		}
-		return true
-	}
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		t.Fatalf("unshare (util-linux) is needed for the WS-Discovery tests: %v", err)
-	}
-	cmd := exec.Command(unshare, "--net", os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v", "-test.timeout=120s")
-	cmd.Env = append(os.Environ(), netnsEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte("--- PASS: "+t.Name())) {
-		t.Fatalf("in a new network namespace: %v\n%s", err, out)
-	}
-	t.Logf("child in its own network namespace:\n%s", out)
-	return false
-}
-
 func TestDiscoverInNetworkNamespace(t *testing.T) {
-	if !InNetns(t) {
+	if !testenv.InNetns(t) {
 		return
 	}
 	rs, err := rtspcam.New(rtspcam.Config{Addr: "127.0.0.1:0"})
