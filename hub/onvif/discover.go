@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"sort"
 	"sync"
 	"time"
@@ -76,7 +78,7 @@ func Discover(ctx context.Context, opts DiscoverOptions) ([]Device, error) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			d := Device{Endpoint: m.Endpoint, XAddr: m.XAddrs[0], Scopes: m.Scopes,
+			d := Device{Endpoint: m.Endpoint, XAddr: pickXAddr(m.XAddrs), Scopes: m.Scopes,
 				Name: m.Scope("name"), Hardware: m.Scope("hardware"), Location: m.Scope("location")}
 			inspect(ctx, &d, opts)
 			devs[i] = d
@@ -85,6 +87,27 @@ func Discover(ctx context.Context, opts DiscoverOptions) ([]Device, error) {
 	wg.Wait()
 	sort.Slice(devs, func(i, j int) bool { return devs[i].XAddr < devs[j].XAddr })
 	return devs, nil
+}
+
+// pickXAddr prefers an IPv4 address among the ones a camera announces
+// (Hikvision lists its IPv6 link-local address too, which needs a zone to
+// be reached).
+func pickXAddr(xs []string) string {
+	for _, x := range xs {
+		if u, err := url.Parse(x); err == nil {
+			if ip, err := netip.ParseAddr(u.Hostname()); err == nil && ip.Is4() {
+				return x
+			}
+		}
+	}
+	for _, x := range xs {
+		if u, err := url.Parse(x); err == nil {
+			if ip, err := netip.ParseAddr(u.Hostname()); err != nil || !ip.IsLinkLocalUnicast() {
+				return x
+			}
+		}
+	}
+	return xs[0]
 }
 
 // Inspect reads one camera at its device service URL (for a camera on

@@ -368,3 +368,13 @@ func TestMotionTopics(t *testing.T) {
 		}
 	}
 }
+
+func TestPickXAddr(t *testing.T) {
+	got := onvif.PickXAddr([]string{"http://[fe80::4619:b6ff:fe01:2345]/onvif/device_service", "http://192.168.1.64/onvif/device_service"})
+	if got != "http://192.168.1.64/onvif/device_service" {
+		t.Fatalf("picked %s", got)
+	}
+	if got := onvif.PickXAddr([]string{"http://[fe80::1]/x", "http://cam.local/x"}); got != "http://cam.local/x" {
+		t.Fatalf("picked %s", got)
+	}
+}
