@@ -121,6 +121,7 @@ type State struct {
 
 	changed chan struct{}
 	lastTS  map[seriesKey]int64 // InfluxDB series -> last timestamp used
+	sources map[string]*inputState
 }
 
 // Result of one message, for villagehub_mqtt_messages_total.
@@ -179,6 +180,7 @@ func New(cfg Config) (*State, error) {
 		dirtyBrds: map[*Board]struct{}{},
 		changed:   make(chan struct{}, 1),
 		lastTS:    map[seriesKey]int64{},
+		sources:   map[string]*inputState{},
 	}
 	if len(s.inputs) == 0 {
 		s.inputs = []Decoder{ingest.NewDecoder(cfg.Decoder)}

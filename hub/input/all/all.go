@@ -3,5 +3,6 @@
 package all
 
 import (
+	_ "villagehub/hub/input/frigate"
 	_ "villagehub/hub/input/mqtt"
 )
