@@ -204,7 +204,36 @@ func (s *State) applyInputStatus(ev *event.Event) (Result, event.Reason) {
 	}
 	in.online, in.since = v, ev.Time
 	s.event(EventRecord{Time: ev.Time, Type: typ, Kind: "input", Site: in.site, Device: ev.Source}, 0)
+	// Persisted beside the devices, so that a Frigate that died while the
+	// hub was down is still known to be down after a restart.
+	s.batch.Devices = append(s.batch.Devices, DeviceRecord{Key: inputKey(ev.Source), Value: in.appendTo(nil)})
 	return Accepted, event.OK
+}
+
+// Inputs' records in the store: "i/<input name>".
+const inputKeyPrefix = "i/"
+
+func inputKey(name string) string { return inputKeyPrefix + name }
+
+func (in *inputState) appendTo(b []byte) []byte {
+	e := enc{append(b, codecVersion)}
+	e.s(in.site)
+	e.i(int64(in.online))
+	e.t(in.since)
+	return e.b
+}
+
+func (s *State) loadInput(name string, b []byte) error {
+	if len(b) == 0 || b[0] < 2 || b[0] > codecVersion || len(s.sources) >= maxSources {
+		return errCorrupt
+	}
+	d := dec{b: b[1:]}
+	in := &inputState{site: d.s(), online: int8(d.i()), since: d.t()}
+	if d.err != nil {
+		return d.err
+	}
+	s.sources[name] = in
+	return nil
 }
 
 // maxSources bounds the inputs whose availability is kept (they come from

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -201,6 +202,12 @@ func deviceKey(k event.Kind, site, id string) string {
 }
 
 func (s *State) loadDevice(key string, value []byte) error {
+	if name, ok := strings.CutPrefix(key, inputKeyPrefix); ok {
+		if err := s.loadInput(name, value); err != nil {
+			return fmt.Errorf("decoding input %s: %w", key, err)
+		}
+		return nil
+	}
 	if len(key) < 2 || key[1] != '/' {
 		return fmt.Errorf("bad device key %q", key)
 	}
