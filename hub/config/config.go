@@ -57,6 +57,8 @@ type Config struct {
 	Sites   []Site   `yaml:"sites"`
 	Cameras []Camera `yaml:"cameras"`
 	Boards  []Board  `yaml:"qr_boards"`
+	// Frigate instances whose own MQTT topics the hub reads (docs/frigate.md).
+	Frigate []Frigate `yaml:"frigate"`
 
 	// Set by Load, not by the file.
 	Path     string         `yaml:"-"`
@@ -721,6 +723,7 @@ func (v *validator) probeSettings(p ProbeSettings, path ...any) {
 }
 
 func (v *validator) devices() {
+	defer v.frigate()
 	c := v.c
 	sites := map[string]bool{}
 	for i, s := range c.Sites {
@@ -850,4 +853,59 @@ func ReadSecret(value, file string) (string, error) {
 		return "", fmt.Errorf("reading secret file: %w", err)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// Frigate is one Frigate NVR whose MQTT topics the hub reads
+// (hub/input/frigate, docs/frigate.md).
+type Frigate struct {
+	// Name names the instance: frigate/<name> in logs, the API and alerts.
+	Name string `yaml:"name"`
+	// TopicPrefix is Frigate's mqtt.topic_prefix ("frigate" by default).
+	TopicPrefix string `yaml:"topic_prefix"`
+	// Site is the site of its cameras.
+	Site string `yaml:"site"`
+	// Cameras maps Frigate camera names to hub camera IDs; a camera not
+	// listed is auto-registered under its Frigate name if that is a valid ID.
+	Cameras map[string]string `yaml:"cameras"`
+}
+
+func (v *validator) frigate() {
+	c := v.c
+	sites := map[string]bool{}
+	for _, s := range c.Sites {
+		sites[s.ID] = true
+	}
+	names, prefixes := map[string]bool{}, map[string]bool{c.TopicPrefix: true}
+	for i := range c.Frigate {
+		f := &c.Frigate[i]
+		if f.TopicPrefix == "" {
+			f.TopicPrefix = "frigate"
+		}
+		if !validID(f.Name) {
+			v.bad(fmt.Sprintf("%q must match ^[a-z0-9][a-z0-9_-]{0,63}$", f.Name), "frigate", i, "name")
+		} else if names[f.Name] {
+			v.bad(fmt.Sprintf("frigate %q is listed twice", f.Name), "frigate", i, "name")
+		}
+		names[f.Name] = true
+		root, _, _ := strings.Cut(f.TopicPrefix, "/")
+		if strings.ContainsAny(f.TopicPrefix, "+#") || strings.HasPrefix(f.TopicPrefix, "/") || strings.HasSuffix(f.TopicPrefix, "/") {
+			v.bad("must be a topic without wildcards or leading/trailing slash", "frigate", i, "topic_prefix")
+		} else if prefixes[f.TopicPrefix] || prefixes[root] {
+			v.bad(fmt.Sprintf("topic prefix %q is already used by the hub or another frigate", f.TopicPrefix), "frigate", i, "topic_prefix")
+		}
+		prefixes[f.TopicPrefix] = true
+		if !validID(f.Site) {
+			v.bad(fmt.Sprintf("%q must match ^[a-z0-9][a-z0-9_-]{0,63}$", f.Site), "frigate", i, "site")
+		} else if !sites[f.Site] {
+			v.bad(fmt.Sprintf("unknown site %q (add it under sites:)", f.Site), "frigate", i, "site")
+		}
+		for name, id := range f.Cameras {
+			if name == "" || strings.ContainsAny(name, "/+#") {
+				v.bad(fmt.Sprintf("Frigate camera name %q cannot be a topic level", name), "frigate", i, "cameras")
+			}
+			if !validID(id) {
+				v.bad(fmt.Sprintf("camera id %q for %q must match ^[a-z0-9][a-z0-9_-]{0,63}$", id, name), "frigate", i, "cameras", name)
+			}
+		}
+	}
 }

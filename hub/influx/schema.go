@@ -136,3 +136,49 @@ func QRVisits(site, board, class string, n int64, t time.Time) Point {
 		Time:        t,
 	}
 }
+
+// Measurements of detections and inputs, declared with the kinds in
+// hub/event.
+const (
+	MeasurementCameraDetections = event.MeasurementCameraDetections
+	MeasurementInputStatus      = event.MeasurementInputStatus
+)
+
+// CameraDetection is an object detection (a Frigate event): at its start
+// detections=1 (so sum(detections) counts them), at its end duration_s;
+// both carry the score and the zones entered (comma-separated).
+func CameraDetection(site, camera, label string, start bool, score float64, zones string, d time.Duration, t time.Time) Point {
+	f := make([]Field, 0, 4)
+	if start {
+		f = append(f, Int("detections", 1))
+	} else {
+		f = append(f, Float("duration_s", d.Seconds()))
+	}
+	if score > 0 {
+		f = append(f, Float("score", score))
+	}
+	if zones != "" {
+		f = append(f, String("zones", zones))
+	}
+	return Point{
+		Measurement: MeasurementCameraDetections,
+		Tags:        []Tag{{"camera", camera}, {"label", label}, {"site", site}},
+		Fields:      f,
+		Time:        t,
+	}
+}
+
+// InputStatus is a change of an input's own availability (a Frigate's
+// available topic); input is frigate/<name>.
+func InputStatus(site, input string, online bool, t time.Time) Point {
+	v := int64(0)
+	if online {
+		v = 1
+	}
+	return Point{
+		Measurement: MeasurementInputStatus,
+		Tags:        []Tag{{"input", input}, {"site", site}},
+		Fields:      []Field{Int("online", v)},
+		Time:        t,
+	}
+}

@@ -74,6 +74,9 @@ func (s *State) apply(ev *event.Event) (Result, event.Reason) {
 		}
 		return s.applyBoard(b, ev), event.OK
 	}
+	if ev.Type == event.InputStatus {
+		return s.applyInputStatus(ev)
+	}
 	return Rejected, event.BadTopic
 }
 
@@ -113,11 +116,19 @@ func lookupOrRegister[D any](m map[devKey]*D, auto *int, limit int, site, id str
 }
 
 func (s *State) applyCamera(c *Camera, ev *event.Event) Result {
-	s.dirtyCams[c] = struct{}{}
 	if ev.Received.After(c.LastSeen) {
 		c.LastSeen = ev.Received
 	}
+	if ev.Type == event.CameraStats {
+		return s.applyStats(c, ev) // in memory only: nothing to write
+	}
+	s.dirtyCams[c] = struct{}{}
+	if ev.Source != c.Source {
+		c.Source = strings.Clone(ev.Source)
+	}
 	switch ev.Type {
+	case event.Detection:
+		return s.applyDetection(c, ev)
 	case event.Status:
 		return s.applyStatus(&c.Online, &c.StatusSince, event.Camera.String(), c.Site, c.ID, ev)
 	case event.Motion:

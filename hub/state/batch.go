@@ -85,8 +85,14 @@ type EventRecord struct {
 	Device   string    `json:"device"`
 	Zone     string    `json:"zone,omitempty"`
 	Score    float64   `json:"score,omitempty"`
-	Duration float64   `json:"duration_s,omitempty"` // motion_end: how long the motion lasted
+	Duration float64   `json:"duration_s,omitempty"` // motion_end, detection_end: how long it lasted
 	Reason   string    `json:"reason,omitempty"`     // camera_down: why (timeout, unauthorized, ...)
+	// Detections: the object's label, the zones it entered and its ID at
+	// the source; Source is the input it came from (frigate/<name>).
+	Label  string   `json:"label,omitempty"`
+	Zones  []string `json:"zones,omitempty"`
+	ID     string   `json:"id,omitempty"`
+	Source string   `json:"source,omitempty"`
 }
 
 // HealthRecord is one RTSP probe result.

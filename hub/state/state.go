@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,6 +122,7 @@ type State struct {
 
 	changed chan struct{}
 	lastTS  map[seriesKey]int64 // InfluxDB series -> last timestamp used
+	sources map[string]*inputState
 }
 
 // Result of one message, for villagehub_mqtt_messages_total.
@@ -179,6 +181,7 @@ func New(cfg Config) (*State, error) {
 		dirtyBrds: map[*Board]struct{}{},
 		changed:   make(chan struct{}, 1),
 		lastTS:    map[seriesKey]int64{},
+		sources:   map[string]*inputState{},
 	}
 	if len(s.inputs) == 0 {
 		s.inputs = []Decoder{ingest.NewDecoder(cfg.Decoder)}
@@ -199,6 +202,12 @@ func deviceKey(k event.Kind, site, id string) string {
 }
 
 func (s *State) loadDevice(key string, value []byte) error {
+	if name, ok := strings.CutPrefix(key, inputKeyPrefix); ok {
+		if err := s.loadInput(name, value); err != nil {
+			return fmt.Errorf("decoding input %s: %w", key, err)
+		}
+		return nil
+	}
 	if len(key) < 2 || key[1] != '/' {
 		return fmt.Errorf("bad device key %q", key)
 	}

@@ -3,6 +3,7 @@
 package all
 
 import (
+	_ "villagehub/hub/input/frigate"
 	_ "villagehub/hub/input/mqtt"
 	_ "villagehub/hub/input/onvifevents"
 )
