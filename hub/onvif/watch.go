@@ -39,7 +39,11 @@ type WatcherStats struct {
 type Watcher struct {
 	Client   *Client
 	OnMotion func(MotionEvent)
-	Log      *slog.Logger
+	// OnState, if set, is told when the camera's events become available
+	// (subscribed) or unavailable (subscribing, pulling or renewing
+	// failed): while they are not, the camera's motion is unknown.
+	OnState func(available bool)
+	Log     *slog.Logger
 	// Period is the subscription length asked for (default 60 s).
 	Period time.Duration
 	// PullTimeout is how long one PullMessages waits on the camera
@@ -49,8 +53,23 @@ type Watcher struct {
 	// unreachable (default 30 s; the first retry is after 1 s).
 	MaxBackoff time.Duration
 
-	mu    sync.Mutex
-	stats WatcherStats
+	mu       sync.Mutex
+	stats    WatcherStats
+	reported int8 // last OnState: -1 none yet, 0 unavailable, 1 available
+}
+
+func (w *Watcher) state(available bool) {
+	v := int8(0)
+	if available {
+		v = 1
+	}
+	w.mu.Lock()
+	changed := w.reported != v
+	w.reported = v
+	w.mu.Unlock()
+	if changed && w.OnState != nil {
+		w.OnState(available)
+	}
 }
 
 // Stats returns the counters so far.
@@ -102,6 +121,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 	}
 
+	w.mu.Lock()
+	w.reported = -1
+	w.mu.Unlock()
 	states := map[string]bool{} // topic+source -> active
 	active := false
 	failing := false
@@ -129,6 +151,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			continue
 		}
 		w.count(func(s *WatcherStats) { s.Subscribes++; s.Subscribed = true })
+		w.state(true)
 		if failing {
 			log.Info("onvif: events subscription back")
 			failing = false
@@ -159,6 +182,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 func (w *Watcher) fail(log *slog.Logger, failing *bool, msg string, err error) {
 	w.count(func(s *WatcherStats) { s.Failures++ })
+	w.state(false)
 	// Once per streak at warning level; the repeats at debug.
 	if !*failing {
 		log.Warn(msg, "err", err)

@@ -16,7 +16,8 @@ import (
 	"villagehub/hub/onvif"
 )
 
-// Source names this input in events and logs.
+// Source is the input's registered name; each camera's instance is
+// "onvif/<site>/<camera>", the source of its events.
 const Source = "onvif"
 
 func init() {
@@ -81,14 +82,23 @@ func (c *Camera) Watcher() *onvif.Watcher { return c.w }
 // is handed to sink and waited for until durable, so a slow store slows
 // the pulling, never loses an event.
 func (c *Camera) Run(ctx context.Context, sink input.Sink) error {
-	c.w.OnMotion = func(m onvif.MotionEvent) {
-		ev := event.Event{
-			Type: event.Motion, Kind: event.Camera, Site: c.site, Device: c.id, Source: Source,
-			Active: m.Active, Time: m.At, HasTS: true, Received: time.Now(),
-		}
+	submit := func(ev event.Event) {
 		if err := sink.SubmitEvent(ctx, ev); err != nil && ctx.Err() == nil {
-			c.log.Warn("onvif: motion event not applied", "err", err)
+			c.log.Warn("onvif: event not applied", "type", ev.Type.String(), "err", err)
 		}
+	}
+	// The camera's motion comes from this input: while its events are
+	// unavailable the hub shows its motion as unknown, not as "no motion"
+	// (as for a Frigate that went offline).
+	c.w.OnState = func(available bool) {
+		now := time.Now()
+		submit(event.Event{Type: event.InputStatus, Site: c.site, Source: c.Name(), Online: available, Time: now, Received: now})
+	}
+	c.w.OnMotion = func(m onvif.MotionEvent) {
+		submit(event.Event{
+			Type: event.Motion, Kind: event.Camera, Site: c.site, Device: c.id, Source: c.Name(),
+			Active: m.Active, Time: m.At, HasTS: true, Received: time.Now(),
+		})
 	}
 	return c.w.Run(ctx)
 }

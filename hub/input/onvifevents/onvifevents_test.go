@@ -93,6 +93,30 @@ cameras:
 		return metric("villagehub_camera_motion_events_total") == 2 && metric("villagehub_camera_motion_active") == 1
 	})
 
+	// Camera unreachable: its motion is unknown (not "no motion") until its
+	// events are back.
+	unknown := func() bool {
+		for _, c := range h.State().Cameras() {
+			if c.ID == "gate" {
+				return c.MotionUnknown
+			}
+		}
+		t.Fatal("camera gate missing")
+		return false
+	}
+	if unknown() {
+		t.Fatal("motion unknown while subscribed")
+	}
+	cam.PowerOff()
+	testenv.WaitFor(t, 20*time.Second, "motion unknown while the camera is off", unknown)
+	if v, _ := testenv.Scrape(t, h.URL).Value("villagehub_input_online", "input=onvif/tan-ngu-2/gate"); v != 0 {
+		t.Fatalf("villagehub_input_online = %v while the camera is off", v)
+	}
+	if err := cam.PowerOn(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 20*time.Second, "motion known again", func() bool { return !unknown() && cam.Stats().LiveSubscriptions == 1 })
+
 	h.Stop()
 	if s := cam.Stats(); s.Unsubscribes != 1 || s.LiveSubscriptions != 0 {
 		t.Fatalf("after the hub stopped: %+v, want the subscription unsubscribed", s)
