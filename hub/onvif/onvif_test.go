@@ -378,3 +378,20 @@ func TestPickXAddr(t *testing.T) {
 		t.Fatalf("picked %s", got)
 	}
 }
+
+// BenchmarkInspect: reading one camera in full (clock, information,
+// services, profiles, two stream URIs) over loopback, with HTTP Digest and
+// UsernameToken both required.
+func BenchmarkInspect(b *testing.B) {
+	cam, err := onvifcam.New(onvifcam.Config{Addr: "127.0.0.1:0", Username: "admin", Password: "pw", Auth: onvifcam.AuthBoth})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cam.Close()
+	opts := onvif.DiscoverOptions{Username: "admin", Password: "pw"}
+	for b.Loop() {
+		if d := onvif.Inspect(context.Background(), cam.XAddr(), opts); d.Error != "" {
+			b.Fatal(d.Error)
+		}
+	}
+}
