@@ -62,6 +62,11 @@ type Config struct {
 	// paths). Default rtsp://<host>:554/Streaming/Channels/101 and 102.
 	MainURI, SubURI string
 
+	// OldFirmware makes the camera answer GetServices with
+	// ActionNotSupported, as ONVIF 1.x firmwares do: clients must fall back
+	// to GetCapabilities.
+	OldFirmware bool
+
 	// Discovery makes the camera answer WS-Discovery probes on the
 	// multicast group, joined on DiscoveryInterface (e.g. "lo" inside a
 	// test's network namespace). Empty interface: the system's choice.

@@ -101,6 +101,9 @@ func (c *Camera) serveSOAP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if op == "GetServices" && c.cfg.OldFirmware {
+		op = "unsupported GetServices"
+	}
 	switch op {
 	case "GetSystemDateAndTime":
 		c.getSystemDateAndTime(w)

@@ -171,8 +171,18 @@ func startWatcher(t *testing.T, cam *onvifcam.Camera, period time.Duration) (*on
 }
 
 func TestWatcherMotionRenewUnsubscribe(t *testing.T) {
-	skew := -90 * time.Minute
-	cam := newCam(t, onvifcam.Config{Username: "admin", Password: "pw", ClockSkew: skew})
+	// An ONVIF 1.x camera wanting UsernameToken, and a newer one wanting
+	// HTTP Digest.
+	for _, cfg := range []onvifcam.Config{
+		{Username: "admin", Password: "pw", ClockSkew: -90 * time.Minute, OldFirmware: true},
+		{Username: "admin", Password: "pw", ClockSkew: -90 * time.Minute, Auth: onvifcam.AuthDigest},
+	} {
+		t.Run(fmt.Sprintf("auth=%d,old=%v", cfg.Auth, cfg.OldFirmware), func(t *testing.T) { watchRenewUnsubscribe(t, cfg) })
+	}
+}
+
+func watchRenewUnsubscribe(t *testing.T, cfg onvifcam.Config) {
+	cam := newCam(t, cfg)
 	w, ml, cancel, done := startWatcher(t, cam, 3*time.Second)
 	testenv.WaitFor(t, 10*time.Second, "subscribed", func() bool { return w.Stats().Subscribed })
 	if n := len(ml.get()); n != 0 {
@@ -393,5 +403,33 @@ func BenchmarkInspect(b *testing.B) {
 		if d := onvif.Inspect(context.Background(), cam.XAddr(), opts); d.Error != "" {
 			b.Fatal(d.Error)
 		}
+	}
+}
+
+// Older cameras answer faults in SOAP 1.1 shape; and an HTTP error page
+// that is not SOAP is an error naming the status.
+func TestFaultShapes(t *testing.T) {
+	body := ""
+	status := 500
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}))
+	defer srv.Close()
+	c := &onvif.Client{XAddr: srv.URL}
+	body = `<?xml version="1.0"?><SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/"><SOAP-ENV:Body><SOAP-ENV:Fault><faultcode>SOAP-ENV:Client</faultcode><faultstring>Action Not Implemented</faultstring></SOAP-ENV:Fault></SOAP-ENV:Body></SOAP-ENV:Envelope>`
+	_, err := c.GetDeviceInformation(context.Background())
+	var f *onvif.Fault
+	if !errors.As(err, &f) || f.Code != "SOAP-ENV:Client" || f.Reason != "Action Not Implemented" || f.HTTPStatus != 500 {
+		t.Fatalf("SOAP 1.1 fault: %v (%+v)", err, f)
+	}
+	body = `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>ter:NotAuthorized</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en">Sender not Authorized</s:Text></s:Reason></s:Fault></s:Body></s:Envelope>`
+	status = 400
+	if _, err := c.GetDeviceInformation(context.Background()); !errors.Is(err, onvif.ErrUnauthorized) {
+		t.Fatalf("NotAuthorized fault: %v", err)
+	}
+	body, status = "<html>Bad Gateway</html>", 502
+	if _, err := c.GetDeviceInformation(context.Background()); err == nil || !strings.Contains(err.Error(), "502") {
+		t.Fatalf("HTML error page: %v", err)
 	}
 }
