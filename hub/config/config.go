@@ -772,6 +772,8 @@ func (v *validator) devices() {
 		if o := cam.ONVIF; o != nil {
 			if o.URL == "" {
 				v.bad("is required", "cameras", i, "onvif", "url")
+			} else if u, err := url.Parse(o.URL); err == nil && u.User != nil {
+				v.bad("must not hold credentials: use onvif.username and password_file", "cameras", i, "onvif", "url")
 			} else {
 				v.url(o.URL, []string{"http", "https"}, "cameras", i, "onvif", "url")
 			}

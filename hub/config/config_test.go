@@ -170,6 +170,10 @@ cameras:
 			t.Errorf("problem for %s at line %d, want %d (all: %+v)", k, got[k], line, ps)
 		}
 	}
+	ps = problems(t, "hub_id: x\nsites: [{id: s}]\ncameras:\n  - { id: gate, site: s, onvif: { url: \"http://admin:hunter2@10.0.0.5/onvif/device_service\" } }\n")
+	if len(ps) != 1 || ps[0].Key != "cameras[0].onvif.url" || strings.Contains(ps[0].String(), "hunter2") {
+		t.Fatalf("credentials in onvif.url: %+v", ps)
+	}
 	c, err := Parse("v.yaml", []byte("hub_id: x\nsites: [{id: s}]\ncameras:\n  - { id: gate, site: s, onvif: { url: \"http://10.0.0.5/onvif/device_service\" } }\n"))
 	if err != nil || c.Cameras[0].ONVIF == nil || c.Cameras[0].ONVIF.URL != "http://10.0.0.5/onvif/device_service" {
 		t.Fatalf("Parse = %+v, %v", c, err)
