@@ -47,12 +47,15 @@ type Camera struct {
 var _ input.Runner = (*Camera)(nil)
 
 // New makes the input of one configured camera (cam.ONVIF set). The
-// username and password default to the camera's own.
+// username, and the password, each default to the camera's own.
 func New(cam config.Camera, log *slog.Logger) (*Camera, error) {
 	o := cam.ONVIF
 	user, pass, passFile := o.Username, o.Password, o.PasswordFile
-	if user == "" && pass == "" && passFile == "" {
-		user, pass, passFile = cam.Username, cam.Password, cam.PasswordFile
+	if user == "" {
+		user = cam.Username
+	}
+	if pass == "" && passFile == "" {
+		pass, passFile = cam.Password, cam.PasswordFile
 	}
 	pw, err := config.ReadSecret(pass, passFile)
 	if err != nil {
