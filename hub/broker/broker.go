@@ -208,6 +208,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		return pk, nil
 	case 1:
 		id, retain := pk.PacketID, pk.FixedHeader.Retain
+		m.Session, m.PacketID, m.Dup = cl.ID, id, pk.FixedHeader.Dup
 		m.Ack = func() {
 			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id})
 			_ = h.forward(m.Topic, m.Payload, retain, 1)

@@ -162,6 +162,7 @@ func (c *Client) handle(_ paho.Client, msg paho.Message) {
 	m := ingest.Message{Topic: msg.Topic(), Payload: msg.Payload(), QoS: msg.Qos(), Received: time.Now()}
 	if msg.Qos() > 0 {
 		m.Ack = msg.Ack
+		m.PacketID, m.Dup = msg.MessageID(), msg.Duplicate()
 	}
 	_ = c.cfg.Queue.Push(c.ctx, m, msg.Qos() == 0)
 }
