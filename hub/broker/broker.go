@@ -28,9 +28,10 @@ import (
 type Config struct {
 	// Addr is the TCP listen address (127.0.0.1:1883 by default).
 	Addr string
-	// Prefix is the device topic prefix ("village").
+	// Prefix is the device topic prefix ("village"); required.
 	Prefix string
-	// HubID names the hub's status topic <prefix>/_hub/<hub-id>/status.
+	// HubID names the hub's status topic <prefix>/_hub/<hub-id>/status;
+	// required.
 	HubID string
 	// Queue receives device messages.
 	Queue *ingest.Queue
@@ -61,11 +62,9 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Queue == nil {
 		return nil, errors.New("broker: Queue is required")
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = ingest.DefaultPrefix
-	}
-	if cfg.HubID == "" {
-		cfg.HubID = "villagehub"
+	// The defaults of these live in hub/config, with the keys.
+	if cfg.Prefix == "" || cfg.HubID == "" {
+		return nil, errors.New("broker: Prefix and HubID are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -208,6 +207,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		return pk, nil
 	case 1:
 		id, retain := pk.PacketID, pk.FixedHeader.Retain
+		m.Session, m.PacketID, m.Dup = cl.ID, id, pk.FixedHeader.Dup
 		m.Ack = func() {
 			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id})
 			_ = h.forward(m.Topic, m.Payload, retain, 1)

@@ -22,6 +22,15 @@ type Message struct {
 	// Done, if not nil, gets one value at the same moment: a cheaper way
 	// than Ack for a producer that waits (it needs no closure).
 	Done chan<- struct{}
+	// Session, PacketID and Dup identify a QoS 1 delivery, so that a
+	// message redelivered after a crash between the store commit and the
+	// acknowledgement is recognised (hub/state, motion): the publishing
+	// client's ID (embedded broker; "" for the external broker, where the
+	// hub's own session numbers the deliveries), the packet ID (0: none)
+	// and the DUP flag the sender sets on a redelivery.
+	Session  string
+	PacketID uint16
+	Dup      bool
 	// Local, if not nil, is typed traffic from inside the hub (an event
 	// from an input that is not MQTT, an RTSP probe result, a printed-code
 	// scan) instead of an MQTT message. It goes through the same queue so

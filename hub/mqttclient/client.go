@@ -35,9 +35,11 @@ type Config struct {
 	KeyFile   string
 	Insecure  bool
 	KeepAlive time.Duration
-	Prefix    string
-	HubID     string
-	Queue     *ingest.Queue
+	// Prefix is the device topic prefix; HubID names the hub's status
+	// topic <prefix>/_hub/<hub-id>/status.
+	Prefix string
+	HubID  string
+	Queue  *ingest.Queue
 	// Filters are the topic filters to subscribe to (hub/input's Filters
 	// over every MQTT input); nil: the contract's device topics.
 	Filters []string
@@ -65,17 +67,9 @@ func New(cfg Config) (*Client, error) {
 	if err != nil || u.Host == "" {
 		return nil, errors.New("mqtt.url: not a valid broker URL (tcp://host:1883)")
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = ingest.DefaultPrefix
-	}
-	if cfg.HubID == "" {
-		cfg.HubID = "villagehub"
-	}
-	if cfg.ClientID == "" {
-		cfg.ClientID = "villagehub-" + cfg.HubID
-	}
-	if cfg.KeepAlive <= 0 {
-		cfg.KeepAlive = 30 * time.Second
+	// The defaults of these live in hub/config, with the keys.
+	if cfg.Prefix == "" || cfg.HubID == "" || cfg.ClientID == "" || cfg.KeepAlive <= 0 {
+		return nil, errors.New("mqttclient: Prefix, HubID, ClientID and KeepAlive are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -162,6 +156,7 @@ func (c *Client) handle(_ paho.Client, msg paho.Message) {
 	m := ingest.Message{Topic: msg.Topic(), Payload: msg.Payload(), QoS: msg.Qos(), Received: time.Now()}
 	if msg.Qos() > 0 {
 		m.Ack = msg.Ack
+		m.PacketID, m.Dup = msg.MessageID(), msg.Duplicate()
 	}
 	_ = c.cfg.Queue.Push(c.ctx, m, msg.Qos() == 0)
 }
@@ -190,8 +185,9 @@ func (c *Client) Run(ctx context.Context) error {
 // Connected reports whether the hub is connected and subscribed.
 func (c *Client) Connected() bool { return c.connected.Load() && c.c.IsConnectionOpen() }
 
-// Publish publishes a message from the hub itself (alerts). It does not wait
-// for the broker's acknowledgement.
+// Publish publishes a message from the hub itself (alerts). QoS 0 returns
+// at once; QoS 1 and 2 wait (up to 5 s) for the broker's acknowledgement,
+// so an error means the broker may not have the message.
 func (c *Client) Publish(topic string, payload []byte, retain bool, qos byte) error {
 	tok := c.c.Publish(topic, qos, retain, payload)
 	if qos == 0 {

@@ -12,6 +12,7 @@ import (
 // whose topics it belongs to. Called with s.mu held for writing, from the
 // Run goroutine only.
 func (s *State) applyMessage(m *ingest.Message) {
+	s.cur = m // for the motion rules' delivery identity
 	kind, r := event.KindUnknown, event.BadTopic
 	evs := s.evs[:0]
 	for _, in := range s.inputs {
@@ -132,37 +133,59 @@ func (s *State) applyCamera(c *Camera, ev *event.Event) Result {
 	case event.Status:
 		return s.applyStatus(&c.Online, &c.StatusSince, event.Camera.String(), c.Site, c.ID, ev)
 	case event.Motion:
-		if ev.Active {
-			// A repeated ON while active is not a new event; an ON older
-			// than the end of the last event is a redelivered or
-			// reordered message.
-			if c.MotionActive || (ev.HasTS && !ev.Time.After(c.MotionEnd)) {
+		// A redelivery of a message whose motion was committed (see
+		// delivery.go).
+		var delivery uint64
+		if s.cur != nil && s.cur.PacketID != 0 {
+			delivery = deliveryID(s.cur)
+			if s.cur.Dup && s.deliv.has(delivery) {
 				return Duplicate
 			}
-			c.MotionActive, c.MotionStart, c.MotionZone = true, ev.Time, ev.Zone
-			c.MotionEvents++
-			s.event(EventRecord{
-				Time: ev.Time, Type: EventMotionStart, Kind: event.Camera.String(), Site: c.Site, Device: c.ID,
-				Zone: ev.Zone, Score: ev.Score,
-			}, c.MotionEvents)
-			return Accepted
 		}
-		if !c.MotionActive || ev.Time.Before(c.MotionStart) {
+		res := s.applyMotion(c, ev)
+		if res == Accepted && delivery != 0 {
+			seq := s.deliv.add(delivery)
+			if len(s.batch.Deliveries) == 0 {
+				s.batch.DeliverySeq = seq
+			}
+			s.batch.Deliveries = append(s.batch.Deliveries, delivery)
+		}
+		return res
+	}
+	return Duplicate
+}
+
+// applyMotion applies the contract's motion rules to a camera.
+func (s *State) applyMotion(c *Camera, ev *event.Event) Result {
+	if ev.Active {
+		// A repeated ON while active is not a new event; an ON older
+		// than the end of the last event is a redelivered or
+		// reordered message.
+		if c.MotionActive || (ev.HasTS && !ev.Time.After(c.MotionEnd)) {
 			return Duplicate
 		}
-		d := ev.Time.Sub(c.MotionStart).Seconds()
-		c.MotionActive, c.MotionEnd, c.LastMotionDur = false, ev.Time, d
-		zone := ev.Zone
-		if zone == "" {
-			zone = c.MotionZone
-		}
+		c.MotionActive, c.MotionStart, c.MotionZone = true, ev.Time, ev.Zone
+		c.MotionEvents++
 		s.event(EventRecord{
-			Time: ev.Time, Type: EventMotionEnd, Kind: event.Camera.String(), Site: c.Site, Device: c.ID,
-			Zone: zone, Score: ev.Score, Duration: d,
+			Time: ev.Time, Type: EventMotionStart, Kind: event.Camera.String(), Site: c.Site, Device: c.ID,
+			Zone: ev.Zone, Score: ev.Score,
 		}, c.MotionEvents)
 		return Accepted
 	}
-	return Duplicate
+	if !c.MotionActive || ev.Time.Before(c.MotionStart) {
+		return Duplicate
+	}
+	d := ev.Time.Sub(c.MotionStart).Seconds()
+	c.MotionActive, c.MotionEnd, c.LastMotionDur = false, ev.Time, d
+	zone := ev.Zone
+	if zone == "" {
+		zone = c.MotionZone
+	}
+	s.event(EventRecord{
+		Time: ev.Time, Type: EventMotionEnd, Kind: event.Camera.String(), Site: c.Site, Device: c.ID,
+		Zone: zone, Score: ev.Score, Duration: d,
+	}, c.MotionEvents)
+	return Accepted
 }
 
 func (s *State) applyStatus(online *int8, since *time.Time, kind, site, id string, ev *event.Event) Result {

@@ -20,6 +20,11 @@ type Batch struct {
 	Health []HealthRecord
 	// Points are the batch's InfluxDB points (Config.InfluxPoints).
 	Points []influx.Point
+	// Deliveries are identities of QoS 1 messages whose motion was
+	// applied, numbered from DeliverySeq (delivery.go); the store keeps
+	// the last MaxDeliveries.
+	Deliveries  []uint64
+	DeliverySeq uint64
 
 	arena []byte // backing store of Devices[i].Value
 }
@@ -32,6 +37,7 @@ func (b *Batch) reset() {
 	b.Health = b.Health[:0]
 	clear(b.Points)
 	b.Points = b.Points[:0]
+	b.Deliveries = b.Deliveries[:0]
 }
 
 // Empty reports whether the batch changes nothing.

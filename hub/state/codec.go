@@ -11,7 +11,7 @@ import (
 // they are written for every changed device in every batch, and encoding
 // them must not cost more than applying the messages did. The first byte
 // is the format version. Version 2 appends to a camera what version 1 did
-// not have (source, detections, delivery identities); a version 1 record
+// not have (source, detections); a version 1 record
 // reads as before with those empty.
 const codecVersion = 2
 

@@ -118,6 +118,8 @@ func (s *State) applyDetection(c *Camera, ev *event.Event) Result {
 		i = d.track(det.ID, start)
 		c.DetectionsTotal++
 		s.detectionEvent(c, EventDetection, det, 0, det.Start)
+	} else if d.Tracked[i].Ended {
+		return Duplicate // a message about a detection that ended
 	} else if det.End.IsZero() {
 		return Accepted // an update of a tracked detection: nothing to count
 	}

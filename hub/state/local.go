@@ -44,6 +44,7 @@ func (s *State) RecordScan(sc scan.Scan) {
 
 // applyLocal applies the hub's own typed traffic. Called with s.mu held.
 func (s *State) applyLocal(l *ingest.Local) {
+	s.cur = nil
 	switch {
 	case l.Event != nil:
 		if l.Event.Received.IsZero() {

@@ -97,7 +97,8 @@ type State struct {
 	now     func() time.Time
 	loc     *time.Location
 	inputs  []Decoder
-	evs     []event.Event // decoded events of one message, reused
+	evs     []event.Event   // decoded events of one message, reused
+	cur     *ingest.Message // the message being applied (nil: the hub's own traffic)
 	rejects *rejectLog
 
 	mu         sync.RWMutex
@@ -120,9 +121,11 @@ type State struct {
 	dirtyCams map[*Camera]struct{}
 	dirtyBrds map[*Board]struct{}
 
-	changed chan struct{}
-	lastTS  map[seriesKey]int64 // InfluxDB series -> last timestamp used
-	sources map[string]*inputState
+	changed   chan struct{}
+	killAfter int // test failpoint (run.go)
+	deliv     *deliveryLog
+	lastTS    map[seriesKey]int64 // InfluxDB series -> last timestamp used
+	sources   map[string]*inputState
 }
 
 // Result of one message, for villagehub_mqtt_messages_total.
@@ -182,6 +185,8 @@ func New(cfg Config) (*State, error) {
 		changed:   make(chan struct{}, 1),
 		lastTS:    map[seriesKey]int64{},
 		sources:   map[string]*inputState{},
+		killAfter: failpointFromEnv(),
+		deliv:     newDeliveryLog(),
 	}
 	if len(s.inputs) == 0 {
 		s.inputs = []Decoder{ingest.NewDecoder(cfg.Decoder)}
@@ -191,6 +196,11 @@ func New(cfg Config) (*State, error) {
 	s.applyDevices(&devices{cfg.Sites, cfg.Cameras, cfg.Boards})
 	if err := cfg.Store.LoadDevices(s.loadDevice); err != nil {
 		return nil, fmt.Errorf("state: loading devices from the store: %w", err)
+	}
+	if dl, ok := cfg.Store.(DeliveryLoader); ok {
+		if err := dl.LoadDeliveries(func(seq, id uint64) error { s.deliv.load(seq, id); return nil }); err != nil {
+			return nil, fmt.Errorf("state: loading delivery identities from the store: %w", err)
+		}
 	}
 	return s, nil
 }
