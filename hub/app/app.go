@@ -299,6 +299,7 @@ func (h *Hub) newWeb() error {
 		ConfigFile: cfg.Path,
 		Reload:     func(ctx context.Context) error { return h.ReloadFromFile(ctx, "dashboard") },
 		Notifiers:  uiNotifiers{h.alerts},
+		DataDir:    cfg.DataDir,
 	}); err != nil {
 		return err
 	}

@@ -63,6 +63,7 @@ func (u *UI) mountAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /api/v1/admin/devices/{kind}/{site}/{id}", u.adminOnly(u.renameDevice))
 	mux.HandleFunc("DELETE /api/v1/admin/devices/{kind}/{site}/{id}", u.adminOnly(u.rejectDevice))
 	mux.HandleFunc("POST /api/v1/admin/notifiers/{name}/test", u.adminOnly(u.testNotifier))
+	u.mountFindCameras(mux)
 }
 
 // adminOnly refuses anything below admin even where access control would

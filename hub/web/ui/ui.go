@@ -86,6 +86,9 @@ type Config struct {
 	Reload     func(ctx context.Context) error
 	// Notifiers backs the "Gửi thử" (send a test) button.
 	Notifiers Notifiers
+	// DataDir is the hub's data_dir: "Tìm camera" keeps the camera
+	// passwords it is given there, in 0600 files.
+	DataDir string
 	// NeedsSetup says no administrator exists yet (default: the config
 	// file lists no admin user or token).
 	NeedsSetup func() bool

@@ -48,6 +48,14 @@
       saved_restart: 'Đã lưu vào tệp cấu hình; hub sẽ áp dụng khi khởi động lại.',
       new_name: 'Tên mới của {d}', save: 'Lưu', cancel: 'Hủy',
       notifiers: 'Kênh gửi thông báo', no_notifiers: 'Hub này chưa cấu hình kênh gửi thông báo.', test_send: 'Gửi thử',
+      find_cams: 'Tìm camera', find_cams_note: 'Tìm camera ONVIF trong mạng của hub, hoặc đọc một camera ở mạng khác theo địa chỉ ONVIF. Mật khẩu camera được cất trong tệp riêng trên hub, không hiện lại.',
+      cam_user: 'Tên đăng nhập camera', cam_pass: 'Mật khẩu camera', onvif_url: 'Địa chỉ ONVIF (camera ở mạng khác, không bắt buộc)',
+      find_lan: 'Tìm trong mạng', read_url: 'Đọc theo địa chỉ', choose: 'Chọn', make_model: 'Hãng, kiểu', onvif_addr: 'Địa chỉ ONVIF',
+      main_stream: 'Luồng chính', note: 'Ghi chú', add_chosen: 'Thêm camera đã chọn', searching: 'Đang tìm…', reading: 'Đang đọc camera…',
+      found_n: 'Tìm thấy {n} camera.', found_none: 'Không thấy camera nào trả lời. Camera ở mạng khác: nhập địa chỉ ONVIF rồi bấm “Đọc theo địa chỉ”.',
+      need_url: 'Nhập địa chỉ ONVIF của camera.', cam_unauthorized: 'sai tên đăng nhập hoặc mật khẩu', cam_known: 'đã có trong cấu hình',
+      cam_ok: 'đọc được', clock_off: 'đồng hồ camera lệch {d}', added_cams: 'Đã thêm {n} camera: {ids}. Hub đã nạp lại cấu hình; chuyển động qua ONVIF bắt đầu khi hub khởi động lại.', adding: 'Đang thêm…',
+      cams_unchanged: 'Các camera đã chọn đã có trong cấu hình.', find_failed: 'Không làm được: {e}',
       sending: 'Đang gửi…', test_ok: 'Kênh đã nhận tin thử.', test_failed: 'Kênh từ chối tin thử.', channel_answer: 'Kênh trả lời',
       healthy: 'hoạt động', unhealthy: 'đang lỗi',
       u_day: 'ngày', u_hour: 'giờ', u_min: 'phút', u_sec: 'giây',
@@ -110,6 +118,14 @@
       saved_restart: 'Saved to the config file; the hub applies it at its next start.',
       new_name: 'New name for {d}', save: 'Save', cancel: 'Cancel',
       notifiers: 'Notification channels', no_notifiers: 'No notification channels configured.', test_send: 'Send a test',
+      find_cams: 'Find cameras', find_cams_note: 'Find ONVIF cameras on the hub\'s network, or read a camera on another network by its ONVIF URL. The camera password is kept in its own file on the hub and never shown again.',
+      cam_user: 'Camera username', cam_pass: 'Camera password', onvif_url: 'ONVIF URL (camera on another network, optional)',
+      find_lan: 'Search the network', read_url: 'Read by URL', choose: 'Choose', make_model: 'Make, model', onvif_addr: 'ONVIF URL',
+      main_stream: 'Main stream', note: 'Note', add_chosen: 'Add the chosen cameras', searching: 'Searching…', reading: 'Reading the camera…',
+      found_n: '{n} camera(s) found.', found_none: 'No camera answered. For a camera on another network, enter its ONVIF URL and press “Read by URL”.',
+      need_url: 'Enter the camera\'s ONVIF URL.', cam_unauthorized: 'wrong username or password', cam_known: 'already in the config',
+      cam_ok: 'read', clock_off: 'camera clock off by {d}', added_cams: 'Added {n} camera(s): {ids}. The hub reloaded its config; ONVIF motion starts when the hub restarts.', adding: 'Adding…',
+      cams_unchanged: 'The chosen cameras are already in the config.', find_failed: 'Could not do it: {e}',
       sending: 'Sending…', test_ok: 'The channel accepted the test.', test_failed: 'The channel refused the test.', channel_answer: 'Channel\'s answer',
       healthy: 'healthy', unhealthy: 'failing',
       u_day: 'd', u_hour: 'h', u_min: 'min', u_sec: 's',
@@ -753,6 +769,10 @@
     S.sites.forEach(function (s, id) { opts.push(el('option', { value: id, text: s.name || id })); });
     site.replaceChildren.apply(site, opts);
     if (keep) site.value = keep;
+    $('find-cams').hidden = !canEdit;
+    var osite = $('onvif-site'), okeep = osite.value;
+    osite.replaceChildren.apply(osite, opts.map(function (o) { return o.cloneNode(true); }));
+    if (okeep) osite.value = okeep;
 
     var rows = [];
     // Renaming and approving happen in the row itself (no window.prompt:
@@ -856,6 +876,89 @@
     sendJSON('POST', '/api/v1/admin/devices', { kind: $('dev-kind').value, site: $('dev-site').value, id: $('dev-id').value.trim(), name: $('dev-name').value.trim(), url: $('dev-url').value.trim() })
       .then(function (j) { savedMsg(j); $('dev-id').value = ''; $('dev-name').value = ''; $('dev-url').value = ''; },
         function (err) { deviceMsg(false, t('save_failed', { e: err.message })); });
+  });
+
+  // ---- "Tìm camera": find ONVIF cameras and add the chosen ones ---------
+  // The password goes to the hub in the request body only; the hub keeps
+  // it in a 0600 file and never sends it back. The field is emptied once
+  // the cameras are added.
+  S.found = [];
+  function onvifMsg(cls, text) {
+    var m = $('onvif-msg');
+    m.hidden = false; m.className = cls; m.textContent = text;
+  }
+  function onvifCreds() { return { username: $('onvif-user').value.trim(), password: $('onvif-pass').value }; }
+  function renderFound(known) {
+    var table = $('onvif-table'), body = table.tBodies[0];
+    var have = new Set(known || []);
+    var rows = S.found.map(function (d) {
+      var usable = !!d.main_uri && !have.has(d.xaddr);
+      var box = el('input', { type: 'checkbox', value: d.xaddr, 'aria-label': d.name || d.xaddr });
+      box.checked = usable; box.disabled = !usable;
+      var note = [];
+      if (d.unauthorized) note.push(t('cam_unauthorized'));
+      else if (d.error) note.push(d.error);
+      else note.push(t('cam_ok'));
+      if (have.has(d.xaddr)) note.push(t('cam_known'));
+      var off = Math.abs((d.clock_offset_ns || 0) / 1e6);
+      if (off > 60000) note.push(t('clock_off', { d: duration(off) }));
+      return el('tr', { 'data-xaddr': d.xaddr, 'data-state': d.unauthorized ? 'unauthorized' : d.error ? 'error' : 'ok', class: d.error ? 'unhealthy' : '' },
+        el('td', { 'data-label': t('choose') }, box),
+        el('th', { scope: 'row', text: d.name || [d.manufacturer, d.model].filter(Boolean).join(' ') || '—' }),
+        el('td', { 'data-label': t('make_model'), text: [d.manufacturer, d.model].filter(Boolean).join(' ') || '—' }),
+        el('td', { 'data-label': t('onvif_addr'), class: 'url', text: d.xaddr }),
+        el('td', { 'data-label': t('main_stream'), class: 'url', text: d.main_uri || '—' }),
+        el('td', { 'data-label': t('note'), class: 'cnote', text: note.join('; ') }));
+    });
+    body.replaceChildren.apply(body, rows);
+    table.hidden = !rows.length;
+    $('onvif-add').hidden = !S.found.some(function (d) { return d.main_uri && !have.has(d.xaddr); });
+  }
+  function findCams(path, extra, busy) {
+    var body = onvifCreds();
+    Object.keys(extra).forEach(function (k) { body[k] = extra[k]; });
+    onvifMsg('', t(busy));
+    $('onvif-discover').disabled = $('onvif-inspect').disabled = true;
+    return sendJSON('POST', '/api/v1/admin/cameras/' + path, body).then(function (j) {
+      var devs = j.devices || [];
+      if (path === 'inspect') {
+        // Reading by URL adds to the list (several cameras on other subnets).
+        S.found = S.found.filter(function (d) { return !devs.some(function (x) { return x.xaddr === d.xaddr; }); }).concat(devs);
+      } else {
+        S.found = devs;
+      }
+      renderFound(j.known);
+      onvifMsg('ok', devs.length ? t('found_n', { n: num(S.found.length) }) : t('found_none'));
+    }, function (err) { onvifMsg('error', t('find_failed', { e: err.message })); })
+      .then(function () { $('onvif-discover').disabled = $('onvif-inspect').disabled = false; });
+  }
+  $('onvif-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    findCams('discover', {}, 'searching');
+  });
+  $('onvif-inspect').addEventListener('click', function () {
+    var u = $('onvif-url').value.trim();
+    if (!u) { onvifMsg('error', t('need_url')); $('onvif-url').focus(); return; }
+    findCams('inspect', { url: u }, 'reading');
+  });
+  $('onvif-add').addEventListener('click', function () {
+    var chosen = Array.from($('onvif-table').querySelectorAll('input[type="checkbox"]:checked')).map(function (b) { return b.value; });
+    if (!chosen.length) return;
+    var body = onvifCreds();
+    body.site = $('onvif-site').value; body.xaddrs = chosen;
+    onvifMsg('', t('adding'));
+    $('onvif-add').disabled = true;
+    sendJSON('POST', '/api/v1/admin/cameras/add', body).then(function (j) {
+      var ids = j.added || [];
+      var text = ids.length ? t('added_cams', { n: num(ids.length), ids: ids.join(', ') }) : t('cams_unchanged');
+      if (j.applied === false) text += ' ' + t('saved_restart');
+      (j.failed || []).forEach(function (f) { text += ' ' + f.xaddr + ': ' + f.error + '.'; });
+      onvifMsg('ok', text);
+      $('onvif-pass').value = '';
+      S.found = [];
+      renderFound([]);
+    }, function (err) { onvifMsg('error', t('find_failed', { e: err.message })); })
+      .then(function () { $('onvif-add').disabled = false; });
   });
 
   function header(m) {
