@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"text/template"
@@ -527,6 +528,29 @@ func (n *Notifier) needURL(bad func(msg string, path ...any)) {
 
 // pathErr keeps only the reason of a file error (the path is shown by the
 // caller).
+// ResolveFiles makes the notifiers' relative file paths (template_file,
+// url_file, header_files, secret_key_file, refresh_token_file) relative to
+// dir, the config file's directory, rather than to wherever the hub was
+// started from: `check-config` and the hub then read the same files.
+func (c *Config) ResolveFiles(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	for i := range c.Notifiers {
+		n := &c.Notifiers[i]
+		abs(&n.TemplateFile)
+		abs(&n.URLFile)
+		abs(&n.SecretKeyFile)
+		abs(&n.RefreshTokenFile)
+		for k, f := range n.HeaderFiles {
+			abs(&f)
+			n.HeaderFiles[k] = f
+		}
+	}
+}
+
 func pathErr(err error) error {
 	if pe, ok := err.(*os.PathError); ok {
 		return pe.Err

@@ -54,7 +54,7 @@ var webhookType = notifierType{
 			}
 			b, err := os.ReadFile(n.TemplateFile)
 			if err != nil {
-				bad(fmt.Sprintf("cannot read: %v", pathErr(err)), "template_file")
+				bad(fmt.Sprintf("cannot read %s: %v", n.TemplateFile, pathErr(err)), "template_file")
 			}
 			text = string(b)
 		}

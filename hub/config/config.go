@@ -12,7 +12,9 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -438,8 +440,14 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading config: %w", err)
 		}
-		if c, err = Parse(path, data); err != nil {
+		var decoded []Problem
+		if c, decoded, err = parse(path, data); err != nil {
 			return nil, err
+		}
+		if decoded != nil {
+			// Report the values too, in the same pass: a file with several
+			// problems shows all of them (issue 17, item 7).
+			return nil, c.withValueProblems(decoded, getenv)
 		}
 	}
 	c.Path = path
@@ -455,30 +463,115 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 // Parse decodes a config file without environment overrides or validation.
 // Unknown keys are errors.
 func Parse(path string, data []byte) (*Config, error) {
-	c := &Config{Path: path}
+	c, decoded, err := parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if decoded != nil {
+		return nil, &Error{decoded}
+	}
+	return c, nil
+}
+
+// parse decodes data. err is for a file that could not be decoded at all
+// (YAML syntax); decoded lists the values that could not be decoded, and
+// then c is what the rest of the file decoded to (a bad value left at its
+// zero value), so the caller can still check the other values.
+func parse(path string, data []byte) (c *Config, decoded []Problem, err error) {
+	c = &Config{Path: path}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &Error{[]Problem{yamlProblem(path, err)}}
+		return nil, nil, &Error{[]Problem{yamlProblem(path, err)}}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
-			e := &Error{}
+			// yaml.v3 goes on decoding after a type error: c holds the rest.
 			for _, m := range te.Errors {
-				e.Problems = append(e.Problems, yamlProblem(path, errors.New(m)))
+				decoded = append(decoded, withKey(&root, yamlProblem(path, errors.New(m))))
 			}
-			return nil, e
+		} else if ps, partial := valueProblems(path, &root, err); ps != nil {
+			decoded, c = ps, partial
+		} else {
+			return nil, nil, &Error{[]Problem{yamlProblem(path, err)}}
 		}
-		if ps := valueProblems(path, &root, err); ps != nil {
-			return nil, &Error{ps}
-		}
-		return nil, &Error{[]Problem{yamlProblem(path, err)}}
+	}
+	if c == nil {
+		return nil, nil, &Error{decoded}
 	}
 	c.root = &root
 	c.Path = path
-	return c, nil
+	return c, decoded, nil
+}
+
+// withValueProblems adds the problems Validate finds in c (decoded from a
+// file with the decoding problems decoded) to them, leaving out those on
+// a line already reported (the bad value was left at zero, which the
+// checks would report again in other words).
+func (c *Config) withValueProblems(decoded []Problem, getenv func(string) string) error {
+	all := append([]Problem(nil), decoded...)
+	lines := map[int]bool{}
+	for _, p := range decoded {
+		lines[p.Line] = true
+	}
+	_ = c.ApplyEnv(getenv)
+	var e *Error
+	if err := c.Validate(); errors.As(err, &e) {
+		for _, p := range e.Problems {
+			if p.Line == 0 || !lines[p.Line] {
+				all = append(all, p)
+			}
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Line < all[j].Line })
+	return &Error{all}
+}
+
+// withKey fills in the key path of a problem that names only its line
+// (yaml.v3's type errors: "cannot unmarshal !!str `lots` into int").
+func withKey(root *yaml.Node, p Problem) Problem {
+	if p.Key == "" && p.Line > 0 {
+		p.Key = keyAtLine(root, p.Line, "")
+	}
+	return p
+}
+
+// keyAtLine is the key path of the first scalar value on line, or "".
+func keyAtLine(n *yaml.Node, line int, prefix string) string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if k := keyAtLine(c, line, prefix); k != "" {
+				return k
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			val := n.Content[i+1]
+			if val.Kind == yaml.ScalarNode && val.Line == line {
+				return key
+			}
+			if k := keyAtLine(val, line, key); k != "" {
+				return k
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if c.Kind == yaml.ScalarNode && c.Line == line {
+				return fmt.Sprintf("%s[%d]", prefix, i)
+			}
+			if k := keyAtLine(c, line, fmt.Sprintf("%s[%d]", prefix, i)); k != "" {
+				return k
+			}
+		}
+	}
+	return ""
 }
 
 // valueProblems handles a value a field's own parser refused (a duration
@@ -487,7 +580,7 @@ func Parse(path string, data []byte) (*Config, error) {
 // reports it with its line and key, sets it to a neutral value and decodes
 // again, so every bad value in the file is reported at once. nil when the
 // error does not quote a value found in the file.
-func valueProblems(path string, root *yaml.Node, err error) []Problem {
+func valueProblems(path string, root *yaml.Node, err error) ([]Problem, *Config) {
 	var ps []Problem
 	for range 50 {
 		var n *yaml.Node
@@ -499,26 +592,26 @@ func valueProblems(path string, root *yaml.Node, err error) []Problem {
 		}
 		if n == nil {
 			if ps == nil {
-				return nil
+				return nil, nil
 			}
-			return append(ps, yamlProblem(path, err))
+			return append(ps, yamlProblem(path, err)), nil
 		}
 		ps = append(ps, Problem{File: path, Line: n.Line, Key: key, Msg: strings.TrimPrefix(err.Error(), "yaml: ")})
 		n.Value, n.Tag, n.Style = "0s", "!!str", 0
-		var probe Config
-		err = root.Decode(&probe)
+		probe := &Config{}
+		err = root.Decode(probe)
 		if err == nil {
-			return ps
+			return ps, probe
 		}
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
 			for _, msg := range te.Errors {
-				ps = append(ps, yamlProblem(path, errors.New(msg)))
+				ps = append(ps, withKey(root, yamlProblem(path, errors.New(msg))))
 			}
-			return ps
+			return ps, probe
 		}
 	}
-	return ps
+	return ps, nil
 }
 
 // findScalar finds the first mapping value equal to v, with its key path.
@@ -684,6 +777,13 @@ func (v *validator) check() {
 	v.limits(&c.Limits)
 	v.log(&c.Log)
 	v.qr(&c.QR)
+	if c.Path != "" {
+		// Relative notifier files (template_file...) are next to the
+		// config file, whatever the working directory.
+		if dir, err := filepath.Abs(filepath.Dir(c.Path)); err == nil {
+			c.Alerts.ResolveFiles(dir)
+		}
+	}
 	for _, p := range c.Alerts.Validate() {
 		v.bad(p.Msg, append([]any{"alerts"}, p.Path...)...)
 	}

@@ -2,6 +2,9 @@ package config
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -32,5 +35,75 @@ store:
 		if p := e.Problems[i]; p.Line != w.line || p.Key != w.key || p.File != "v.yaml" {
 			t.Errorf("problem %d: %+v, want line %d key %s", i, p, w.line, w.key)
 		}
+	}
+}
+
+// A file with decoding problems (a bad duration, a word for a number) and
+// value problems (a camera in an unknown site, a bad ID) reports all of
+// them in one go, in line order, each with file, line and key (issue 17,
+// item 7).
+func TestDecodeAndValueProblemsTogether(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "v.yaml")
+	os.WriteFile(path, []byte(`hub_id: x
+limits:
+  queue_size: lots
+alerts:
+  rules:
+    camera_down: { for: 30 sec }
+sites:
+  - { id: s1, name: "One" }
+cameras:
+  - { id: gate, site: nowhere }
+  - { id: BAD, site: s1 }
+`), 0o600)
+	_, err := Load(path, func(string) string { return "" })
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v", err)
+	}
+	want := []struct {
+		line int
+		key  string
+	}{{3, "limits.queue_size"}, {6, "alerts.rules.camera_down.for"}, {10, "cameras[0].site"}, {11, "cameras[1].id"}}
+	if len(e.Problems) != len(want) {
+		t.Fatalf("%d problems, want %d:\n%v", len(e.Problems), len(want), e)
+	}
+	for i, w := range want {
+		if p := e.Problems[i]; p.Line != w.line || p.Key != w.key || p.File != path {
+			t.Errorf("problem %d: %+v, want line %d key %s", i, p, w.line, w.key)
+		}
+	}
+}
+
+// A relative template_file is read from the config file's directory, not
+// the working directory; a missing one is reported with its full path.
+func TestRelativeTemplateFileNextToConfig(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "alerts"), 0o755)
+	os.WriteFile(filepath.Join(dir, "alerts", "t.json.tmpl"), []byte(`{"text": {{ json .Title }}}`), 0o644)
+	body := func(tmpl string) []byte {
+		return []byte(`hub_id: x
+data_dir: ` + filepath.Join(dir, "data") + `
+alerts:
+  notifiers:
+    - { type: webhook, name: chat, url: "http://127.0.0.1:9/hook", template_file: ` + tmpl + ` }
+`)
+	}
+	path := filepath.Join(dir, "villagehub.yaml")
+	os.WriteFile(path, body("alerts/t.json.tmpl"), 0o600)
+	t.Chdir(t.TempDir()) // somewhere else
+	c, err := Load(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("relative template_file beside the config: %v", err)
+	}
+	if got, want := c.Alerts.Notifiers[0].TemplateFile, filepath.Join(dir, "alerts", "t.json.tmpl"); got != want {
+		t.Errorf("template_file %q, want %q", got, want)
+	}
+	os.WriteFile(path, body("alerts/missing.tmpl"), 0o600)
+	_, err = Load(path, func(string) string { return "" })
+	missing := filepath.Join(dir, "alerts", "missing.tmpl")
+	if err == nil || !strings.Contains(err.Error(), "villagehub.yaml:5: alerts.notifiers[0].template_file: cannot read "+missing) {
+		t.Errorf("missing template error: %v", err)
 	}
 }
