@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -54,6 +55,11 @@ type Broker struct {
 	hook   *ingestHook
 	log    *slog.Logger
 	status string
+	// offline lets shutdown wait for the "offline" status to be delivered.
+	offline *offlineHook
+	// closing is set once shutdown starts: connections ending then are
+	// expected, not worth a warning each.
+	closing *atomic.Bool
 }
 
 // New creates the broker and binds its listener, so a port already in use
@@ -70,7 +76,8 @@ func New(cfg Config) (*Broker, error) {
 		cfg.Logger = slog.Default()
 	}
 	// mochi logs every connect at info; keep the hub's log for the hub.
-	mlog := slog.New(&levelFloor{h: cfg.Logger.Handler(), min: slog.LevelWarn}).With("component", "broker")
+	closing := &atomic.Bool{}
+	mlog := slog.New(&levelFloor{h: cfg.Logger.Handler(), min: slog.LevelWarn, closing: closing}).With("component", "broker")
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: mlog})
 	if cfg.Auth == nil {
 		return nil, errors.New("broker: Auth is required")
@@ -87,6 +94,10 @@ func New(cfg Config) (*Broker, error) {
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("broker: adding ingest hook: %w", err)
+	}
+	offline := &offlineHook{topic: cfg.Prefix + "/_hub/" + cfg.HubID + "/status"}
+	if err := srv.AddHook(offline, nil); err != nil {
+		return nil, fmt.Errorf("broker: adding the offline status hook: %w", err)
 	}
 	listen := func(l listeners.Listener, addr, key string) error {
 		if err := srv.AddListener(l); err != nil {
@@ -119,8 +130,8 @@ func New(cfg Config) (*Broker, error) {
 			return nil, err
 		}
 	}
-	return &Broker{cfg: cfg, srv: srv, hook: h, log: cfg.Logger,
-		status: cfg.Prefix + "/_hub/" + cfg.HubID + "/status"}, nil
+	return &Broker{cfg: cfg, srv: srv, hook: h, log: cfg.Logger, offline: offline, closing: closing,
+		status: offline.topic}, nil
 }
 
 // Addr is the address the broker listens on (useful with port 0).
@@ -141,11 +152,16 @@ func (b *Broker) Run(ctx context.Context) error {
 		b.log.Warn("publishing hub status", "err", err)
 	}
 	<-ctx.Done()
-	_ = b.srv.Publish(b.status, []byte("offline"), true, 1)
+	b.closing.Store(true)
+	// Say the hub is offline and let that reach the subscribers before
+	// any connection closes.
+	b.publishOffline()
 	// Release producers waiting on the queue, then disconnect clients.
 	// Messages they were waiting on are not acknowledged, so devices
-	// resend them after the restart.
+	// resend them after the restart. (Cancelled first, so the wills of
+	// devices cut off here do not mark them offline in the store.)
 	b.hook.cancel()
+	b.closeV311()
 	return b.srv.Close()
 }
 
@@ -247,8 +263,9 @@ func (h *ingestHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 
 // levelFloor drops records below min.
 type levelFloor struct {
-	h   slog.Handler
-	min slog.Level
+	h       slog.Handler
+	min     slog.Level
+	closing *atomic.Bool // nil: never
 }
 
 func (l *levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {
@@ -258,7 +275,11 @@ func (l *levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {
 // Handle drops mochi's "pk" attribute: it is the whole packet, payload and,
 // for a CONNECT, password included, which has no place in a log.
 func (l *levelFloor) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	msg, keep := mochiMessage(r)
+	if !keep || (r.Message == "" && l.closing != nil && l.closing.Load()) {
+		return nil
+	}
+	out := slog.NewRecord(r.Time, r.Level, msg, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key != "pk" {
 			out.AddAttrs(a)
@@ -268,8 +289,8 @@ func (l *levelFloor) Handle(ctx context.Context, r slog.Record) error {
 	return l.h.Handle(ctx, out)
 }
 func (l *levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
-	return &levelFloor{h: l.h.WithAttrs(a), min: l.min}
+	return &levelFloor{h: l.h.WithAttrs(a), min: l.min, closing: l.closing}
 }
 func (l *levelFloor) WithGroup(n string) slog.Handler {
-	return &levelFloor{h: l.h.WithGroup(n), min: l.min}
+	return &levelFloor{h: l.h.WithGroup(n), min: l.min, closing: l.closing}
 }

@@ -22,13 +22,15 @@ import (
 type rig struct {
 	b     *Broker
 	queue *ingest.Queue
+	log   *testenv.Log
 	url   string
 	stop  func() // ends Run and waits for it
 }
 
 func startBroker(t *testing.T) *rig {
 	t.Helper()
-	log := testenv.NewLog(t).Logger
+	tlog := testenv.NewLog(t)
+	log := tlog.Logger
 	hook, err := auth.New(auth.Config{AllowAnonymous: true, Prefix: "village", DataDir: t.TempDir(),
 		PublishRate: 1e6, PublishBurst: 1000000, Logger: log})
 	if err != nil {
@@ -42,7 +44,7 @@ func startBroker(t *testing.T) *rig {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	r := &rig{b: b, queue: q, url: "tcp://" + b.Addr()}
+	r := &rig{b: b, queue: q, log: tlog, url: "tcp://" + b.Addr()}
 	stopped := false
 	r.stop = func() {
 		if !stopped {
@@ -205,8 +207,8 @@ func TestHubStatusOnlineThenOffline(t *testing.T) {
 		t.Fatalf("status %q", m.Payload())
 	}
 	r.stop()
-	// Subscribers may be cut off before it reaches them; what counts is the
-	// retained message a restarted broker (or a bridge) keeps.
+	// It is also retained, for a restarted broker (or a bridge); that it
+	// reaches live subscribers is TestOfflineStatusReachesSubscribers.
 	ret := r.b.srv.Topics.Messages("village/_hub/hub1/status")
 	if len(ret) != 1 || string(ret[0].Payload) != "offline" {
 		t.Fatalf("retained status after Run: %+v, want offline", ret)
