@@ -98,6 +98,18 @@ qr_boards:
 	if !strings.Contains(csv, wantCSV) {
 		t.Errorf("CSV lacks %q:\n%s", wantCSV, csv)
 	}
+	// As docs/qr.md says: no CSV without --csv, and "--csv -" writes it
+	// to standard output after the table.
+	if strings.Contains(table, "\ufeff") || strings.Contains(table, wantCSV) {
+		t.Errorf("a CSV in the output without --csv -:\n%s", table)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"report", "qr", "--config", cfgPath, "--month", month.Format("2006-01"), "--csv", "-"}, &out, &errb); code != 0 {
+		t.Fatalf("report --csv - exit %d: %s", code, errb.String())
+	}
+	if !strings.HasPrefix(out.String(), table) || !strings.Contains(out.String(), csv) {
+		t.Errorf("--csv - output is not the table then the CSV:\n%s", out.String())
+	}
 
 	// The same through a running hub's API.
 	cfg, err := config.Load(cfgPath, func(string) string { return "" })
