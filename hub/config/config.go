@@ -879,7 +879,7 @@ func (v *validator) influx(in *Influx) {
 		v.file(in.TLS.KeyFile, "influx", "tls", "key_file")
 	}
 	if in.BatchSize < 1 || in.BatchSize > 100000 {
-		v.bad("must be between 1 and 100000", "influx", "batch_size")
+		v.bad(fmt.Sprintf("must be between 1 and 100000, got %d", in.BatchSize), "influx", "batch_size")
 	}
 	if in.SpoolMaxBytes < 1<<20 {
 		v.bad("must be at least 1048576 (1 MiB)", "influx", "spool_max_bytes")

@@ -107,3 +107,28 @@ alerts:
 		t.Errorf("missing template error: %v", err)
 	}
 }
+
+// docs/influxdb.md quotes check-config's message for a bad batch size: it
+// is the real one.
+func TestInfluxErrorAsDocumented(t *testing.T) {
+	_, err := Load(writeTemp(t, "hub_id: x\ninflux:\n  url: http://127.0.0.1:8086\n  bucket: village\n  batch_size: -5\n"), func(string) string { return "" })
+	var e *Error
+	if !errors.As(err, &e) || len(e.Problems) != 1 {
+		t.Fatalf("error %v", err)
+	}
+	p := e.Problems[0]
+	msg := p.Key + ": " + p.Msg
+	doc, _ := os.ReadFile("../../docs/influxdb.md")
+	if p.Line != 5 || !strings.Contains(strings.Join(strings.Fields(string(doc)), " "), ":31: "+msg+"`") {
+		t.Errorf("check-config says %q (line %d); docs/influxdb.md must quote it", msg, p.Line)
+	}
+}
+
+func writeTemp(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "villagehub.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -85,7 +85,8 @@ type Health struct {
 	Codec            string
 	ProbeDuration    time.Duration
 	// Reason is the failure reason from the probe's fixed set (timeout,
-	// refused, unauthorized, not_found, no_video, protocol); "" when up.
+	// refused, unauthorized, not_found, no_video, protocol, other); "" when
+	// up.
 	Reason string
 }
 
