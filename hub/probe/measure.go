@@ -18,6 +18,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	mch265 "github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/deepch/vdk/av"
 	"github.com/deepch/vdk/codec/h264parser"
 	"github.com/deepch/vdk/codec/h265parser"
@@ -181,12 +182,35 @@ func resolutionFromSDP(v *sdp.Media, m *measurement) {
 			}
 		}
 	case av.H265:
-		if len(v.SpropSPS) > 4 {
-			if info, err := h265parser.ParseSPS(v.SpropSPS); err == nil {
-				m.Width, m.Height = int(info.Width), int(info.Height)
-			}
+		if w, h, ok := h265Resolution(v.SpropSPS); ok {
+			m.Width, m.Height = w, h
 		}
 	}
+}
+
+// h265Resolution reads the displayed size from an H.265 SPS NAL unit.
+// vdk v0.0.27's h265parser.ParseSPS reads the conformance window and
+// throws it away, so a 1080p stream (coded as 1088 rows, cropped by 8)
+// comes out as 1920x1088 (vdk-findings.md, finding 13). mediacommon's
+// parser, which gortsplib already brings in, applies the crop; vdk's is
+// only the fallback for an SPS mediacommon refuses.
+func h265Resolution(sps []byte) (w, h int, ok bool) {
+	if len(sps) <= 4 {
+		return 0, 0, false
+	}
+	var s mch265.SPS
+	if err := s.Unmarshal(sps); err == nil && s.Width() > 0 && s.Height() > 0 {
+		return s.Width(), s.Height(), true
+	}
+	defer func() {
+		if recover() != nil {
+			w, h, ok = 0, 0, false // vdk's parser panics on some malformed input
+		}
+	}()
+	if info, err := h265parser.ParseSPS(sps); err == nil && info.Width > 0 {
+		return int(info.Width), int(info.Height), true
+	}
+	return 0, 0, false
 }
 
 // readResolution reads vdk's CodecData; only call it when vdk's reader
@@ -194,6 +218,13 @@ func resolutionFromSDP(v *sdp.Media, m *measurement) {
 func readResolution(c *rtspv2.RTSPClient, m *measurement) {
 	for _, cd := range c.CodecData {
 		if cd == nil || !cd.Type().IsVideo() {
+			continue
+		}
+		if h, ok := cd.(h265parser.CodecData); ok {
+			// vdk's Width/Height ignore the conformance window.
+			if w, ht, ok := h265Resolution(h.SPS()); ok {
+				m.Width, m.Height = w, ht
+			}
 			continue
 		}
 		if v, ok := cd.(av.VideoCodecData); ok {
