@@ -110,6 +110,9 @@ func probeStream(ctx context.Context, j job, start time.Time, background *sync.W
 		m.fail(ReasonOther, "invalid RTSP URL")
 		return nil, m, false
 	}
+	if j.Mode == ModeSample {
+		return nil, sampleStream(ctx, j, start), false
+	}
 	c, err = dial(ctx, j, background)
 	if err != nil {
 		m.Reason, m.Detail = classifyDialError(ctx, j, err)
