@@ -140,7 +140,9 @@ func TestSupervisorIsolatesCrashingCameras(t *testing.T) {
 			sup.SetTargets([]Target{
 				{ID: "a", URL: a.URL()},
 				{ID: "b", URL: b.URL()},
-				{ID: "bad", URL: bad.url("stream")},
+				// Samples read RTP without vdk and skip malformed packets;
+				// handshakes still run vdk's demuxer on the first packet.
+				{ID: "bad", URL: bad.url("stream"), Settings: Settings{Mode: ModeHandshake}},
 			})
 			runSupervisor(t, sup)
 
@@ -320,7 +322,7 @@ func TestNoSecretInResultsLogsOrMetrics(t *testing.T) {
 		{ID: "missing", URL: "rtsp://admin:" + pw + "@" + host + "/nope"},
 		{ID: "refused", URL: "rtsp://admin:" + pw + "@" + closedPort(t) + "/x"},
 		{ID: "silent", URL: "rtsp://admin:" + pw + "@" + silent.addr() + "/x"},
-		{ID: "crash", URL: "rtsp://admin:" + pw + "@" + bad.addr() + "/x"},
+		{ID: "crash", URL: "rtsp://admin:" + pw + "@" + bad.addr() + "/x", Settings: Settings{Mode: ModeHandshake}},
 		{ID: "bad-url", URL: "rtsp://admin:" + pw + "@[::1/x"},
 	})
 	runSupervisor(t, sup)
