@@ -115,4 +115,3 @@ func envInt(name string) int {
 	_, _ = fmt.Sscan(os.Getenv(name), &n)
 	return n
 }
-

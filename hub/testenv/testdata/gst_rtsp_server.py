@@ -31,23 +31,32 @@ def main():
     server.set_address("127.0.0.1")
     server.set_service(port)
 
-    # Clients without credentials get the role "anonymous", which open
-    # mounts allow; a protected mount allows only its user's role. (With an
-    # RTSPAuth on the server, a mount without permissions refuses everyone.)
-    # PyGObject needs .new() for these mini objects: the plain constructor
-    # builds an object the server does not see as permissions.
-    auth = GstRtspServer.RTSPAuth()
-    auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
-    anonymous = GstRtspServer.RTSPToken.new()
-    anonymous.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "anonymous")
-    auth.set_default_token(anonymous)
-    server.set_auth(auth)
+    # A server with protected mounts authenticates every request. Clients
+    # without credentials then get the default token: if any mount is
+    # open, a token with the role "anonymous", which open mounts allow and
+    # protected ones do not (gst-rtsp-server answers those 404, not 401);
+    # if every mount is protected, no token, so they get a 401 challenge as
+    # from a camera. PyGObject needs .new() for tokens and permissions: the
+    # plain constructors build objects the server ignores.
+    auth = None
+    if any(m.get("user") for m in mounts):
+        auth = GstRtspServer.RTSPAuth()
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        if not all(m.get("user") for m in mounts):
+            anonymous = GstRtspServer.RTSPToken.new()
+            anonymous.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "anonymous")
+            auth.set_default_token(anonymous)
+        server.set_auth(auth)
 
     for m in mounts:
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(m["launch"])
-        # One pipeline shared by every client, as a camera has one encoder.
-        factory.set_shared(True)
+        # A pipeline per client: clients that DESCRIBE a shared media while
+        # another is still preparing it get 503 Service Unavailable.
+        factory.set_shared(False)
+        if auth is None:
+            server.get_mount_points().add_factory(m["path"], factory)
+            continue
         role = "anonymous"
         if m.get("user"):
             role = "user-" + m["user"]
