@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"villagehub/devices/rtspcam"
+	"villagehub/hub/testenv"
 )
 
 func newTestSupervisor(t testing.TB, cfg Config, res *results) *Supervisor {
@@ -291,13 +293,7 @@ func TestNoLeaksOverThousandProbes(t *testing.T) {
 		t.Errorf("file descriptors grew while probing: %d before, %d after 200 probes, %d after 1000 with %d workers",
 			fdSim, fdWarm, fdLate, workersLate)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for countFDs(t) != fd0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := countFDs(t); n != fd0 {
-		t.Errorf("file descriptors: %d before, %d after", fd0, n)
-	}
+	testenv.WaitFor(t, 5*time.Second, fmt.Sprintf("file descriptors back to %d", fd0), func() bool { return countFDs(t) == fd0 })
 	goleak.VerifyNone(t, before)
 }
 
