@@ -313,6 +313,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 
 func (s *Supervisor) shutdown() {
 	s.stopping = true
+	workers, inFlight := len(s.workers), s.inFlight
 	for w := range s.workers {
 		w.kill("shutting down")
 	}
@@ -324,6 +325,8 @@ func (s *Supervisor) shutdown() {
 	}
 	s.wg.Wait()
 	s.metrics.inFlight.Store(0)
+	s.log.Info("probe: supervisor stopped", "workers_stopped", workers, "probes_abandoned", inFlight,
+		"samples", s.metrics.samples.Load(), "handshakes", s.metrics.handshakes.Load())
 }
 
 func (s *Supervisor) forget(ev workerEvent) {

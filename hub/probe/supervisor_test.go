@@ -407,13 +407,18 @@ func TestSupervisorKillsStuckWorkers(t *testing.T) {
 	sup := newTestSupervisor(t, Config{Workers: 1, WorkerCommand: []string{"/bin/sh", "-c", "exec sleep 600"}, Logger: newLogger(&logs)}, res)
 	sup.hungGrace = 500 * time.Millisecond
 	sup.SetTargets([]Target{{ID: "cam", URL: "rtsp://127.0.0.1:9/x", Settings: Settings{Mode: ModeHandshake, Timeout: 500 * time.Millisecond}}})
-	runSupervisor(t, sup)
+	stop := runSupervisor(t, sup)
 	all := res.waitFor(t, 15*time.Second, "the stuck probe reported", func(rs []Result) bool { return len(rs) > 0 })
 	if r := all[0]; r.Up || r.Reason != ReasonProtocol || !strings.Contains(r.Detail, "hung") {
 		t.Fatalf("stuck probe: %+v", r)
 	}
 	if sup.metrics.workerCrashes.Load() < 2 {
 		t.Errorf("want the shared and the solo worker killed, got %d", sup.metrics.workerCrashes.Load())
+	}
+	// Stopping says so in the log, once the workers are gone.
+	stop()
+	if l := logs.String(); !strings.Contains(l, "probe: supervisor stopped") || !strings.Contains(l, "workers_stopped=") {
+		t.Errorf("no stop line in the log:\n%s", lastLines(l, 10))
 	}
 }
 
