@@ -53,7 +53,7 @@ func TestSamplerPacketAccounting(t *testing.T) {
 		// Malformed: skipped, no panic (vdk-findings.md finding 1).
 		rtpPacket(7000, true, payloadZeroSizeSTAPA),
 		rtpPacket(7000, true, payloadTwoByteSPS),
-		append(rtpPacket(7000, true, []byte{0x41})[:12:12], 0x41),                     // 1-byte payload
+		rtpPacket(7000, true, nil),                                                    // no payload
 		{0xa0, 96, 0, 0, 0, 0, 0x1b, 0x58, 0, 0, 0, 0, 0x41, 0x9a, 0, 0, 0, 0, 0, 12}, // padding 12 > payload 8
 		{0x90, 96, 0, 0},                             // truncated header
 		rtpPacket(7000, true, []byte{0x7c}),          // FU-A without its header
@@ -63,7 +63,7 @@ func TestSamplerPacketAccounting(t *testing.T) {
 		r.packet(p, now)
 	}
 	if len(r.frames) != 3 || r.keys != 2 {
-		t.Fatalf("%d frames, %d keyframes; want 3 and 2", len(r.frames), r.keys)
+		t.Fatalf("%d frames, %d keyframes; want 3 and 2: %+v", len(r.frames), r.keys, r.frames)
 	}
 	for i, want := range []int{100, 81, 20} {
 		if r.frames[i].bytes != want {
