@@ -167,7 +167,7 @@ func TestAlertmanager(t *testing.T) {
 		}
 		return false
 	})
-	if v := counter(t, r.Engine, "villagehub_notifications_total", "alertmanager", "sent"); v != 2 {
+	if v := counter(t, r.Engine, "villagehub_notifications_total", "alertmanager", "", "sent"); v != 2 {
 		t.Errorf("alertmanager notifier sent %v notices, want 2", v)
 	}
 }

@@ -136,18 +136,6 @@ func TestChatTemplates(t *testing.T) {
 			}
 		}
 	}
-	// Zalo to a group.
-	tmpl, _ := alert.ParseTemplate("zalo", loadTemplate(t, "zalo.json.tmpl"))
-	n := sampleNotices()[0]
-	n.Vars = map[string]string{"group_id": "g-42"}
-	b, _ := alert.Render(tmpl, n)
-	var m struct {
-		Recipient map[string]string `json:"recipient"`
-	}
-	mustUnmarshal(t, b, &m)
-	if m.Recipient["group_id"] != "g-42" || len(m.Recipient) != 1 {
-		t.Errorf("zalo group: %s", b)
-	}
 }
 
 func mustUnmarshal(t *testing.T, b []byte, v any) {
