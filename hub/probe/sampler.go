@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strings"
@@ -28,27 +29,19 @@ import (
 )
 
 // Samples read RTP themselves instead of through vdk. Profiling a 1080p25
-// H.264 camera at 4.6 Mb/s showed vdk's reader costing about 45 ms of CPU
+// H.264 camera at 4.9 Mb/s showed vdk's reader costing about 45 ms of CPU
 // per sample: it sets a deadline, allocates and copies every RTP packet
 // (and again every reassembled NAL unit), and hands each NAL unit over a
 // channel, so the Go scheduler wakes two goroutines per packet. This
 // sampler reads the TCP-interleaved stream on one goroutine through one
-// 64 KiB buffer, parses RTP in place without allocating, and (on Linux)
-// raises the socket's SO_RCVLOWAT once it knows the stream's keyframe size,
-// so it wakes once per several packets instead of once per packet. The
-// RTSP messages themselves are gortsplib's (base, auth, headers,
-// description), so digest authentication and SDP parsing are a
-// well-tested library's. See docs/rtsp-probe.md ("Cost").
+// 64 KiB buffer and parses RTP in place without allocating; on Linux it
+// reads with raw read(2) calls (rawReader). The RTSP messages themselves
+// are gortsplib's (base, auth, headers, description), so digest
+// authentication and SDP parsing are a well-tested library's. See
+// docs/rtsp-probe.md ("Cost").
 
 // sampleBufSize holds the largest interleaved frame (4 + 65535 bytes).
 const sampleBufSize = 4 + 65535 + 1
-
-// maxLowat caps SO_RCVLOWAT: the kernel wakes the reader when this much
-// is buffered (or on a deadline).
-const maxLowat = 64 << 10
-
-// lowatShare is the low-water mark in percent of an average frame.
-const lowatShare = 50
 
 // rtspSession is one minimal RTSP client session over TCP.
 type rtspSession struct {
@@ -194,10 +187,8 @@ func sampleStream(ctx context.Context, j job, start time.Time) (m measurement) {
 	defer stop()
 
 	var src io.Reader = nc
-	var batch *batchReader
 	if tcp != nil && u.Scheme == "rtsp" {
-		batch = newBatchReader(tcp)
-		src = batch
+		src = newRawReader(tcp)
 	}
 	s := &rtspSession{nc: nc, br: bufio.NewReaderSize(src, sampleBufSize), timeout: j.Timeout}
 	if u.User != nil {
@@ -291,7 +282,7 @@ func sampleStream(ctx context.Context, j job, start time.Time) (m measurement) {
 	}
 	defer s.teardown(baseURL)
 
-	r := reader{kind: kind, j: j, start: start, m: &m, rtpCh: byte(rtpCh), tcp: tcp, batch: batch}
+	r := reader{kind: kind, j: j, start: start, m: &m, rtpCh: byte(rtpCh)}
 	r.read(ctx, s.br, nc)
 	return m
 }
@@ -342,15 +333,12 @@ type reader struct {
 	start time.Time
 	m     *measurement
 	rtpCh byte
-	tcp   *net.TCPConn
-	batch *batchReader
 
 	frames     []frameRec
 	keys       int
 	curTS      uint32
 	prevMarker bool
 	sps        []byte
-	lowatDone  bool
 }
 
 func (r *reader) read(ctx context.Context, br *bufio.Reader, nc net.Conn) {
@@ -497,7 +485,6 @@ func (r *reader) packet(p []byte, now time.Time) {
 	}
 	r.prevMarker = marker
 	if newFrame {
-		r.maybeRaiseLowat()
 		r.frames = append(r.frames, frameRec{at: now})
 		r.curTS = ts
 	}
@@ -517,30 +504,6 @@ func (r *reader) packet(p []byte, now time.Time) {
 		f.key = true
 		r.keys++
 	}
-}
-
-// maybeRaiseLowat batches wake-ups once three frames are complete: from
-// then on the kernel wakes the reader only when half an average frame's
-// bytes are waiting. A frame's arrival time then moves by at most the time
-// half an average frame takes to arrive, and less for keyframes, which are
-// larger than the average: fps and bitrate span keyframe to keyframe. (A
-// low-water mark of half a keyframe halved the CPU again but moved keyframe
-// times by up to two frame intervals in tests: fps off by 4%.) Time to
-// first frame is stamped before batching starts.
-func (r *reader) maybeRaiseLowat() {
-	if r.lowatDone || r.batch == nil || len(r.frames) < 4 {
-		return
-	}
-	r.lowatDone = true
-	total := 0
-	for _, f := range r.frames[1:] { // the first may have been joined midway
-		total += f.bytes
-	}
-	lowat := min(total/(len(r.frames)-1)*lowatShare/100, maxLowat)
-	if lowat < 4096 {
-		return // a small stream wakes the reader rarely anyway
-	}
-	r.batch.batch = setRcvLowat(r.tcp, lowat)
 }
 
 func (r *reader) h264(p []byte) (n int, key bool) {
@@ -710,36 +673,44 @@ func (r *reader) finish() {
 				bytes += f.bytes
 			}
 		}
-		m.FPS = fitFPS(frames[from : to+1])
+		gop := 1
+		if len(keyIdx) >= 2 {
+			gop = keyIdx[1] - keyIdx[0]
+		}
+		m.FPS = fitFPS(frames[from:to+1], gop)
 		m.BitrateBps = float64(bytes) * 8 / span
 	}
 }
 
-// fitFPS is the frame rate of frames (at least two, in arrival order):
-// the inverse of the least-squares slope of arrival time against frame
-// number. Frames arrive with jitter (a busy camera, a busy network, a
-// busy hub); counting only the first and last arrival puts both ends'
-// jitter into the result (40 ms at either end of a 2 s window is 2%),
-// while the fit spreads it over every frame.
-func fitFPS(frames []frameRec) float64 {
-	n := float64(len(frames))
-	t0 := frames[0].at
-	var si, st float64
-	for i, f := range frames {
-		si += float64(i)
-		st += f.at.Sub(t0).Seconds()
-	}
-	mi, mt := si/n, st/n
-	var num, den float64
-	for i, f := range frames {
-		di := float64(i) - mi
-		num += di * (f.at.Sub(t0).Seconds() - mt)
-		den += di * di
-	}
-	if num <= 0 || den == 0 {
+// fitFPS is the frame rate of frames (at least two, in arrival order,
+// from a keyframe to a keyframe when gop > 1, gop being the frames from
+// one keyframe to the next; gop 1 for all-intra streams or when
+// keyframes are unknown).
+//
+// Counting only the first and last arrival puts both ends' jitter into
+// the result (40 ms at either end of a 2 s window is 2%). A least-squares
+// line through all arrivals averages random jitter but not a pattern that
+// repeats with every keyframe interval (a large keyframe arriving late and
+// the frames after it bunched up). So fitFPS averages the arrival
+// differences of all pairs of frames k apart, k a whole number of keyframe
+// intervals close to half the span: each pair is in the same phase of
+// such a pattern, and random jitter is averaged over the pairs.
+func fitFPS(frames []frameRec, gop int) float64 {
+	n := len(frames) - 1
+	if n < 1 {
 		return 0
 	}
-	return den / num
+	gop = max(gop, 1)
+	k := gop * max(1, int(math.Round(float64(n)/2/float64(gop))))
+	k = min(k, n)
+	var sum time.Duration
+	for i := 0; i+k <= n; i++ {
+		sum += frames[i+k].at.Sub(frames[i].at)
+	}
+	if sum <= 0 {
+		return 0
+	}
+	return float64(k) / (sum.Seconds() / float64(n-k+1))
 }
 
 // classifySampleError maps the sampler's errors onto a reason.

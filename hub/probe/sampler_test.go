@@ -110,24 +110,44 @@ func TestSamplerPacketAccounting(t *testing.T) {
 	}
 }
 
-// fitFPS: the least-squares rate ignores jitter that the two end points
-// alone would turn into an error.
+// fitFPS: random jitter at the ends of the window and the pattern that
+// repeats with every keyframe (a late keyframe, the next frames bunched)
+// both leave the rate right, where the end points or a least-squares line
+// would be off.
 func TestFitFPS(t *testing.T) {
 	t0 := time.Now()
-	var frames []frameRec
-	for i := 0; i <= 20; i++ {
-		at := t0.Add(time.Duration(i) * 100 * time.Millisecond)
+	frames := func(n int, jitter func(i int) time.Duration) []frameRec {
+		var fs []frameRec
+		for i := 0; i <= n; i++ {
+			fs = append(fs, frameRec{at: t0.Add(time.Duration(i)*100*time.Millisecond + jitter(i))})
+		}
+		return fs
+	}
+	endpoints := func(fs []frameRec) float64 { return float64(len(fs)-1) / fs[len(fs)-1].at.Sub(fs[0].at).Seconds() }
+
+	// A late first frame and an early last one, all-intra (gop 1).
+	ends := frames(20, func(i int) time.Duration {
 		switch i {
 		case 0:
-			at = at.Add(30 * time.Millisecond) // late first frame
+			return 30 * time.Millisecond
 		case 20:
-			at = at.Add(-30 * time.Millisecond) // early last frame
+			return -30 * time.Millisecond
 		}
-		frames = append(frames, frameRec{at: at})
+		return 0
+	})
+	if got := fitFPS(ends, 1); !within(got, 10, 0.02) || within(endpoints(ends), 10, 0.02) {
+		t.Errorf("end jitter: fitFPS %.3f, end points %.3f; want fitFPS within 2%% of 10 and the end points not", got, endpoints(ends))
 	}
-	endpoints := 20 / frames[20].at.Sub(frames[0].at).Seconds()
-	if fit := fitFPS(frames); !within(fit, 10, 0.02) || within(endpoints, 10, 0.02) {
-		t.Fatalf("fit %.3f fps, end points %.3f fps; want the fit within 2%% of 10 and the end points not", fit, endpoints)
+	// Keyframes every 10 frames arrive 60 ms late, the next frames
+	// 40, 20 ms late: the span runs keyframe to keyframe.
+	saw := frames(20, func(i int) time.Duration {
+		return [10]time.Duration{60, 40, 20}[i%10] * time.Millisecond
+	})
+	if got := fitFPS(saw, 10); !within(got, 10, 0.001) {
+		t.Errorf("keyframe pattern: fitFPS %.4f, want 10", got)
+	}
+	if got := fitFPS(saw[:2], 1); !within(got, 10/(1-0.2), 0.001) {
+		t.Errorf("two frames: fitFPS %.3f, want their own rate", got)
 	}
 }
 

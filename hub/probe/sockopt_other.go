@@ -4,14 +4,9 @@ package probe
 
 import "net"
 
-// setRcvLowat is Linux-only; elsewhere the reader wakes per packet.
-func setRcvLowat(*net.TCPConn, int) bool { return false }
+// rawReader is Linux-only; elsewhere the sampler reads the connection.
+type rawReader struct{ c *net.TCPConn }
 
-type batchReader struct {
-	c     *net.TCPConn
-	batch bool
-}
+func newRawReader(c *net.TCPConn) *rawReader { return &rawReader{c: c} }
 
-func newBatchReader(c *net.TCPConn) *batchReader { return &batchReader{c: c} }
-
-func (b *batchReader) Read(p []byte) (int, error) { return b.c.Read(p) }
+func (b *rawReader) Read(p []byte) (int, error) { return b.c.Read(p) }
