@@ -35,6 +35,10 @@ Usage:
                                      codes and names, one per site
   villagehub report qr --month M     per-board QR scans of a month (table and
                                      CSV): total, unique, bots, busiest day/hour
+  villagehub cameras discover [--add --config F --site S]
+                                     find the ONVIF cameras on the LAN, list
+                                     their make, model and RTSP URLs; --add
+                                     writes them into the config
   villagehub probe-worker            (internal) an RTSP probe worker process,
                                      started and supervised by the hub
   villagehub device [--config F] add camera|qr <site> <id>
@@ -123,6 +127,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return newToken(stdout)
 		case "report":
 			return reportCommand(args[1:], stdout, stderr)
+		case "cameras":
+			return camerasCommand(args[1:], stdout, stderr)
 		case "notify":
 			return notifyCommand(args[1:], stdout, stderr)
 		case "probe-worker":

@@ -87,17 +87,28 @@ const (
 
 var titles = map[string][2][2]string{
 	// alert: {vi: {firing, resolved}, en: {firing, resolved}}
-	CameraDown:      {{"Camera mất hình", "Camera có hình trở lại"}, {"Camera down", "Camera back up"}},
-	CameraDegraded:  {{"Camera hình kém", "Camera hình ổn định trở lại"}, {"Camera stream degraded", "Camera stream back to normal"}},
+	CameraDown:      {{"Camera mất hình", "Camera có hình trở lại"}, {"Camera has no picture", "Camera picture back"}},
+	CameraDegraded:  {{"Camera hình kém", "Camera hình ổn định trở lại"}, {"Camera picture poor", "Camera picture back to normal"}},
 	QRBoardSilent:   {{"Bảng QR không gửi dữ liệu", "Bảng QR hoạt động trở lại"}, {"QR board silent", "QR board reporting again"}},
 	HubDegraded:     {{"Hub gặp sự cố", "Hub hoạt động bình thường trở lại"}, {"Hub degraded", "Hub back to normal"}},
 	NotifierFailing: {{"Kênh báo tin bị lỗi", "Kênh báo tin hoạt động trở lại"}, {"Notifier failing", "Notifier working again"}},
+}
+
+// offlineTitles name an outage of the device's MQTT link only (reason
+// offline): docs/terms.md keeps "mất kết nối" (link) apart from "mất
+// hình" (no video from the probe), since the video may be fine.
+var offlineTitles = map[string][2][2]string{
+	CameraDown:    {{"Camera mất kết nối", "Camera kết nối lại"}, {"Camera disconnected", "Camera reconnected"}},
+	QRBoardSilent: {{"Bảng QR mất kết nối", "Bảng QR kết nối lại"}, {"QR board disconnected", "QR board reconnected"}},
 }
 
 func title(n *Notification, l lang) string {
 	t, ok := titles[n.Alert]
 	if !ok {
 		return n.Alert
+	}
+	if o, ok := offlineTitles[n.Alert]; ok && n.Reason == "offline" {
+		t = o
 	}
 	s := t[l][0]
 	if n.State == KindResolved {

@@ -121,4 +121,21 @@ func TestAlertsWired(t *testing.T) {
 	if n := notices()[1]; n.Kind != "resolved" || n.DurationS <= 0 {
 		t.Errorf("resolved notice: %+v", n)
 	}
+
+	// The dashboard's "Gửi thử" button reaches the engine's notifier and
+	// shows the channel's answer.
+	resp, err = adminPost(t, h.URL, "/api/v1/admin/notifiers/webhook/test", ``)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr struct {
+		OK     bool   `json:"ok"`
+		Answer string `json:"answer"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&tr)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || !tr.OK || !strings.Contains(tr.Answer, "200") {
+		t.Errorf("test send from the dashboard: %v %d %+v", err, resp.StatusCode, tr)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the test notice at the webhook", func() bool { return len(notices()) == 3 })
 }

@@ -41,7 +41,10 @@ type Config struct {
 	Prefix string
 	HubID  string
 	Queue  *ingest.Queue
-	Logger *slog.Logger
+	// Filters are the topic filters to subscribe to (hub/input's Filters
+	// over every MQTT input); nil: the contract's device topics.
+	Filters []string
+	Logger  *slog.Logger
 	// While the broker cannot be reached, the client logs an error after
 	// UnreachableAfter (default 5s) and again every UnreachableEvery
 	// (default 1m), with the reason, so a wrong mqtt.url is not silent.
@@ -89,12 +92,13 @@ func New(cfg Config) (*Client, error) {
 		cfg:    cfg,
 		log:    cfg.Logger.With("component", "mqtt", "broker", redact(u)),
 		status: cfg.Prefix + "/_hub/" + cfg.HubID + "/status",
-		// The two device subtrees; topics of the wrong shape beneath them
-		// still arrive and are counted as rejected.
-		filters: map[string]byte{
-			cfg.Prefix + "/+/camera/+/+": 1,
-			cfg.Prefix + "/+/qr/+/+":     1,
-		},
+	}
+	c.filters = map[string]byte{}
+	if cfg.Filters == nil {
+		cfg.Filters = ingest.NewDecoder(ingest.DecoderConfig{Prefix: cfg.Prefix}).Filters()
+	}
+	for _, f := range cfg.Filters {
+		c.filters[f] = 1
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	opts := paho.NewClientOptions().
@@ -166,6 +170,7 @@ func (c *Client) handle(_ paho.Client, msg paho.Message) {
 	m := ingest.Message{Topic: msg.Topic(), Payload: msg.Payload(), QoS: msg.Qos(), Received: time.Now()}
 	if msg.Qos() > 0 {
 		m.Ack = msg.Ack
+		m.PacketID, m.Dup = msg.MessageID(), msg.Duplicate()
 	}
 	_ = c.cfg.Queue.Push(c.ctx, m, msg.Qos() == 0)
 }
