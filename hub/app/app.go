@@ -33,6 +33,7 @@ import (
 	"villagehub/hub/state"
 	"villagehub/hub/store"
 	"villagehub/hub/tlscert"
+	"villagehub/hub/uplink"
 	"villagehub/hub/web"
 	"villagehub/hub/web/ui"
 )
@@ -70,6 +71,7 @@ type Hub struct {
 	ui      *ui.UI
 	alerts  *alert.Engine
 	influx  *influx.Writer // nil without InfluxDB
+	uplink  *uplink.Uplink // nil without uplink.remote_write
 	auth    *auth.Hook     // nil with an external broker
 	// TLS certificates, reloaded on SIGHUP; nil without TLS.
 	brokerTLS, httpTLS *tlscert.Reloader
@@ -216,6 +218,17 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
+	}
+
+	if len(cfg.Uplink.RemoteWrite) > 0 {
+		// Metrics pushed to the centre (docs/province.md): the families
+		// /metrics serves, labelled with the place and hub.
+		if h.uplink, err = uplink.New(uplink.Options{
+			Config: cfg.Uplink, Place: cfg.Place, HubID: cfg.HubID,
+			Gatherer: h.metrics.Registry, Registerer: h.metrics.Registry, Logger: log,
+		}); err != nil {
+			return nil, err
+		}
 	}
 
 	scans, err := h.newScans()
@@ -405,11 +418,26 @@ func newInfluxWriter(cfg *config.Config, log *slog.Logger) (*influx.Writer, erro
 		TLS:     influx.TLSConfig{CAFile: ic.TLS.CAFile, CertFile: ic.TLS.CertFile, KeyFile: ic.TLS.KeyFile, InsecureSkipVerify: ic.TLS.Insecure},
 		Timeout: time.Duration(ic.Timeout), MaxRetryInterval: time.Duration(ic.MaxRetryInterval),
 		SpoolDir: spool, SpoolMaxBytes: ic.SpoolMaxBytes, Logger: log,
+		Tags: placeTags(cfg),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("influx: %w", err)
 	}
 	return w, nil
+}
+
+// placeTags are the hub's place IDs and hub ID as InfluxDB tags, so that
+// many hubs can write into one central bucket (docs/province.md); none
+// when no place is configured.
+func placeTags(cfg *config.Config) []influx.Tag {
+	if !cfg.Place.Set() {
+		return nil
+	}
+	var tags []influx.Tag
+	for i, id := range cfg.Place.IDs() {
+		tags = append(tags, influx.Tag{Key: uplink.PlaceLabels[i], Value: id})
+	}
+	return append(tags, influx.Tag{Key: "hub", Value: cfg.HubID})
 }
 
 // influxBacklog is the points not yet in InfluxDB: in the outbox and in the
@@ -462,6 +490,9 @@ func (h *Hub) Run(ctx context.Context) error {
 		if r != nil {
 			g.Go(func() error { return r.Run(gctx) })
 		}
+	}
+	if h.uplink != nil {
+		g.Go(func() error { return h.uplink.Run(gctx) })
 	}
 	if h.influx != nil {
 		defer h.influx.Close()

@@ -365,7 +365,7 @@ func (s *sender) wait(ctx context.Context, n int) error {
 }
 
 var (
-	labelsRemote = []string{"remote"}
+	labelsRemote   = []string{"remote"}
 	descQueueBytes = prometheus.NewDesc("villagehub_uplink_queue_bytes",
 		"Bytes of remote-write requests queued on disk for a receiver.", labelsRemote, nil)
 	descQueueSamples = prometheus.NewDesc("villagehub_uplink_queue_samples",
@@ -436,7 +436,7 @@ func (u *Uplink) Collect(ch chan<- prometheus.Metric) {
 
 // Stats is one receiver's queue and counters, for tests and figures.
 type Stats struct {
-	QueueBytes, QueueSamples int64
+	QueueBytes, QueueSamples  int64
 	Sent, BytesSent, Failures float64
 	Dropped                   map[string]float64
 }
