@@ -19,7 +19,6 @@ import (
 	pconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 )
 
@@ -84,28 +83,38 @@ func New(o Options) (*Uplink, error) {
 	return u, nil
 }
 
+// DrainTimeout bounds how long Run keeps sending after its context ends,
+// so that a clean stop leaves nothing queued when the receiver is up.
+const DrainTimeout = 5 * time.Second
+
 // Run gathers every interval and runs one sender per receiver until ctx
-// ends. Queued requests stay on disk for the next start.
+// ends; then it sends what is queued for up to DrainTimeout (stopping at
+// the first failure). What is left stays on disk for the next start.
 func (u *Uplink) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
+	sendCtx, stopSend := context.WithCancel(context.Background())
+	defer stopSend()
+	draining := make(chan struct{})
+	var wg sync.WaitGroup
 	for _, s := range u.remotes {
-		g.Go(func() error { s.run(gctx); return nil })
+		wg.Go(func() { s.run(sendCtx, draining) })
 	}
-	g.Go(func() error {
-		t := time.NewTicker(time.Duration(u.o.Config.Interval))
-		defer t.Stop()
-		for {
-			if err := u.GatherOnce(); err != nil {
-				u.log.Warn("uplink gather failed", "err", err)
-			}
-			select {
-			case <-gctx.Done():
-				return nil
-			case <-t.C:
-			}
+	t := time.NewTicker(time.Duration(u.o.Config.Interval))
+	defer t.Stop()
+	for done := false; !done; {
+		if err := u.GatherOnce(); err != nil {
+			u.log.Warn("uplink gather failed", "err", err)
 		}
-	})
-	return g.Wait()
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-t.C:
+		}
+	}
+	close(draining)
+	stop := time.AfterFunc(DrainTimeout, stopSend)
+	defer stop.Stop()
+	wg.Wait()
+	return nil
 }
 
 // GatherOnce gathers the registry now and queues the result for every
@@ -248,13 +257,17 @@ func (s statusRT) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-func (s *sender) run(ctx context.Context) {
+// run sends until ctx ends, or, once draining is closed, until the queue
+// is empty or a push fails.
+func (s *sender) run(ctx context.Context, draining <-chan struct{}) {
 	backoff := time.Duration(s.cfg.MinBackoff)
 	for ctx.Err() == nil {
 		metas := s.q.peek(s.cfg.MaxSamplesPerSend)
 		if len(metas) == 0 {
 			select {
 			case <-ctx.Done():
+				return
+			case <-draining:
 				return
 			case <-s.q.notify:
 			}
@@ -329,6 +342,9 @@ func (s *sender) run(ctx context.Context) {
 			t := time.NewTimer(backoff)
 			select {
 			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-draining:
 				t.Stop()
 				return
 			case <-t.C:
