@@ -460,6 +460,9 @@ func (h *Hub) BrokerAddr() string {
 // HTTPAddr is the HTTP server's address.
 func (h *Hub) HTTPAddr() string { return h.web.Addr() }
 
+// Uplink is the metrics uplink, nil without uplink.remote_write.
+func (h *Hub) Uplink() *uplink.Uplink { return h.uplink }
+
 // State is the hub's live state.
 func (h *Hub) State() *state.State { return h.state }
 

@@ -75,4 +75,3 @@ func (v *VictoriaMetrics) Output() string { return v.proc.Output() }
 
 // Pid is the server's process ID (for CPU and memory figures).
 func (v *VictoriaMetrics) Pid() int { return v.proc.Cmd.Process.Pid }
-

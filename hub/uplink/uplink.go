@@ -117,6 +117,9 @@ func (u *Uplink) Run(ctx context.Context) error {
 	return nil
 }
 
+// Gathers is how many gathers were queued since start.
+func (u *Uplink) Gathers() int64 { return u.gathers.Load() }
+
 // GatherOnce gathers the registry now and queues the result for every
 // receiver.
 func (u *Uplink) GatherOnce() error {
@@ -179,7 +182,11 @@ func (u *Uplink) Queue(ss []series) error {
 	for _, s := range u.remotes {
 		if err := s.q.append(raw, oldest, n); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		s.mu.Lock()
+		s.queued += float64(n)
+		s.mu.Unlock()
 	}
 	return errors.Join(errs...)
 }
@@ -195,6 +202,7 @@ type sender struct {
 	status  atomic.Int32  // HTTP status of the last attempt, 0 = none
 
 	mu          sync.Mutex
+	queued      float64
 	sent        float64
 	bytesSent   float64
 	failures    float64
@@ -452,9 +460,11 @@ func (u *Uplink) Collect(ch chan<- prometheus.Metric) {
 
 // Stats is one receiver's queue and counters, for tests and figures.
 type Stats struct {
-	QueueBytes, QueueSamples  int64
-	Sent, BytesSent, Failures float64
-	Dropped                   map[string]float64
+	QueueBytes, QueueSamples int64
+	// Queued counts samples queued since start: once sent or dropped they
+	// are also in Sent or Dropped.
+	Queued, Sent, BytesSent, Failures float64
+	Dropped                           map[string]float64
 }
 
 // Stats returns the state of the named receiver.
@@ -470,7 +480,7 @@ func (u *Uplink) Stats(name string) Stats {
 		for k, v := range s.dropped {
 			d[k] = v
 		}
-		return Stats{QueueBytes: b, QueueSamples: int64(n), Sent: s.sent, BytesSent: s.bytesSent, Failures: s.failures, Dropped: d}
+		return Stats{QueueBytes: b, QueueSamples: int64(n), Queued: s.queued, Sent: s.sent, BytesSent: s.bytesSent, Failures: s.failures, Dropped: d}
 	}
 	return Stats{}
 }
