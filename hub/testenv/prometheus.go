@@ -78,6 +78,9 @@ func (p *Prometheus) Query(t testing.TB, expr string) model.Vector {
 	return vec
 }
 
+// Pid is the server's process ID (for CPU and memory figures).
+func (p *Prometheus) Pid() int { return p.proc.Cmd.Process.Pid }
+
 // Output is what Prometheus logged.
 func (p *Prometheus) Output() string { return p.proc.Output() }
 

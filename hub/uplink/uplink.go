@@ -58,16 +58,7 @@ func New(o Options) (*Uplink, error) {
 	if o.Gatherer == nil {
 		return nil, errors.New("uplink: no gatherer")
 	}
-	u := &Uplink{o: o, log: o.Logger.With("component", "uplink")}
-	for i, id := range o.Place.IDs() {
-		if id != "" {
-			u.place = append(u.place, label{PlaceLabels[i], id})
-		}
-	}
-	if o.HubID != "" {
-		u.place = append(u.place, label{"hub", o.HubID})
-	}
-	sortLabels(u.place)
+	u := &Uplink{o: o, log: o.Logger.With("component", "uplink"), place: placeLabels(o.Place, o.HubID)}
 	for _, rc := range o.Config.RemoteWrite {
 		s, err := newSender(rc, u.log.With("remote", rc.Name), o.Now)
 		if err != nil {
@@ -134,6 +125,28 @@ func (u *Uplink) GatherOnce() error {
 	}
 	ss := u.toSeries(vec)
 	return u.Queue(ss)
+}
+
+func placeLabels(p Place, hub string) []label {
+	var out []label
+	for i, id := range p.IDs() {
+		if id != "" {
+			out = append(out, label{PlaceLabels[i], id})
+		}
+	}
+	if hub != "" {
+		out = append(out, label{"hub", hub})
+	}
+	sortLabels(out)
+	return out
+}
+
+// EncodeWriteRequest encodes samples as one remote-write 1.0 request body
+// (protobuf, before snappy) labelled with place and hub as the uplink does
+// it: for load generators that replay a hub's payloads as many villages.
+func EncodeWriteRequest(vec model.Vector, place Place, hub string) []byte {
+	u := &Uplink{place: placeLabels(place, hub)}
+	return encodeWriteRequest(nil, u.toSeries(vec))
 }
 
 // toSeries labels samples with the place and hub (these win over a
