@@ -2,6 +2,7 @@ package uplink_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -124,6 +125,21 @@ sites: [ { id: cho, name: "Chợ" }, { id: cong, name: "Cổng làng" } ]
 	b.ReportMetric(wire*perDay/1e6, "tcp-MB/day@15s")
 	b.Logf("uplink: %.0f series per push, %.0f bytes of snappy body, %.0f bytes on TCP (HTTP both ways, no TLS) per push: %.1f MB/day body, %.1f MB/day TCP at 15 s",
 		series, body, wire, body*perDay/1e6, wire*perDay/1e6)
+
+	fams := map[string]int{}
+	for _, smp := range mustGather(b, scrapeGatherer(h.URL+"/metrics")) {
+		n := string(smp.Metric[model.MetricNameLabel])
+		for _, suf := range []string{"_bucket", "_sum", "_count"} {
+			n = strings.TrimSuffix(n, suf)
+		}
+		fams[n]++
+	}
+	var top []string
+	for n, c := range fams {
+		top = append(top, fmt.Sprintf("%4d %s", c, n))
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(top)))
+	b.Logf("series by family (%d families):\n%s", len(fams), strings.Join(top[:min(25, len(top))], "\n"))
 
 	// 2. Catch-up after a 1-hour cut.
 	gather := scrapeGatherer(h.URL + "/metrics")
@@ -315,14 +331,18 @@ func activeSeries(b *testing.B, url string) int {
 		b.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	s := string(body)
-	i := strings.LastIndex(s, `,"`)
-	j := strings.LastIndex(s, `"]`)
-	if i < 0 || j < i {
-		b.Fatalf("count: %s", s)
+	var r struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
 	}
-	n, _ := strconv.Atoi(s[i+2 : j])
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || len(r.Data.Result) != 1 {
+		b.Fatalf("count of series: %v %+v", err, r)
+	}
+	s, _ := r.Data.Result[0].Value[1].(string)
+	n, _ := strconv.Atoi(s)
 	return n
 }
 
