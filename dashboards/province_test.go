@@ -76,8 +76,8 @@ place: { province: thanh-hoa, district: ngoc-lac, commune: %[2]s, village: %[1]s
 uplink:
   interval: 1s
   remote_write:
-    - { name: prometheus, url: "%[4]s/api/v1/write", min_backoff: 100ms, max_backoff: 1s }
-    - { name: vm, url: "%[5]s/api/v1/write", min_backoff: 100ms, max_backoff: 1s }
+    - { name: prometheus, url: "%[4]s/api/v1/write", batch_send_deadline: 0s, min_backoff: 100ms, max_backoff: 1s }
+    - { name: vm, url: "%[5]s/api/v1/write", batch_send_deadline: 0s, min_backoff: 100ms, max_backoff: 1s }
 sites: [ { id: cho, name: "Chợ" } ]
 qr_boards:
   - { id: market-07, site: cho, name: "Chợ, sạp 7" }

@@ -71,7 +71,7 @@ hub_id: bench
 place: { province: thanh-hoa, district: ngoc-lac, commune: minh-son, village: ban-muong, lat: 20.09, lon: 105.37, names: { village: "Bản Mường" } }
 uplink:
   interval: 5s
-  remote_write: [ { name: central, url: "http://`+proxy.addr+`/api/v1/write" } ]
+  remote_write: [ { name: central, url: "http://`+proxy.addr+`/api/v1/write", batch_send_deadline: 0s } ]
 sites: [ { id: cho, name: "Chợ" }, { id: cong, name: "Cổng làng" } ]
 `))
 	if err != nil {
@@ -141,45 +141,63 @@ sites: [ { id: cho, name: "Chợ" }, { id: cong, name: "Cổng làng" } ]
 	sort.Sort(sort.Reverse(sort.StringSlice(top)))
 	b.Logf("series by family (%d families):\n%s", len(fams), strings.Join(top[:min(25, len(top))], "\n"))
 
-	// 2. Catch-up after a 1-hour cut.
+	// 2. Batching: the same hour of gathers sent in requests of 1, 2, 4,
+	// 20 and 60 gathers (unlimited rate), and the catch-up after a 1-hour
+	// cut at the default rate limit and request size.
 	gather := scrapeGatherer(h.URL + "/metrics")
-	var fake atomic.Int64
-	start := time.Now().Add(-time.Hour)
-	fake.Store(start.UnixNano())
-	ucfg := uplink.Config{RemoteWrite: []uplink.RemoteWrite{{Name: "central", URL: prom.URL + "/api/v1/write"}}}
-	ucfg.ApplyDefaults(b.TempDir())
-	cu, err := uplink.New(uplink.Options{Config: ucfg, Place: cfg.Place, HubID: "catchup", Gatherer: gather,
-		Now: func() time.Time { return time.Unix(0, fake.Load()) }})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for i := range 240 {
-		fake.Store(start.Add(time.Duration(i) * 15 * time.Second).UnixNano())
-		if err := cu.GatherOnce(); err != nil {
+	perGather := map[int]float64{}
+	for _, batch := range []int{1, 2, 4, 20, 60, 0} {
+		var fake atomic.Int64
+		start := time.Now().Add(-time.Hour)
+		rw := uplink.RemoteWrite{Name: "central", URL: prom.URL + "/api/v1/write", BatchSendDeadline: new(uplink.Duration(0))}
+		if batch > 0 {
+			rw.MaxSamplesPerSend, rw.MaxBytesPerSecond = batch*int(series), -1
+		}
+		ucfg := uplink.Config{RemoteWrite: []uplink.RemoteWrite{rw}}
+		ucfg.ApplyDefaults(b.TempDir())
+		hubID := fmt.Sprintf("batch-%d", batch)
+		cu, err := uplink.New(uplink.Options{Config: ucfg, Place: cfg.Place, HubID: hubID, Gatherer: gather,
+			Now: func() time.Time { return time.Unix(0, fake.Load()) }})
+		if err != nil {
 			b.Fatal(err)
 		}
-	}
-	queuedBytes := cu.Stats("central").QueueBytes
-	fake.Store(time.Now().UnixNano())
-	ctx, stopCatchup := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	t0 := time.Now()
-	go func() { _ = cu.Run(ctx); close(done) }()
-	testenv.WaitFor(b, 10*time.Minute, "the hour's queue sent", func() bool {
+		for i := range 240 {
+			fake.Store(start.Add(time.Duration(i) * 15 * time.Second).UnixNano())
+			if err := cu.GatherOnce(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		queuedBytes := cu.Stats("central").QueueBytes
 		fake.Store(time.Now().UnixNano())
-		return cu.Stats("central").QueueSamples == 0
-	})
-	catchup := time.Since(t0)
-	stopCatchup()
-	<-done
-	cst := cu.Stats("central")
-	got := prom.Query(b, `count_over_time(villagehub_place_info{hub="catchup"}[2h])`)
-	if len(got) != 1 || got[0].Value < 240 {
-		b.Errorf("catch-up: centre has %v heartbeat samples, want 240+", got)
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		t0 := time.Now()
+		go func() { _ = cu.Run(ctx); close(done) }()
+		testenv.WaitFor(b, 10*time.Minute, "the hour's queue sent", func() bool {
+			fake.Store(time.Now().UnixNano())
+			return cu.Stats("central").QueueSamples == 0
+		})
+		took := time.Since(t0)
+		stop()
+		<-done
+		cst := cu.Stats("central")
+		got := prom.Query(b, `count_over_time(villagehub_place_info{hub="`+hubID+`"}[2h])`)
+		if len(got) != 1 || got[0].Value < 240 {
+			b.Errorf("batch %d: centre has %v heartbeat samples, want 240+", batch, got)
+		}
+		// Run's own first gather went up too: 241 gathers.
+		pg := cst.BytesSent / float64(cu.Gathers())
+		if batch > 0 {
+			perGather[batch] = pg
+			b.Logf("batch of %2d gathers: %5.0f bytes per gather: %5.1f MB/day at 15 s, %4.1f MB/day at 60 s", batch, pg, pg*5760/1e6, pg*1440/1e6)
+			continue
+		}
+		b.ReportMetric(took.Seconds(), "catchup-s/1h-cut")
+		b.Logf("catch-up: 240 gathers (1 h at 15 s) queued in %d bytes on disk, sent in %v as %.0f bytes (default 32 KiB/s, %d samples a request)",
+			queuedBytes, took.Round(100*time.Millisecond), cst.BytesSent, uplink.DefaultMaxSamplesPerSend)
 	}
-	b.ReportMetric(catchup.Seconds(), "catchup-s/1h-cut")
-	b.Logf("catch-up: 240 gathers (1 h at 15 s) queued in %d bytes on disk, sent in %v as %.0f bytes at the default 32 KiB/s limit",
-		queuedBytes, catchup.Round(100*time.Millisecond), cst.BytesSent)
+	b.ReportMetric(perGather[4]*5760/1e6, "MB/day@15s-batch1m")
+	b.ReportMetric(perGather[20]*5760/1e6, "MB/day@15s-batch5m")
 
 	// 3. Central load: the hub's payload as N villages.
 	tmpl := mustGather(b, gather)

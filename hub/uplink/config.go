@@ -88,6 +88,11 @@ type RemoteWrite struct {
 	MaxBytesPerSecond int64 `yaml:"max_bytes_per_second"`
 	// MaxSamplesPerSend bounds one request while catching up (default 20000).
 	MaxSamplesPerSend int `yaml:"max_samples_per_send"`
+	// BatchSendDeadline is how long gathers may wait on disk to go up
+	// together in one request (each series' labels once, its samples
+	// after): the 4G data volume against how fresh the centre is. 0 sends
+	// each gather at once. Default DefaultBatchSendDeadline.
+	BatchSendDeadline *Duration `yaml:"batch_send_deadline"`
 	// Timeout bounds one request (default 30s).
 	Timeout Duration `yaml:"timeout"`
 	// MinBackoff and MaxBackoff bound the wait between failed attempts
@@ -112,6 +117,7 @@ const (
 	DefaultMaxBytes          = 256 << 20
 	DefaultMaxBytesPerSecond = 32 << 10
 	DefaultMaxSamplesPerSend = 20000
+	DefaultBatchSendDeadline = time.Minute
 	DefaultTimeout           = 30 * time.Second
 	DefaultMinBackoff        = time.Second
 	DefaultMaxBackoff        = time.Minute
@@ -152,6 +158,10 @@ func (c *Config) ApplyDefaults(dataDir string) {
 		}
 		if r.Timeout == 0 {
 			r.Timeout = Duration(DefaultTimeout)
+		}
+		if r.BatchSendDeadline == nil {
+			d := Duration(DefaultBatchSendDeadline)
+			r.BatchSendDeadline = &d
 		}
 		if r.MinBackoff == 0 {
 			r.MinBackoff = Duration(DefaultMinBackoff)
@@ -268,6 +278,9 @@ func (c *Config) Validate(dataDir string) []Problem {
 		}
 		if r.MaxSamplesPerSend < 100 || r.MaxSamplesPerSend > 1000000 {
 			bad("must be between 100 and 1000000", p("max_samples_per_send")...)
+		}
+		if r.BatchSendDeadline != nil && (*r.BatchSendDeadline < 0 || time.Duration(*r.BatchSendDeadline) > time.Hour) {
+			bad("must be between 0s and 1h", p("batch_send_deadline")...)
 		}
 		if r.Timeout < Duration(100*time.Millisecond) {
 			bad("must be at least 100ms", p("timeout")...)

@@ -38,7 +38,7 @@ func TestUplinkHelperProcess(t *testing.T) {
 		Name: "central", URL: os.Getenv("UPLINK_HELPER_URL"), Dir: dir,
 		Timeout: uplink.Duration(time.Second), MinBackoff: uplink.Duration(100 * time.Millisecond), MaxBackoff: uplink.Duration(300 * time.Millisecond),
 		// Slow on purpose: the backlog takes a few requests to drain.
-		MaxSamplesPerSend: 3,
+		MaxSamplesPerSend: 3, BatchSendDeadline: new(uplink.Duration(0)),
 	}}}
 	cfg.ApplyDefaults("")
 	u, err := uplink.New(uplink.Options{

@@ -294,6 +294,9 @@ func (s *sender) run(ctx context.Context, draining <-chan struct{}) {
 			}
 			continue
 		}
+		if !s.batchWait(ctx, draining) {
+			continue
+		}
 		var (
 			reqs    [][]series
 			batch   []recMeta
@@ -372,6 +375,37 @@ func (s *sender) run(ctx context.Context, draining <-chan struct{}) {
 			}
 			backoff = min(2*backoff, time.Duration(s.cfg.MaxBackoff))
 		}
+	}
+}
+
+// batchWait holds the queue back until its oldest sample is
+// BatchSendDeadline old (or a request's worth is queued, or the hub is
+// stopping). It reports false when the caller should look at the queue
+// again first.
+func (s *sender) batchWait(ctx context.Context, draining <-chan struct{}) bool {
+	var d time.Duration
+	if s.cfg.BatchSendDeadline != nil {
+		d = time.Duration(*s.cfg.BatchSendDeadline)
+	}
+	if d <= 0 {
+		return true
+	}
+	_, oldest, _, samples := s.q.stats()
+	wait := time.UnixMilli(oldest).Add(d).Sub(s.now())
+	if wait <= 0 || samples >= s.cfg.MaxSamplesPerSend {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-draining:
+		return true
+	case <-s.q.notify:
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
