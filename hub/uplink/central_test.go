@@ -66,7 +66,7 @@ type notification struct {
 	Status      string `json:"status"`
 	ExternalURL string `json:"externalURL"`
 	at          time.Time
-	Alerts []struct {
+	Alerts      []struct {
 		Status string            `json:"status"`
 		Labels map[string]string `json:"labels"`
 	} `json:"alerts"`
