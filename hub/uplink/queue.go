@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -242,11 +241,9 @@ func (q *queue) remove(ms []recMeta) {
 	for _, r := range q.recs {
 		if gone[r.seq] {
 			q.bytes -= r.size
-			if err := os.Remove(q.path(r.seq)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				// Left on disk, it would be sent again after a restart;
-				// the receivers take that as the same samples again.
-				continue
-			}
+			// A file that cannot be removed would be sent again after a
+			// restart; the receivers take that as the same samples again.
+			_ = os.Remove(q.path(r.seq))
 			continue
 		}
 		kept = append(kept, r)
