@@ -29,9 +29,10 @@ import (
 type Config struct {
 	// Addr is the TCP listen address (127.0.0.1:1883 by default).
 	Addr string
-	// Prefix is the device topic prefix ("village").
+	// Prefix is the device topic prefix ("village"); required.
 	Prefix string
-	// HubID names the hub's status topic <prefix>/_hub/<hub-id>/status.
+	// HubID names the hub's status topic <prefix>/_hub/<hub-id>/status;
+	// required.
 	HubID string
 	// Queue receives device messages.
 	Queue *ingest.Queue
@@ -59,11 +60,9 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Queue == nil {
 		return nil, errors.New("broker: Queue is required")
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = ingest.DefaultPrefix
-	}
-	if cfg.HubID == "" {
-		cfg.HubID = "villagehub"
+	// The defaults of these live in hub/config, with the keys.
+	if cfg.Prefix == "" || cfg.HubID == "" {
+		return nil, errors.New("broker: Prefix and HubID are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
