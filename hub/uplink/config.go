@@ -78,7 +78,7 @@ type RemoteWrite struct {
 	BasicAuth *BasicAuth `yaml:"basic_auth"`
 	// CAFile verifies an https receiver signed by a private CA.
 	CAFile string `yaml:"ca_file"`
-	// MaxBytes bounds the queue on disk (default 256 MiB, about a month of
+	// MaxBytes bounds the queue on disk (default 256 MiB, about 5 days of
 	// a 10-camera village at the default interval). When full the oldest
 	// requests are dropped and counted.
 	MaxBytes int64 `yaml:"max_bytes"`
