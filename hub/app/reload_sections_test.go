@@ -113,6 +113,8 @@ qr_boards: [{ id: b1, site: s1, name: "Bảng", target_url: "http://example.inva
 		restart("log", "log.level", func(c *config.Config) { c.Log.Level = "debug" }),
 		restart("qr", "qr.rate_burst", func(c *config.Config) { c.QR.RateBurst = 5 }),
 		restart("probe", "probe.workers", func(c *config.Config) { c.Probe.Workers = 3 }),
+		restart("place", "place.village", func(c *config.Config) { c.Place.Village = "ban-moi" }),
+		restart("uplink", "uplink.interval", func(c *config.Config) { c.Uplink.Interval = config.Duration(time.Minute) }),
 		restart("probe", "probe.enabled", func(c *config.Config) {
 			on := true
 			c.Probe.Enabled = &on
