@@ -40,6 +40,7 @@ func noEnv(string) string { return "" }
 type fileHub struct {
 	*app.Hub
 	url, path string
+	stop      func() // ends the hub and waits for it (also at cleanup)
 }
 
 // startFileHub writes body (a YAML config whose {{http}}, {{broker}} and
@@ -54,6 +55,13 @@ func startFileHub(t *testing.T, body string) *fileHub {
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return startFileHubAt(t, path)
+}
+
+// startFileHubAt runs a hub from the config file at path, as a restart
+// of the hub would.
+func startFileHubAt(t *testing.T, path string) *fileHub {
+	t.Helper()
 	cfg, err := config.Load(path, noEnv)
 	if err != nil {
 		t.Fatal(err)
@@ -66,8 +74,10 @@ func startFileHub(t *testing.T, body string) *fileHub {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	fh := &fileHub{Hub: h, url: "http://" + h.HTTPAddr(), path: path}
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	fh := &fileHub{Hub: h, url: "http://" + h.HTTPAddr(), path: path, stop: stop}
 	testenv.WaitHTTP(t, fh.url+"/readyz", 15*time.Second, nil)
 	return fh
 }

@@ -54,7 +54,7 @@
       main_stream: 'Luồng chính', note: 'Ghi chú', add_chosen: 'Thêm camera đã chọn', searching: 'Đang tìm…', reading: 'Đang đọc camera…',
       found_n: 'Tìm thấy {n} camera.', found_none: 'Không thấy camera nào trả lời. Camera ở mạng khác: nhập địa chỉ ONVIF rồi bấm “Đọc theo địa chỉ”.',
       need_url: 'Nhập địa chỉ ONVIF của camera.', cam_unauthorized: 'sai tên đăng nhập hoặc mật khẩu', cam_known: 'đã có trong cấu hình',
-      cam_ok: 'đọc được', clock_off: 'đồng hồ camera lệch {d}', added_cams: 'Đã thêm {n} camera: {ids}. Hub đã nạp lại cấu hình; chuyển động qua ONVIF bắt đầu khi hub khởi động lại.', adding: 'Đang thêm…',
+      cam_ok: 'đọc được', clock_off: 'đồng hồ camera lệch {d}', added_cams: 'Đã thêm {n} camera: {ids}. Hub đã nạp lại cấu hình.', added_cams_restart: 'Đã thêm {n} camera vào tệp cấu hình: {ids}. Hub sẽ theo dõi camera mới khi khởi động lại (camera ONVIF chỉ bắt đầu khi hub khởi động).', adding: 'Đang thêm…',
       cams_unchanged: 'Các camera đã chọn đã có trong cấu hình.', find_failed: 'Không làm được: {e}',
       sending: 'Đang gửi…', test_ok: 'Kênh đã nhận tin thử.', test_failed: 'Kênh từ chối tin thử.', channel_answer: 'Kênh trả lời',
       healthy: 'hoạt động', unhealthy: 'đang lỗi',
@@ -124,7 +124,7 @@
       main_stream: 'Main stream', note: 'Note', add_chosen: 'Add the chosen cameras', searching: 'Searching…', reading: 'Reading the camera…',
       found_n: '{n} camera(s) found.', found_none: 'No camera answered. For a camera on another network, enter its ONVIF URL and press “Read by URL”.',
       need_url: 'Enter the camera\'s ONVIF URL.', cam_unauthorized: 'wrong username or password', cam_known: 'already in the config',
-      cam_ok: 'read', clock_off: 'camera clock off by {d}', added_cams: 'Added {n} camera(s): {ids}. The hub reloaded its config; ONVIF motion starts when the hub restarts.', adding: 'Adding…',
+      cam_ok: 'read', clock_off: 'camera clock off by {d}', added_cams: 'Added {n} camera(s): {ids}. The hub reloaded its config.', added_cams_restart: 'Added {n} camera(s) to the config file: {ids}. The hub watches them after its next restart (ONVIF cameras start with the hub).', adding: 'Adding…',
       cams_unchanged: 'The chosen cameras are already in the config.', find_failed: 'Could not do it: {e}',
       sending: 'Sending…', test_ok: 'The channel accepted the test.', test_failed: 'The channel refused the test.', channel_answer: 'Channel\'s answer',
       healthy: 'healthy', unhealthy: 'failing',
@@ -950,8 +950,7 @@
     $('onvif-add').disabled = true;
     sendJSON('POST', '/api/v1/admin/cameras/add', body).then(function (j) {
       var ids = j.added || [];
-      var text = ids.length ? t('added_cams', { n: num(ids.length), ids: ids.join(', ') }) : t('cams_unchanged');
-      if (j.applied === false) text += ' ' + t('saved_restart');
+      var text = !ids.length ? t('cams_unchanged') : t(j.applied === false ? 'added_cams_restart' : 'added_cams', { n: num(ids.length), ids: ids.join(', ') });
       (j.failed || []).forEach(function (f) { text += ' ' + f.xaddr + ': ' + f.error + '.'; });
       onvifMsg('ok', text);
       $('onvif-pass').value = '';
