@@ -46,8 +46,8 @@ func (s *State) applyMessage(m *ingest.Message) {
 	}
 	s.msgs[kind][Rejected]++
 	s.rejected[kind][r]++
-	if s.rejects.allow(m.Topic, m.Received) {
-		s.log.Warn("rejected MQTT message", "topic", logTopic(m.Topic), "reason", r.String(), "bytes", len(m.Payload))
+	if s.rejects.allow(m.Topic, r, m.Received) {
+		s.log.Warn("rejected MQTT message", "topic", logTopic(m.Topic), "reason", r.String(), "expected", expected(kind, r), "bytes", len(m.Payload))
 	}
 }
 

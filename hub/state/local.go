@@ -53,7 +53,7 @@ func (s *State) applyLocal(l *ingest.Local) {
 		if l.Event.Time.IsZero() {
 			l.Event.Time = l.Event.Received
 		}
-		if _, r := s.apply(l.Event); r != event.OK && s.rejects.allow(l.Event.Source+"/"+l.Event.Device+"/", l.Event.Received) {
+		if _, r := s.apply(l.Event); r != event.OK && s.rejects.allow(l.Event.Source+"/"+l.Event.Device+"/", r, l.Event.Received) {
 			s.log.Warn("rejected event", "source", l.Event.Source, "device", l.Event.Device, "reason", r.String())
 		}
 	case l.Probe != nil:

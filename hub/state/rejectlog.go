@@ -3,12 +3,15 @@ package state
 import (
 	"strings"
 	"time"
+
+	"villagehub/hub/event"
 )
 
-// rejectLog limits "rejected message" log lines to one per device topic per
-// interval, with a bounded memory: a flood of distinct bad topics can't
-// grow it past max entries (past that, nothing more is logged until the
-// interval turns over).
+// rejectLog limits "rejected message" log lines to one per device and
+// reason per interval (four different mistakes of one device in a minute
+// are four lines; the same mistake repeated is one), with a bounded memory:
+// a flood of distinct bad topics can't grow it past max entries (past
+// that, nothing more is logged until the interval turns over).
 type rejectLog struct {
 	interval time.Duration
 	max      int
@@ -20,18 +23,64 @@ func newRejectLog(interval time.Duration, max int) *rejectLog {
 	return &rejectLog{interval: interval, max: max, seen: map[string]struct{}{}}
 }
 
-func (l *rejectLog) allow(topic string, now time.Time) bool {
+func (l *rejectLog) allow(topic string, r event.Reason, now time.Time) bool {
 	if now.Sub(l.start) >= l.interval {
 		clear(l.seen)
 		l.start = now
 	}
-	// One line per device: the topic without its last level.
+	// The device: the topic without its last level.
 	if i := strings.LastIndexByte(topic, '/'); i > 0 {
 		topic = topic[:i]
 	}
-	if _, ok := l.seen[topic]; ok || len(l.seen) >= l.max {
+	key := topic + "\x00" + r.String()
+	if _, ok := l.seen[key]; ok || len(l.seen) >= l.max {
 		return false
 	}
-	l.seen[strings.Clone(topic)] = struct{}{}
+	l.seen[key] = struct{}{}
 	return true
+}
+
+// expected says, for a rejected message of kind, what the hub expected
+// instead, so the log line tells a firmware author what to fix (the
+// payload formats are in README's topic table).
+func expected(kind event.MsgKind, r event.Reason) string {
+	switch r {
+	case event.TooLarge:
+		return "payload too large (limits.max_payload_bytes)"
+	case event.BadUTF8:
+		return "payload must be UTF-8 text"
+	case event.BadTopic:
+		return "topic must be <prefix>/<site>/camera/<id>/motion|status or <prefix>/<site>/qr/<id>/scans|status"
+	case event.BadID:
+		return "site and device IDs must match ^[a-z0-9][a-z0-9_-]{0,63}$"
+	case event.FutureTS:
+		return "ts must not be in the future (check the device's clock)"
+	case event.BadTS:
+		return "ts must be RFC 3339 text or unix milliseconds"
+	case event.CapReached:
+		return "too many auto-registered devices: add this one to the config"
+	case event.NegativeTotal:
+		return "total must be a non-negative integer"
+	}
+	switch kind {
+	case event.KindQRScans:
+		switch r {
+		case event.BadJSON:
+			return `payload must be JSON like {"total":5,"boot":"b1"}`
+		case event.BadType:
+			return "total must be a non-negative integer, boot a string or number, the payload a JSON object"
+		case event.BadValue:
+			return "total is required; boot at most 64 bytes"
+		}
+	case event.KindMotion:
+		switch r {
+		case event.BadJSON, event.BadValue:
+			return `payload must be ON, OFF or JSON like {"active":true,"zone":"yard","score":0.9}`
+		case event.BadType:
+			return "active must be true or false, zone a string, score a number"
+		}
+	case event.KindCameraStatus, event.KindBoardStatus:
+		return "payload must be online or offline"
+	}
+	return "see the payload formats in README's topic table"
 }
