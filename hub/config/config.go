@@ -486,7 +486,7 @@ func parse(path string, data []byte) (c *Config, decoded []Problem, err error) {
 	c = &Config{Path: path}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, nil, &Error{[]Problem{yamlProblem(path, err)}}
+		return nil, nil, &Error{[]Problem{misindented(yamlProblem(path, err), data)}}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -509,6 +509,50 @@ func parse(path string, data []byte) (c *Config, decoded []Problem, err error) {
 	c.root = &root
 	c.Path = path
 	return c, decoded, nil
+}
+
+// misindented improves yaml.v3's "did not find expected key", which names
+// the line where the block began rather than the line that broke it: the
+// first later line indented less than the block but more than the block's
+// parent is the one out of line.
+func misindented(p Problem, data []byte) Problem {
+	if p.Line <= 0 || !strings.Contains(p.Msg, "did not find expected key") {
+		return p
+	}
+	lines := strings.Split(string(data), "\n")
+	if p.Line > len(lines) {
+		return p
+	}
+	indent := func(l string) (int, bool) {
+		t := strings.TrimLeft(l, " ")
+		if t == "" || strings.HasPrefix(t, "#") {
+			return 0, false
+		}
+		return len(l) - len(t), true
+	}
+	block, ok := indent(lines[p.Line-1])
+	if !ok {
+		return p
+	}
+	parent := -1
+	for i := p.Line - 2; i >= 0; i-- {
+		if n, ok := indent(lines[i]); ok && n < block {
+			parent = n
+			break
+		}
+	}
+	for i := p.Line; i < len(lines); i++ {
+		n, ok := indent(lines[i])
+		if !ok || n >= block {
+			continue
+		}
+		if n > parent {
+			p.Line = i + 1
+			p.Msg = fmt.Sprintf("this line is indented %d spaces: line up keys of one mapping in the same column (%d spaces here, or %d for a key of the level above)", n, block, max(parent, 0))
+		}
+		break
+	}
+	return p
 }
 
 // withValueProblems adds the problems Validate finds in c (decoded from a

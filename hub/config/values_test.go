@@ -132,3 +132,21 @@ func writeTemp(t *testing.T, body string) string {
 	}
 	return p
 }
+
+// A key out of line is reported at its own line, not where its block
+// began (issue 17, item 7).
+func TestBadIndentAtItsLine(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		line int
+	}{
+		{"hub_id: x\nhttp:\n   addr: 127.0.0.1:8080\n  public_url: http://x\n", 4},
+		{"hub_id: x\nsites:\n  - { id: a }\n cameras: []\n", 4},
+	} {
+		_, err := Parse("v.yaml", []byte(c.yaml))
+		var e *Error
+		if !errors.As(err, &e) || len(e.Problems) != 1 || e.Problems[0].Line != c.line {
+			t.Errorf("%q: %v, want one problem at line %d", c.yaml, err, c.line)
+		}
+	}
+}
