@@ -548,7 +548,7 @@ func misindented(p Problem, data []byte) Problem {
 		}
 		if n > parent {
 			p.Line = i + 1
-			p.Msg = fmt.Sprintf("this line is indented %d spaces: line up keys of one mapping in the same column (%d spaces here, or %d for a key of the level above)", n, block, max(parent, 0))
+			p.Msg = fmt.Sprintf("this line is indented by %d: line up keys of one mapping in the same column (%d here, or %d for a key of the level above)", n, block, max(parent, 0))
 		}
 		break
 	}
