@@ -1,7 +1,10 @@
-// Package state is the one owner of live device state. It applies typed
-// events from hub/ingest in order, keeps the idempotent QR counts, makes the
-// effects durable through a Store before messages are acknowledged, and
-// serves consistent snapshots to everything that reads (metrics, API, web,
+// Package state is the one owner of live device state. It decodes the
+// queued MQTT messages with the input each belongs to (hub/input), applies
+// the typed events in order together with the hub's own traffic (probe
+// results, printed scans, events of inputs that run on their own), keeps
+// the idempotent QR counts and exactly-once motion, makes the effects
+// durable through a Store before messages are acknowledged, and serves
+// consistent snapshots to everything that reads (metrics, API, web,
 // alerts).
 package state
 
