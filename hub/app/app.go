@@ -292,7 +292,14 @@ func (h *Hub) newWeb() error {
 	if err != nil {
 		return err
 	}
-	if h.ui, err = ui.New(ui.Config{Source: h.state, Location: cfg.Location, Logger: h.log.With("component", "ui")}); err != nil {
+	if h.ui, err = ui.New(ui.Config{Source: h.state, Location: cfg.Location, Logger: h.log.With("component", "ui"),
+		// The dashboard's admin area: reports, QR sheets, and devices
+		// added or renamed by writing the config file, then reloading.
+		QR: h.store, PublicURL: func() string { return h.cfg.Load().HTTP.PublicURL },
+		ConfigFile: cfg.Path,
+		Reload:     func(ctx context.Context) error { return h.ReloadFromFile(ctx, "dashboard") },
+		Notifiers:  uiNotifiers{h.alerts},
+	}); err != nil {
 		return err
 	}
 	var httpTLS *tls.Config
@@ -342,6 +349,9 @@ type Status struct {
 	Reload  ReloadStatus `json:"reload"`
 	// Certificates is each TLS listener's certificate being served.
 	Certificates []CertStatus `json:"certificates"`
+	// Notifiers is each alert notifier's health (a broken Zalo token chain
+	// shows here with what to do).
+	Notifiers []alert.NotifierStatus `json:"notifiers"`
 }
 
 // CertStatus is a certificate being served.
@@ -356,7 +366,7 @@ var Version string
 
 // Status is the hub's running state.
 func (h *Hub) Status() Status {
-	st := Status{Version: Version, Started: h.started, Reload: h.LastReload(), Certificates: []CertStatus{}}
+	st := Status{Version: Version, Started: h.started, Reload: h.LastReload(), Certificates: []CertStatus{}, Notifiers: h.alerts.Notifiers()}
 	for _, r := range h.certs() {
 		c := r.Certificate()
 		st.Certificates = append(st.Certificates, CertStatus{Listener: r.Name(), Serial: c.Leaf.SerialNumber.Text(16), NotAfter: c.Leaf.NotAfter.UTC()})

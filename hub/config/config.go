@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -279,6 +280,18 @@ type Camera struct {
 	// stream's own announced frame rate.
 	ExpectedFPS float64       `yaml:"expected_fps"`
 	Probe       ProbeSettings `yaml:"probe"`
+	// ONVIF, when set, reads the camera's motion from its ONVIF events
+	// (docs/onvif.md).
+	ONVIF *CameraONVIF `yaml:"onvif"`
+}
+
+// CameraONVIF is a camera's ONVIF device service. Username and password
+// default to the camera's own (one account on most cameras).
+type CameraONVIF struct {
+	URL          string `yaml:"url"` // e.g. http://10.0.0.5/onvif/device_service
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
 }
 
 type Board struct {
@@ -458,11 +471,85 @@ func Parse(path string, data []byte) (*Config, error) {
 			}
 			return nil, e
 		}
+		if ps := valueProblems(path, &root, err); ps != nil {
+			return nil, &Error{ps}
+		}
 		return nil, &Error{[]Problem{yamlProblem(path, err)}}
 	}
 	c.root = &root
 	c.Path = path
 	return c, nil
+}
+
+// valueProblems handles a value a field's own parser refused (a duration
+// such as "30 sec" or "-5s"): such errors name the value but neither line
+// nor key, and stop decoding at the first. It finds the value in the tree,
+// reports it with its line and key, sets it to a neutral value and decodes
+// again, so every bad value in the file is reported at once. nil when the
+// error does not quote a value found in the file.
+func valueProblems(path string, root *yaml.Node, err error) []Problem {
+	var ps []Problem
+	for range 50 {
+		var n *yaml.Node
+		var key string
+		for _, m := range regexp.MustCompile(`"([^"]*)"`).FindAllStringSubmatch(err.Error(), -1) {
+			if n, key = findScalar(root, m[1], ""); n != nil {
+				break
+			}
+		}
+		if n == nil {
+			if ps == nil {
+				return nil
+			}
+			return append(ps, yamlProblem(path, err))
+		}
+		ps = append(ps, Problem{File: path, Line: n.Line, Key: key, Msg: strings.TrimPrefix(err.Error(), "yaml: ")})
+		n.Value, n.Tag, n.Style = "0s", "!!str", 0
+		var probe Config
+		err = root.Decode(&probe)
+		if err == nil {
+			return ps
+		}
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, msg := range te.Errors {
+				ps = append(ps, yamlProblem(path, errors.New(msg)))
+			}
+			return ps
+		}
+	}
+	return ps
+}
+
+// findScalar finds the first mapping value equal to v, with its key path.
+func findScalar(n *yaml.Node, v, prefix string) (*yaml.Node, string) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if f, k := findScalar(c, v, prefix); f != nil {
+				return f, k
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			if val := n.Content[i+1]; val.Kind == yaml.ScalarNode && val.Value == v {
+				return val, key
+			} else if f, k := findScalar(val, v, key); f != nil {
+				return f, k
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if f, k := findScalar(c, v, fmt.Sprintf("%s[%d]", prefix, i)); f != nil {
+				return f, k
+			}
+		}
+	}
+	return nil, ""
 }
 
 // yamlProblem turns "yaml: line 12: field foo not found in type ..." into
@@ -850,6 +937,19 @@ func (v *validator) devices() {
 			v.bad("must be between 0 and 240", "cameras", i, "expected_fps")
 		}
 		v.probeSettings(cam.Probe, "cameras", i, "probe")
+		if o := cam.ONVIF; o != nil {
+			if o.URL == "" {
+				v.bad("is required", "cameras", i, "onvif", "url")
+			} else if u, err := url.Parse(o.URL); err == nil && u.User != nil {
+				v.bad("must not hold credentials: use onvif.username and password_file", "cameras", i, "onvif", "url")
+			} else {
+				v.url(o.URL, []string{"http", "https"}, "cameras", i, "onvif", "url")
+			}
+			if o.Password != "" && o.PasswordFile != "" {
+				v.bad("set password or password_file, not both", "cameras", i, "onvif", "password_file")
+			}
+			v.file(o.PasswordFile, "cameras", i, "onvif", "password_file")
+		}
 	}
 	seen = map[string]bool{}
 	for i, b := range c.Boards {

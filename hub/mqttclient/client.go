@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -44,6 +45,11 @@ type Config struct {
 	// over every MQTT input); nil: the contract's device topics.
 	Filters []string
 	Logger  *slog.Logger
+	// While the broker cannot be reached, the client logs an error after
+	// UnreachableAfter (default 5s) and again every UnreachableEvery
+	// (default 1m), with the reason, so a wrong mqtt.url is not silent.
+	UnreachableAfter time.Duration
+	UnreachableEvery time.Duration
 }
 
 // Client is the hub's connection to an external broker.
@@ -56,6 +62,7 @@ type Client struct {
 	connected atomic.Bool
 	ctx       context.Context
 	cancel    context.CancelFunc
+	host      string // host:port, for diagnosing an unreachable broker
 }
 
 // New validates the config and prepares the client; Run connects.
@@ -74,7 +81,14 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.UnreachableAfter <= 0 {
+		cfg.UnreachableAfter = 5 * time.Second
+	}
+	if cfg.UnreachableEvery <= 0 {
+		cfg.UnreachableEvery = time.Minute
+	}
 	c := &Client{
+		host:   brokerHostPort(u),
 		cfg:    cfg,
 		log:    cfg.Logger.With("component", "mqtt", "broker", redact(u)),
 		status: cfg.Prefix + "/_hub/" + cfg.HubID + "/status",
@@ -164,6 +178,7 @@ func (c *Client) handle(_ paho.Client, msg paho.Message) {
 // Run connects (retrying until it succeeds or ctx ends) and stays connected
 // until ctx ends; then it publishes offline and disconnects.
 func (c *Client) Run(ctx context.Context) error {
+	go c.watch(ctx)
 	tok := c.c.Connect()
 	select {
 	case <-tok.Done():
@@ -197,4 +212,67 @@ func (c *Client) Publish(topic string, payload []byte, retain bool, qos byte) er
 		return errors.New("publish timed out")
 	}
 	return tok.Error()
+}
+
+// brokerHostPort is the broker's host:port, with the scheme's default port.
+func brokerHostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "1883"
+	switch u.Scheme {
+	case "ssl", "tls", "mqtts", "tcps":
+		port = "8883"
+	case "ws":
+		port = "80"
+	case "wss":
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// watch logs, while the hub is not connected, that the broker cannot be
+// reached and why: paho retries quietly, and a hub that logged only
+// "started" while receiving nothing misled operators (issue 17, item 2).
+func (c *Client) watch(ctx context.Context) {
+	down := time.Now()
+	reported := false
+	t := time.NewTimer(c.cfg.UnreachableAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if c.Connected() {
+			if reported {
+				c.log.Info("MQTT broker reachable again", "down_for", time.Since(down).Round(time.Second).String())
+			}
+			reported = false
+			down = time.Now()
+			t.Reset(c.cfg.UnreachableAfter)
+			continue
+		}
+		if !reported && time.Since(down) < c.cfg.UnreachableAfter {
+			t.Reset(c.cfg.UnreachableAfter - time.Since(down))
+			continue
+		}
+		c.log.Error("cannot reach the MQTT broker (mqtt.url): messages from cameras and QR boards are not received until it answers",
+			"reason", c.diagnose(), "down_for", time.Since(down).Round(time.Second).String())
+		reported = true
+		t.Reset(c.cfg.UnreachableEvery)
+	}
+}
+
+// diagnose says why the broker is unreachable: the TCP error (refused,
+// no route, timeout, unknown host), or, when TCP works, that the MQTT
+// handshake fails.
+func (c *Client) diagnose() string {
+	conn, err := net.DialTimeout("tcp", c.host, 3*time.Second)
+	if err != nil {
+		return err.Error()
+	}
+	conn.Close()
+	return "the broker accepts TCP connections at " + c.host + " but the MQTT connection fails: check mqtt.username, mqtt.password, TLS settings and the broker's log"
 }

@@ -5,4 +5,5 @@ package all
 import (
 	_ "villagehub/hub/input/frigate"
 	_ "villagehub/hub/input/mqtt"
+	_ "villagehub/hub/input/onvifevents"
 )
