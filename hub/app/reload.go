@@ -68,9 +68,6 @@ var sections = []section{
 	{key: "limits", restart: restartAll},
 	{key: "log", restart: restartAll},
 	{key: "qr", restart: restartAll},
-	// Inputs are built at start and the MQTT side subscribes to their
-	// topics when it connects.
-	{key: "frigate", restart: restartAll},
 	{key: "probe", restart: []string{"probe.workers", "probe.concurrency", "probe.recycle_after"}, plan: planDevices},
 	{key: "sites", plan: planDevices},
 	{key: "cameras", plan: planDevices},
