@@ -229,7 +229,7 @@ func runHub(ctx context.Context, cfg *config.Config, log *slog.Logger, reload fu
 	if err != nil {
 		return err
 	}
-	log.Info("villagehub started", "version", version(), "http", "http://"+h.HTTPAddr()+"/",
+	log.Info("villagehub started", "version", version(), "http", h.HTTPURL()+"/",
 		"broker", brokerDesc(cfg, h), "data_dir", cfg.DataDir)
 	h.SetReloader(reload)
 	hup := make(chan os.Signal, 1)

@@ -124,6 +124,10 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 		BatchSize:    cfg.Limits.BatchSize,
 		Logger:       log.With("component", "state"),
 		InfluxPoints: cfg.Influx.URL != "",
+		// Zero: the state's defaults.
+		MaxQRPerReport: cfg.Limits.MaxQRPerReport,
+		MaxQRPerHour:   cfg.Limits.MaxQRPerHour,
+		MaxPast:        time.Duration(cfg.Limits.MaxPast),
 	}
 	if cfg.Influx.URL != "" {
 		if h.influx, err = newInfluxWriter(cfg, log); err != nil {
@@ -251,7 +255,7 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 				return nil
 			}},
 		},
-		Mount:  []func(*http.ServeMux){h.ui.Mount, scans.Register, h.alerts.Register, h.mountAdmin},
+		Mount:  []func(*http.ServeMux){h.ui.Mount, scans.Register, func(mux *http.ServeMux) { h.alerts.RegisterWith(mux, web.WithUserName(alert.WithUser)) }, h.mountAdmin},
 		Access: accessConfig(cfg),
 		Logger: log,
 	})
@@ -359,6 +363,7 @@ func accessConfig(cfg *config.Config) web.AccessConfig {
 	ac.Users, ac.Tokens = users(a.Users), tokens(a.Tokens)
 	ac.MetricsUsers, ac.MetricsTokens = users(a.Metrics.Users), tokens(a.Metrics.Tokens)
 	ac.SecureCookies = strings.HasPrefix(cfg.HTTP.PublicURL, "https://")
+	ac.Pprof = cfg.Debug.Pprof
 	return ac
 }
 
@@ -431,6 +436,9 @@ func (h *Hub) BrokerAddr() string {
 
 // HTTPAddr is the HTTP server's address.
 func (h *Hub) HTTPAddr() string { return h.web.Addr() }
+
+// HTTPURL is the dashboard's base URL as served: https:// over TLS.
+func (h *Hub) HTTPURL() string { return h.web.URL() }
 
 // State is the hub's live state.
 func (h *Hub) State() *state.State { return h.state }

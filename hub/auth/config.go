@@ -28,7 +28,7 @@ const (
 	// bound what clients that never speak can take: see docs/security.md.
 	DefaultConnectTimeout        = 10 * time.Second
 	DefaultMaxPending            = 256
-	DefaultMaxPendingPerSource   = 32
+	DefaultMaxPendingPerSource   = 64
 	DefaultMaxConnectionsPerUser = 8
 	// Retained messages: only status topics, each at most
 	// DefaultMaxRetainedBytes, at most DefaultMaxRetained in the broker.
@@ -70,8 +70,8 @@ type Config struct {
 	// all listeners; MaxPendingPerSource those from one IP address.
 	MaxPending          int `yaml:"max_pending"`
 	MaxPendingPerSource int `yaml:"max_pending_per_source"`
-	// MaxConnectionsPerUser caps one account's connections (anonymous
-	// clients: per source address). The hub role is not capped.
+	// MaxConnectionsPerUser caps one account's connections. The hub role
+	// and anonymous clients (trial mode) are not capped.
 	MaxConnectionsPerUser int `yaml:"max_connections_per_user"`
 	// MaxRetained caps retained messages in the broker; MaxRetainedBytes
 	// one retained payload. Devices may retain only their status topic.

@@ -167,14 +167,8 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// account is the key an account's connections are counted under:
-// anonymous clients by source address.
-func account(cl *mqtt.Client) string {
-	if u := cl.Properties.Username; len(u) > 0 {
-		return "u:" + string(u)
-	}
-	return "a:" + sourceOf(remoteAddr(cl))
-}
+// account is the key an account's connections are counted under.
+func account(cl *mqtt.Client) string { return string(cl.Properties.Username) }
 
 func remoteAddr(cl *mqtt.Client) net.Addr {
 	if cl.Net.Conn != nil {

@@ -585,7 +585,10 @@ func (h *Hook) admitClient(cl *mqtt.Client, id *identity) bool {
 			return false
 		}
 	}
-	if id != nil && id.role == RoleHub {
+	// Anonymous clients (a trial mode in which anyone may do anything)
+	// and the hub role are not capped per account; max_connections
+	// still holds.
+	if id == nil || id.role == RoleHub {
 		return true
 	}
 	if !h.takeSlot(cl, h.set.Load().maxPerUser) {

@@ -53,6 +53,11 @@ type Config struct {
 	QR     QR     `yaml:"qr"`
 	// Alerts: rules, notifiers and silences (see docs/alerting.md).
 	Alerts alert.Config `yaml:"alerts"`
+	// Debug: pprof serves /debug/pprof/ to administrators (off by
+	// default: profiles show the command line and load the CPU).
+	Debug struct {
+		Pprof bool `yaml:"pprof"`
+	} `yaml:"debug"`
 
 	Sites   []Site   `yaml:"sites"`
 	Cameras []Camera `yaml:"cameras"`
@@ -181,10 +186,16 @@ type Store struct {
 type Limits struct {
 	MaxPayloadBytes int      `yaml:"max_payload_bytes"`
 	MaxFuture       Duration `yaml:"max_future"`
-	MaxAutoCameras  int      `yaml:"max_auto_cameras"`
-	MaxAutoBoards   int      `yaml:"max_auto_boards"`
-	QueueSize       int      `yaml:"queue_size"`
-	BatchSize       int      `yaml:"batch_size"`
+	// QR report bounds (docs/qr.md): the most scans one report may add,
+	// the most one board may add in an hour, and how old a report's ts
+	// may be; past them it is rejected (implausible, stale_ts).
+	MaxQRPerReport int64    `yaml:"max_qr_per_report"`
+	MaxQRPerHour   int64    `yaml:"max_qr_per_hour"`
+	MaxPast        Duration `yaml:"max_past"`
+	MaxAutoCameras int      `yaml:"max_auto_cameras"`
+	MaxAutoBoards  int      `yaml:"max_auto_boards"`
+	QueueSize      int      `yaml:"queue_size"`
+	BatchSize      int      `yaml:"batch_size"`
 }
 
 type Log struct {

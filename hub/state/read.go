@@ -114,7 +114,7 @@ type Counters struct {
 	// Messages[kind][result]
 	Messages [ingest.KindBoardStatus + 1][numResults]uint64
 	// Rejected[kind][reason]
-	Rejected   [ingest.KindBoardStatus + 1][ingest.CapReached + 1]uint64
+	Rejected   [ingest.KindBoardStatus + 1][ingest.StaleTS + 1]uint64
 	Commits    uint64
 	CommitErrs uint64
 	LastCommit time.Time

@@ -68,6 +68,13 @@ type Config struct {
 	InfluxPoints bool
 	// Now is the clock (time.Now if nil); tests set it.
 	Now func() time.Time
+	// MaxQRPerReport and MaxQRPerHour bound the scans one QR report, and
+	// one board in an hour, may add; MaxPast is how old a report's ts may
+	// be. Past them a report is rejected (implausible, stale_ts). Zero
+	// means the defaults (DefaultMaxQRPerReport, ...).
+	MaxQRPerReport int64
+	MaxQRPerHour   int64
+	MaxPast        time.Duration
 }
 
 type devKey struct{ site, id string }
@@ -88,7 +95,7 @@ type State struct {
 	autoCams   int
 	autoBoards int
 	msgs       [ingest.KindBoardStatus + 1][numResults]uint64
-	rejected   [ingest.KindBoardStatus + 1][ingest.CapReached + 1]uint64
+	rejected   [ingest.KindBoardStatus + 1][ingest.StaleTS + 1]uint64
 	commits    uint64
 	commitErrs uint64
 	orphans    uint64        // visits to /q/ for unknown boards
@@ -103,6 +110,8 @@ type State struct {
 
 	changed chan struct{}
 	lastTS  map[seriesKey]int64 // InfluxDB series -> last timestamp used
+
+	qrBounds qrBounds
 }
 
 // Result of one message, for villagehub_mqtt_messages_total.
@@ -139,6 +148,15 @@ func New(cfg Config) (*State, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxQRPerReport <= 0 {
+		cfg.MaxQRPerReport = DefaultMaxQRPerReport
+	}
+	if cfg.MaxQRPerHour <= 0 {
+		cfg.MaxQRPerHour = DefaultMaxQRPerHour
+	}
+	if cfg.MaxPast <= 0 {
+		cfg.MaxPast = DefaultMaxPast
+	}
 	loc := cfg.Location
 	if loc == nil {
 		var err error
@@ -147,6 +165,7 @@ func New(cfg Config) (*State, error) {
 		}
 	}
 	s := &State{
+		qrBounds:  qrBounds{perReport: cfg.MaxQRPerReport, perHour: cfg.MaxQRPerHour, maxPast: cfg.MaxPast},
 		cfg:       cfg,
 		log:       cfg.Logger,
 		now:       cfg.Now,

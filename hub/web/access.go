@@ -1,6 +1,8 @@
 package web
 
 import (
+	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -11,6 +13,8 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,6 +84,9 @@ type AccessConfig struct {
 	SessionTTL time.Duration
 	// SecureCookies marks cookies Secure (the hub serves HTTPS).
 	SecureCookies bool
+	// Pprof serves /debug/pprof/ to admins (debug.pprof: true); off,
+	// it is not served at all.
+	Pprof bool
 }
 
 const (
@@ -95,8 +102,32 @@ type access struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	logins   map[string]*rate.Limiter // per client address, bounded
+	// badAuth holds failed logins per account ("u:<name>") and per
+	// address ("a:<ip>") over every path: the login form, HTTP Basic
+	// and bearer tokens. Bounded like logins.
+	badAuth  map[string]*rate.Limiter
 	failures [numFailures]atomic.Uint64
+	// bcryptSem bounds concurrent bcrypt checks to half the CPUs, so
+	// password guessing cannot take the CPU from other requests.
+	bcryptSem chan struct{}
+	// verified remembers a password that passed its bcrypt check (as an
+	// HMAC under macKey, per user), so a client sending Basic auth on
+	// every request (a Prometheus scrape) costs a hash, not a bcrypt run.
+	macKey   []byte
+	verified sync.Map // user name -> [32]byte
 }
+
+// Failed logins: each account and each address may fail badAuthBurst
+// times, then once per badAuthEvery; past that, checks that would cost a
+// bcrypt run (or a token guess) are answered 429 without one. A user whose
+// right password is already verified is never held back, so guessing a
+// user's password cannot lock that user out.
+const (
+	badAuthBurst = 5
+	badAuthEvery = 10 * time.Second
+	// How long a request may wait for a bcrypt slot before 503.
+	bcryptWait = 2 * time.Second
+)
 
 type session struct {
 	user    string
@@ -112,16 +143,166 @@ const (
 	failForbidden
 	failUnauthenticated
 	failLoginRate
+	failBusy
 	numFailures
 )
 
-var failureNames = [numFailures]string{"bad_password", "bad_token", "csrf", "forbidden", "unauthenticated", "login_rate_limited"}
+var failureNames = [numFailures]string{"bad_password", "bad_token", "csrf", "forbidden", "unauthenticated", "login_rate_limited", "busy"}
 
 func newAccess(cfg AccessConfig) *access {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 12 * time.Hour
 	}
-	return &access{cfg: cfg, sessions: map[string]*session{}, logins: map[string]*rate.Limiter{}}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	return &access{cfg: cfg, sessions: map[string]*session{}, logins: map[string]*rate.Limiter{},
+		badAuth: map[string]*rate.Limiter{}, bcryptSem: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)), macKey: key}
+}
+
+// authLimited reports whether the address or the user (if any) has no
+// failed logins left.
+func (a *access) authLimited(ip, user string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	keys := []string{"a:" + ip}
+	if user != "" {
+		keys = append(keys, "u:"+user)
+	}
+	for _, k := range keys {
+		if l := a.badAuth[k]; l != nil && l.Tokens() < 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// authFailed takes a failed login from the address's and the user's
+// allowance.
+func (a *access) authFailed(ip, user string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.badAuth) >= 2*maxSessions {
+		for k, l := range a.badAuth {
+			if l.Tokens() >= badAuthBurst {
+				delete(a.badAuth, k)
+			}
+		}
+		if len(a.badAuth) >= 2*maxSessions {
+			clear(a.badAuth)
+		}
+	}
+	keys := []string{"a:" + ip}
+	if user != "" {
+		keys = append(keys, "u:"+user)
+	}
+	for _, k := range keys {
+		l := a.badAuth[k]
+		if l == nil {
+			l = rate.NewLimiter(rate.Every(badAuthEvery), badAuthBurst)
+			a.badAuth[k] = l
+		}
+		l.Allow()
+	}
+}
+
+func (a *access) mac(name, password string) [32]byte {
+	m := hmac.New(sha256.New, a.macKey)
+	m.Write([]byte(name))
+	m.Write([]byte{0})
+	m.Write([]byte(password))
+	var out [32]byte
+	m.Sum(out[:0])
+	return out
+}
+
+// Results of checkUser besides a match.
+const (
+	userBad     = iota // wrong name or password
+	userLimited        // too many failures: not checked
+	userBusy           // no bcrypt slot in time: not checked
+	userOK
+)
+
+// checkUser checks a name and password from list, with the failure
+// limits and the bcrypt bound every password path shares.
+func (a *access) checkUser(r *http.Request, list []User, name, password string) (User, int) {
+	ip := clientIP(r)
+	if len(name) > 128 || len(password) > 1024 {
+		a.authFailed(ip, "")
+		return User{}, userBad
+	}
+	sum := a.mac(name, password)
+	if v, ok := a.verified.Load(name); ok {
+		if want := v.([32]byte); hmac.Equal(want[:], sum[:]) {
+			for _, u := range list {
+				if u.Name == name {
+					return u, userOK
+				}
+			}
+		}
+	}
+	if a.authLimited(ip, name) {
+		return User{}, userLimited
+	}
+	t := time.NewTimer(bcryptWait)
+	defer t.Stop()
+	select {
+	case a.bcryptSem <- struct{}{}:
+	case <-t.C:
+		return User{}, userBusy
+	case <-r.Context().Done():
+		return User{}, userBusy
+	}
+	u, ok := matchUser(list, name, password)
+	<-a.bcryptSem
+	if !ok {
+		a.authFailed(ip, name)
+		return User{}, userBad
+	}
+	a.verified.Store(name, sum)
+	return u, userOK
+}
+
+// checkToken checks a bearer token, with the address's failure limit.
+func (a *access) checkToken(r *http.Request, list []Token, tok string) (Token, int) {
+	ip := clientIP(r)
+	if a.authLimited(ip, "") {
+		return Token{}, userLimited
+	}
+	t, ok := matchToken(list, tok)
+	if !ok {
+		a.authFailed(ip, "")
+		return Token{}, userBad
+	}
+	return t, userOK
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+type userCtxKey struct{}
+
+// UserName is who made a request, as access control saw it: a user's or
+// token's name, "loopback" or "anonymous".
+func UserName(r *http.Request) string {
+	s, _ := r.Context().Value(userCtxKey{}).(string)
+	return s
+}
+
+// WithUserName makes a middleware that passes UserName to set, e.g.
+// alert.WithUser, so that what a handler records (a silence's
+// created_by) is the authenticated user, never what the body claims.
+func WithUserName(set func(context.Context, string) context.Context) func(http.Handler) http.Handler {
+	return func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(w, r.WithContext(set(r.Context(), UserName(r))))
+		})
+	}
 }
 
 // publicPath is reachable without any role: printed QR codes, health, the
@@ -177,19 +358,29 @@ var dummyHash = sync.OnceValue(func() []byte {
 
 // who works out the role of a request and whether it came with ambient
 // credentials (a cookie, or none at all), which need CSRF protection.
-func (a *access) who(r *http.Request) (role Role, ambient bool, bad int) {
+func (a *access) who(r *http.Request) (role Role, ambient bool, name string, bad int) {
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		if tok, ok := strings.CutPrefix(auth, "Bearer "); ok {
-			if t, ok := matchToken(a.cfg.Tokens, tok); ok {
-				return t.Role, false, -1
+			t, res := a.checkToken(r, a.cfg.Tokens, tok)
+			switch res {
+			case userOK:
+				return t.Role, false, "token:" + t.Name, -1
+			case userLimited:
+				return RoleNone, false, "", failLoginRate
 			}
-			return RoleNone, false, failToken
+			return RoleNone, false, "", failToken
 		}
 		if name, pw, ok := r.BasicAuth(); ok {
-			if u, ok := matchUser(a.cfg.Users, name, pw); ok {
-				return u.Role, false, -1
+			u, res := a.checkUser(r, a.cfg.Users, name, pw)
+			switch res {
+			case userOK:
+				return u.Role, false, u.Name, -1
+			case userLimited:
+				return RoleNone, false, "", failLoginRate
+			case userBusy:
+				return RoleNone, false, "", failBusy
 			}
-			return RoleNone, false, failLogin
+			return RoleNone, false, "", failLogin
 		}
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
@@ -201,14 +392,14 @@ func (a *access) who(r *http.Request) (role Role, ambient bool, bad int) {
 		}
 		a.mu.Unlock()
 		if s != nil {
-			return s.role, true, -1
+			return s.role, true, s.user, -1
 		}
 	}
-	role = a.cfg.Anonymous
+	role, name = a.cfg.Anonymous, "anonymous"
 	if a.cfg.LoopbackAdmin && loopback(r) {
-		role = RoleAdmin
+		role, name = RoleAdmin, "loopback"
 	}
-	return role, true, -1
+	return role, true, name, -1
 }
 
 // metricsAllowed checks /metrics' own credentials, when configured.
@@ -218,12 +409,12 @@ func (a *access) metricsAllowed(r *http.Request) (guarded, ok bool) {
 	}
 	auth := r.Header.Get("Authorization")
 	if tok, isBearer := strings.CutPrefix(auth, "Bearer "); isBearer {
-		_, ok = matchToken(a.cfg.MetricsTokens, tok)
-		return true, ok
+		_, res := a.checkToken(r, a.cfg.MetricsTokens, tok)
+		return true, res == userOK
 	}
 	if name, pw, isBasic := r.BasicAuth(); isBasic {
-		_, ok = matchUser(a.cfg.MetricsUsers, name, pw)
-		return true, ok
+		_, res := a.checkUser(r, a.cfg.MetricsUsers, name, pw)
+		return true, res == userOK
 	}
 	return true, false
 }
@@ -264,6 +455,14 @@ func (a *access) ensureCSRFCookie(w http.ResponseWriter, r *http.Request) string
 
 func (a *access) fail(w http.ResponseWriter, code, reason int, msg string) {
 	a.failures[reason].Add(1)
+	switch reason {
+	case failLoginRate:
+		code, msg = http.StatusTooManyRequests, "too many failed logins; try again later"
+		w.Header().Set("Retry-After", strconv.Itoa(int(badAuthEvery.Seconds())))
+	case failBusy:
+		code, msg = http.StatusServiceUnavailable, "busy checking passwords; try again"
+		w.Header().Set("Retry-After", "1")
+	}
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="villagehub"`)
 	}
@@ -287,17 +486,31 @@ func (a *access) wrap(h http.Handler) http.Handler {
 		if p == "/metrics" {
 			if guarded, ok := a.metricsAllowed(r); guarded {
 				if !ok {
-					a.fail(w, http.StatusUnauthorized, failToken, "/metrics needs its bearer token or basic auth")
+					reason := failToken
+					if a.authLimited(clientIP(r), "") {
+						reason = failLoginRate
+					}
+					a.fail(w, http.StatusUnauthorized, reason, "/metrics needs its bearer token or basic auth")
 					return
 				}
 				h.ServeHTTP(w, r)
 				return
 			}
 		}
-		role, ambient, bad := a.who(r)
+		role, ambient, name, bad := a.who(r)
 		if bad >= 0 {
 			a.fail(w, http.StatusUnauthorized, bad, "wrong credentials")
 			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), userCtxKey{}, name))
+		if strings.HasPrefix(p, "/debug/pprof/") {
+			// Profiles show the command line and can load the CPU for
+			// 30 s at a time: administrators only, and only when
+			// debug.pprof is on (otherwise the path does not exist).
+			if role < RoleAdmin {
+				a.fail(w, http.StatusForbidden, failForbidden, "only an administrator may do this")
+				return
+			}
 		}
 		if readOnly(r.Method) {
 			if role < RoleViewer {
@@ -379,8 +592,17 @@ func (a *access) routes(mux *http.ServeMux) {
 			show(http.StatusForbidden, "Phiên đã hết hạn, hãy thử lại (reload and try again).")
 			return
 		}
-		u, ok := matchUser(a.cfg.Users, r.PostFormValue("username"), r.PostFormValue("password"))
-		if !ok {
+		u, res := a.checkUser(r, a.cfg.Users, r.PostFormValue("username"), r.PostFormValue("password"))
+		switch res {
+		case userLimited:
+			a.failures[failLoginRate].Add(1)
+			show(http.StatusTooManyRequests, "Thử lại sau ít phút (too many attempts).")
+			return
+		case userBusy:
+			a.failures[failBusy].Add(1)
+			show(http.StatusServiceUnavailable, "Máy bận, hãy thử lại (busy, try again).")
+			return
+		case userBad:
 			a.failures[failLogin].Add(1)
 			show(http.StatusUnauthorized, "Sai tên đăng nhập hoặc mật khẩu (wrong username or password).")
 			return
@@ -407,6 +629,13 @@ func (a *access) routes(mux *http.ServeMux) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	})
 	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
+		// A cross-site page must not be able to log a user out.
+		_ = r.ParseForm()
+		if !csrfOK(r, r.PostFormValue("csrf")) {
+			a.failures[failCSRF].Add(1)
+			writeError(w, http.StatusForbidden, "missing or wrong CSRF token (reload the page)")
+			return
+		}
 		if c, err := r.Cookie(sessionCookie); err == nil {
 			a.mu.Lock()
 			delete(a.sessions, c.Value)

@@ -100,6 +100,14 @@ func New(cfg Config) (*Server, error) {
 // Addr is the bound address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
+// URL is the server's base URL as bound: https:// when it serves TLS.
+func (s *Server) URL() string {
+	if s.cfg.TLS != nil {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
+}
+
 // Run serves until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
@@ -134,13 +142,16 @@ func (s *Server) routes() http.Handler {
 			EnableOpenMetrics: true,
 		}))
 	}
-	// Profiling, as Prometheus and most Go servers offer it: the heap
-	// profile with ?gc=1 gives exact post-GC memory figures.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	// Profiling, as Prometheus and most Go servers offer it (the heap
+	// profile with ?gc=1 gives exact post-GC memory figures), only with
+	// debug.pprof: true, and then for administrators (access.wrap).
+	if s.cfg.Access.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /api/v1/cameras", s.cameras)
 	mux.HandleFunc("GET /api/v1/qr-boards", s.boards)
 	mux.HandleFunc("GET /api/v1/qr-boards/{board}", s.board)
@@ -150,13 +161,19 @@ func (s *Server) routes() http.Handler {
 		m(mux)
 	}
 	s.access.routes(mux)
-	return securityHeaders(s.access.wrap(mux))
+	return securityHeaders(s.access.wrap(mux), s.cfg.TLS != nil)
 }
 
-// securityHeaders sets headers every response should carry.
-func securityHeaders(h http.Handler) http.Handler {
+// securityHeaders sets headers every response should carry; over HTTPS
+// also HSTS, so a browser that has once reached the hub securely does not
+// fall back to plain HTTP (no includeSubDomains: a village hub's name
+// is rarely a domain of its own).
+func securityHeaders(h http.Handler, https bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
+		if https {
+			hd.Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer")
 		hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
