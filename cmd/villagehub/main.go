@@ -44,6 +44,10 @@ Usage:
   villagehub cert [--config F] NAME...
                                      make a village CA and a server
                                      certificate for the hub's TLS
+  villagehub user [--config F] add NAME [--role admin|viewer] [--generate]
+                                     a dashboard user in <data_dir>/http-users.yaml
+                                     (password on stdin, or made and printed
+                                     once); also passwd, remove, list
   villagehub hash-password           read a password on stdin, print the bcrypt
                                      hash for http.auth.users
   villagehub token                   make an API bearer token (and its hash for
@@ -116,6 +120,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return deviceCommand(args[1:], stdout, stderr)
 		case "cert":
 			return certCommand(args[1:], stdout, stderr)
+		case "user":
+			return userCommand(args[1:], stdout, stderr)
 		case "hash-password":
 			return hashPassword(os.Stdin, stdout, stderr)
 		case "token":

@@ -342,10 +342,13 @@ func accessConfig(cfg *config.Config) web.AccessConfig {
 	if a.Anonymous != "" {
 		ac.Anonymous, _ = web.ParseRole(a.Anonymous) // validated
 	}
-	ac.LoopbackAdmin = len(a.Users) == 0 && len(a.Tokens) == 0
+	// Loopback administers while no user (in the config or made by
+	// `villagehub user add`) and no token exists.
+	ac.LoopbackAdmin, ac.LoopbackUntilUsers = len(a.Users) == 0 && len(a.Tokens) == 0, true
 	if a.LoopbackAdmin != nil {
-		ac.LoopbackAdmin = *a.LoopbackAdmin
+		ac.LoopbackAdmin, ac.LoopbackUntilUsers = *a.LoopbackAdmin, false
 	}
+	ac.UsersFile = cfg.UsersPath()
 	users := func(list []config.HTTPUser) (out []web.User) {
 		for _, u := range list {
 			r, _ := web.ParseRole(u.Role)

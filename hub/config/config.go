@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -97,6 +99,9 @@ type HTTPAuth struct {
 	// LoopbackAdmin lets anonymous requests from the hub's own machine
 	// administer. Default: true while no user or token is configured.
 	LoopbackAdmin *bool `yaml:"loopback_admin"`
+	// UsersFile holds users made by `villagehub user add` (default
+	// <data_dir>/http-users.yaml; relative to data_dir).
+	UsersFile string `yaml:"users_file"`
 	// Metrics, if it lists tokens or users, guards /metrics with them
 	// (Prometheus' authorization / basic_auth scrape settings).
 	Metrics struct {
@@ -375,6 +380,17 @@ func (e *Error) Error() string {
 // environment overrides. An empty path gives the defaults (plus
 // environment).
 func Load(path string, getenv func(string) string) (*Config, error) {
+	return load(path, getenv, false)
+}
+
+// LoadMissingFilesOK is Load for commands that make the files a config
+// names (`villagehub cert --config`): a named file that does not exist yet
+// is not a problem.
+func LoadMissingFilesOK(path string, getenv func(string) string) (*Config, error) {
+	return load(path, getenv, true)
+}
+
+func load(path string, getenv func(string) string, missingOK bool) (*Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
@@ -392,7 +408,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	if err := c.ApplyEnv(getenv); err != nil {
 		return nil, err
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.validate(missingOK); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -466,14 +482,28 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 	return nil
 }
 
+// UsersPath is the dashboard users file (http.auth.users_file).
+func (c *Config) UsersPath() string {
+	p := c.HTTP.Auth.UsersFile
+	if p == "" {
+		p = "http-users.yaml"
+	}
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.DataDir, p)
+}
+
 // EmbeddedBroker reports whether the hub runs its own broker.
 func (c *Config) EmbeddedBroker() bool { return c.MQTT.URL == "" }
 
 // Validate fills in defaults and checks every value, collecting all
 // problems rather than stopping at the first.
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return c.validate(false) }
+
+func (c *Config) validate(missingFilesOK bool) error {
 	c.applyDefaults()
-	v := &validator{c: c}
+	v := &validator{c: c, missingFilesOK: missingFilesOK}
 	v.check()
 	if len(v.problems) > 0 {
 		return &Error{v.problems}
@@ -484,6 +514,8 @@ func (c *Config) Validate() error {
 type validator struct {
 	c        *Config
 	problems []Problem
+	// missingFilesOK: named files that do not exist yet are fine.
+	missingFilesOK bool
 }
 
 // bad records a problem about the key at path (e.g. "cameras", 2, "site"),
@@ -815,7 +847,7 @@ func (v *validator) file(name string, path ...any) {
 	if name == "" {
 		return
 	}
-	if _, err := os.Stat(name); err != nil {
+	if _, err := os.Stat(name); err != nil && !(v.missingFilesOK && errors.Is(err, fs.ErrNotExist)) {
 		v.bad(fmt.Sprintf("cannot read %s: %v", name, errors.Unwrap(err)), path...)
 	}
 }

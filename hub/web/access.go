@@ -87,6 +87,13 @@ type AccessConfig struct {
 	// Pprof serves /debug/pprof/ to admins (debug.pprof: true); off,
 	// it is not served at all.
 	Pprof bool
+	// UsersFile holds users made by `villagehub user add` (and the
+	// first-run page), besides Users.
+	UsersFile string
+	// LoopbackUntilUsers limits LoopbackAdmin to while no user exists:
+	// a fresh hub is administered from its own machine until its first
+	// administrator is made.
+	LoopbackUntilUsers bool
 }
 
 const (
@@ -114,8 +121,34 @@ type access struct {
 	// HMAC under macKey, per user), so a client sending Basic auth on
 	// every request (a Prometheus scrape) costs a hash, not a bcrypt run.
 	macKey   []byte
-	verified sync.Map // user name -> [32]byte
+	verified sync.Map // user name -> verifiedPW
+	file     usersFromFile
 }
+
+// users is every user: the config's, then the users file's (the config
+// wins a name both have).
+func (a *access) users() []User {
+	a.mu.Lock()
+	fu := a.file.current(time.Now())
+	a.mu.Unlock()
+	if len(fu) == 0 {
+		return a.cfg.Users
+	}
+	out := make([]User, 0, len(a.cfg.Users)+len(fu))
+	out = append(out, a.cfg.Users...)
+	for _, u := range fu {
+		dup := false
+		for _, c := range a.cfg.Users {
+			dup = dup || c.Name == u.Name
+		}
+		if !dup {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+func (a *access) hasUsers() bool { return len(a.users()) > 0 }
 
 // Failed logins: each account and each address may fail badAuthBurst
 // times, then once per badAuthEvery; past that, checks that would cost a
@@ -156,7 +189,8 @@ func newAccess(cfg AccessConfig) *access {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	return &access{cfg: cfg, sessions: map[string]*session{}, logins: map[string]*rate.Limiter{},
-		badAuth: map[string]*rate.Limiter{}, bcryptSem: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)), macKey: key}
+		badAuth: map[string]*rate.Limiter{}, bcryptSem: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)), macKey: key,
+		file: usersFromFile{path: cfg.UsersFile}}
 }
 
 // authLimited reports whether the address or the user (if any) has no
@@ -233,9 +267,11 @@ func (a *access) checkUser(r *http.Request, list []User, name, password string) 
 	}
 	sum := a.mac(name, password)
 	if v, ok := a.verified.Load(name); ok {
-		if want := v.([32]byte); hmac.Equal(want[:], sum[:]) {
+		if want := v.(verifiedPW); hmac.Equal(want.sum[:], sum[:]) {
 			for _, u := range list {
-				if u.Name == name {
+				// Only against the hash it was verified with: a new
+				// password (villagehub user passwd) voids the old one.
+				if u.Name == name && u.PasswordHash == want.hash {
 					return u, userOK
 				}
 			}
@@ -259,8 +295,13 @@ func (a *access) checkUser(r *http.Request, list []User, name, password string) 
 		a.authFailed(ip, name)
 		return User{}, userBad
 	}
-	a.verified.Store(name, sum)
+	a.verified.Store(name, verifiedPW{sum: sum, hash: u.PasswordHash})
 	return u, userOK
+}
+
+type verifiedPW struct {
+	sum  [32]byte
+	hash string
 }
 
 // checkToken checks a bearer token, with the address's failure limit.
@@ -371,7 +412,7 @@ func (a *access) who(r *http.Request) (role Role, ambient bool, name string, bad
 			return RoleNone, false, "", failToken
 		}
 		if name, pw, ok := r.BasicAuth(); ok {
-			u, res := a.checkUser(r, a.cfg.Users, name, pw)
+			u, res := a.checkUser(r, a.users(), name, pw)
 			switch res {
 			case userOK:
 				return u.Role, false, u.Name, -1
@@ -391,15 +432,26 @@ func (a *access) who(r *http.Request) (role Role, ambient bool, name string, bad
 			s = nil
 		}
 		a.mu.Unlock()
-		if s != nil {
+		if s != nil && a.userExists(s.user) {
 			return s.role, true, s.user, -1
 		}
 	}
 	role, name = a.cfg.Anonymous, "anonymous"
-	if a.cfg.LoopbackAdmin && loopback(r) {
+	if a.cfg.LoopbackAdmin && loopback(r) && !(a.cfg.LoopbackUntilUsers && a.hasUsers()) {
 		role, name = RoleAdmin, "loopback"
 	}
 	return role, true, name, -1
+}
+
+// userExists reports whether a session's user is still a user (one
+// removed with `villagehub user remove` loses its sessions at once).
+func (a *access) userExists(name string) bool {
+	for _, u := range a.users() {
+		if u.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // metricsAllowed checks /metrics' own credentials, when configured.
@@ -592,7 +644,7 @@ func (a *access) routes(mux *http.ServeMux) {
 			show(http.StatusForbidden, "Phiên đã hết hạn, hãy thử lại (reload and try again).")
 			return
 		}
-		u, res := a.checkUser(r, a.cfg.Users, r.PostFormValue("username"), r.PostFormValue("password"))
+		u, res := a.checkUser(r, a.users(), r.PostFormValue("username"), r.PostFormValue("password"))
 		switch res {
 		case userLimited:
 			a.failures[failLoginRate].Add(1)
