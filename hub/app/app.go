@@ -262,6 +262,9 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
+	if h.web.NeedsFirstUser() && len(cfg.HTTP.Auth.Tokens) == 0 {
+		log.Warn("no dashboard users yet: make an administrator with `villagehub user add NAME`; until then only this machine (loopback) may administer", "users_file", cfg.UsersPath())
+	}
 	ok = true
 	return h, nil
 }

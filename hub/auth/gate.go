@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"container/list"
 	"errors"
 	"net"
 	"os"
@@ -18,9 +19,13 @@ import (
 // max_connections. A few thousand sockets that never speak took the hub
 // from 39 MB to 913 MB and used up its file descriptors (issue 12). So a
 // listener asks Admit before handing a connection to mochi: it is refused
-// (closed at once) past max_pending connections still waiting for CONNECT,
-// or past max_pending_per_source from one address, and it gets a deadline
-// of connect_timeout for its TLS handshake and CONNECT. Once CONNECT has
+// (closed at once) past max_pending_per_source connections from one
+// address still waiting for CONNECT; past max_pending in all, the one that
+// has waited longest is closed to make room (a device sends CONNECT within
+// milliseconds of connecting, so it is never the oldest: an attacker
+// holding idle sockets from many addresses cannot keep devices out, it
+// only churns its own sockets). Each gets a deadline of connect_timeout
+// for its TLS handshake and CONNECT. Once CONNECT has
 // been read (OnConnect), the connection leaves the gate and counts against
 // max_connections and max_connections_per_user instead.
 
@@ -30,27 +35,35 @@ import (
 func (h *Hook) Admit(c net.Conn) (net.Conn, bool) {
 	src := sourceOf(c.RemoteAddr())
 	s := h.set.Load()
+	tc := &trackedConn{Conn: c, h: h, src: src}
+	tc.pending.Store(true)
+	var victim *trackedConn
 	h.gateMu.Lock()
-	reason := -1
-	switch {
-	case h.pendingConns >= s.maxPending:
-		reason = refusedMaxPending
-	case h.pendingBySrc[src] >= s.maxPendingPerSource:
-		reason = refusedMaxPendingPerSource
-	default:
-		h.pendingConns++
-		h.pendingBySrc[src]++
-	}
-	h.gateMu.Unlock()
-	if reason >= 0 {
-		h.refused[reason].Add(1)
-		h.logf("MQTT connection refused before CONNECT: too many connections waiting", "reason", refusedReasons[reason], "remote", src)
+	if h.pendingBySrc[src] >= s.maxPendingPerSource {
+		h.gateMu.Unlock()
+		h.refused[refusedMaxPendingPerSource].Add(1)
+		h.logf("MQTT connection refused before CONNECT: too many connections from this address waiting", "max_pending_per_source", s.maxPendingPerSource, "remote", src)
 		_ = c.Close()
 		return nil, false
 	}
+	for e := h.pendingList.Front(); e != nil && h.pendingList.Len() >= s.maxPending; {
+		next := e.Next()
+		if v := e.Value.(*trackedConn); v.pending.CompareAndSwap(true, false) {
+			h.removeLocked(v)
+			victim = v
+			break
+		}
+		e = next
+	}
+	h.pendingBySrc[src]++
+	tc.elem = h.pendingList.PushBack(tc)
+	h.gateMu.Unlock()
+	if victim != nil {
+		h.refused[refusedMaxPending].Add(1)
+		h.logf("MQTT connection closed before CONNECT: max_pending reached, the longest waiting is closed", "max_pending", s.maxPending, "remote", victim.src)
+		_ = victim.Conn.Close()
+	}
 	_ = c.SetDeadline(time.Now().Add(s.connectTimeout))
-	tc := &trackedConn{Conn: c, h: h, src: src}
-	tc.pending.Store(true)
 	return tc, true
 }
 
@@ -90,25 +103,34 @@ const acceptErrorWindow = 5 * time.Second
 func (h *Hook) PendingConnections() int {
 	h.gateMu.Lock()
 	defer h.gateMu.Unlock()
-	return h.pendingConns
+	return h.pendingList.Len()
 }
 
 // connected moves a connection out of the gate once its CONNECT is read.
 func (h *Hook) connected(cl *mqtt.Client) *trackedConn {
 	tc := tracked(cl.Net.Conn)
 	if tc != nil && tc.pending.CompareAndSwap(true, false) {
-		h.leaveGate(tc.src)
+		h.leaveGate(tc)
 	}
 	return tc
 }
 
-func (h *Hook) leaveGate(src string) {
+// leaveGate takes tc out of the gate; the caller has just turned its
+// pending flag off.
+func (h *Hook) leaveGate(tc *trackedConn) {
 	h.gateMu.Lock()
-	h.pendingConns--
-	if h.pendingBySrc[src]--; h.pendingBySrc[src] <= 0 {
-		delete(h.pendingBySrc, src)
-	}
+	h.removeLocked(tc)
 	h.gateMu.Unlock()
+}
+
+func (h *Hook) removeLocked(tc *trackedConn) {
+	if tc.elem != nil {
+		h.pendingList.Remove(tc.elem)
+		tc.elem = nil
+	}
+	if h.pendingBySrc[tc.src]--; h.pendingBySrc[tc.src] <= 0 {
+		delete(h.pendingBySrc, tc.src)
+	}
 }
 
 // trackedConn is an admitted connection: it leaves the gate when CONNECT
@@ -119,6 +141,7 @@ type trackedConn struct {
 	h       *Hook
 	src     string
 	pending atomic.Bool
+	elem    *list.Element // in Hook.pendingList; guarded by gateMu
 	once    sync.Once
 	release atomic.Pointer[func()]
 }
@@ -127,7 +150,7 @@ func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
 		if c.pending.CompareAndSwap(true, false) {
-			c.h.leaveGate(c.src)
+			c.h.leaveGate(c)
 		}
 		if f := c.release.Load(); f != nil {
 			(*f)()
@@ -212,4 +235,11 @@ func (h *Hook) giveSlot(cl *mqtt.Client) {
 	if f, ok := h.slots.LoadAndDelete(cl); ok {
 		f.(func())()
 	}
+}
+
+// Sockets is how many connections the limits let the broker hold at once
+// (max_connections plus max_pending), for checking the open-file limit.
+func (h *Hook) Sockets() int {
+	s := h.set.Load()
+	return int(s.maxConnections) + s.maxPending
 }

@@ -12,6 +12,7 @@ package auth
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -195,7 +196,7 @@ type Hook struct {
 	// The gate (gate.go): connections waiting for CONNECT, per source,
 	// and connections per account.
 	gateMu        sync.Mutex
-	pendingConns  int
+	pendingList   list.List // of *trackedConn, oldest first
 	pendingBySrc  map[string]int
 	perAccount    map[string]int
 	slots         sync.Map // *mqtt.Client -> func() giving back its account slot

@@ -117,6 +117,13 @@ func New(cfg Config) (*Broker, error) {
 			return nil, err
 		}
 	}
+	// Past the open-file limit accepts fail (the listener retries, and the
+	// hub reports not ready meanwhile): say so at start rather than then.
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < uint64(cfg.Auth.Sockets()+128) {
+		cfg.Logger.Warn("the open-file limit is below what the broker's limits allow; raise it (LimitNOFILE= in systemd) or lower broker.max_connections / max_pending",
+			"nofile", rl.Cur, "max_connections+max_pending", cfg.Auth.Sockets())
+	}
 	return &Broker{cfg: cfg, srv: srv, hook: h, log: cfg.Logger,
 		status: cfg.Prefix + "/_hub/" + cfg.HubID + "/status"}, nil
 }
