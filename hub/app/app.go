@@ -446,6 +446,16 @@ func (h *Hub) HTTPAddr() string { return h.web.Addr() }
 // HTTPURL is the dashboard's base URL as served: https:// over TLS.
 func (h *Hub) HTTPURL() string { return h.web.URL() }
 
+// NeedsFirstUser reports whether no dashboard user exists yet; the
+// first-run page (hub/web/ui) offers CreateFirstAdmin then.
+func (h *Hub) NeedsFirstUser() bool { return h.web.NeedsFirstUser() }
+
+// CreateFirstAdmin makes the first administrator; it fails once any user
+// exists.
+func (h *Hub) CreateFirstAdmin(name, password string) error {
+	return h.web.CreateFirstAdmin(name, password)
+}
+
 // State is the hub's live state.
 func (h *Hub) State() *state.State { return h.state }
 

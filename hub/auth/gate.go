@@ -74,7 +74,7 @@ func (h *Hook) Finished(c net.Conn, err error) {
 	if tc == nil || err == nil {
 		return
 	}
-	if tc.pending.Load() && (errors.Is(err, os.ErrDeadlineExceeded) || isTimeout(err)) {
+	if !tc.sawConnect.Load() && (errors.Is(err, os.ErrDeadlineExceeded) || isTimeout(err)) {
 		h.connectTimeouts.Add(1)
 		h.logf("MQTT connection closed: no CONNECT within connect_timeout", "remote", tc.src)
 	}
@@ -109,7 +109,11 @@ func (h *Hook) PendingConnections() int {
 // connected moves a connection out of the gate once its CONNECT is read.
 func (h *Hook) connected(cl *mqtt.Client) *trackedConn {
 	tc := tracked(cl.Net.Conn)
-	if tc != nil && tc.pending.CompareAndSwap(true, false) {
+	if tc == nil {
+		return nil
+	}
+	tc.sawConnect.Store(true)
+	if tc.pending.CompareAndSwap(true, false) {
 		h.leaveGate(tc)
 	}
 	return tc
@@ -141,9 +145,12 @@ type trackedConn struct {
 	h       *Hook
 	src     string
 	pending atomic.Bool
-	elem    *list.Element // in Hook.pendingList; guarded by gateMu
-	once    sync.Once
-	release atomic.Pointer[func()]
+	// sawConnect: its CONNECT was read (a later timeout is not a
+	// connection that never spoke).
+	sawConnect atomic.Bool
+	elem       *list.Element // in Hook.pendingList; guarded by gateMu
+	once       sync.Once
+	release    atomic.Pointer[func()]
 }
 
 func (c *trackedConn) Close() error {
