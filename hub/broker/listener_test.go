@@ -1,0 +1,158 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"villagehub/hub/auth"
+	"villagehub/hub/ingest"
+)
+
+func newTestBroker(t *testing.T, cfg auth.Config) (*Broker, *auth.Hook) {
+	t.Helper()
+	cfg.DataDir = t.TempDir()
+	cfg.AllowAnonymous = true
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	h, err := auth.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Config{Addr: "127.0.0.1:0", Queue: ingest.NewQueue(16), Auth: h, Logger: cfg.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, func() bool { return b.Addr() != "127.0.0.1:0" })
+	return b, h
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func metric(t *testing.T, c prometheus.Collector, name string, label ...string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.Metric {
+			if len(label) == 2 && !hasLabel(m, label[0], label[1]) {
+				continue
+			}
+			v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return v
+}
+
+func hasLabel(m *dto.Metric, k, v string) bool {
+	for _, l := range m.Label {
+		if l.GetName() == k && l.GetValue() == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestIdleConnectionClosedAndCounted: a connection that never sends
+// CONNECT is closed after connect_timeout and counted.
+func TestIdleConnectionClosedAndCounted(t *testing.T) {
+	b, h := newTestBroker(t, auth.Config{ConnectTimeout: time.Second})
+	c, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, func() bool { return h.PendingConnections() == 1 })
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("closed after %v", d)
+	}
+	waitFor(t, func() bool { return metric(t, h, "villagehub_broker_connect_timeouts_total") == 1 })
+	if h.PendingConnections() != 0 {
+		t.Errorf("pending %d", h.PendingConnections())
+	}
+}
+
+// failingListener fails Accept n times with EMFILE, then accepts.
+type failingListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (f *failingListener) Accept() (net.Conn, error) {
+	if f.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return f.Listener.Accept()
+}
+
+// TestAcceptErrorsRetried: the listener keeps accepting after errors and
+// reports them meanwhile.
+func TestAcceptErrorsRetried(t *testing.T) {
+	cfg := auth.Config{DataDir: t.TempDir(), AllowAnonymous: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h, err := auth.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &failingListener{Listener: ln}
+	fl.fails.Store(5)
+	g := newGuardedTCP("tcp", ln.Addr().String(), nil, h)
+	g.ln = fl
+	got := make(chan net.Conn, 1)
+	go g.Serve(func(_ string, c net.Conn) error { got <- c; return errors.New("done") })
+	defer g.Close(func(string) {})
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no connection accepted after accept errors")
+	}
+	if h.AcceptHealthy() == nil {
+		t.Error("accept errors within 5 s but the broker says healthy")
+	}
+	if v := metric(t, h, "villagehub_broker_accept_errors_total"); v != 5 {
+		t.Errorf("accept errors counted %v, want 5", v)
+	}
+}
