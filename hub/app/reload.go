@@ -69,6 +69,7 @@ func restartKeys(a, b *config.Config) []string {
 		{"limits", a.Limits, b.Limits}, {"log", a.Log, b.Log}, {"qr", a.QR, b.QR},
 		{"probe.workers", a.Probe.Workers, b.Probe.Workers}, {"probe.concurrency", a.Probe.Concurrency, b.Probe.Concurrency},
 		{"probe.recycle_after", a.Probe.RecycleAfter, b.Probe.RecycleAfter},
+		{"debug", a.Debug, b.Debug},
 	} {
 		if !reflect.DeepEqual(c.x, c.y) {
 			keys = append(keys, c.key)
