@@ -661,6 +661,16 @@ func (v *validator) check() {
 	if lim.MaxFuture < Duration(time.Minute) {
 		v.bad("must be at least 1m", "limits", "max_future")
 	}
+	// Zero means the default (hub/state); a negative bound is a mistake.
+	if lim.MaxQRPerReport < 0 {
+		v.bad("must be positive (0: the default, 10000)", "limits", "max_qr_per_report")
+	}
+	if lim.MaxQRPerHour < 0 {
+		v.bad("must be positive (0: the default, 360000)", "limits", "max_qr_per_hour")
+	}
+	if lim.MaxPast < 0 || (lim.MaxPast > 0 && lim.MaxPast < Duration(time.Hour)) {
+		v.bad("must be at least 1h (0: the default, 48h)", "limits", "max_past")
+	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
