@@ -230,11 +230,13 @@ func New(cfg Config) (*Hook, error) {
 		cfg.Logger = slog.Default()
 	}
 	h := &Hook{
-		prefix:       cfg.Prefix + "/",
-		log:          cfg.Logger.With("component", "broker-auth"),
-		maxPacket:    cfg.MaxPacketSize,
-		inflight:     uint16(cfg.MaxInflight),
-		authSem:      make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+		prefix:    cfg.Prefix + "/",
+		log:       cfg.Logger.With("component", "broker-auth"),
+		maxPacket: cfg.MaxPacketSize,
+		inflight:  uint16(cfg.MaxInflight),
+		// Half the CPUs (at least one): a flood of logins needing
+		// bcrypt must leave CPU for message handling.
+		authSem:      make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
 		logLimit:     rate.NewLimiter(1, 10),
 		throttleLog:  rate.NewLimiter(rate.Every(10*time.Second), 1),
 		done:         make(chan struct{}),
