@@ -42,7 +42,7 @@ func (h *Hook) Admit(c net.Conn) (net.Conn, bool) {
 	if h.pendingBySrc[src] >= s.maxPendingPerSource {
 		h.gateMu.Unlock()
 		h.refused[refusedMaxPendingPerSource].Add(1)
-		h.logf("MQTT connection refused before CONNECT: too many connections from this address waiting", "max_pending_per_source", s.maxPendingPerSource, "remote", src)
+		h.gateLogf("MQTT connection refused before CONNECT: too many connections from this address waiting", "max_pending_per_source", s.maxPendingPerSource, "remote", src)
 		_ = c.Close()
 		return nil, false
 	}
@@ -60,7 +60,7 @@ func (h *Hook) Admit(c net.Conn) (net.Conn, bool) {
 	h.gateMu.Unlock()
 	if victim != nil {
 		h.refused[refusedMaxPending].Add(1)
-		h.logf("MQTT connection closed before CONNECT: max_pending reached, the longest waiting is closed", "max_pending", s.maxPending, "remote", victim.src)
+		h.gateLogf("MQTT connection closed before CONNECT: max_pending reached, the longest waiting is closed", "max_pending", s.maxPending, "remote", victim.src)
 		_ = victim.Conn.Close()
 	}
 	_ = c.SetDeadline(time.Now().Add(s.connectTimeout))
@@ -76,7 +76,7 @@ func (h *Hook) Finished(c net.Conn, err error) {
 	}
 	if !tc.sawConnect.Load() && (errors.Is(err, os.ErrDeadlineExceeded) || isTimeout(err)) {
 		h.connectTimeouts.Add(1)
-		h.logf("MQTT connection closed: no CONNECT within connect_timeout", "remote", tc.src)
+		h.gateLogf("MQTT connection closed: no CONNECT within connect_timeout", "remote", tc.src)
 	}
 }
 
@@ -85,7 +85,7 @@ func (h *Hook) Finished(c net.Conn, err error) {
 func (h *Hook) AcceptFailed(listener string, err error) {
 	h.acceptErrors.Add(1)
 	h.lastAcceptErr.Store(time.Now().UnixNano())
-	h.logf("MQTT listener cannot accept connections; retrying", "listener", listener, "err", err)
+	h.gateLogf("MQTT listener cannot accept connections; retrying", "listener", listener, "err", err)
 }
 
 // AcceptHealthy reports whether no listener failed to accept within the
@@ -249,4 +249,12 @@ func (h *Hook) giveSlot(cl *mqtt.Client) {
 func (h *Hook) Sockets() int {
 	s := h.set.Load()
 	return int(s.maxConnections) + s.maxPending
+}
+
+// gateLogf logs at warn, about once a second: a flood of sockets has its
+// own allowance, so it neither fills the log nor hides login failures.
+func (h *Hook) gateLogf(msg string, args ...any) {
+	if h.gateLog.Allow() {
+		h.log.Warn(msg, args...)
+	}
 }

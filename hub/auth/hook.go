@@ -187,6 +187,7 @@ type Hook struct {
 	// by *mqtt.Client. Users' buckets live on their identity.
 	anonLimiters sync.Map
 	logLimit     *rate.Limiter // for log lines a client can provoke
+	gateLog      *rate.Limiter // for the gate's (gate.go)
 	// throttleLog keeps a flood from filling the log (or using up
 	// logLimit, hiding login failures).
 	throttleLog *rate.Limiter
@@ -238,6 +239,7 @@ func New(cfg Config) (*Hook, error) {
 		// bcrypt must leave CPU for message handling.
 		authSem:      make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
 		logLimit:     rate.NewLimiter(1, 10),
+		gateLog:      rate.NewLimiter(1, 10),
 		throttleLog:  rate.NewLimiter(rate.Every(10*time.Second), 1),
 		done:         make(chan struct{}),
 		macKey:       make([]byte, 32),

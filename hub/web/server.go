@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"villagehub/hub/report"
 	"villagehub/hub/state"
@@ -92,9 +93,24 @@ func New(cfg Config) (*Server, error) {
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		// net/http logs one line per failed TLS handshake: a client can
+		// provoke them at will, so about one a second is kept.
+		ErrorLog: slog.NewLogLogger(&limitedHandler{Handler: cfg.Logger.Handler(), limit: rate.NewLimiter(1, 10)}, slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// limitedHandler drops records past its rate.
+type limitedHandler struct {
+	slog.Handler
+	limit *rate.Limiter
+}
+
+func (l *limitedHandler) Handle(ctx context.Context, r slog.Record) error {
+	if !l.limit.Allow() {
+		return nil
+	}
+	return l.Handler.Handle(ctx, r)
 }
 
 // Addr is the bound address.
