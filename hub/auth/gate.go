@@ -63,8 +63,18 @@ func (h *Hook) Admit(c net.Conn) (net.Conn, bool) {
 		h.gateLogf("MQTT connection closed before CONNECT: max_pending reached, the longest waiting is closed", "max_pending", s.maxPending, "remote", victim.src)
 		_ = victim.Conn.Close()
 	}
-	_ = c.SetDeadline(time.Now().Add(s.connectTimeout))
+	tc.deadline = time.Now().Add(s.connectTimeout)
+	_ = c.SetDeadline(tc.deadline)
 	return tc, true
+}
+
+// Rearm sets the gate's deadline again on an admitted connection that is
+// still waiting for CONNECT (net/http clears deadlines when a WebSocket
+// upgrade takes the connection over).
+func (h *Hook) Rearm(c net.Conn) {
+	if tc := tracked(c); tc != nil && tc.pending.Load() {
+		_ = tc.Conn.SetDeadline(tc.deadline)
+	}
 }
 
 // Finished is told how the broker's handling of an admitted connection
@@ -148,6 +158,7 @@ type trackedConn struct {
 	// sawConnect: its CONNECT was read (a later timeout is not a
 	// connection that never spoke).
 	sawConnect atomic.Bool
+	deadline   time.Time     // for the TLS handshake and CONNECT
 	elem       *list.Element // in Hook.pendingList; guarded by gateMu
 	once       sync.Once
 	release    atomic.Pointer[func()]
@@ -258,3 +269,6 @@ func (h *Hook) gateLogf(msg string, args ...any) {
 		h.log.Warn(msg, args...)
 	}
 }
+
+// ConnectTimeout is the current connect_timeout.
+func (h *Hook) ConnectTimeout() time.Duration { return h.set.Load().connectTimeout }

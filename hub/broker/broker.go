@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"syscall"
@@ -105,15 +104,7 @@ func New(cfg Config) (*Broker, error) {
 		}
 	}
 	if cfg.WSSAddr != "" {
-		// mochi binds a WebSocket listener only when serving, where an
-		// address in use is merely logged: check it here.
-		probe, err := net.Listen("tcp", cfg.WSSAddr)
-		if err != nil {
-			h.cancel()
-			return nil, fmt.Errorf("embedded MQTT broker: cannot listen on %s (broker.wss_addr): %w", cfg.WSSAddr, err)
-		}
-		probe.Close()
-		if err := listen(listeners.NewWebsocket(listeners.Config{ID: "wss", Address: cfg.WSSAddr, TLSConfig: cfg.TLS}), cfg.WSSAddr, "broker.wss_addr"); err != nil {
+		if err := listen(newGuardedWS("wss", cfg.WSSAddr, cfg.TLS, cfg.Auth), cfg.WSSAddr, "broker.wss_addr"); err != nil {
 			return nil, err
 		}
 	}

@@ -6,12 +6,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -154,5 +157,65 @@ func TestAcceptErrorsRetried(t *testing.T) {
 	}
 	if v := metric(t, h, "villagehub_broker_accept_errors_total"); v != 5 {
 		t.Errorf("accept errors counted %v, want 5", v)
+	}
+}
+
+// TestWebSocketListenerGated: MQTT over WebSocket works, and a socket
+// that never upgrades, or upgrades and never sends CONNECT, is closed
+// after connect_timeout like a plain one.
+func TestWebSocketListenerGated(t *testing.T) {
+	cfg := auth.Config{ConnectTimeout: time.Second, DataDir: t.TempDir(), AllowAnonymous: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h, err := auth.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	wsAddr := l.Addr().String()
+	l.Close()
+	b, err := New(Config{Addr: "127.0.0.1:0", WSSAddr: wsAddr, Queue: ingest.NewQueue(16), Auth: h, Logger: cfg.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", wsAddr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	// A real client over WebSocket.
+	cl := paho.NewClient(paho.NewClientOptions().AddBroker("ws://" + wsAddr + "/mqtt").SetClientID("ws-dev").SetAutoReconnect(false))
+	if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("MQTT over WebSocket: %v", tok.Error())
+	}
+	cl.Disconnect(50)
+	before := metric(t, h, "villagehub_broker_connect_timeouts_total")
+	// Idle TCP, and an upgraded WebSocket that never sends CONNECT.
+	idle, err := net.Dial("tcp", wsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+wsAddr+"/mqtt", http.Header{"Sec-WebSocket-Protocol": {"mqtt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	start := time.Now()
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idle.Read(make([]byte, 1)); err != io.EOF || time.Since(start) > 3*time.Second {
+		t.Errorf("idle socket to the WebSocket port: %v after %v", err, time.Since(start))
+	}
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws.ReadMessage(); err == nil || time.Since(start) > 3*time.Second {
+		t.Errorf("upgraded WebSocket without CONNECT: %v after %v", err, time.Since(start))
+	}
+	waitFor(t, func() bool { return metric(t, h, "villagehub_broker_connect_timeouts_total")-before >= 1 })
+	if h.PendingConnections() != 0 {
+		t.Errorf("pending %d", h.PendingConnections())
 	}
 }

@@ -25,8 +25,8 @@ func TestQRBounds(t *testing.T) {
 	step("a", 50, now, true, 50, ingest.OK)
 	step("a", math.MaxInt64, now, true, 0, ingest.Implausible)
 	step("evil", math.MaxInt64, now, true, 0, ingest.Implausible) // a new boot is not remembered either
-	step("a", 151, now, true, 0, ingest.Implausible)               // +101 > 100
-	step("a", 150, now, true, 100, ingest.OK)                      // the jump changed nothing: +100 counts
+	step("a", 151, now, true, 0, ingest.Implausible)              // +101 > 100
+	step("a", 150, now, true, 100, ingest.OK)                     // the jump changed nothing: +100 counts
 	step("a", 160, now.Add(-49*time.Hour), true, 0, ingest.StaleTS)
 	step("a", 160, time.Time{}, false, 10, ingest.OK) // no ts: time received
 	step("b", 100, now, true, 0, ingest.Implausible)  // 160+100 > 250 this hour
