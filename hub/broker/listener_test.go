@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 
 	"villagehub/hub/auth"
 	"villagehub/hub/ingest"
+	"villagehub/hub/testenv"
 )
 
 func newTestBroker(t *testing.T, cfg auth.Config) (*Broker, *auth.Hook) {
@@ -164,6 +166,25 @@ func TestAcceptErrorsRetried(t *testing.T) {
 // that never upgrades, or upgrades and never sends CONNECT, is closed
 // after connect_timeout like a plain one.
 func TestWebSocketListenerGated(t *testing.T) {
+	t.Run("ws", func(t *testing.T) { testWebSocketGated(t, false) })
+	t.Run("wss", func(t *testing.T) { testWebSocketGated(t, true) })
+}
+
+func testWebSocketGated(t *testing.T, secure bool) {
+	var srvTLS, cliTLS *tls.Config
+	scheme := "ws"
+	if secure {
+		dir := t.TempDir()
+		ca := testenv.NewTestCA(t, dir)
+		ca.Issue(t, dir+"/s.crt", dir+"/s.key", "127.0.0.1")
+		pair, err := tls.LoadX509KeyPair(dir+"/s.crt", dir+"/s.key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srvTLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+		cliTLS = ca.ClientConfig("127.0.0.1")
+		scheme = "wss"
+	}
 	cfg := auth.Config{ConnectTimeout: time.Second, DataDir: t.TempDir(), AllowAnonymous: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	h, err := auth.New(cfg)
 	if err != nil {
@@ -172,7 +193,7 @@ func TestWebSocketListenerGated(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	wsAddr := l.Addr().String()
 	l.Close()
-	b, err := New(Config{Addr: "127.0.0.1:0", WSSAddr: wsAddr, Queue: ingest.NewQueue(16), Auth: h, Logger: cfg.Logger})
+	b, err := New(Config{Addr: "127.0.0.1:0", WSSAddr: wsAddr, TLS: srvTLS, Queue: ingest.NewQueue(16), Auth: h, Logger: cfg.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +209,7 @@ func TestWebSocketListenerGated(t *testing.T) {
 		return err == nil
 	})
 	// A real client over WebSocket.
-	cl := paho.NewClient(paho.NewClientOptions().AddBroker("ws://" + wsAddr + "/mqtt").SetClientID("ws-dev").SetAutoReconnect(false))
+	cl := paho.NewClient(paho.NewClientOptions().AddBroker(scheme + "://" + wsAddr + "/mqtt").SetClientID("ws-dev").SetTLSConfig(cliTLS).SetAutoReconnect(false))
 	if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("MQTT over WebSocket: %v", tok.Error())
 	}
@@ -200,7 +221,8 @@ func TestWebSocketListenerGated(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idle.Close()
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+wsAddr+"/mqtt", http.Header{"Sec-WebSocket-Protocol": {"mqtt"}})
+	d := websocket.Dialer{TLSClientConfig: cliTLS}
+	ws, _, err := d.Dial(scheme+"://"+wsAddr+"/mqtt", http.Header{"Sec-WebSocket-Protocol": {"mqtt"}})
 	if err != nil {
 		t.Fatal(err)
 	}
