@@ -4,12 +4,13 @@
 #                InfluxDB build), then gofmt, go vet and every test
 #   make fuzz    run each fuzz target for FUZZTIME (default 1m)
 #   make bench   in-process benchmarks and the end-to-end villagesim bench
+#   make release static binaries for linux/amd64, arm64 and armv7 in dist/
 
 GO       ?= go
 FUZZTIME ?= 1m
 TESTTIMEOUT ?= 20m
 
-.PHONY: all build test deps vet fuzz bench clean
+.PHONY: all build test deps vet fuzz bench clean release
 
 all: build
 
@@ -48,5 +49,9 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./hub/ingest ./hub/state ./hub/store
 	$(GO) run ./cmd/villagesim bench
 
+release:
+	./scripts/release.sh dist
+
 clean:
 	rm -f villagehub villagesim
+	rm -rf dist

@@ -228,9 +228,11 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// runHub runs the hub until ctx ends; SIGHUP reloads the configuration
-// (an invalid one is refused with its problems and the old one stays).
+// runHub runs the hub until ctx ends; SIGHUP reloads the configuration and
+// TLS certificates (an invalid or restart-only change is refused, naming
+// its problems or keys, and the running configuration stays).
 func runHub(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
+	app.Version = version()
 	h, err := app.New(cfg, app.Options{Logger: log})
 	if err != nil {
 		return err
@@ -247,13 +249,8 @@ func runHub(ctx context.Context, cfg *config.Config, log *slog.Logger, reload fu
 			case <-ctx.Done():
 				return
 			case <-hup:
-				next, err := reload()
-				if err == nil {
-					err = h.Reload(ctx, next)
-				}
-				if err != nil {
-					log.Error("configuration not reloaded; keeping the running one", "err", err)
-				}
+				// The same path as POST /api/v1/reload; it logs the outcome.
+				_ = h.ReloadFromFile(ctx, "SIGHUP")
 			}
 		}
 	}()

@@ -38,10 +38,6 @@ func BoardStatusTopic(prefix, site, board string) string {
 	return prefix + "/" + site + "/qr/" + board + "/status"
 }
 
-func HubStatusTopic(prefix, hubID string) string {
-	return prefix + "/_hub/" + hubID + "/status"
-}
-
 func AlertTopic(prefix, site, device string) string {
 	return prefix + "/" + site + "/alerts/" + device
 }

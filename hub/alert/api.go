@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"villagehub/hub/web"
 )
 
 // Register mounts the alert API on mux:
@@ -288,14 +290,8 @@ func (e *Engine) handleDeleteSilence(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "no such silence")
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-}
+// writeJSON is the hub's one JSON writer.
+var writeJSON = web.WriteJSON
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})

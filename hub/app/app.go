@@ -7,13 +7,14 @@ package app
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +58,7 @@ type Hub struct {
 	cfg     atomic.Pointer[config.Config] // replaced by Reload
 	boards  atomic.Pointer[map[string]scan.Board]
 	log     *slog.Logger
+	started time.Time
 	prober  *probe.Supervisor // nil when no camera has an RTSP URL
 	life    context.Context   // ends when Run returns
 	endLife context.CancelFunc
@@ -71,45 +73,138 @@ type Hub struct {
 	alerts  *alert.Engine
 	influx  *influx.Writer // nil without InfluxDB
 	auth    *auth.Hook     // nil with an external broker
-	// TLS certificates, reloaded on SIGHUP; nil without TLS.
+	// TLS certificates, reloaded with the configuration; nil without TLS.
 	brokerTLS, httpTLS *tlscert.Reloader
 
+	// latency and probeDur are made before the state, which observes
+	// them, and registered with the metrics.
+	latency  prometheus.Histogram
+	probeDur *prometheus.HistogramVec
+
 	reloadFn func() (*config.Config, error)
+	reloadMu sync.Mutex // one reload at a time
+	reloads  reloadRecord
 }
 
-// New builds every component. Listening sockets are bound here, so a port
-// in use fails New with a message naming the setting to change.
+// New builds every component, in the order they depend on each other.
+// Listening sockets are bound here, so a port in use fails New with a
+// message naming the setting to change.
 func New(cfg *config.Config, opts Options) (*Hub, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &Hub{log: log}
+	h := &Hub{log: log, started: time.Now().UTC(), queue: ingest.NewQueue(cfg.Limits.QueueSize)}
 	h.cfg.Store(cfg)
 	h.boards.Store(newBoardLookup(cfg))
 	h.life, h.endLife = context.WithCancel(context.Background())
-	h.queue = ingest.NewQueue(cfg.Limits.QueueSize)
+	ok := false
+	defer func() {
+		if !ok {
+			h.closeBuilt()
+		}
+	}()
+	for _, build := range []func() error{
+		h.openStore,
+		h.newInflux,
+		h.newMQTTSide,
+		h.newState,
+		func() error { return h.newProber(opts.ProbeWorker) },
+		h.newAlerts,
+		h.newMetrics,
+		h.newWeb,
+	} {
+		if err := build(); err != nil {
+			h.endLife()
+			return nil, err
+		}
+	}
+	ok = true
+	return h, nil
+}
+
+// closeBuilt releases what a failed New opened.
+func (h *Hub) closeBuilt() {
+	if h.alerts != nil {
+		h.alerts.Close()
+	}
+	if h.influx != nil {
+		h.influx.Close()
+	}
+	if h.store != nil {
+		h.store.Close()
+	}
+}
+
+// openStore opens the embedded store under data_dir.
+func (h *Hub) openStore() error {
+	cfg := h.cfg.Load()
 	st, err := store.Open(store.Config{
 		Dir:             cfg.DataDir,
 		EventRetention:  time.Duration(cfg.Store.EventRetention),
 		HourlyRetention: time.Duration(cfg.Store.QRHourRetention),
 		OutboxMaxBytes:  cfg.Influx.OutboxMaxBytes,
-		Logger:          log.With("component", "store"),
+		Logger:          h.log.With("component", "store"),
+	})
+	h.store = st
+	return err
+}
+
+// newInflux makes the InfluxDB writer, when influx.url is set.
+func (h *Hub) newInflux() error {
+	cfg := h.cfg.Load()
+	if cfg.Influx.URL == "" {
+		return nil
+	}
+	w, err := newInfluxWriter(cfg, h.log)
+	h.influx = w
+	return err
+}
+
+// newMQTTSide makes the embedded broker (with its access hook and TLS) or
+// the client of an external broker.
+func (h *Hub) newMQTTSide() error {
+	cfg := h.cfg.Load()
+	if !cfg.EmbeddedBroker() {
+		pw, err := config.ReadSecret(cfg.MQTT.Password, cfg.MQTT.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("mqtt.password_file: %w", err)
+		}
+		c, err := mqttclient.New(mqttclient.Config{
+			URL: cfg.MQTT.URL, Username: cfg.MQTT.Username, Password: pw, ClientID: cfg.MQTT.ClientID,
+			CAFile: cfg.MQTT.CAFile, CertFile: cfg.MQTT.CertFile, KeyFile: cfg.MQTT.KeyFile, Insecure: cfg.MQTT.Insecure,
+			KeepAlive: time.Duration(cfg.MQTT.KeepAlive), Prefix: cfg.TopicPrefix, HubID: cfg.HubID,
+			Queue: h.queue, Logger: h.log,
+		})
+		h.mqtt = c
+		return err
+	}
+	var err error
+	if h.auth, err = auth.New(h.authConfig(cfg)); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	var tc *tls.Config
+	if cfg.Broker.TLS.CertFile != "" {
+		if h.brokerTLS, err = tlscert.New(tlscert.Config{CertFile: cfg.Broker.TLS.CertFile, KeyFile: cfg.Broker.TLS.KeyFile, Name: "broker", Logger: h.log}); err != nil {
+			return fmt.Errorf("broker.tls: %w", err)
+		}
+		tc = h.brokerTLS.TLSConfig()
+	}
+	b, err := broker.New(broker.Config{
+		Addr: cfg.Broker.Addr, TLSAddr: cfg.Broker.TLSAddr, WSSAddr: cfg.Broker.WSSAddr, TLS: tc,
+		Prefix: cfg.TopicPrefix, HubID: cfg.HubID, Queue: h.queue, Auth: h.auth, Logger: h.log,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	h.store = st
-	ok := false
-	defer func() {
-		if !ok {
-			h.store.Close()
-			if h.influx != nil {
-				h.influx.Close()
-			}
-		}
-	}()
+	h.broker, h.mqtt = b, b
+	return nil
+}
 
+// newState makes the state pipeline with the configured devices.
+func (h *Hub) newState() error {
+	cfg := h.cfg.Load()
+	h.latency, h.probeDur = metrics.NewLatency(), metrics.NewProbeDuration()
 	scfg := state.Config{
 		MaxAutoCameras: cfg.Limits.MaxAutoCameras,
 		MaxAutoBoards:  cfg.Limits.MaxAutoBoards,
@@ -119,81 +214,28 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 			MaxPayload: cfg.Limits.MaxPayloadBytes,
 			MaxFuture:  time.Duration(cfg.Limits.MaxFuture),
 		},
-		Queue:        h.queue,
-		Store:        st,
-		BatchSize:    cfg.Limits.BatchSize,
-		Logger:       log.With("component", "state"),
-		InfluxPoints: cfg.Influx.URL != "",
+		Queue:          h.queue,
+		Store:          h.store,
+		BatchSize:      cfg.Limits.BatchSize,
+		Logger:         h.log.With("component", "state"),
+		InfluxPoints:   cfg.Influx.URL != "",
+		ObserveLatency: h.latency.Observe,
+		ObserveProbe:   func(site string, s float64) { h.probeDur.WithLabelValues(site).Observe(s) },
 		// Zero: the state's defaults.
 		MaxQRPerReport: cfg.Limits.MaxQRPerReport,
 		MaxQRPerHour:   cfg.Limits.MaxQRPerHour,
 		MaxPast:        time.Duration(cfg.Limits.MaxPast),
 	}
-	if cfg.Influx.URL != "" {
-		if h.influx, err = newInfluxWriter(cfg, log); err != nil {
-			return nil, err
-		}
-	}
 	scfg.Sites, scfg.Cameras, scfg.Boards = stateDevices(cfg)
+	var err error
+	h.state, err = state.New(scfg)
+	return err
+}
 
-	if cfg.EmbeddedBroker() {
-		if h.auth, err = auth.New(h.authConfig(cfg)); err != nil {
-			return nil, fmt.Errorf("broker: %w", err)
-		}
-		var tc *tls.Config
-		if cfg.Broker.TLS.CertFile != "" {
-			if h.brokerTLS, err = tlscert.New(tlscert.Config{CertFile: cfg.Broker.TLS.CertFile, KeyFile: cfg.Broker.TLS.KeyFile, Name: "broker", Logger: log}); err != nil {
-				return nil, fmt.Errorf("broker.tls: %w", err)
-			}
-			tc = h.brokerTLS.TLSConfig()
-		}
-		b, err := broker.New(broker.Config{
-			Addr: cfg.Broker.Addr, TLSAddr: cfg.Broker.TLSAddr, WSSAddr: cfg.Broker.WSSAddr, TLS: tc,
-			Prefix: cfg.TopicPrefix, HubID: cfg.HubID, Queue: h.queue, Auth: h.auth, Logger: log,
-		})
-		if err != nil {
-			return nil, err
-		}
-		h.broker, h.mqtt = b, b
-	} else {
-		pw, err := config.ReadSecret(cfg.MQTT.Password, cfg.MQTT.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.password_file: %w", err)
-		}
-		c, err := mqttclient.New(mqttclient.Config{
-			URL: cfg.MQTT.URL, Username: cfg.MQTT.Username, Password: pw, ClientID: cfg.MQTT.ClientID,
-			CAFile: cfg.MQTT.CAFile, CertFile: cfg.MQTT.CertFile, KeyFile: cfg.MQTT.KeyFile, Insecure: cfg.MQTT.Insecure,
-			KeepAlive: time.Duration(cfg.MQTT.KeepAlive), Prefix: cfg.TopicPrefix, HubID: cfg.HubID,
-			Queue: h.queue, Logger: log,
-		})
-		if err != nil {
-			return nil, err
-		}
-		h.mqtt = c
-	}
-
-	latency, probeDur := metrics.NewLatency(), metrics.NewProbeDuration()
-	scfg.ObserveLatency = latency.Observe
-	scfg.ObserveProbe = func(site string, s float64) { probeDur.WithLabelValues(site).Observe(s) }
-	if h.state, err = state.New(scfg); err != nil {
-		return nil, err
-	}
-	var extra []prometheus.Collector
-	if h.influx != nil {
-		extra = append(extra, h.influx)
-	}
-	if h.auth != nil {
-		extra = append(extra, h.auth)
-	}
-	if h.brokerTLS != nil {
-		extra = append(extra, h.brokerTLS)
-	}
-	if h.prober, err = h.newProber(opts.ProbeWorker); err != nil {
-		return nil, err
-	}
-	if h.prober != nil {
-		extra = append(extra, h.prober)
-	}
+// newAlerts makes the alerting engine.
+func (h *Hub) newAlerts() error {
+	cfg := h.cfg.Load()
+	var err error
 	h.alerts, err = alert.New(cfg.Alerts, alert.Deps{
 		State: h.state, Publisher: h.mqtt, Prefix: cfg.TopicPrefix, HubID: cfg.HubID,
 		DataDir: cfg.DataDir, PublicURL: cfg.HTTP.PublicURL, Location: cfg.Location,
@@ -201,72 +243,131 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 		IngestQueue:     func() (int, int) { return h.queue.Len(), h.queue.Cap() },
 		SpoolPoints:     h.influxBacklog,
 		Changed:         h.state.Changed(),
-		Logger:          log.With("component", "alert"),
+		Logger:          h.log.With("component", "alert"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("alerts: %w", err)
+		return fmt.Errorf("alerts: %w", err)
 	}
-	defer func() {
-		if !ok {
-			h.alerts.Close()
+	return nil
+}
+
+// newMetrics makes the Prometheus registry with every component's
+// collector.
+func (h *Hub) newMetrics() error {
+	cfg := h.cfg.Load()
+	var extra []prometheus.Collector
+	for _, c := range []prometheus.Collector{h.influx, h.auth, h.brokerTLS, h.prober, h.alerts} {
+		// A nil pointer in an interface is not nil: check the pointer.
+		if v := reflect.ValueOf(c); v.IsValid() && !v.IsNil() {
+			extra = append(extra, c)
 		}
-	}()
-	extra = append(extra, h.alerts)
+	}
+	var err error
 	h.metrics, err = metrics.New(metrics.Config{
-		State: h.state, Queue: h.queue, Broker: h.mqtt, Latency: latency, ProbeDuration: probeDur,
+		State: h.state, Queue: h.queue, Broker: h.mqtt, Latency: h.latency, ProbeDuration: h.probeDur,
 		MaxAutoCameras: cfg.Limits.MaxAutoCameras, MaxAutoBoards: cfg.Limits.MaxAutoBoards,
 		Extra:  extra,
-		Outbox: func() (int64, bool) { return st.OutboxPoints(), h.influx != nil },
+		Outbox: func() (int64, bool) { return h.store.OutboxPoints(), h.influx != nil },
 	})
 	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+		return fmt.Errorf("metrics: %w", err)
 	}
+	return nil
+}
 
+// newWeb makes the HTTP server: API, dashboard, printed codes, alerts,
+// status and reload.
+func (h *Hub) newWeb() error {
+	cfg := h.cfg.Load()
 	scans, err := h.newScans()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if h.ui, err = ui.New(ui.Config{Source: h.state, Location: cfg.Location, Logger: log.With("component", "ui")}); err != nil {
-		return nil, err
+	if h.ui, err = ui.New(ui.Config{Source: h.state, Location: cfg.Location, Logger: h.log.With("component", "ui")}); err != nil {
+		return err
 	}
 	var httpTLS *tls.Config
 	if cfg.HTTP.TLS.CertFile != "" {
-		if h.httpTLS, err = tlscert.New(tlscert.Config{CertFile: cfg.HTTP.TLS.CertFile, KeyFile: cfg.HTTP.TLS.KeyFile, Name: "http", Logger: log}); err != nil {
-			return nil, fmt.Errorf("http.tls: %w", err)
+		if h.httpTLS, err = tlscert.New(tlscert.Config{CertFile: cfg.HTTP.TLS.CertFile, KeyFile: cfg.HTTP.TLS.KeyFile, Name: "http", Logger: h.log}); err != nil {
+			return fmt.Errorf("http.tls: %w", err)
 		}
 		httpTLS = h.httpTLS.TLSConfig()
 		h.metrics.Registry.MustRegister(h.httpTLS)
 	}
 	h.web, err = web.New(web.Config{
 		TLS:  httpTLS,
-		Addr: cfg.HTTP.Addr, State: h.state, Events: st, QR: st, Location: cfg.Location, Registry: h.metrics.Registry,
-		Ready: []web.Check{
-			{Name: "broker", Fn: func() error {
-				if !h.mqtt.Connected() {
-					return errors.New("not connected to the MQTT broker")
-				}
-				return nil
-			}},
-			{Name: "store", Fn: func() error { return h.state.Counters().StoreErr }},
-			{Name: "influx", Fn: func() error {
-				if h.influx != nil && h.influx.Stale(2*time.Minute) {
-					return fmt.Errorf("InfluxDB has not accepted a write for 2 minutes; %d points wait", h.influxBacklog())
-				}
-				return nil
-			}},
-		},
-		Mount:  []func(*http.ServeMux){h.ui.Mount, scans.Register, func(mux *http.ServeMux) { h.alerts.RegisterWith(mux, web.WithUserName(alert.WithUser)) }, h.mountAdmin},
+		Addr: cfg.HTTP.Addr, State: h.state, Events: h.store, QR: h.store, Location: cfg.Location, Registry: h.metrics.Registry,
+		Ready: h.readyChecks(),
+		// Silences record the authenticated user as created_by.
+		Mount:  []func(*http.ServeMux){h.ui.Mount, scans.Register, func(mux *http.ServeMux) { h.alerts.RegisterWith(mux, web.WithUserName(alert.WithUser)) }},
+		Status: func() any { return h.Status() },
+		Reload: func(ctx context.Context) error { return h.ReloadFromFile(ctx, "api") },
 		Access: accessConfig(cfg),
-		Logger: log,
+		Logger: h.log,
 	})
-	if err != nil {
-		return nil, err
+	if err == nil && h.web.NeedsFirstUser() && len(cfg.HTTP.Auth.Tokens) == 0 {
+		h.log.Warn("no dashboard users yet: make an administrator with `villagehub user add NAME`; until then only this machine (loopback) may administer", "users_file", cfg.UsersPath())
 	}
-	if h.web.NeedsFirstUser() && len(cfg.HTTP.Auth.Tokens) == 0 {
-		log.Warn("no dashboard users yet: make an administrator with `villagehub user add NAME`; until then only this machine (loopback) may administer", "users_file", cfg.UsersPath())
+	return err
+}
+
+// readyChecks are what /readyz reports.
+func (h *Hub) readyChecks() []web.Check {
+	return []web.Check{
+		{Name: "broker", Fn: func() error {
+			if !h.mqtt.Connected() {
+				return errors.New("not connected to the MQTT broker")
+			}
+			return nil
+		}},
+		{Name: "store", Fn: func() error { return h.state.Counters().StoreErr }},
+		{Name: "influx", Fn: func() error {
+			if h.influx != nil && h.influx.Stale(2*time.Minute) {
+				return fmt.Errorf("InfluxDB has not accepted a write for 2 minutes; %d points wait", h.influxBacklog())
+			}
+			return nil
+		}},
 	}
-	ok = true
-	return h, nil
+}
+
+// Status is what GET /api/v1/status answers: no secrets.
+type Status struct {
+	Version string       `json:"version,omitempty"`
+	Started time.Time    `json:"started"`
+	Reload  ReloadStatus `json:"reload"`
+	// Certificates is each TLS listener's certificate being served.
+	Certificates []CertStatus `json:"certificates"`
+}
+
+// CertStatus is a certificate being served.
+type CertStatus struct {
+	Listener string    `json:"listener"`
+	Serial   string    `json:"serial"`
+	NotAfter time.Time `json:"not_after"`
+}
+
+// Version is reported at /api/v1/status (cmd/villagehub sets it).
+var Version string
+
+// Status is the hub's running state.
+func (h *Hub) Status() Status {
+	st := Status{Version: Version, Started: h.started, Reload: h.LastReload(), Certificates: []CertStatus{}}
+	for _, r := range h.certs() {
+		c := r.Certificate()
+		st.Certificates = append(st.Certificates, CertStatus{Listener: r.Name(), Serial: c.Leaf.SerialNumber.Text(16), NotAfter: c.Leaf.NotAfter.UTC()})
+	}
+	return st
+}
+
+// certs are the TLS certificates in use.
+func (h *Hub) certs() []*tlscert.Reloader {
+	var out []*tlscert.Reloader
+	for _, r := range []*tlscert.Reloader{h.brokerTLS, h.httpTLS} {
+		if r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // newScans sets up counting of printed QR codes at /q/<board> and the
@@ -296,14 +397,14 @@ func (h *Hub) newScans() (*scan.Handler, error) {
 }
 
 // newProber sets up RTSP probing of every camera with a URL.
-func (h *Hub) newProber(worker []string) (*probe.Supervisor, error) {
+func (h *Hub) newProber(worker []string) error {
 	cfg := h.cfg.Load()
 	if !cfg.ProbeEnabled() {
-		return nil, nil
+		return nil
 	}
 	targets, err := probeTargets(cfg)
 	if err != nil || len(targets) == 0 {
-		return nil, err
+		return err
 	}
 	sup, err := probe.NewSupervisor(probe.Config{
 		WorkerCommand: worker,
@@ -317,10 +418,11 @@ func (h *Hub) newProber(worker []string) (*probe.Supervisor, error) {
 		_ = h.state.Submit(h.life, r)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("probe: %w", err)
+		return fmt.Errorf("probe: %w", err)
 	}
 	sup.SetTargets(targets)
-	return sup, nil
+	h.prober = sup
+	return nil
 }
 
 func probeSettings(p config.ProbeSettings) probe.Settings {
@@ -371,27 +473,6 @@ func accessConfig(cfg *config.Config) web.AccessConfig {
 	ac.SecureCookies = strings.HasPrefix(cfg.HTTP.PublicURL, "https://")
 	ac.Pprof = cfg.Debug.Pprof
 	return ac
-}
-
-// mountAdmin adds the administrator's API: reloading the config file.
-func (h *Hub) mountAdmin(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/v1/reload", func(w http.ResponseWriter, r *http.Request) {
-		if h.reloadFn == nil {
-			http.Error(w, `{"error":"this hub was not started from a config file"}`, http.StatusConflict)
-			return
-		}
-		next, err := h.reloadFn()
-		if err == nil {
-			err = h.Reload(r.Context(), next)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		if err != nil {
-			w.WriteHeader(http.StatusUnprocessableEntity)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]string{"status": "reloaded"})
-	})
 }
 
 // SetReloader tells the hub how to read its configuration again, for
@@ -481,11 +562,6 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	if h.auth != nil {
 		g.Go(func() error { return h.auth.Run(gctx) })
-	}
-	for _, r := range []*tlscert.Reloader{h.brokerTLS, h.httpTLS} {
-		if r != nil {
-			g.Go(func() error { return r.Run(gctx) })
-		}
 	}
 	if h.influx != nil {
 		defer h.influx.Close()

@@ -38,28 +38,12 @@ func faultResult(t *testing.T, name string, st sim.Stats, got map[sim.Device]int
 	}
 }
 
+// waitCounts waits until the hub's counts match the devices' (or, if
+// some are lost or doubled, until everything sent has been applied) and
+// returns them.
 func waitCounts(t *testing.T, h *hubProcess, st sim.Stats) map[sim.Device]int64 {
 	t.Helper()
-	var got map[sim.Device]int64
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		got = h.boards()
-		var off []string
-		for d, n := range st.ExpectedScans {
-			if got[d] != n {
-				off = append(off, fmt.Sprintf("%s: %d (want %d)", d.ID, got[d], n))
-			}
-		}
-		if len(off) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Logf("counts still off after 60 s: %v", off)
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond)
+	h.settle()
 	return h.boards()
 }
 
@@ -77,13 +61,22 @@ func TestFaultBrokerRestart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- fleet.Run(ctx) }()
-	for range 2 {
-		time.Sleep(1500 * time.Millisecond)
-		mq.Stop()
-		time.Sleep(time.Second)
-		mq.Start()
+	ready := func() bool {
+		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + h.http + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
 	}
-	time.Sleep(3 * time.Second)
+	for range 2 {
+		waitPublished(t, fleet, 1500, "mid-stream")
+		mq.Stop()
+		testenv.WaitFor(t, 30*time.Second, "the hub to notice the broker is gone", func() bool { return !ready() })
+		mq.Start()
+		testenv.WaitFor(t, 60*time.Second, "the hub back on the broker", ready)
+	}
+	waitPublished(t, fleet, 3000, "after the restarts")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -142,7 +135,7 @@ func TestFaultDiskFull(t *testing.T) {
 		return resp.StatusCode == 503
 	})
 	t.Logf("disk full after %d reports", fleet.Stats().Published)
-	time.Sleep(2 * time.Second) // still publishing: Mosquitto queues
+	waitPublished(t, fleet, 2000, "disk full: Mosquitto queues")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,9 +87,25 @@ qr_boards: [{ id: b1, site: s1, target_url: "http://example.invalid/x" }]
 `)
 	p.Cmd.Process.Signal(syscall.SIGHUP)
 	testenv.WaitFor(t, 10*time.Second, "restart-only change refused", func() bool {
-		return strings.Contains(p.Output(), "only change with a restart")
+		return strings.Contains(p.Output(), "only change with a restart") && strings.Contains(p.Output(), "restart_needed=hub_id")
 	})
 	if got := target(); got != "http://example.invalid/new" {
 		t.Fatalf("after a refused reload /q/b1 -> %q", got)
+	}
+	// SIGHUP and the API take the same path: both record the outcome at
+	// /api/v1/status, and the API refuses the same file the same way.
+	if st := status(t, base); st.Reload.Result != "restart_needed" || !slices.Contains(st.Reload.RestartNeeded, "hub_id") {
+		t.Fatalf("/api/v1/status after SIGHUP: %+v", st.Reload)
+	}
+	if code, body := postReload(t, base); code != http.StatusUnprocessableEntity || !strings.Contains(body, "hub_id") {
+		t.Fatalf("POST /api/v1/reload of the same file: %d %s", code, body)
+	}
+	// An invalid file through the API: refused, and shown as an error.
+	write("qr_boards: [{ id: b1, site: nowhere }]\n")
+	if code, body := postReload(t, base); code != http.StatusUnprocessableEntity || !strings.Contains(body, "qr_boards[0].site") {
+		t.Fatalf("POST /api/v1/reload of an invalid file: %d %s", code, body)
+	}
+	if st := status(t, base); st.Reload.Result != "error" || !strings.Contains(st.Reload.Error, "qr_boards[0].site") {
+		t.Fatalf("/api/v1/status after an invalid file: %+v", st.Reload)
 	}
 }

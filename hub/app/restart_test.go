@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,12 +23,17 @@ type hubProcess struct {
 	cfgPath string
 	http    string
 	broker  string
+	// mqttURL is where devices publish: Mosquitto, or the embedded broker.
+	mqttURL string
 	p       *testenv.Process
 }
 
 func newHubProcess(t *testing.T, mqttURL string) *hubProcess {
 	dir := t.TempDir()
-	h := &hubProcess{t: t, bin: testenv.Build(t, "./cmd/villagehub"), http: testenv.FreeAddr(t), broker: testenv.FreeAddr(t)}
+	h := &hubProcess{t: t, bin: testenv.Build(t, "./cmd/villagehub"), http: testenv.FreeAddr(t), broker: testenv.FreeAddr(t), mqttURL: mqttURL}
+	if mqttURL == "" {
+		h.mqttURL = "tcp://" + h.broker
+	}
 	yaml := fmt.Sprintf("hub_id: restart\ndata_dir: %s\nhttp: { addr: %s }\nbroker: { addr: %s, allow_anonymous: true, publish_rate: 1000000, publish_burst: 1000000 }\nsites: [{ id: s1, name: \"Thôn 1\" }]\n",
 		filepath.Join(dir, "data"), h.http, h.broker)
 	if mqttURL != "" {
@@ -43,6 +49,36 @@ func newHubProcess(t *testing.T, mqttURL string) *hubProcess {
 func (h *hubProcess) start() {
 	h.p = testenv.StartProcess(h.t, h.bin, nil, "--config", h.cfgPath, "--log-level", "warn")
 	testenv.WaitHTTP(h.t, "http://"+h.http+"/readyz", 20*time.Second, h.p)
+}
+
+var settleSeq atomic.Int64
+
+// settle waits until the hub has applied everything devices sent before
+// it: it publishes a QoS 1 report for a new marker board and waits until
+// the hub counts it. The broker delivers the hub's session in order (late
+// redeliveries included) and the hub applies in order, so whatever was
+// sent before the marker has been counted, or lost, by then.
+func (h *hubProcess) settle() {
+	h.t.Helper()
+	id := fmt.Sprintf("settle-%d", settleSeq.Add(1))
+	c := testenv.MQTT(h.t, h.mqttURL, id)
+	testenv.Publish(h.t, c, "village/s1/qr/"+id+"/scans", 1, false, `{"total":1,"boot":"s"}`)
+	testenv.WaitFor(h.t, 90*time.Second, "the hub to apply everything sent before "+id, func() bool {
+		return h.boards()[sim.Device{Site: "s1", ID: id}] == 1
+	})
+	c.Disconnect(100)
+}
+
+// waitPublished waits until the fleet has published n more reports: the
+// tests move on by what the devices did, not by time, so a busy machine
+// slows them down instead of failing them.
+func waitPublished(t *testing.T, fleet *sim.Fleet, n uint64, phase string) uint64 {
+	t.Helper()
+	target := fleet.Stats().Published + n
+	testenv.WaitFor(t, 90*time.Second, fmt.Sprintf("%d more reports (%s)", n, phase), func() bool {
+		return fleet.Stats().Published >= target
+	})
+	return fleet.Stats().Published
 }
 
 func (h *hubProcess) boards() map[sim.Device]int64 {
@@ -80,14 +116,14 @@ func TestKillRestartMosquitto(t *testing.T) {
 	go func() { fleetDone <- fleet.Run(ctx) }()
 
 	for round := range 3 {
-		time.Sleep(1500 * time.Millisecond)
-		before := fleet.Stats().Published
+		before := waitPublished(t, fleet, 800, "mid-stream")
 		h.p.Kill()
 		t.Logf("round %d: hub killed after %d published reports", round, before)
-		time.Sleep(time.Second) // devices keep publishing into the broker's session queue
+		// Devices keep publishing into the broker's session queue.
+		waitPublished(t, fleet, 400, "while the hub is down")
 		h.start()
 	}
-	time.Sleep(time.Second)
+	waitPublished(t, fleet, 800, "after the last restart")
 	cancel()
 	if err := <-fleetDone; err != nil {
 		t.Fatal(err)
@@ -112,7 +148,7 @@ func TestKillRestartMosquitto(t *testing.T) {
 		return true
 	})
 	// And they stay there: nothing arrives late to be counted again.
-	time.Sleep(500 * time.Millisecond)
+	h.settle()
 	for d, n := range st.ExpectedScans {
 		if g := h.boards()[d]; g != n {
 			t.Errorf("board %v: hub counted %d, devices published %d", d, g, n)

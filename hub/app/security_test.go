@@ -93,7 +93,12 @@ func TestSecuredHub(t *testing.T) {
 	// Under another board's topic: refused by the ACL (the broker drops
 	// the connection of a 3.1.1 client that publishes where it may not).
 	dev.Publish("village/tan-ngu-2/qr/nobootboard/scans", 1, false, `{"total":99,"boot":"x"}`).WaitTimeout(2 * time.Second)
-	time.Sleep(300 * time.Millisecond)
+	// The broker counts the denial when it drops the publish: after that
+	// the message can no longer reach the hub.
+	testenv.WaitFor(t, 10*time.Second, "the ACL denial counted", func() bool {
+		v, _ := testenv.ScrapeWith(t, "https://"+h.HTTPAddr(), https).Value("villagehub_broker_acl_denied_total")
+		return v >= 1
+	})
 	resp, err := https.Get("https://" + h.HTTPAddr() + "/api/v1/qr-boards/nobootboard")
 	if err != nil {
 		t.Fatal(err)

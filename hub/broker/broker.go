@@ -30,9 +30,10 @@ import (
 type Config struct {
 	// Addr is the TCP listen address (127.0.0.1:1883 by default).
 	Addr string
-	// Prefix is the device topic prefix ("village").
+	// Prefix is the device topic prefix ("village"); required.
 	Prefix string
-	// HubID names the hub's status topic <prefix>/_hub/<hub-id>/status.
+	// HubID names the hub's status topic <prefix>/_hub/<hub-id>/status;
+	// required.
 	HubID string
 	// Queue receives device messages.
 	Queue *ingest.Queue
@@ -60,11 +61,9 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Queue == nil {
 		return nil, errors.New("broker: Queue is required")
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = ingest.DefaultPrefix
-	}
-	if cfg.HubID == "" {
-		cfg.HubID = "villagehub"
+	// The defaults of these live in hub/config, with the keys.
+	if cfg.Prefix == "" || cfg.HubID == "" {
+		return nil, errors.New("broker: Prefix and HubID are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -261,7 +260,7 @@ func (l *levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {
 // Handle drops mochi's "pk" attribute: it is the whole packet, payload and,
 // for a CONNECT, password included, which has no place in a log.
 func (l *levelFloor) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level < slog.LevelError && !l.limit.Allow() {
+	if l.limit != nil && r.Level < slog.LevelError && !l.limit.Allow() {
 		return nil
 	}
 	msg := r.Message

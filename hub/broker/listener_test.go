@@ -33,7 +33,7 @@ func newTestBroker(t *testing.T, cfg auth.Config) (*Broker, *auth.Hook) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(Config{Addr: "127.0.0.1:0", Queue: ingest.NewQueue(16), Auth: h, Logger: cfg.Logger})
+	b, err := New(Config{Addr: "127.0.0.1:0", Prefix: "village", HubID: "h", Queue: ingest.NewQueue(16), Auth: h, Logger: cfg.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func testWebSocketGated(t *testing.T, secure bool) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	wsAddr := l.Addr().String()
 	l.Close()
-	b, err := New(Config{Addr: "127.0.0.1:0", WSSAddr: wsAddr, TLS: srvTLS, Queue: ingest.NewQueue(16), Auth: h, Logger: cfg.Logger})
+	b, err := New(Config{Addr: "127.0.0.1:0", Prefix: "village", HubID: "h", WSSAddr: wsAddr, TLS: srvTLS, Queue: ingest.NewQueue(16), Auth: h, Logger: cfg.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"villagehub/hub/alert"
 	"villagehub/hub/auth"
 	"villagehub/hub/event"
+	"villagehub/hub/ingest"
 )
 
 // Duration is a YAML duration that also takes days and weeks ("30d").
@@ -252,6 +253,23 @@ type ProbeSettings struct {
 	NoVideoTimeout  Duration `yaml:"no_video_timeout"`
 }
 
+// Or fills the settings p leaves unset from d (a camera's from the
+// probe: section).
+func (p ProbeSettings) Or(d ProbeSettings) ProbeSettings {
+	if p.Mode == "" {
+		p.Mode = d.Mode
+	}
+	for _, f := range []struct{ v, d *Duration }{
+		{&p.Interval, &d.Interval}, {&p.SampleInterval, &d.SampleInterval}, {&p.Timeout, &d.Timeout},
+		{&p.SampleWindow, &d.SampleWindow}, {&p.MaxSampleWindow, &d.MaxSampleWindow}, {&p.NoVideoTimeout, &d.NoVideoTimeout},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
+	}
+	return p
+}
+
 // ProbeEnabled reports whether cameras are probed.
 func (c *Config) ProbeEnabled() bool { return c.Probe.Enabled == nil || *c.Probe.Enabled }
 
@@ -291,6 +309,7 @@ const (
 	DefaultBrokerAddr = "127.0.0.1:1883"
 	DefaultDataDir    = "./data"
 	DefaultTimezone   = "Asia/Ho_Chi_Minh"
+	DefaultHubID      = "villagehub"
 )
 
 // Default returns a configuration with every default filled in and no
@@ -301,49 +320,80 @@ func Default() *Config {
 	return c
 }
 
+// applyDefaults fills in every unset value; each section's defaults sit
+// with its type.
 func (c *Config) applyDefaults() {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	defInt := func(n *int, v int) {
-		if *n == 0 {
-			*n = v
-		}
-	}
-	defDur := func(d *Duration, v time.Duration) {
-		if *d == 0 {
-			*d = Duration(v)
-		}
-	}
-	def(&c.HubID, "villagehub")
+	def(&c.HubID, DefaultHubID)
 	def(&c.DataDir, DefaultDataDir)
 	def(&c.Timezone, DefaultTimezone)
-	def(&c.TopicPrefix, "village")
+	def(&c.TopicPrefix, ingest.DefaultPrefix)
 	defDur(&c.ShutdownTimeout, 10*time.Second)
-	def(&c.HTTP.Addr, DefaultHTTPAddr)
-	def(&c.Broker.Addr, DefaultBrokerAddr)
-	c.Broker.Config.SetDefaults()
-	def(&c.MQTT.ClientID, "villagehub-"+c.HubID)
-	defDur(&c.MQTT.KeepAlive, 30*time.Second)
-	def(&c.Influx.Bucket, "village/autogen")
-	defInt(&c.Influx.BatchSize, 5000)
-	defDur(&c.Influx.FlushInterval, time.Second)
-	defDur(&c.Influx.Timeout, 10*time.Second)
-	if c.Influx.SpoolMaxBytes == 0 {
-		c.Influx.SpoolMaxBytes = 1 << 30
+	c.HTTP.setDefaults()
+	c.Broker.setDefaults()
+	c.MQTT.setDefaults(c.HubID)
+	c.Influx.setDefaults()
+	c.Store.setDefaults()
+	c.Limits.setDefaults()
+	c.Log.setDefaults()
+}
+
+func (h *HTTP) setDefaults() { def(&h.Addr, DefaultHTTPAddr) }
+
+func (b *Broker) setDefaults() {
+	def(&b.Addr, DefaultBrokerAddr)
+	b.Config.SetDefaults()
+}
+
+func (m *MQTT) setDefaults(hubID string) {
+	def(&m.ClientID, "villagehub-"+hubID)
+	defDur(&m.KeepAlive, 30*time.Second)
+}
+
+func (in *Influx) setDefaults() {
+	def(&in.Bucket, "village/autogen")
+	defNum(&in.BatchSize, 5000)
+	defDur(&in.FlushInterval, time.Second)
+	defDur(&in.Timeout, 10*time.Second)
+	defNum(&in.SpoolMaxBytes, 1<<30)
+}
+
+func (s *Store) setDefaults() {
+	defDur(&s.EventRetention, 30*24*time.Hour)
+	defDur(&s.QRHourRetention, 400*24*time.Hour)
+}
+
+// Limits' defaults are the contract's: 4 KiB payloads, 24 h into the
+// future, 10,000 auto-registered devices per kind.
+func (l *Limits) setDefaults() {
+	defNum(&l.MaxPayloadBytes, 4096)
+	defDur(&l.MaxFuture, 24*time.Hour)
+	defNum(&l.MaxAutoCameras, 10000)
+	defNum(&l.MaxAutoBoards, 10000)
+	defNum(&l.QueueSize, 10000)
+	defNum(&l.BatchSize, 2048)
+}
+
+func (l *Log) setDefaults() {
+	def(&l.Level, "info")
+	def(&l.Format, "text")
+}
+
+func def(s *string, v string) {
+	if *s == "" {
+		*s = v
 	}
-	defDur(&c.Store.EventRetention, 30*24*time.Hour)
-	defDur(&c.Store.QRHourRetention, 400*24*time.Hour)
-	defInt(&c.Limits.MaxPayloadBytes, 4096)
-	defDur(&c.Limits.MaxFuture, 24*time.Hour)
-	defInt(&c.Limits.MaxAutoCameras, 10000)
-	defInt(&c.Limits.MaxAutoBoards, 10000)
-	defInt(&c.Limits.QueueSize, 10000)
-	defInt(&c.Limits.BatchSize, 2048)
-	def(&c.Log.Level, "info")
-	def(&c.Log.Format, "text")
+}
+
+func defNum[T int | int64](n *T, v T) {
+	if *n == 0 {
+		*n = v
+	}
+}
+
+func defDur(d *Duration, v time.Duration) {
+	if *d == 0 {
+		*d = Duration(v)
+	}
 }
 
 // Problem is one thing wrong with a config file.
@@ -574,77 +624,44 @@ func mapValue(n *yaml.Node, key string, line *int) *yaml.Node {
 	return nil
 }
 
+// check validates every section; each has its own method below.
 func (v *validator) check() {
 	c := v.c
-	if !validID(c.HubID) {
-		v.bad("must match ^[a-z0-9][a-z0-9_-]{0,63}$", "hub_id")
+	v.top()
+	v.http(&c.HTTP)
+	if c.EmbeddedBroker() {
+		v.broker(&c.Broker)
+	} else {
+		v.mqtt(&c.MQTT)
+	}
+	v.influx(&c.Influx)
+	v.limits(&c.Limits)
+	v.log(&c.Log)
+	v.qr(&c.QR)
+	for _, p := range c.Alerts.Validate() {
+		v.bad(p.Msg, append([]any{"alerts"}, p.Path...)...)
+	}
+	v.probe(&c.Probe)
+	v.devices()
+}
+
+// idRule is the message for an ID that event.ValidID refuses.
+const idRule = "must match ^[a-z0-9][a-z0-9_-]{0,63}$"
+
+// top checks the keys at the top level.
+func (v *validator) top() {
+	c := v.c
+	if !event.ValidID(c.HubID) {
+		v.bad(idRule, "hub_id")
 	}
 	if c.TopicPrefix == "" || strings.ContainsAny(c.TopicPrefix, "+#") || strings.HasPrefix(c.TopicPrefix, "/") || strings.HasSuffix(c.TopicPrefix, "/") {
 		v.bad("must be a topic without wildcards or leading/trailing slash", "topic_prefix")
 	}
 	loc, err := time.LoadLocation(c.Timezone)
 	if err != nil {
-		v.bad(fmt.Sprintf("unknown time zone %q (use an IANA name such as Asia/Ho_Chi_Minh)", c.Timezone), "timezone")
+		v.bad(fmt.Sprintf("unknown time zone %q (use an IANA name such as %s)", c.Timezone, DefaultTimezone), "timezone")
 	} else {
 		c.Location = loc
-	}
-	v.hostPort(c.HTTP.Addr, "http", "addr")
-	v.httpAuth(&c.HTTP.Auth)
-	if c.HTTP.PublicURL != "" {
-		v.url(c.HTTP.PublicURL, []string{"http", "https"}, "http", "public_url")
-	}
-	if (c.HTTP.TLS.CertFile == "") != (c.HTTP.TLS.KeyFile == "") {
-		v.bad("cert_file and key_file go together", "http", "tls", "cert_file")
-	}
-	v.file(c.HTTP.TLS.CertFile, "http", "tls", "cert_file")
-	v.file(c.HTTP.TLS.KeyFile, "http", "tls", "key_file")
-	if c.EmbeddedBroker() {
-		v.hostPort(c.Broker.Addr, "broker", "addr")
-		for _, p := range c.Broker.Config.Problems() {
-			v.bad(p.Msg, "broker", p.Key)
-		}
-		for _, k := range []struct{ key, addr string }{{"tls_addr", c.Broker.TLSAddr}, {"wss_addr", c.Broker.WSSAddr}} {
-			if k.addr == "" {
-				continue
-			}
-			v.hostPort(k.addr, "broker", k.key)
-			if c.Broker.TLS.CertFile == "" || c.Broker.TLS.KeyFile == "" {
-				v.bad("needs broker.tls.cert_file and key_file", "broker", k.key)
-			}
-		}
-		v.file(c.Broker.TLS.CertFile, "broker", "tls", "cert_file")
-		v.file(c.Broker.TLS.KeyFile, "broker", "tls", "key_file")
-	} else {
-		v.url(c.MQTT.URL, []string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}, "mqtt", "url")
-		if c.MQTT.Password != "" && c.MQTT.PasswordFile != "" {
-			v.bad("set password or password_file, not both", "mqtt", "password_file")
-		}
-		v.file(c.MQTT.PasswordFile, "mqtt", "password_file")
-		v.file(c.MQTT.CAFile, "mqtt", "ca_file")
-		v.file(c.MQTT.CertFile, "mqtt", "cert_file")
-		v.file(c.MQTT.KeyFile, "mqtt", "key_file")
-		if (c.MQTT.CertFile == "") != (c.MQTT.KeyFile == "") {
-			v.bad("cert_file and key_file go together", "mqtt", "cert_file")
-		}
-		if c.MQTT.ClientID == "" || len(c.MQTT.ClientID) > 23*4 {
-			v.bad("must be a non-empty client ID", "mqtt", "client_id")
-		}
-	}
-	if c.Influx.URL != "" {
-		v.url(c.Influx.URL, []string{"http", "https"}, "influx", "url")
-		if c.Influx.Bucket == "" {
-			v.bad("is required with influx.url (for InfluxDB 1.8: database/retention-policy)", "influx", "bucket")
-		}
-		v.file(c.Influx.TokenFile, "influx", "token_file")
-		v.file(c.Influx.TLS.CAFile, "influx", "tls", "ca_file")
-		v.file(c.Influx.TLS.CertFile, "influx", "tls", "cert_file")
-		v.file(c.Influx.TLS.KeyFile, "influx", "tls", "key_file")
-	}
-	if c.Influx.BatchSize < 1 || c.Influx.BatchSize > 100000 {
-		v.bad("must be between 1 and 100000", "influx", "batch_size")
-	}
-	if c.Influx.SpoolMaxBytes < 1<<20 {
-		v.bad("must be at least 1048576 (1 MiB)", "influx", "spool_max_bytes")
 	}
 	if c.DataDir == "" {
 		v.bad("must not be empty", "data_dir")
@@ -652,7 +669,78 @@ func (v *validator) check() {
 	if c.ShutdownTimeout < Duration(time.Second) {
 		v.bad("must be at least 1s", "shutdown_timeout")
 	}
-	lim := c.Limits
+}
+
+func (v *validator) http(h *HTTP) {
+	v.hostPort(h.Addr, "http", "addr")
+	v.httpAuth(&h.Auth)
+	if h.PublicURL != "" {
+		v.url(h.PublicURL, []string{"http", "https"}, "http", "public_url")
+	}
+	if (h.TLS.CertFile == "") != (h.TLS.KeyFile == "") {
+		v.bad("cert_file and key_file go together", "http", "tls", "cert_file")
+	}
+	v.file(h.TLS.CertFile, "http", "tls", "cert_file")
+	v.file(h.TLS.KeyFile, "http", "tls", "key_file")
+}
+
+// broker checks the embedded broker (only when it runs).
+func (v *validator) broker(b *Broker) {
+	v.hostPort(b.Addr, "broker", "addr")
+	for _, p := range b.Config.Problems() {
+		v.bad(p.Msg, "broker", p.Key)
+	}
+	for _, k := range []struct{ key, addr string }{{"tls_addr", b.TLSAddr}, {"wss_addr", b.WSSAddr}} {
+		if k.addr == "" {
+			continue
+		}
+		v.hostPort(k.addr, "broker", k.key)
+		if b.TLS.CertFile == "" || b.TLS.KeyFile == "" {
+			v.bad("needs broker.tls.cert_file and key_file", "broker", k.key)
+		}
+	}
+	v.file(b.TLS.CertFile, "broker", "tls", "cert_file")
+	v.file(b.TLS.KeyFile, "broker", "tls", "key_file")
+}
+
+// mqtt checks the external broker (only when mqtt.url is set).
+func (v *validator) mqtt(m *MQTT) {
+	v.url(m.URL, []string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}, "mqtt", "url")
+	if m.Password != "" && m.PasswordFile != "" {
+		v.bad("set password or password_file, not both", "mqtt", "password_file")
+	}
+	v.file(m.PasswordFile, "mqtt", "password_file")
+	v.file(m.CAFile, "mqtt", "ca_file")
+	v.file(m.CertFile, "mqtt", "cert_file")
+	v.file(m.KeyFile, "mqtt", "key_file")
+	if (m.CertFile == "") != (m.KeyFile == "") {
+		v.bad("cert_file and key_file go together", "mqtt", "cert_file")
+	}
+	if m.ClientID == "" || len(m.ClientID) > 23*4 {
+		v.bad("must be a non-empty client ID", "mqtt", "client_id")
+	}
+}
+
+func (v *validator) influx(in *Influx) {
+	if in.URL != "" {
+		v.url(in.URL, []string{"http", "https"}, "influx", "url")
+		if in.Bucket == "" {
+			v.bad("is required with influx.url (for InfluxDB 1.8: database/retention-policy)", "influx", "bucket")
+		}
+		v.file(in.TokenFile, "influx", "token_file")
+		v.file(in.TLS.CAFile, "influx", "tls", "ca_file")
+		v.file(in.TLS.CertFile, "influx", "tls", "cert_file")
+		v.file(in.TLS.KeyFile, "influx", "tls", "key_file")
+	}
+	if in.BatchSize < 1 || in.BatchSize > 100000 {
+		v.bad("must be between 1 and 100000", "influx", "batch_size")
+	}
+	if in.SpoolMaxBytes < 1<<20 {
+		v.bad("must be at least 1048576 (1 MiB)", "influx", "spool_max_bytes")
+	}
+}
+
+func (v *validator) limits(lim *Limits) {
 	v.intRange(lim.MaxPayloadBytes, 64, 1<<20, "limits", "max_payload_bytes")
 	v.intRange(lim.MaxAutoCameras, 0, 1000000, "limits", "max_auto_cameras")
 	v.intRange(lim.MaxAutoBoards, 0, 1000000, "limits", "max_auto_boards")
@@ -671,36 +759,41 @@ func (v *validator) check() {
 	if lim.MaxPast < 0 || (lim.MaxPast > 0 && lim.MaxPast < Duration(time.Hour)) {
 		v.bad("must be at least 1h (0: the default, 48h)", "limits", "max_past")
 	}
-	switch strings.ToLower(c.Log.Level) {
+}
+
+func (v *validator) log(l *Log) {
+	switch strings.ToLower(l.Level) {
 	case "debug", "info", "warn", "error":
 	default:
 		v.bad("must be debug, info, warn or error", "log", "level")
 	}
-	switch c.Log.Format {
+	switch l.Format {
 	case "text", "json":
 	default:
 		v.bad("must be text or json", "log", "format")
 	}
-	if c.QR.RatePerSecond < 0 {
+}
+
+func (v *validator) qr(q *QR) {
+	if q.RatePerSecond < 0 {
 		v.bad("must not be negative", "qr", "rate_per_second")
 	}
-	v.intRange(c.QR.RateBurst, 0, 100000, "qr", "rate_burst")
-	v.intRange(c.QR.MaxClients, 0, 10000000, "qr", "max_clients")
-	for i, p := range c.QR.TrustedProxies {
+	v.intRange(q.RateBurst, 0, 100000, "qr", "rate_burst")
+	v.intRange(q.MaxClients, 0, 10000000, "qr", "max_clients")
+	for i, p := range q.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
 			if _, err := netip.ParseAddr(p); err != nil {
 				v.bad(fmt.Sprintf("%q is not an IP address or CIDR prefix", p), "qr", "trusted_proxies", i)
 			}
 		}
 	}
-	for _, p := range c.Alerts.Validate() {
-		v.bad(p.Msg, append([]any{"alerts"}, p.Path...)...)
-	}
-	v.probeSettings(c.Probe.ProbeSettings, "probe")
-	v.intRange(c.Probe.Workers, 0, 64, "probe", "workers")
-	v.intRange(c.Probe.Concurrency, 0, 10000, "probe", "concurrency")
-	v.intRange(c.Probe.RecycleAfter, 0, 10000000, "probe", "recycle_after")
-	v.devices()
+}
+
+func (v *validator) probe(p *Probe) {
+	v.probeSettings(p.ProbeSettings, "probe")
+	v.intRange(p.Workers, 0, 64, "probe", "workers")
+	v.intRange(p.Concurrency, 0, 10000, "probe", "concurrency")
+	v.intRange(p.RecycleAfter, 0, 10000000, "probe", "recycle_after")
 }
 
 func (v *validator) httpAuth(a *HTTPAuth) {
@@ -765,24 +858,24 @@ func (v *validator) devices() {
 	c := v.c
 	sites := map[string]bool{}
 	for i, s := range c.Sites {
-		if !validID(s.ID) {
-			v.bad(fmt.Sprintf("%q must match ^[a-z0-9][a-z0-9_-]{0,63}$", s.ID), "sites", i, "id")
+		if !event.ValidID(s.ID) {
+			v.bad(fmt.Sprintf("%q %s", s.ID, idRule), "sites", i, "id")
 		} else if sites[s.ID] {
 			v.bad(fmt.Sprintf("site %q is listed twice", s.ID), "sites", i, "id")
 		}
 		sites[s.ID] = true
 	}
 	siteRef := func(site, list string, i int) {
-		if !validID(site) {
-			v.bad(fmt.Sprintf("%q must match ^[a-z0-9][a-z0-9_-]{0,63}$", site), list, i, "site")
+		if !event.ValidID(site) {
+			v.bad(fmt.Sprintf("%q %s", site, idRule), list, i, "site")
 		} else if !sites[site] {
 			v.bad(fmt.Sprintf("unknown site %q (add it under sites:)", site), list, i, "site")
 		}
 	}
 	seen := map[string]bool{}
 	for i, cam := range c.Cameras {
-		if !validID(cam.ID) {
-			v.bad(fmt.Sprintf("%q must match ^[a-z0-9][a-z0-9_-]{0,63}$", cam.ID), "cameras", i, "id")
+		if !event.ValidID(cam.ID) {
+			v.bad(fmt.Sprintf("%q %s", cam.ID, idRule), "cameras", i, "id")
 		} else if seen[cam.Site+"/"+cam.ID] {
 			v.bad(fmt.Sprintf("camera %q is listed twice in site %q", cam.ID, cam.Site), "cameras", i, "id")
 		}
@@ -810,8 +903,8 @@ func (v *validator) devices() {
 	}
 	seen = map[string]bool{}
 	for i, b := range c.Boards {
-		if !validID(b.ID) {
-			v.bad(fmt.Sprintf("%q must match ^[a-z0-9][a-z0-9_-]{0,63}$", b.ID), "qr_boards", i, "id")
+		if !event.ValidID(b.ID) {
+			v.bad(fmt.Sprintf("%q %s", b.ID, idRule), "qr_boards", i, "id")
 		} else if seen[b.ID] {
 			// Printed codes carry only the board: /q/<board>.
 			v.bad(fmt.Sprintf("board %q is listed twice (board IDs must be unique across sites: printed codes link to /q/<board>)", b.ID), "qr_boards", i, "id")
@@ -867,8 +960,6 @@ func (v *validator) intRange(n, lo, hi int, path ...any) {
 		v.bad(fmt.Sprintf("%d is out of range %d..%d", n, lo, hi), path...)
 	}
 }
-
-func validID(s string) bool { return event.ValidID(s) }
 
 // ReadSecret returns value, or the trimmed contents of file when set.
 func ReadSecret(value, file string) (string, error) {

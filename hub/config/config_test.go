@@ -142,3 +142,65 @@ func FuzzParse(f *testing.F) {
 		_ = c.Validate()
 	})
 }
+
+// TestDefaultsInOnePlace: an empty file gets the contract's defaults from
+// applyDefaults alone (the components no longer default these).
+func TestDefaultsInOnePlace(t *testing.T) {
+	c := Default()
+	for _, d := range []struct{ key, got, want string }{
+		{"hub_id", c.HubID, DefaultHubID}, {"topic_prefix", c.TopicPrefix, "village"},
+		{"timezone", c.Timezone, DefaultTimezone}, {"http.addr", c.HTTP.Addr, DefaultHTTPAddr},
+		{"broker.addr", c.Broker.Addr, DefaultBrokerAddr}, {"mqtt.client_id", c.MQTT.ClientID, "villagehub-villagehub"},
+		{"data_dir", c.DataDir, DefaultDataDir}, {"log.level", c.Log.Level, "info"},
+	} {
+		if d.got != d.want {
+			t.Errorf("%s = %q, want %q", d.key, d.got, d.want)
+		}
+	}
+	if c.Limits.MaxPayloadBytes != 4096 || c.Limits.MaxAutoCameras != 10000 || c.MQTT.KeepAlive == 0 ||
+		c.Influx.SpoolMaxBytes != 1<<30 || c.Broker.MaxPacketSize != 65536 || c.Broker.MaxInflight != 1000 {
+		t.Errorf("defaults: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("the defaults do not validate: %v", err)
+	}
+}
+
+// TestEachSectionValidated: a bad value in each section is reported with
+// the file, its line and its key.
+func TestEachSectionValidated(t *testing.T) {
+	ps := problems(t, `hub_id: "Bad Hub"
+timezone: Mars/Olympus
+shutdown_timeout: 10ms
+http:
+  public_url: "ftp://hub"
+broker:
+  max_packet_size: 10
+influx:
+  batch_size: -1
+log:
+  format: xml
+qr:
+  rate_per_second: -1
+probe:
+  workers: 100
+sites:
+  - { id: "Bad Site" }
+`)
+	want := map[string]int{
+		"hub_id": 1, "timezone": 2, "shutdown_timeout": 3, "http.public_url": 5, "broker.max_packet_size": 7,
+		"influx.batch_size": 9, "log.format": 11, "qr.rate_per_second": 13, "probe.workers": 15, "sites[0].id": 17,
+	}
+	got := map[string]int{}
+	for _, p := range ps {
+		if p.File != "v.yaml" {
+			t.Errorf("problem without the file: %+v", p)
+		}
+		got[p.Key] = p.Line
+	}
+	for k, line := range want {
+		if got[k] != line {
+			t.Errorf("%s: line %d, want %d (all: %+v)", k, got[k], line, ps)
+		}
+	}
+}

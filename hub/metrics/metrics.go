@@ -34,7 +34,9 @@ type Config struct {
 	Latency prometheus.Histogram
 	// ProbeDuration is the probe duration histogram (NewProbeDuration).
 	ProbeDuration *prometheus.HistogramVec
-	// Extra collectors (the prober's, the InfluxDB writer's).
+	// Extra are other components' collectors, registered as they are:
+	// the InfluxDB writer, the broker's access hook and TLS certificate, the
+	// prober and the alert engine (hub/app newMetrics).
 	Extra []prometheus.Collector
 	// Outbox is the InfluxDB points committed but not yet in the writer's
 	// spool, and whether InfluxDB is configured at all.

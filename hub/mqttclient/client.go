@@ -35,10 +35,12 @@ type Config struct {
 	KeyFile   string
 	Insecure  bool
 	KeepAlive time.Duration
-	Prefix    string
-	HubID     string
-	Queue     *ingest.Queue
-	Logger    *slog.Logger
+	// Prefix is the device topic prefix; HubID names the hub's status
+	// topic <prefix>/_hub/<hub-id>/status.
+	Prefix string
+	HubID  string
+	Queue  *ingest.Queue
+	Logger *slog.Logger
 }
 
 // Client is the hub's connection to an external broker.
@@ -62,17 +64,9 @@ func New(cfg Config) (*Client, error) {
 	if err != nil || u.Host == "" {
 		return nil, errors.New("mqtt.url: not a valid broker URL (tcp://host:1883)")
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = ingest.DefaultPrefix
-	}
-	if cfg.HubID == "" {
-		cfg.HubID = "villagehub"
-	}
-	if cfg.ClientID == "" {
-		cfg.ClientID = "villagehub-" + cfg.HubID
-	}
-	if cfg.KeepAlive <= 0 {
-		cfg.KeepAlive = 30 * time.Second
+	// The defaults of these live in hub/config, with the keys.
+	if cfg.Prefix == "" || cfg.HubID == "" || cfg.ClientID == "" || cfg.KeepAlive <= 0 {
+		return nil, errors.New("mqttclient: Prefix, HubID, ClientID and KeepAlive are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -186,8 +180,9 @@ func (c *Client) Run(ctx context.Context) error {
 // Connected reports whether the hub is connected and subscribed.
 func (c *Client) Connected() bool { return c.connected.Load() && c.c.IsConnectionOpen() }
 
-// Publish publishes a message from the hub itself (alerts). It does not wait
-// for the broker's acknowledgement.
+// Publish publishes a message from the hub itself (alerts). QoS 0 returns
+// at once; QoS 1 and 2 wait (up to 5 s) for the broker's acknowledgement,
+// so an error means the broker may not have the message.
 func (c *Client) Publish(topic string, payload []byte, retain bool, qos byte) error {
 	tok := c.c.Publish(topic, qos, retain, payload)
 	if qos == 0 {

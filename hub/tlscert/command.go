@@ -103,6 +103,6 @@ func makeCerts(w io.Writer, dir, caName string, hosts []string, validFor, caVali
 	fmt.Fprintf(w, "Made a server certificate for %s, valid until %s (serial %s):\n  cert_file: %s\n  key_file: %s\n",
 		strings.Join(hosts, ", "), c.NotAfter.Format("2006-01-02"), c.SerialNumber.Text(16), srvCert, srvKey)
 	fmt.Fprintf(w, "CA SHA-256 fingerprint (check it on each device): %X\n", fp)
-	fmt.Fprintf(w, "A running hub serves the new certificate after SIGHUP (kill -HUP <pid>).\n")
+	fmt.Fprintf(w, "A running hub serves the new certificate after a reload: SIGHUP (kill -HUP <pid>) or POST /api/v1/reload.\n")
 	return nil
 }

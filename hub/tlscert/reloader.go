@@ -1,22 +1,19 @@
 // Package tlscert gives the hub's listeners (the embedded MQTT broker, the
 // HTTP server) a certificate that can be replaced without a restart: a key
-// pair loaded from files and loaded again on SIGHUP or on demand, served
+// pair loaded from files and loaded again by Reload (the hub calls it on
+// SIGHUP and POST /api/v1/reload, one code path), served
 // through tls.Config.GetCertificate. It also makes a small village CA and
 // server certificates for `villagehub cert`.
 package tlscert
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -106,21 +103,8 @@ func (r *Reloader) Reload() error {
 	return nil
 }
 
-// Run reloads on every SIGHUP until ctx ends. Several Reloaders (and the
-// hub's own config reload) can all listen for SIGHUP: each gets it.
-func (r *Reloader) Run(ctx context.Context) error {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGHUP)
-	defer signal.Stop(ch)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ch:
-			_ = r.Reload() // logged; the old certificate stays
-		}
-	}
-}
+// Name is the listener(s) using the certificate ("broker", "http").
+func (r *Reloader) Name() string { return r.cfg.Name }
 
 // GetCertificate is for tls.Config.GetCertificate: every handshake gets
 // the certificate loaded last.

@@ -52,9 +52,21 @@ type Config struct {
 	// Access says who may view and who may change things.
 	Access AccessConfig
 	// Mount adds more handlers (printed QR codes, the dashboard) to mux.
-	Mount  []func(mux *http.ServeMux)
+	Mount []func(mux *http.ServeMux)
+	// Status, if set, answers GET /api/v1/status (viewer): the hub's
+	// running state, e.g. the last reload and keys waiting for a restart.
+	// It must not carry secrets.
+	Status func() any
+	// Reload, if set, answers POST /api/v1/reload (admin): reread the
+	// config file and certificates. ErrNoConfigFile answers 409, any other
+	// error 422; both bodies carry Status.
+	Reload func(ctx context.Context) error
 	Logger *slog.Logger
 }
+
+// ErrNoConfigFile is what Config.Reload returns when there is no file to
+// reread.
+var ErrNoConfigFile = errors.New("this hub was not started from a config file")
 
 // Server is the hub's HTTP server.
 type Server struct {
@@ -173,6 +185,14 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/qr-boards/{board}", s.board)
 	mux.HandleFunc("GET /api/v1/qr-boards/{board}/scans", s.boardScans)
 	mux.HandleFunc("GET /api/v1/events", s.events)
+	if s.cfg.Status != nil {
+		mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+			WriteJSON(w, http.StatusOK, s.cfg.Status())
+		})
+	}
+	if s.cfg.Reload != nil {
+		mux.HandleFunc("POST /api/v1/reload", s.reload)
+	}
 	for _, m := range s.cfg.Mount {
 		m(mux)
 	}
@@ -218,20 +238,20 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !out.Ready {
 		code = http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, out)
+	WriteJSON(w, code, out)
 }
 
 func (s *Server) cameras(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"cameras": s.cfg.State.Cameras()})
+	WriteJSON(w, http.StatusOK, map[string]any{"cameras": s.cfg.State.Cameras()})
 }
 
 func (s *Server) boards(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"qr_boards": s.cfg.State.Boards()})
+	WriteJSON(w, http.StatusOK, map[string]any{"qr_boards": s.cfg.State.Boards()})
 }
 
 func (s *Server) board(w http.ResponseWriter, r *http.Request) {
 	if b, ok := s.findBoard(r); ok {
-		writeJSON(w, http.StatusOK, b)
+		WriteJSON(w, http.StatusOK, b)
 		return
 	}
 	writeError(w, http.StatusNotFound, "no such QR board")
@@ -289,7 +309,7 @@ func (s *Server) boardScans(w http.ResponseWriter, r *http.Request) {
 		_ = report.WriteSeriesCSV(w, pts)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"board": b.ID, "site": b.Site, "step": step, "from": from, "to": to, "points": pts})
+	WriteJSON(w, http.StatusOK, map[string]any{"board": b.ID, "site": b.Site, "step": step, "from": from, "to": to, "points": pts})
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
@@ -320,10 +340,30 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, page)
+	WriteJSON(w, http.StatusOK, page)
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
+// reload rereads the configuration (the same path as SIGHUP).
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	err := s.cfg.Reload(r.Context())
+	out := map[string]any{"status": "reloaded"}
+	if s.cfg.Status != nil {
+		out["hub"] = s.cfg.Status()
+	}
+	code := http.StatusOK
+	if err != nil {
+		code = http.StatusUnprocessableEntity
+		if errors.Is(err, ErrNoConfigFile) {
+			code = http.StatusConflict
+		}
+		out["status"], out["error"] = "refused", err.Error()
+	}
+	WriteJSON(w, code, out)
+}
+
+// WriteJSON answers with v as JSON: the hub's one JSON writer (no HTML
+// escaping, never cached).
+func WriteJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
@@ -333,5 +373,5 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
+	WriteJSON(w, code, map[string]string{"error": msg})
 }
