@@ -590,4 +590,21 @@ func TestFirstRunUser(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("after login: %s", resp.Status)
 	}
+	// `villagehub user remove` ends the user's sessions (another user
+	// stays, so loopback does not become the administrator again).
+	out.Reset()
+	if code := web.UserCommand([]string{"add", "bao-ve", "--role", "viewer"}, strings.NewReader("viewer-password\n"), &out, &errb, usersFile); code != 0 {
+		t.Fatalf("user add: %s", errb.String())
+	}
+	if code := web.UserCommand([]string{"remove", "truong-thon"}, nil, &out, &errb, usersFile); code != 0 {
+		t.Fatalf("user remove: %s", errb.String())
+	}
+	testenv.WaitFor(t, 5*time.Second, "the removed user's session to end", func() bool {
+		resp, err := bc.Get(h.URL + "/api/v1/cameras")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode != 200
+	})
 }
