@@ -272,7 +272,7 @@ func TestAttackPreConnectFlood(t *testing.T) {
 	// Devices keep connecting and publishing: a second connection of the
 	// camera, 200 QoS 1 messages, each waiting for its PUBACK (which the
 	// hub sends once the message is stored).
-	dev2 := h.device("gate-2")
+	dev2 := h.device("gate:2")
 	var lat []time.Duration
 	for i := range 200 {
 		on := "ON"

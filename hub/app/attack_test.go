@@ -125,6 +125,12 @@ func TestAttackClientIDTakeover(t *testing.T) {
 			t.Fatalf("attempt %d: the viewer's account took the camera's client ID", i)
 		}
 	}
+	// A device whose ID is a prefix of another's cannot hold the other's
+	// client ID ("gate" taking "gate-2" would lock the real gate-2 out).
+	if c, err := mqttConnect(broker, "gate-2", cs["gate"]); err == nil {
+		c.Disconnect(0)
+		t.Fatal("the camera took the client ID of a device gate-2")
+	}
 	if !gate.IsConnectionOpen() {
 		t.Fatal("the camera was disconnected")
 	}
@@ -133,8 +139,8 @@ func TestAttackClientIDTakeover(t *testing.T) {
 	if v, _ := m.Value("villagehub_device_online", "device=gate"); v != 1 {
 		t.Errorf("the camera shows offline (%v): a false will was sent", v)
 	}
-	if refused(m, "client_id") != 10 || refused(m, "client_id_in_use") != 10 {
-		t.Errorf("refusals: client_id %v, client_id_in_use %v; want 10 and 10", refused(m, "client_id"), refused(m, "client_id_in_use"))
+	if refused(m, "client_id") != 11 || refused(m, "client_id_in_use") != 10 {
+		t.Errorf("refusals: client_id %v, client_id_in_use %v; want 11 and 10", refused(m, "client_id"), refused(m, "client_id_in_use"))
 	}
 	var evs struct {
 		Events []state.EventRecord `json:"events"`
@@ -144,7 +150,7 @@ func TestAttackClientIDTakeover(t *testing.T) {
 		t.Errorf("offline events recorded: %+v", evs.Events)
 	}
 	// The camera's own account may use its own ID and longer ones.
-	c2, err := mqttConnect(broker, "gate-backup", cs["gate"])
+	c2, err := mqttConnect(broker, "gate:backup", cs["gate"])
 	if err != nil {
 		t.Fatalf("the camera with its own prefixed client ID: %v", err)
 	}
@@ -164,7 +170,7 @@ func TestAttackPerAccountCap(t *testing.T) {
 	}()
 	var refusedN int
 	for i := range 40 {
-		c, err := mqttConnect(broker, fmt.Sprintf("gate-%d", i), cs["gate"])
+		c, err := mqttConnect(broker, fmt.Sprintf("gate:%d", i), cs["gate"])
 		if err != nil {
 			refusedN++
 			continue
@@ -185,7 +191,7 @@ func TestAttackPerAccountCap(t *testing.T) {
 	// A slot comes back when a connection ends.
 	held[0].Disconnect(100)
 	testenv.WaitFor(t, 5*time.Second, "a freed slot to be usable", func() bool {
-		c, err := mqttConnect(broker, "gate-again", cs["gate"])
+		c, err := mqttConnect(broker, "gate:again", cs["gate"])
 		if err == nil {
 			held[0] = c
 		}
@@ -208,7 +214,7 @@ func TestAttackMQTTPasswordGuessing(t *testing.T) {
 	wrong := creds{cs["gate"].user, "guess"}
 	start := time.Now()
 	for i := range 30 {
-		if c, err := mqttConnect(broker, fmt.Sprintf("gate-guess-%d", i), wrong); err == nil {
+		if c, err := mqttConnect(broker, fmt.Sprintf("gate:guess-%d", i), wrong); err == nil {
 			c.Disconnect(0)
 			t.Fatal("a wrong password was accepted")
 		}

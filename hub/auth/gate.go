@@ -221,6 +221,9 @@ func remoteAddr(cl *mqtt.Client) net.Addr {
 // takeSlot counts a connection against its account, or reports that the
 // account has max_connections_per_user already.
 func (h *Hook) takeSlot(cl *mqtt.Client, max int) bool {
+	if _, ok := h.slots.Load(cl); ok {
+		return true // this connection holds its slot already
+	}
 	key := account(cl)
 	h.gateMu.Lock()
 	if h.perAccount[key] >= max {

@@ -562,17 +562,25 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	if id.role == RoleDevice && pk.Connect.ClientIdentifier != "" && !ownClientID(id, pk.Connect.ClientIdentifier) {
 		h.refused[refusedClientID].Add(1)
-		h.logf("MQTT connection refused: a device may only use its own client ID (its device ID or username, optionally followed by more)", "username", clip(user), "client", clip(cl.ID), "remote", src)
+		h.logf("MQTT connection refused: a device may only use its own client ID (its device ID, optionally followed by \":...\", or its username, optionally followed by \"/...\")", "username", clip(user), "client", clip(cl.ID), "remote", src)
 		return false
 	}
 	return h.admitClient(cl, id)
 }
 
 // ownClientID reports whether a device's client ID is its own: its
-// username or its device ID, either alone or followed by more
-// ("gate", "gate-2", "tan-ngu-2/camera/gate/cam1").
+// device ID or its username, alone or followed by a separator no ID
+// holds (":" after the ID, "/" after the username) and anything:
+// "gate", "gate:2", "tan-ngu-2/camera/gate", "tan-ngu-2/camera/gate/cam1".
+// A bare prefix is not enough: "cam-1" could then take "cam-10", and the
+// real cam-10 would be refused while it held it.
 func ownClientID(id *identity, clientID string) bool {
-	return strings.HasPrefix(clientID, id.dev) || strings.HasPrefix(clientID, id.username)
+	rest, ok := strings.CutPrefix(clientID, id.username)
+	if ok && (rest == "" || rest[0] == '/') {
+		return true
+	}
+	rest, ok = strings.CutPrefix(clientID, id.dev)
+	return ok && (rest == "" || rest[0] == ':')
 }
 
 // admitClient is the last check of an authenticated client: its client ID
