@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -139,7 +140,7 @@ func raiseNoFile(t *testing.T, n uint64) uint64 {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
 		rl.Cur = rl.Max
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
-		t.Logf("cannot raise the open-file limit to %d (%v): flooding with fewer sockets", n, err)
+		t.Logf("cannot raise the open-file limit to %d (%v): keeping %d", n, err, rl.Max)
 		return rl.Max
 	}
 	return n
@@ -212,9 +213,11 @@ func TestAttackPreConnectFlood(t *testing.T) {
 		n = v
 	}
 	limit := raiseNoFile(t, uint64(n)+2048)
-	// Leave room in this process for the churning attacker below (4 x
-	// 300 sockets), the device, HTTP and the test itself.
-	n = min(n, int(limit)-2000)
+	// What this process cannot hold (its open-file limit, less room for
+	// the churning attacker below, the device, HTTP and the test itself)
+	// a helper process holds: this test binary again, in floodHelper.
+	local := min(n, int(limit)-4000)
+	helper := n - local
 	h := startAttackHub(t, "connect_timeout: 3s, max_pending: 256, max_pending_per_source: 64", 0)
 	base := "http://" + h.http
 
@@ -223,9 +226,13 @@ func TestAttackPreConnectFlood(t *testing.T) {
 	rss0, fd0 := h.rssFD()
 
 	start := time.Now()
-	conns := flood(t, h.broker, n, 50)
+	conns := flood(t, h.broker, local, 50)
 	defer closeAll(conns)
-	t.Logf("flood: %d idle connections made in %v", len(conns), time.Since(start).Round(time.Millisecond))
+	held := len(conns)
+	if helper > 0 {
+		held += startFloodHelper(t, h.broker, helper)
+	}
+	t.Logf("flood: %d idle connections made in %v (%d by a helper process)", held, time.Since(start).Round(time.Millisecond), helper)
 
 	// One greedy address: 100 at once, past max_pending_per_source
 	// (64), before the churn below pushes its sockets out.
@@ -304,7 +311,7 @@ func TestAttackPreConnectFlood(t *testing.T) {
 	perSrc, _ := m.Value("villagehub_broker_connections_refused_total", "reason=max_pending_per_source")
 	connected, _ := m.Value("villagehub_broker_connected")
 	t.Logf("FIGURES flood=%d churned=%d: hub RSS %.1f MB -> %.1f MB (flood held) -> %.1f MB (churn + publishing); fds %d -> %d -> %d; publish p99 %v over %d QoS 1 messages; pending %v, closed for max_pending %v, refused per source %v",
-		len(conns), churned.Load(), float64(rss0)/1e6, float64(rss1)/1e6, float64(rss2)/1e6, fd0, fd1, fd2, p99(lat), len(lat), pending, evicted, perSrc)
+		held, churned.Load(), float64(rss0)/1e6, float64(rss1)/1e6, float64(rss2)/1e6, fd0, fd1, fd2, p99(lat), len(lat), pending, evicted, perSrc)
 	if pending > 256 {
 		t.Errorf("%v connections waiting for CONNECT, max_pending is 256", pending)
 	}
@@ -371,7 +378,7 @@ func TestAttackPreConnectFlood(t *testing.T) {
 	// Rate-limited log lines: not one per socket.
 	out := h.p.Output()
 	if w := strings.Count(out, "level=WARN"); w > 200 {
-		t.Errorf("%d WARN lines for a flood of %d sockets", w, len(conns))
+		t.Errorf("%d WARN lines for a flood of %d sockets", w, held)
 	}
 	if strings.Contains(out, `msg=""`) {
 		t.Error(`a log line with an empty msg=""`)
@@ -442,4 +449,57 @@ func TestAttackAcceptErrorRecovers(t *testing.T) {
 	if !regexp.MustCompile(`villagehub_broker_accept_errors_total [1-9]`).MatchString(body) {
 		t.Error("accept errors not counted")
 	}
+}
+
+// startFloodHelper runs this test binary as a second attacker holding n
+// idle connections (from 127.4.x.y), until the test ends; it returns how
+// many it holds.
+func startFloodHelper(t *testing.T, addr string, n int) int {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFloodHelper$", "-test.v")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("VILLAGEHUB_FLOOD_HELPER=%s,%d", addr, n))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if held, ok := strings.CutPrefix(sc.Text(), "HELD "); ok {
+			v, _ := strconv.Atoi(held)
+			go func() { _, _ = io.Copy(io.Discard, out) }()
+			return v
+		}
+	}
+	t.Fatal("the flood helper ended without holding its sockets")
+	return 0
+}
+
+// TestFloodHelper is not a test: it is the helper process of
+// TestAttackPreConnectFlood (and does nothing without its variable).
+func TestFloodHelper(t *testing.T) {
+	spec := os.Getenv("VILLAGEHUB_FLOOD_HELPER")
+	if spec == "" {
+		return
+	}
+	addr, ns, _ := strings.Cut(spec, ",")
+	n, _ := strconv.Atoi(ns)
+	conns := make([]net.Conn, 0, n)
+	for i := range n {
+		src := i / 50
+		d := net.Dialer{Timeout: 3 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 4, byte(src/250), byte(src%250+1))}}
+		if c, err := d.Dial("tcp", addr); err == nil {
+			conns = append(conns, c)
+		}
+	}
+	fmt.Printf("HELD %d\n", len(conns))
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the test closes stdin
+	closeAll(conns)
 }
