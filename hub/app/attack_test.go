@@ -491,9 +491,32 @@ func TestAttackHTTPHardening(t *testing.T) {
 	if r, body := do("POST", "/api/v1/silences", apiToken, `{"device":"gate","duration":"876000h"}`); r.StatusCode != 400 {
 		t.Errorf("a 100-year silence: %d %s", r.StatusCode, body)
 	}
-	// POST /logout from another site (no CSRF token) is refused.
-	if r, _ := do("POST", "/logout", "", ""); r.StatusCode != 403 {
-		t.Errorf("POST /logout without the CSRF token: %d", r.StatusCode)
+	// POST /logout from another site (no CSRF token, the browser says
+	// cross-site) is refused; the dashboard's own form (same-origin) is
+	// not.
+	for site, want := range map[string]int{"": 403, "cross-site": 403, "same-site": 403, "same-origin": 303} {
+		req, _ := http.NewRequest("POST", h.URL+"/logout", nil)
+		if site != "" {
+			req.Header.Set("Sec-Fetch-Site", site)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("POST /logout with Sec-Fetch-Site %q: %d, want %d", site, resp.StatusCode, want)
+		}
+	}
+	req, _ := http.NewRequest("POST", h.URL+"/logout", nil)
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("POST /logout from another Origin: %d", resp.StatusCode)
 	}
 	// The 404 page of an unknown printed code: its CSP allows its style.
 	r, body = do("GET", "/q/no-such-board", "", "")

@@ -3,7 +3,7 @@ package state
 import (
 	"time"
 
-	"villagehub/hub/ingest"
+	"villagehub/hub/event"
 )
 
 // Bounds on what one QR board report may add (issue 12): a total of
@@ -31,9 +31,9 @@ type qrBounds struct {
 // received, is implausible. Either is rejected and changes nothing: the
 // counter is restored, so a forged huge total cannot raise a boot's
 // largest total and swallow the board's real counts after it.
-func (c *qrCounter) applyBounded(boot []byte, total int64, ts time.Time, hasTS bool, received time.Time, b qrBounds) (int64, ingest.Reason) {
+func (c *qrCounter) applyBounded(boot []byte, total int64, ts time.Time, hasTS bool, received time.Time, b qrBounds) (int64, event.Reason) {
 	if hasTS && ts.Before(received.Add(-b.maxPast)) {
-		return 0, ingest.StaleTS
+		return 0, event.StaleTS
 	}
 	var saved [maxBoots]epoch
 	n, clock := copy(saved[:], c.Epochs), c.Clock
@@ -46,10 +46,10 @@ func (c *qrCounter) applyBounded(boot []byte, total int64, ts time.Time, hasTS b
 		c.Epochs = c.Epochs[:n]
 		copy(c.Epochs, saved[:n])
 		c.Clock = clock
-		return 0, ingest.Implausible
+		return 0, event.Implausible
 	}
 	c.hourN += inc
-	return inc, ingest.OK
+	return inc, event.OK
 }
 
 // maxBoots is how many boots (or, for boards that send no boot, counting

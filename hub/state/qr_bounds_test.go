@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"villagehub/hub/ingest"
+	"villagehub/hub/event"
 )
 
 // TestQRBounds: a report past the per-report or per-hour bound, or older
@@ -15,24 +15,24 @@ func TestQRBounds(t *testing.T) {
 	b := qrBounds{perReport: 100, perHour: 250, maxPast: 48 * time.Hour}
 	now := t0
 	var c qrCounter
-	step := func(boot string, total int64, ts time.Time, hasTS bool, want int64, wantR ingest.Reason) {
+	step := func(boot string, total int64, ts time.Time, hasTS bool, want int64, wantR event.Reason) {
 		t.Helper()
 		n, r := c.applyBounded([]byte(boot), total, ts, hasTS, now, b)
 		if n != want || r != wantR {
 			t.Fatalf("%s/%d: got %d %v, want %d %v", boot, total, n, r, want, wantR)
 		}
 	}
-	step("a", 50, now, true, 50, ingest.OK)
-	step("a", math.MaxInt64, now, true, 0, ingest.Implausible)
-	step("evil", math.MaxInt64, now, true, 0, ingest.Implausible) // a new boot is not remembered either
-	step("a", 151, now, true, 0, ingest.Implausible)              // +101 > 100
-	step("a", 150, now, true, 100, ingest.OK)                     // the jump changed nothing: +100 counts
-	step("a", 160, now.Add(-49*time.Hour), true, 0, ingest.StaleTS)
-	step("a", 160, time.Time{}, false, 10, ingest.OK) // no ts: time received
-	step("b", 100, now, true, 0, ingest.Implausible)  // 160+100 > 250 this hour
-	step("b", 90, now, true, 90, ingest.OK)
+	step("a", 50, now, true, 50, event.OK)
+	step("a", math.MaxInt64, now, true, 0, event.Implausible)
+	step("evil", math.MaxInt64, now, true, 0, event.Implausible) // a new boot is not remembered either
+	step("a", 151, now, true, 0, event.Implausible)              // +101 > 100
+	step("a", 150, now, true, 100, event.OK)                     // the jump changed nothing: +100 counts
+	step("a", 160, now.Add(-49*time.Hour), true, 0, event.StaleTS)
+	step("a", 160, time.Time{}, false, 10, event.OK) // no ts: time received
+	step("b", 100, now, true, 0, event.Implausible)  // 160+100 > 250 this hour
+	step("b", 90, now, true, 90, event.OK)
 	now = now.Add(time.Hour) // a new hour, a new allowance
-	step("a", 260, now, true, 100, ingest.OK)
+	step("a", 260, now, true, 100, event.OK)
 	if len(c.Epochs) != 2 {
 		t.Errorf("epochs %+v: rejected boots must not be remembered", c.Epochs)
 	}

@@ -13,6 +13,7 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
@@ -350,7 +351,7 @@ func WithUserName(set func(context.Context, string) context.Context) func(http.H
 // login page and the dashboard's static files.
 func publicPath(p string) bool {
 	return strings.HasPrefix(p, "/q/") || strings.HasPrefix(p, "/qr/") || p == "/healthz" || p == "/readyz" ||
-		p == "/login" || p == "/logout" || (strings.HasPrefix(p, "/ui/") && p != "/ui/stream")
+		p == "/login" || p == "/logout" || p == "/setup" || (strings.HasPrefix(p, "/ui/") && p != "/ui/stream")
 }
 
 func readOnly(m string) bool {
@@ -489,6 +490,20 @@ func csrfOK(r *http.Request, formValue string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(c.Value)) == 1
 }
 
+// sameOrigin reports whether a browser says the request comes from the
+// hub's own pages: Sec-Fetch-Site same-origin, or (browsers without it)
+// an Origin naming this host. Neither header: not shown to be.
+func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin"
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		u, err := url.Parse(o)
+		return err == nil && u.Host == r.Host
+	}
+	return false
+}
+
 func randomToken(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -550,6 +565,11 @@ func (a *access) wrap(h http.Handler) http.Handler {
 			}
 		}
 		role, ambient, name, bad := a.who(r)
+		if bad < 0 {
+			// The dashboard shows the login or logout link and the admin
+			// area from this (see RequestRole).
+			r = r.WithContext(context.WithValue(r.Context(), roleKey{}, reqRole{role: role, user: a.userOf(r)}))
+		}
 		if bad >= 0 {
 			a.fail(w, http.StatusUnauthorized, bad, "wrong credentials")
 			return
@@ -570,7 +590,7 @@ func (a *access) wrap(h http.Handler) http.Handler {
 					http.Redirect(w, r, "/login", http.StatusSeeOther)
 					return
 				}
-				a.fail(w, http.StatusUnauthorized, failUnauthenticated, "log in first")
+				a.fail(w, http.StatusUnauthorized, failUnauthenticated, "Hãy đăng nhập trước (log in first)")
 				return
 			}
 			if p == "/" {
@@ -581,14 +601,14 @@ func (a *access) wrap(h http.Handler) http.Handler {
 		}
 		if role < RoleAdmin {
 			if _, err := r.Cookie(sessionCookie); err != nil && r.Header.Get("Authorization") == "" {
-				a.fail(w, http.StatusUnauthorized, failUnauthenticated, "log in as an administrator first")
+				a.fail(w, http.StatusUnauthorized, failUnauthenticated, "Hãy đăng nhập bằng tài khoản quản trị trước (log in as an administrator first)")
 			} else {
-				a.fail(w, http.StatusForbidden, failForbidden, "only an administrator may do this")
+				a.fail(w, http.StatusForbidden, failForbidden, "Chỉ quản trị viên được làm việc này (only an administrator may do this)")
 			}
 			return
 		}
 		if ambient && !csrfOK(r, "") {
-			a.fail(w, http.StatusForbidden, failCSRF, "missing or wrong CSRF token (reload the page)")
+			a.fail(w, http.StatusForbidden, failCSRF, "Phiên đã cũ, hãy tải lại trang (missing or wrong CSRF token: reload the page)")
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -681,9 +701,12 @@ func (a *access) routes(mux *http.ServeMux) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	})
 	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
-		// A cross-site page must not be able to log a user out.
+		// A cross-site page must not be able to log a user out: the CSRF
+		// token, or the browser's word that the form is the hub's own
+		// (Sec-Fetch-Site, else Origin), as the dashboard's plain logout
+		// form sends.
 		_ = r.ParseForm()
-		if !csrfOK(r, r.PostFormValue("csrf")) {
+		if !csrfOK(r, r.PostFormValue("csrf")) && !sameOrigin(r) {
 			a.failures[failCSRF].Add(1)
 			writeError(w, http.StatusForbidden, "missing or wrong CSRF token (reload the page)")
 			return
@@ -723,4 +746,35 @@ func (a *access) Collect(ch chan<- prometheus.Metric) {
 	for i, n := range failureNames {
 		ch <- prometheus.MustNewConstMetric(descAuthFailures, prometheus.CounterValue, float64(a.failures[i].Load()), n)
 	}
+}
+
+// roleKey carries a request's role to the handlers (the dashboard uses it
+// to show the login or logout link and the admin area).
+type roleKey struct{}
+
+type reqRole struct {
+	role Role
+	user string
+}
+
+// RequestRole is the role access control gave r and the logged-in user's
+// name ("" for a token, basic auth or an anonymous visitor). ok is false
+// for public paths, where no role is worked out.
+func RequestRole(r *http.Request) (role Role, user string, ok bool) {
+	v, ok := r.Context().Value(roleKey{}).(reqRole)
+	return v.role, v.user, ok
+}
+
+// userOf is the name of the user whose session cookie r carries.
+func (a *access) userOf(r *http.Request) string {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return ""
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s := a.sessions[c.Value]; s != nil {
+		return s.user
+	}
+	return ""
 }
