@@ -237,7 +237,6 @@ func testWebSocketGated(t *testing.T, secure bool) {
 		t.Errorf("upgraded WebSocket without CONNECT: %v after %v", err, time.Since(start))
 	}
 	waitFor(t, func() bool { return metric(t, h, "villagehub_broker_connect_timeouts_total")-before >= 1 })
-	if h.PendingConnections() != 0 {
-		t.Errorf("pending %d", h.PendingConnections())
-	}
+	// Both leave the gate as their connections close.
+	waitFor(t, func() bool { return h.PendingConnections() == 0 })
 }
