@@ -48,6 +48,10 @@ Usage:
   villagehub cert [--config F] NAME...
                                      make a village CA and a server
                                      certificate for the hub's TLS
+  villagehub user [--config F] add NAME [--role admin|viewer] [--generate]
+                                     a dashboard user in <data_dir>/http-users.yaml
+                                     (password on stdin, or made and printed
+                                     once); also passwd, remove, list
   villagehub hash-password           read a password on stdin, print the bcrypt
                                      hash for http.auth.users
   villagehub token                   make an API bearer token (and its hash for
@@ -121,6 +125,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return deviceCommand(args[1:], stdout, stderr)
 		case "cert":
 			return certCommand(args[1:], stdout, stderr)
+		case "user":
+			return userCommand(args[1:], stdout, stderr)
 		case "hash-password":
 			return hashPassword(os.Stdin, stdout, stderr)
 		case "token":
@@ -275,7 +281,7 @@ func runHub(ctx context.Context, cfg *config.Config, log *slog.Logger, reload fu
 	if err != nil {
 		return err
 	}
-	log.Info("villagehub started", "version", version(), "http", "http://"+h.HTTPAddr()+"/",
+	log.Info("villagehub started", "version", version(), "http", h.HTTPURL()+"/",
 		"broker", brokerDesc(cfg, h), "data_dir", cfg.DataDir)
 	h.SetReloader(reload)
 	hup := make(chan os.Signal, 1)

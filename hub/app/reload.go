@@ -68,6 +68,8 @@ var sections = []section{
 	{key: "limits", restart: restartAll},
 	{key: "log", restart: restartAll},
 	{key: "qr", restart: restartAll},
+	// Profiling is mounted, or not, when the HTTP server starts.
+	{key: "debug", restart: restartAll},
 	{key: "probe", restart: []string{"probe.workers", "probe.concurrency", "probe.recycle_after"}, plan: planDevices},
 	{key: "sites", plan: planDevices},
 	{key: "cameras", plan: planDevices},

@@ -112,6 +112,7 @@ qr_boards: [{ id: b1, site: s1, name: "Bảng", target_url: "http://example.inva
 		restart("limits", "limits.queue_size", func(c *config.Config) { c.Limits.QueueSize = 100 }),
 		restart("log", "log.level", func(c *config.Config) { c.Log.Level = "debug" }),
 		restart("qr", "qr.rate_burst", func(c *config.Config) { c.QR.RateBurst = 5 }),
+		restart("debug", "debug.pprof", func(c *config.Config) { c.Debug.Pprof = true }),
 		restart("probe", "probe.workers", func(c *config.Config) { c.Probe.Workers = 3 }),
 		restart("frigate", "frigate", func(c *config.Config) {
 			c.Frigate = []config.Frigate{{Name: "nvr", TopicPrefix: "frigate", Site: "s1"}}
