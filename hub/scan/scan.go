@@ -127,6 +127,10 @@ type Config struct {
 	// PublicURL is the hub's public base URL; printed codes carry
 	// <PublicURL>/q/<board>. Required.
 	PublicURL string
+	// CodeURL, if set, is the address printed in /qr/<board>.png|svg
+	// instead of <PublicURL>/q/<board> (the QR gateway's address when the
+	// hub has a gateway: block; hub/gateway.CodeURL).
+	CodeURL func(board string) (string, error)
 	// UniqueWindow is how long after a phone's scan of a board another scan
 	// of the same board by the same phone is not unique (default 30 s). The
 	// window slides: each scan starts it again.
@@ -164,6 +168,7 @@ type Config struct {
 // replaced by the first request after midnight.
 type Handler struct {
 	publicURL string
+	codeURL   func(board string) (string, error)
 	boards    BoardLookup
 	rec       Recorder
 	window    time.Duration
@@ -200,6 +205,7 @@ func NewHandler(cfg Config, boards BoardLookup, rec Recorder) (*Handler, error) 
 	}
 	h := &Handler{
 		publicURL: cfg.PublicURL,
+		codeURL:   cfg.CodeURL,
 		boards:    boards,
 		rec:       rec,
 		window:    or(cfg.UniqueWindow, DefaultUniqueWindow),
