@@ -17,12 +17,12 @@ import (
 //
 //	<id> <unix ns> <class> <unique 0|1> <visit key|-> <province> <district> <commune> <village> <hub> <site> <board>
 type record struct {
-	ID       [16]byte
-	At       int64 // unix ns
-	Class    scan.Class
-	Unique   bool
-	Visit    [16]byte
-	HasVisit bool
+	ID                                                     [16]byte
+	At                                                     int64 // unix ns
+	Class                                                  scan.Class
+	Unique                                                 bool
+	Visit                                                  [16]byte
+	HasVisit                                               bool
 	Province, District, Commune, Village, Hub, Site, Board string
 }
 
