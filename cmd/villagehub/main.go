@@ -35,6 +35,7 @@ Usage:
                                      codes and names, one per site
   villagehub report qr --month M     per-board QR scans of a month (table and
                                      CSV): total, unique, bots, busiest day/hour
+  villagehub gateway --config F      the province's QR gateway (docs/gateway.md)
   villagehub probe-worker            (internal) an RTSP probe worker process,
                                      started and supervised by the hub
   villagehub device [--config F] add camera|qr <site> <id>
@@ -112,6 +113,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return checkConfig(args[1:], stdout, stderr)
 		case "qr":
 			return qrCommand(args[1:], stdout, stderr)
+		case "gateway":
+			return gatewayCommand(args[1:], stdout, stderr)
 		case "device":
 			return deviceCommand(args[1:], stdout, stderr)
 		case "cert":

@@ -25,6 +25,7 @@ import (
 	"villagehub/hub/auth"
 	"villagehub/hub/broker"
 	"villagehub/hub/config"
+	"villagehub/hub/gateway"
 	"villagehub/hub/influx"
 	"villagehub/hub/ingest"
 	"villagehub/hub/metrics"
@@ -72,6 +73,7 @@ type Hub struct {
 	ui      *ui.UI
 	alerts  *alert.Engine
 	influx  *influx.Writer // nil without InfluxDB
+	gwLink  *gateway.Link  // nil without a gateway: block
 	auth    *auth.Hook     // nil with an external broker
 	// TLS certificates, reloaded with the configuration; nil without TLS.
 	brokerTLS, httpTLS *tlscert.Reloader
@@ -109,6 +111,7 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 		h.newInflux,
 		h.newMQTTSide,
 		h.newState,
+		h.newGatewayLink,
 		func() error { return h.newProber(opts.ProbeWorker) },
 		h.newAlerts,
 		h.newMetrics,
@@ -381,6 +384,7 @@ func (h *Hub) newScans() (*scan.Handler, error) {
 		BotAgents:      cfg.QR.BotAgents,
 		Location:       cfg.Location,
 		Logger:         h.log.With("component", "qr"),
+		CodeURL:        h.codeURL(public),
 	}, boardLookup{&h.boards}, h.state)
 	if err != nil {
 		return nil, fmt.Errorf("qr: %w", err)
@@ -534,6 +538,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	g.Go(func() error { return h.store.Run(gctx, h.log) })
 	if h.prober != nil {
 		g.Go(func() error { return h.prober.Run(gctx) })
+	}
+	if h.gwLink != nil {
+		g.Go(func() error { return h.gwLink.Run(gctx) })
 	}
 	if h.auth != nil {
 		g.Go(func() error { return h.auth.Run(gctx) })

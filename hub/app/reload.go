@@ -72,6 +72,7 @@ var sections = []section{
 	{key: "sites", plan: planDevices},
 	{key: "cameras", plan: planDevices},
 	{key: "qr_boards", plan: planDevices},
+	{key: "gateway", restart: restartAll},
 }
 
 func planAlerts(h *Hub, old, next *config.Config) (applyFn, error) {
@@ -122,6 +123,7 @@ func planDevices(h *Hub, old, next *config.Config) (applyFn, error) {
 			h.prober.SetTargets(targets)
 		}
 		h.boards.Store(newBoardLookup(next))
+		h.refreshGateway()
 		return nil
 	}, nil
 }

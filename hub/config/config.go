@@ -22,6 +22,7 @@ import (
 	"villagehub/hub/alert"
 	"villagehub/hub/auth"
 	"villagehub/hub/event"
+	"villagehub/hub/gateway"
 	"villagehub/hub/ingest"
 )
 
@@ -54,6 +55,8 @@ type Config struct {
 	QR     QR     `yaml:"qr"`
 	// Alerts: rules, notifiers and silences (see docs/alerting.md).
 	Alerts alert.Config `yaml:"alerts"`
+	// Gateway: the province's QR gateway this hub feeds (docs/gateway.md).
+	Gateway gateway.LinkConfig `yaml:"gateway"`
 
 	Sites   []Site   `yaml:"sites"`
 	Cameras []Camera `yaml:"cameras"`
@@ -597,6 +600,9 @@ func (v *validator) check() {
 	v.qr(&c.QR)
 	for _, p := range c.Alerts.Validate() {
 		v.bad(p.Msg, append([]any{"alerts"}, p.Path...)...)
+	}
+	for _, p := range c.Gateway.Validate() {
+		v.bad(p.Msg, append([]any{"gateway"}, p.Path...)...)
 	}
 	v.probe(&c.Probe)
 	v.devices()
