@@ -52,3 +52,7 @@ func (h *Hub) codeURL(public string) func(string) (string, error) {
 	}
 	return fn
 }
+
+// GatewayConnected reports whether the link to the province's broker is
+// up (false without a gateway: block).
+func (h *Hub) GatewayConnected() bool { return h.gwLink != nil && h.gwLink.Connected() }

@@ -298,7 +298,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return err
 }
 
-// saveTargets writes the target cache at most once a second.
+// saveTargets writes the target cache within about 100 ms of a change,
+// coalescing a burst (the retained targets of every village arriving on
+// subscribe) into few writes.
 func (g *Gateway) saveTargets(ctx context.Context) error {
 	for {
 		select {
@@ -314,7 +316,7 @@ func (g *Gateway) saveTargets(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -347,7 +349,7 @@ func (g *Gateway) consume(ctx context.Context, name string, sink func(ctx contex
 		case <-ctx.Done():
 			return nil
 		case <-g.journal.notify(name):
-		case <-time.After(time.Second):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -172,7 +172,7 @@ func NewLink(o LinkOptions) (*Link, error) {
 		SetAutoAckDisabled(true). // PUBACK after the store commit
 		SetOrderMatters(true).
 		SetKeepAlive(30 * time.Second).SetConnectTimeout(10 * time.Second).
-		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(30 * time.Second).
+		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(10 * time.Second).
 		SetOnConnectHandler(func(c paho.Client) {
 			tok := c.Subscribe(filter, 1, l.onScans)
 			go func() {
