@@ -158,6 +158,13 @@ func (p *cutProxy) URL() string { return "tcp://" + p.ln.Addr().String() }
 // boards and a gateway: block pointing at brokerURL; its InfluxDB is the
 // central one, to show it writes no second point for gateway scans.
 func startVillage(t *testing.T, dataDir, brokerURL, influxURL string) (*app.Hub, func()) {
+	return startVillageWith(t, dataDir, brokerURL, influxURL, `
+  - { id: market-01, site: tan-ngu-2, name: "Chợ Bản, sạp 1", target_url: "https://example.vn/cho-ban/sap-1" }
+  - { id: market-02, site: tan-ngu-2, name: "Chợ Bản, sạp 2", target_url: "https://example.vn/cho-ban/sap-2" }
+  - { id: market-03, site: tan-ngu-2, name: "Chợ Bản, sạp 3", target_url: "https://example.vn/cho-ban/sap-3" }`)
+}
+
+func startVillageWith(t *testing.T, dataDir, brokerURL, influxURL, boards string) (*app.Hub, func()) {
 	t.Helper()
 	yaml := fmt.Sprintf(`hub_id: hub-tn2
 data_dir: %q
@@ -167,15 +174,12 @@ probe: { enabled: false }
 influx: { url: %q, bucket: %q, flush_interval: 100ms }
 sites:
   - { id: tan-ngu-2, name: "Thôn Tân Ngữ 2" }
-qr_boards:
-  - { id: market-01, site: tan-ngu-2, name: "Chợ Bản, sạp 1", target_url: "https://example.vn/cho-ban/sap-1" }
-  - { id: market-02, site: tan-ngu-2, name: "Chợ Bản, sạp 2", target_url: "https://example.vn/cho-ban/sap-2" }
-  - { id: market-03, site: tan-ngu-2, name: "Chợ Bản, sạp 3", target_url: "https://example.vn/cho-ban/sap-3" }
+qr_boards:%s
 gateway:
   public_url: "https://qr.thanhhoa.gov.vn"
   broker: { url: %q }
   place: { province: thanh-hoa, district: ngoc-lac, commune: minh-son, village: tan-ngu-2 }
-`, dataDir, testenv.FreeAddr(t), testenv.FreeAddr(t), influxURL, testenv.InfluxBucket, brokerURL)
+`, dataDir, testenv.FreeAddr(t), testenv.FreeAddr(t), influxURL, testenv.InfluxBucket, boards, brokerURL)
 	cfg, err := config.Parse(filepath.Join(dataDir, "villagehub.yaml"), []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -350,6 +354,13 @@ func TestTwoGatewaysBehindNginx(t *testing.T) {
 	for range 12 {
 		phones[40].mustRedirect(t, url("market-02"), target2)
 	}
+	// The same through a sticky load balancer (nginx's "hash $remote_addr
+	// consistent"): the client always meets the same instance, so the
+	// limit is the configured one, not two times it.
+	sticky := testenv.StartNginx(t, testenv.NginxOptions{Upstreams: []string{gws[0].addr, gws[1].addr}, Balance: "hash $remote_addr consistent;"})
+	for range 12 {
+		phones[42].mustRedirect(t, sticky.URL()+"/q/tan-ngu-2/market-02", target2)
+	}
 	// Codes that lead nowhere: the friendly Vietnamese page.
 	for _, u := range []string{url("khong-co"), lb.URL() + "/q/lang-khac/market-01"} {
 		code, _, body := phones[41].scan(t, u)
@@ -360,21 +371,21 @@ func TestTwoGatewaysBehindNginx(t *testing.T) {
 	want1 := boardCounts{scans: 25, bots: 6}
 	testenv.WaitFor(t, 30*time.Second, "phase 1 counts in the village", func() bool {
 		c := villageCounts(village, "market-01")
-		return c.scans == want1.scans && c.bots == want1.bots && villageCounts(village, "market-02").scans == 8
+		return c.scans == want1.scans && c.bots == want1.bots && villageCounts(village, "market-02").scans == 12
 	})
 	testenv.WaitFor(t, 30*time.Second, "phase 1 counts in InfluxDB", func() bool {
 		c := influxCounts(t, influxDB)
-		return c["market-01/scans"] == 25 && c["market-02/scans"] == 8 && c["market-02/rate_limited"] == 4
+		return c["market-01/scans"] == 25 && c["market-02/scans"] == 12 && c["market-02/rate_limited"] == 12
 	})
 	c := influxCounts(t, influxDB)
 	for k, want := range map[string]int64{"market-01/scans": 25, "market-01/unique": 20, "market-01/bot": 6,
-		"market-02/scans": 8, "market-02/unique": 1, "market-02/rate_limited": 4} {
+		"market-02/scans": 12, "market-02/unique": 2, "market-02/rate_limited": 12} {
 		if c[k] != want {
 			t.Errorf("InfluxDB %s = %d, want %d (all: %v)", k, c[k], want, c)
 		}
 	}
 	v1, v2 := villageCounts(village, "market-01"), villageCounts(village, "market-02")
-	if v1.bots != 6 || v2.limited != 4 || v2.scans != 8 {
+	if v1.bots != 6 || v2.limited != 12 || v2.scans != 12 {
 		t.Errorf("village counts market-01 %+v market-02 %+v", v1, v2)
 	}
 	// Each instance judges uniqueness in its own window: a repeat that
@@ -474,7 +485,7 @@ func TestTwoGatewaysBehindNginx(t *testing.T) {
 	}
 	c = influxCounts(t, influxDB)
 	for k, want := range map[string]int64{"market-01/scans": 25, "market-01/unique": 20, "market-01/bot": 6,
-		"market-02/scans": 8, "market-02/rate_limited": 4, "market-03/scans": 25, "market-03/unique": 25} {
+		"market-02/scans": 12, "market-02/rate_limited": 12, "market-03/scans": 25, "market-03/unique": 25} {
 		if c[k] != want {
 			t.Errorf("InfluxDB %s = %d, want %d (all: %v)", k, c[k], want, c)
 		}
