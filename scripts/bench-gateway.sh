@@ -28,6 +28,8 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 GW=127.0.0.1:$(free_port); NG=127.0.0.1:$(free_port); DEAD=127.0.0.1:$(free_port)
 
 go build -o "$tmp/villagehub" ./cmd/villagehub
+go build -o "$tmp/loadserver" ./hub/scan/internal/loadserver
+LS=127.0.0.1:$(free_port)
 "$tmp/villagehub" gateway salt "$tmp/salt" >/dev/null
 mkdir -p "$tmp/data"
 # The village's targets as a gateway keeps them (as if received from the
@@ -45,6 +47,7 @@ public_url: https://qr.thanhhoa.gov.vn
 data_dir: $tmp/data
 instance: bench
 journal_sync: $SYNC
+journal_async: ${ASYNC:-false}
 broker: { url: "tcp://$DEAD" }
 influx: { url: "http://$DEAD", bucket: village/autogen }
 qr: { trusted_proxies: [127.0.0.1], salt_file: $tmp/salt }
@@ -62,18 +65,26 @@ http {
 }
 CONF
 "$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e stderr &
-for a in $GW $NG; do
+# The hub's own /q/ handler with counting in memory only (docs/qr.md,
+# Speed): what Go's HTTP server and the scan rules alone reach right now,
+# to tell the journal's cost from the machine's load.
+"$tmp/loadserver" -addr "$LS" -duration 10m -rate 1000000000 >/dev/null 2>&1 &
+for a in $GW $NG $LS; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://$a/q/x" && break; sleep 0.1; done
 done
 
 run() { PHONES=$PHONES wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s hub/scan/internal/loadserver/scan.lua "$1"; }
 echo "== nginx, bare 302 ($NGINX)"
 nginx_out=$(run "http://$NG/q/cho-ban/sap-007"); echo "$nginx_out" | grep -E "Requests/sec|99%|Non-2xx|Socket errors" || true
-echo "== villagehub gateway, counting on (journal_sync=$SYNC)"
+echo "== villagehub gateway, counting on (journal_sync=$SYNC journal_async=${ASYNC:-false})"
 gw_out=$(run "http://$GW/q/cho-ban/sap-007"); echo "$gw_out" | grep -E "Requests/sec|99%|Non-2xx|Socket errors" || true
+echo "== the hub's /q/ handler alone, counting in memory (hub/scan/internal/loadserver)"
+ls_out=$(run "http://$LS/q/market-07"); echo "$ls_out" | grep -E "Requests/sec|99%" || true
 sent=$(echo "$gw_out" | awk '/requests in/ {print $1}')
 counted=$(curl -s "http://$GW/metrics" | awk '/^villagehub_gateway_scans_total\{.*board="sap-007"/ {s+=$2} END {print s+0}')
 pending=$(curl -s "http://$GW/metrics" | awk '/^villagehub_influx_spool_points / {print $2}')
 n=$(echo "$nginx_out" | awk '/Requests\/sec/ {print $2}'); g=$(echo "$gw_out" | awk '/Requests\/sec/ {print $2}')
 echo "requests sent to the gateway: $sent, counted (all classes): $counted, InfluxDB points spooled: $pending"
-echo "ratio gateway/nginx: $(python3 -c "print(round($g/$n, 3))") ($g vs $n req/s; $(nproc) cores shared with wrk and other work)"
+l=$(echo "$ls_out" | awk '/Requests\/sec/ {print $2}')
+echo "ratio gateway/nginx: $(python3 -c "print(round($g/$n, 3))") ($g vs $n req/s); handler alone/nginx: $(python3 -c "print(round($l/$n, 3))"); gateway/handler alone: $(python3 -c "print(round($g/$l, 3))")"
+echo "machine: $(nproc) cores shared with wrk and other work; $(uptime)"

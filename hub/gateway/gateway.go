@@ -125,6 +125,7 @@ func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
 	if g.journal, err = openJournal(filepath.Join(cfg.DataDir, "journal"), cfg.Sync(), consumers...); err != nil {
 		return nil, fmt.Errorf("scan journal: %w", err)
 	}
+	g.journal.async = cfg.JournalAsync && !cfg.Sync()
 	if err := g.newMQTT(); err != nil {
 		return nil, err
 	}

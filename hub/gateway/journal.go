@@ -35,6 +35,7 @@ import (
 type journal struct {
 	dir    string
 	sync   bool
+	async  bool // append returns before the write (see Config.JournalAsync)
 	segMax int64
 
 	// The writer's: only the request that is writing touches these.
@@ -42,16 +43,17 @@ type journal struct {
 	seg uint64
 	off int64
 
-	mu       sync.Mutex // guards the fields below
-	cond     *sync.Cond
-	buf      []byte
-	spare    []byte
-	open     uint64 // number of the group being filled
-	written  uint64 // groups before this one are written (or failed)
-	writing  bool
-	errGroup uint64
-	err      error
-	closed   bool
+	mu        sync.Mutex // guards the fields below
+	cond      *sync.Cond
+	buf       []byte
+	spare     []byte
+	open      uint64 // number of the group being filled
+	written   uint64 // groups before this one are written (or failed)
+	writing   bool
+	errGroup  uint64
+	err       error
+	asyncErrs uint64 // async groups that failed (their appenders had returned)
+	closed    bool
 
 	dmu     sync.Mutex // guards active and cursors
 	active  uint64
@@ -160,6 +162,14 @@ func (j *journal) append(line []byte) error {
 	}
 	j.buf = append(j.buf, line...)
 	mine := j.open
+	if j.async && len(j.buf) < maxAsyncBuffer {
+		if !j.writing {
+			j.writing = true
+			go j.drain()
+		}
+		j.mu.Unlock()
+		return nil
+	}
 	for j.written <= mine {
 		if j.writing {
 			j.cond.Wait()
@@ -187,6 +197,33 @@ func (j *journal) append(line []byte) error {
 	}
 	j.mu.Unlock()
 	return err
+}
+
+// maxAsyncBuffer bounds what async appends may leave unwritten: past it
+// an append waits for the disk like a synchronous one.
+const maxAsyncBuffer = 4 << 20
+
+// drain writes groups until the buffer is empty (async appends).
+func (j *journal) drain() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for len(j.buf) > 0 {
+		data, group := j.buf, j.open
+		j.buf, j.spare = j.spare[:0], nil
+		j.open++
+		j.mu.Unlock()
+		err := j.writeGroup(data)
+		j.mu.Lock()
+		j.spare = data[:0]
+		if err != nil {
+			j.errGroup, j.err = group, err
+			j.asyncErrs++
+		}
+		j.written = group + 1
+		j.cond.Broadcast()
+	}
+	j.writing = false
+	j.cond.Broadcast()
 }
 
 // writeGroup writes one group, rolling to a new segment first when the
