@@ -36,6 +36,10 @@ Usage:
   villagehub report qr --month M     per-board QR scans of a month (table and
                                      CSV): total, unique, bots, busiest day/hour
   villagehub gateway --config F      the province's QR gateway (docs/gateway.md)
+  villagehub cameras discover [--add --config F --site S]
+                                     find the ONVIF cameras on the LAN, list
+                                     their make, model and RTSP URLs; --add
+                                     writes them into the config
   villagehub probe-worker            (internal) an RTSP probe worker process,
                                      started and supervised by the hub
   villagehub device [--config F] add camera|qr <site> <id>
@@ -53,8 +57,9 @@ Usage:
 
 Each setting comes from the config file, then the environment
 (VILLAGEHUB_HTTP_ADDR, VILLAGEHUB_BROKER_ADDR, VILLAGEHUB_MQTT_URL,
-VILLAGEHUB_DATA_DIR, VILLAGEHUB_INFLUX_URL, VILLAGEHUB_INFLUX_TOKEN,
-VILLAGEHUB_INFLUX_ORG, VILLAGEHUB_INFLUX_BUCKET, VILLAGEHUB_PUBLIC_URL),
+VILLAGEHUB_MQTT_USERNAME, VILLAGEHUB_MQTT_PASSWORD, VILLAGEHUB_DATA_DIR,
+VILLAGEHUB_INFLUX_URL, VILLAGEHUB_INFLUX_TOKEN, VILLAGEHUB_INFLUX_ORG,
+VILLAGEHUB_INFLUX_BUCKET, VILLAGEHUB_PUBLIC_URL),
 then the flags below: each beats the one before.
 
 Flags:
@@ -125,6 +130,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return newToken(stdout)
 		case "report":
 			return reportCommand(args[1:], stdout, stderr)
+		case "cameras":
+			return camerasCommand(args[1:], stdout, stderr)
+		case "notify":
+			return notifyCommand(args[1:], stdout, stderr)
 		case "probe-worker":
 			// Started by the hub itself: probes run in separate processes
 			// so that a camera crashing the RTSP library cannot crash the hub.
@@ -210,9 +219,43 @@ func loadConfig(f *runFlags) (*config.Config, error) {
 	}
 	f.apply(cfg)
 	if err := cfg.Validate(); err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			// A value from a flag or the environment is blamed on it, not
+			// on the file (issue 17, item 7).
+			for i, p := range ce.Problems {
+				if src := f.source(p.Key, os.Getenv); src != "" {
+					ce.Problems[i].File, ce.Problems[i].Line = src, 0
+				}
+			}
+		}
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// source names where the value of key came from when a flag or an
+// environment variable set it ("" when from the file).
+func (f *runFlags) source(key string, getenv func(string) string) string {
+	flags := map[string][2]string{
+		"http.addr": {f.httpAddr, "--http-addr"}, "broker.addr": {f.brokerAddr, "--broker-addr"}, "mqtt.url": {f.mqttURL, "--mqtt-url"},
+		"data_dir": {f.dataDir, "--data-dir"}, "http.public_url": {f.publicURL, "--public-url"}, "influx.url": {f.influxURL, "--influx-url"},
+		"influx.org": {f.influxOrg, "--influx-org"}, "influx.bucket": {f.influxBucket, "--influx-bucket"},
+		"log.level": {f.logLevel, "--log-level"}, "log.format": {f.logFormat, "--log-format"},
+	}
+	if v, ok := flags[key]; ok && v[0] != "" {
+		return "flag " + v[1]
+	}
+	env := map[string]string{
+		"http.addr": "VILLAGEHUB_HTTP_ADDR", "broker.addr": "VILLAGEHUB_BROKER_ADDR", "mqtt.url": "VILLAGEHUB_MQTT_URL",
+		"mqtt.username": "VILLAGEHUB_MQTT_USERNAME", "mqtt.password": "VILLAGEHUB_MQTT_PASSWORD", "data_dir": "VILLAGEHUB_DATA_DIR",
+		"influx.url": "VILLAGEHUB_INFLUX_URL", "influx.token": "VILLAGEHUB_INFLUX_TOKEN", "influx.org": "VILLAGEHUB_INFLUX_ORG",
+		"influx.bucket": "VILLAGEHUB_INFLUX_BUCKET", "http.public_url": "VILLAGEHUB_PUBLIC_URL",
+	}
+	if e, ok := env[key]; ok && getenv(e) != "" {
+		return "environment variable " + e
+	}
+	return ""
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

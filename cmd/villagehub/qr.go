@@ -55,6 +55,9 @@ func qrCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "villagehub qr print: set http.public_url (or --public-url): the codes must encode an address phones can reach")
 		return 1
 	}
+	for _, w := range report.PublicURLWarnings(cfg.HTTP.PublicURL) {
+		fmt.Fprintln(stderr, "villagehub qr print: cảnh báo (warning):", w)
+	}
 	var lv qrcode.Level
 	if *level != "" {
 		if lv, err = qrcode.ParseLevel(*level); err != nil {
@@ -85,7 +88,7 @@ func qrCommand(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "villagehub qr print:", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "%s: %d boards of %s\n", path, len(sheet.Boards), sheet.Title)
+		fmt.Fprintf(stdout, "%s: %s of %s\n", path, plural(len(sheet.Boards), "board", "boards"), sheet.Title)
 		printed++
 	}
 	if printed == 0 {
@@ -110,14 +113,15 @@ func writeSheet(path string, sheet qrcode.Sheet) error {
 // reportCommand: villagehub report qr --month 2026-11.
 func reportCommand(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "qr" {
-		fmt.Fprintln(stderr, "usage: villagehub report qr --month YYYY-MM [--config FILE] [--csv FILE] [--hub URL]")
+		fmt.Fprintln(stderr, "usage: villagehub report qr --month YYYY-MM [--config FILE] [--csv FILE] [--pdf FILE] [--hub URL]")
 		return 2
 	}
 	fs := flag.NewFlagSet("villagehub report qr", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "the hub's config file")
 	month := fs.String("month", time.Now().Format("2006-01"), "month to report, YYYY-MM")
-	csvPath := fs.String("csv", "", "also write the table as CSV to this file (\"-\" for standard output)")
+	csvPath := fs.String("csv", "", "also write the table as CSV (UTF-8 with BOM, for Excel) to this file (\"-\" for standard output)")
+	pdfPath := fs.String("pdf", "", "also write the report as a PDF to this file")
 	hub := fs.String("hub", "", "URL of the running hub to ask (default: http://<http.addr>); if it does not answer, the data directory is read directly")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "villagehub report qr — per board: scans, unique scans, bot visits, busiest day and hour of a month.\n\nFlags:")
@@ -153,7 +157,7 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "villagehub report qr:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "QR scans, %s (%s)\n\n", m.Format("01/2006"), cfg.Location)
+	fmt.Fprintf(stdout, "Lượt quét mã QR, tháng %s (giờ %s)\n\n", m.Format("01/2006"), cfg.Location)
 	report.WriteTable(stdout, rows)
 	if *csvPath != "" {
 		w := stdout
@@ -171,7 +175,31 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	if *pdfPath != "" {
+		title := cfg.HubID
+		if len(cfg.Sites) > 0 {
+			title = cfg.Sites[0].Name
+		}
+		f, err := os.Create(*pdfPath)
+		if err == nil {
+			err = report.WriteMonthPDF(f, report.MonthReport{Title: title, Month: m, Location: cfg.Location, Rows: rows})
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "villagehub report qr:", err)
+			return 1
+		}
+	}
 	return 0
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // reportSource asks the running hub, or reads the store when no hub

@@ -88,7 +88,13 @@ qr_boards:
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}
 	}
-	wantCSV := fmt.Sprintf("s1,market-07,\"Chợ Bản, sạp 7\",13,13,0,0,0,0,%s,10,8,10", wantDay.Format("2006-01-02"))
+	wantCSV := fmt.Sprintf("s1,market-07,\"Chợ Bản, sạp 7\",13,13,0,,0,0,%s,10,8,10", wantDay.Format("2006-01-02"))
+	if !strings.HasPrefix(csv, "\ufeffThôn/bản,") {
+		t.Errorf("CSV lacks the BOM and Vietnamese headings: %q", csv[:40])
+	}
+	if !strings.HasPrefix(table, "Lượt quét mã QR, tháng ") {
+		t.Errorf("table heading: %q", strings.SplitN(table, "\n", 2)[0])
+	}
 	if !strings.Contains(csv, wantCSV) {
 		t.Errorf("CSV lacks %q:\n%s", wantCSV, csv)
 	}

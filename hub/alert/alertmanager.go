@@ -21,8 +21,23 @@ import (
 type alertmanager struct {
 	cfg    *Notifier
 	client *http.Client
-	engine *Engine
+	firing func() []Notification
+	now    func() time.Time
 	log    *slog.Logger
+}
+
+var alertmanagerType = notifierType{
+	provision: func(n *Notifier, bad func(msg string, path ...any)) {
+		n.needURL(bad)
+		if n.ResendInterval == 0 {
+			n.ResendInterval = Duration(time.Minute)
+		} else if n.ResendInterval < Duration(time.Second) {
+			bad("must be at least 1s", "resend_interval")
+		}
+	},
+	build: func(n *Notifier, d notifierDeps) (deliverer, error) {
+		return &alertmanager{cfg: n, client: d.HTTP, firing: d.Firing, now: d.Now, log: d.Log}, nil
+	},
 }
 
 // amAlert is Alertmanager's postableAlert.
@@ -34,7 +49,10 @@ type amAlert struct {
 	GeneratorURL string            `json:"generatorURL,omitempty"`
 }
 
-func (am *alertmanager) toAM(n *Notification) amAlert {
+// toAM builds the postable alert at send time: a firing alert's endsAt
+// counts from now, not from when the notice was made, so a notice
+// delivered late (Alertmanager was down) does not arrive already ended.
+func (am *alertmanager) toAM(n *Notification, now time.Time) amAlert {
 	a := amAlert{
 		Labels: map[string]string{
 			"alertname": n.Alert, "site": n.Site, "device": n.Device, "severity": n.Severity,
@@ -42,7 +60,7 @@ func (am *alertmanager) toAM(n *Notification) amAlert {
 		Annotations: map[string]string{
 			"summary":     title(n, en) + ": " + n.Place(),
 			"summary_vi":  title(n, vi) + ": " + n.Place(),
-			"description": strings.TrimSpace(reasonText(n.Reason, en) + ". " + n.Detail),
+			"description": describe(n),
 			"reason":      n.Reason,
 		},
 		StartsAt:     n.Since,
@@ -60,13 +78,13 @@ func (am *alertmanager) toAM(n *Notification) amAlert {
 	if n.State == KindResolved && n.ResolvedAt != nil {
 		a.EndsAt = *n.ResolvedAt
 	} else {
-		a.EndsAt = n.At.Add(4 * time.Duration(am.cfg.ResendInterval))
+		a.EndsAt = now.Add(4 * time.Duration(am.cfg.ResendInterval))
 	}
 	return a
 }
 
 func (am *alertmanager) deliver(ctx context.Context, n *Notification) error {
-	return am.post(ctx, []amAlert{am.toAM(n)})
+	return am.post(ctx, []amAlert{am.toAM(n, am.now())})
 }
 
 func (am *alertmanager) post(ctx context.Context, as []amAlert) error {
@@ -80,7 +98,8 @@ func (am *alertmanager) post(ctx context.Context, as []amAlert) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "villagehub-alert")
-	return doHTTP(am.client, req)
+	_, err = doHTTP(ctx, am.client, req)
+	return err
 }
 
 // run re-pushes every firing alert each resend interval (best effort: a
@@ -94,13 +113,13 @@ func (am *alertmanager) run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		ns := am.engine.firingNotices()
+		ns := am.firing()
 		if len(ns) == 0 {
 			continue
 		}
 		as := make([]amAlert, len(ns))
 		for i := range ns {
-			as[i] = am.toAM(&ns[i])
+			as[i] = am.toAM(&ns[i], am.now())
 		}
 		actx, cancel := context.WithTimeout(ctx, time.Duration(am.cfg.Timeout))
 		err := am.post(actx, as)
@@ -109,4 +128,18 @@ func (am *alertmanager) run(ctx context.Context) error {
 			am.log.Warn("re-pushing firing alerts to Alertmanager failed", "alerts", len(as), "err", err)
 		}
 	}
+}
+
+// describe is the reason in words, then the detail unless it only says
+// the same again ("connection refused. connection refused").
+func describe(n *Notification) string {
+	r := reasonText(n.Reason, en)
+	d := strings.TrimSpace(n.Detail)
+	if d == "" || strings.Contains(strings.ToLower(d), strings.ToLower(r)) {
+		if d != "" {
+			return d
+		}
+		return r
+	}
+	return r + ". " + d
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -21,6 +23,8 @@ import (
 //	GET    /api/v1/silences         silences and maintenance windows
 //	POST   /api/v1/silences         create a silence
 //	DELETE /api/v1/silences/{id}    end a silence
+//	GET    /api/v1/notifiers        every notifier's health (NotifierStatus)
+//	POST   /api/v1/notifiers/{name}/test  send a test message now; the channel's exact answer (TestResult)
 //
 // Register fits web.Config.Mount as it is: Mount: {..., engine.Register}.
 func (e *Engine) Register(mux *http.ServeMux) { e.RegisterWith(mux) }
@@ -39,6 +43,151 @@ func (e *Engine) RegisterWith(mux *http.ServeMux, write ...func(http.Handler) ht
 	mux.HandleFunc("GET /api/v1/silences", e.handleSilences)
 	mux.Handle("POST /api/v1/silences", wrap(http.HandlerFunc(e.handleCreateSilence)))
 	mux.Handle("DELETE /api/v1/silences/{id}", wrap(http.HandlerFunc(e.handleDeleteSilence)))
+	mux.HandleFunc("GET /api/v1/notifiers", e.handleNotifiers)
+	mux.Handle("POST /api/v1/notifiers/{name}/test", wrap(http.HandlerFunc(e.handleTestNotifier)))
+}
+
+// Notifiers returns every notifier's health, in config order: for
+// /api/v1/status and the web UI's banner (show one when any has
+// Healthy false; Problem says what to do). No secret is ever in it.
+func (e *Engine) Notifiers() []NotifierStatus {
+	e.mu.Lock()
+	after := e.cfg.Rules.NotifierFailing.After
+	e.mu.Unlock()
+	ss := e.sendersNow()
+	out := make([]NotifierStatus, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, s.status(after))
+	}
+	return out
+}
+
+// ErrUnknownNotifier: TestNotifier was given a name not in the config.
+var ErrUnknownNotifier = errors.New("no notifier by that name")
+
+// TestResult is what a test send did. Answer holds the channel's exact
+// answers in order (for Zalo: the token refresh, if one was needed, then
+// the message's HTTP status and JSON body), with every secret the hub
+// holds replaced by [redacted].
+type TestResult struct {
+	Notifier string   `json:"notifier"`
+	Type     string   `json:"type"`
+	OK       bool     `json:"ok"`
+	Reason   string   `json:"reason,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	Answer   []string `json:"answer"`
+	// Text is the message as sent to chat channels (Zalo), for showing.
+	Text       string `json:"text,omitempty"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+// TestNotifier sends a test message through one notifier now, past its
+// queue, and returns the channel's answer (villagehub notify test, the
+// UI's "Gửi thử" button). Its result counts toward the notifier's health,
+// so a successful test clears a NotifierFailing condition.
+func (e *Engine) TestNotifier(ctx context.Context, name string) (TestResult, error) {
+	var s *sender
+	for _, x := range e.sendersNow() {
+		if x.cfg.Name == name {
+			s = x
+		}
+	}
+	if s == nil {
+		return TestResult{}, ErrUnknownNotifier
+	}
+	return testSend(ctx, s, e.now(), e.loc, e.deps.HubID, e.link()), nil
+}
+
+// TestSend sends a test message through the notifier called name in cfg
+// without an engine: for "villagehub notify test" when the hub is not
+// running (with the hub running, use its POST /api/v1/notifiers/{name}/test
+// instead, so a Zalo token chain is never used by two processes). deps
+// needs DataDir (Zalo's token state), and HubID, PublicURL, Location,
+// HTTPClient as the hub has them; an mqtt notifier needs the running hub.
+func TestSend(ctx context.Context, cfg Config, name string, deps Deps) (TestResult, error) {
+	if ps := cfg.Validate(); len(ps) > 0 {
+		return TestResult{}, &ValidationError{Problems: ps}
+	}
+	var n *Notifier
+	for i := range cfg.Notifiers {
+		if cfg.Notifiers[i].Name == name {
+			n = &cfg.Notifiers[i]
+		}
+	}
+	if n == nil {
+		return TestResult{}, ErrUnknownNotifier
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.HTTPClient == nil {
+		deps.HTTPClient = &http.Client{}
+	}
+	loc := deps.Location
+	if cfg.Timezone != "" {
+		loc, _ = time.LoadLocation(cfg.Timezone)
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	s, err := newSender(n, notifierDeps{HTTP: deps.HTTPClient, Publisher: deps.Publisher, Prefix: deps.Prefix, Log: deps.Logger,
+		Loc: loc, DataDir: deps.DataDir, Now: deps.Now, Firing: func() []Notification { return nil }}, func(outboxEntry) {})
+	if err != nil {
+		return TestResult{}, err
+	}
+	link := ""
+	if deps.PublicURL != "" {
+		link = strings.TrimRight(deps.PublicURL, "/") + "/"
+	}
+	return testSend(ctx, s, deps.Now(), loc, deps.HubID, link), nil
+}
+
+// testSend sends one test notice through s, past its queue, recording the
+// channel's answers; the result counts toward s's health.
+func testSend(ctx context.Context, s *sender, now time.Time, loc *time.Location, hubID, link string) TestResult {
+	n := Notification{Key: strings.ToLower(rand.Text()), Kind: KindTest, State: KindFiring, Alert: "Test", Severity: "info",
+		Site: HubSite, Device: s.cfg.Name, Since: now, FiredAt: now, HubID: hubID, URL: link, At: now,
+		Detail: "test message", Vars: s.cfg.Vars, loc: loc}
+	a := &answer{}
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, answerKey{}, a), time.Duration(s.cfg.Timeout))
+	defer cancel()
+	start := time.Now()
+	err := s.d.deliver(ctx, &n)
+	res := TestResult{Notifier: s.cfg.Name, Type: s.cfg.Type, OK: err == nil, DurationMS: time.Since(start).Milliseconds()}
+	a.mu.Lock()
+	res.Answer = append([]string{}, a.text...)
+	a.mu.Unlock()
+	if z, ok := s.d.(*zalo); ok {
+		res.Text = zaloText(&n, loc)
+		for i := range res.Answer {
+			res.Answer[i] = z.redact(res.Answer[i])
+		}
+	}
+	if err != nil {
+		de := classify(err)
+		res.Reason, res.Error = de.reason, de.msg
+		s.fail(de)
+	} else {
+		s.ok()
+	}
+	return res
+}
+
+func (e *Engine) handleNotifiers(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"notifiers": e.Notifiers()})
+}
+
+func (e *Engine) handleTestNotifier(w http.ResponseWriter, r *http.Request) {
+	res, err := e.TestNotifier(r.Context(), r.PathValue("name"))
+	if errors.Is(err, ErrUnknownNotifier) {
+		writeError(w, http.StatusNotFound, "no notifier by that name")
+		return
+	}
+	e.log.Info("test message sent", "notifier", res.Notifier, "ok", res.OK, "reason", res.Reason)
+	writeJSON(w, http.StatusOK, res)
 }
 
 type userKey struct{}

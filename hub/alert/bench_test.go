@@ -13,6 +13,7 @@ import (
 	"villagehub/hub/probe"
 	"villagehub/hub/state"
 	"villagehub/hub/store"
+	"villagehub/hub/testenv"
 )
 
 // benchState is a real state (with the bbolt store) holding n cameras,
@@ -51,9 +52,10 @@ func benchState(b *testing.B, n int) *state.State {
 			b.Fatal(err)
 		}
 	}
-	for q.Len() > 0 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(b, time.Minute, "the setup applied", func() bool {
+		c := s.Counters()
+		return q.Len() == 0 && c.Cameras == n && c.Boards == n
+	})
 	if c := s.Counters(); c.Cameras != n || c.Boards != n {
 		b.Fatalf("state has %d cameras and %d boards", c.Cameras, c.Boards)
 	}
@@ -127,7 +129,7 @@ func BenchmarkFireBurst(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		time.Sleep(200 * time.Millisecond) // applied
+		testenv.WaitFor(b, 30*time.Second, "the failed probes applied", func() bool { return downCameras(st) == 1000 })
 		clock = clock.Add(500 * time.Millisecond)
 		_ = e.Evaluate() // pending
 		clock = clock.Add(2 * time.Second)
@@ -144,7 +146,18 @@ func BenchmarkFireBurst(b *testing.B) {
 			res := probe.Result{Camera: fmt.Sprintf("cam-%d", i*10), Site: fmt.Sprintf("site-%d", (i*10)%50), Up: true, FPS: 10, Grade: "good", Mode: probe.ModeSample, At: time.Now()}
 			_ = st.Submit(ctx, res)
 		}
-		time.Sleep(200 * time.Millisecond)
+		testenv.WaitFor(b, 30*time.Second, "the good probes applied", func() bool { return downCameras(st) == 0 })
 		b.StartTimer()
 	}
+}
+
+// downCameras counts cameras whose last probe failed.
+func downCameras(st *state.State) int {
+	n := 0
+	st.EachCamera(func(c state.CameraSample) {
+		if c.Probe != nil && c.Probe.Up == 0 {
+			n++
+		}
+	})
+	return n
 }

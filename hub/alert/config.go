@@ -23,6 +23,9 @@ const (
 	CameraDegraded = "CameraDegraded"
 	QRBoardSilent  = "QRBoardSilent"
 	HubDegraded    = "HubDegraded"
+	// NotifierFailing is a notifier in trouble; its device is the
+	// notifier's name.
+	NotifierFailing = "NotifierFailing"
 )
 
 // HubSite is the site of HubDegraded alerts: the hub itself, as in the
@@ -60,6 +63,18 @@ type Rules struct {
 	CameraDegraded CameraDegradedRule `yaml:"camera_degraded"`
 	QRBoardSilent  BoardSilentRule    `yaml:"qr_board_silent"`
 	HubDegraded    HubDegradedRule    `yaml:"hub_degraded"`
+	// NotifierFailing: a notifier that failed repeatedly or lost its
+	// credentials, told through every other notifier.
+	NotifierFailing NotifierFailingRule `yaml:"notifier_failing"`
+}
+
+// NotifierFailingRule fires NotifierFailing (site _hub, device the
+// notifier's name) once a notifier failed After delivery attempts in a
+// row (default 3), or at once when its token chain is broken; for is 0 by
+// default, recover_for 1 (the next success).
+type NotifierFailingRule struct {
+	RuleBase `yaml:",inline"`
+	After    int `yaml:"after"`
 }
 
 // RuleBase are the settings every rule has.
@@ -134,7 +149,7 @@ type Hours struct {
 
 // Notifier is one destination for notifications.
 type Notifier struct {
-	// Type: webhook, mqtt or alertmanager.
+	// Type: webhook, mqtt, alertmanager or zalo.
 	Type string `yaml:"type"`
 	// Name labels the notifier in metrics and logs (default: the type,
 	// numbered when repeated). Never put a secret here.
@@ -164,6 +179,27 @@ type Notifier struct {
 	// Alertmanager: how often firing alerts are pushed again (default
 	// 1m); each push is valid for 4 times this.
 	ResendInterval Duration `yaml:"resend_interval"`
+	// Webhook body checks, for chat APIs that answer 200 with an error:
+	// SuccessField names a JSON field that must be true (e.g. Telegram's
+	// "ok"); ErrorField names a field that must be 0, "" or absent (e.g.
+	// Zalo's "error"). Dotted paths reach into objects ("result.ok").
+	SuccessField string `yaml:"success_field"`
+	ErrorField   string `yaml:"error_field"`
+
+	// Zalo Official Account (type zalo): the app's ID, files holding the
+	// app secret and the first refresh token (the hub keeps the rotated
+	// ones under data_dir itself), the recipients (a GMF group, or
+	// users), and both base URLs (overridable for tests and proxies).
+	AppID            string   `yaml:"app_id"`
+	SecretKeyFile    string   `yaml:"secret_key_file"`
+	RefreshTokenFile string   `yaml:"refresh_token_file"`
+	GroupID          string   `yaml:"group_id"`
+	UserIDs          []string `yaml:"user_ids"`
+	APIURL           string   `yaml:"api_url"`
+	OAuthURL         string   `yaml:"oauth_url"`
+	// QuotaWait: how long a notice waits after a quota answer before it is
+	// tried again (default 1h); the queue keeps its order meanwhile.
+	QuotaWait Duration `yaml:"quota_wait"`
 
 	// Delivery: per-attempt timeout (default 10s), queue size (default
 	// 1000; a full queue drops), and retry backoff.
@@ -172,9 +208,11 @@ type Notifier struct {
 	Retry     Retry    `yaml:"retry"`
 
 	// Filled by Validate.
-	url     string
-	headers map[string]string
-	tmpl    *template.Template
+	url      string
+	headers  map[string]string
+	tmpl     *template.Template
+	secret   string // zalo: the app secret
+	tmplText string // the template's source, to tell a changed file on reload
 }
 
 // Retry is an exponential backoff.
@@ -248,7 +286,7 @@ var (
 	nameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_-]{0,63}$`)
 )
 
-var alertNames = []string{CameraDown, CameraDegraded, QRBoardSilent, HubDegraded}
+var alertNames = []string{CameraDown, CameraDegraded, QRBoardSilent, HubDegraded, NotifierFailing}
 
 func knownAlert(s string) bool {
 	for _, n := range alertNames {
@@ -286,11 +324,19 @@ func (c *Config) Validate() []Problem {
 	if r.HubDegraded.QueueSaturation == 0 {
 		r.HubDegraded.QueueSaturation = 0.9
 	}
+	// For stays 0 unless set: one failure count is the delay.
+	defBase(&r.NotifierFailing.RuleBase, 0, 1, "warning")
+	if r.NotifierFailing.After == 0 {
+		r.NotifierFailing.After = 3
+	} else if r.NotifierFailing.After < 1 || r.NotifierFailing.After > 1000 {
+		bad("must be between 1 and 1000", "rules", "notifier_failing", "after")
+	}
 	for _, rb := range []struct {
 		key string
 		b   *RuleBase
 	}{{"camera_down", &r.CameraDown.RuleBase}, {"camera_degraded", &r.CameraDegraded.RuleBase},
-		{"qr_board_silent", &r.QRBoardSilent.RuleBase}, {"hub_degraded", &r.HubDegraded.RuleBase}} {
+		{"qr_board_silent", &r.QRBoardSilent.RuleBase}, {"hub_degraded", &r.HubDegraded.RuleBase},
+		{"notifier_failing", &r.NotifierFailing.RuleBase}} {
 		if rb.b.For < 0 {
 			bad("must not be negative", "rules", rb.key, "for")
 		}
@@ -436,102 +482,46 @@ func (n *Notifier) validate(bad func(msg string, path ...any)) {
 	if n.Retry.Initial <= 0 || n.Retry.Max < n.Retry.Initial || n.Retry.MaxElapsed <= 0 {
 		bad("needs 0 < initial <= max and max_elapsed > 0", "retry")
 	}
+	t, known := notifierTypes[n.Type]
 	if n.Repeats == nil {
-		v := n.Type == "webhook"
+		v := t.repeats
 		n.Repeats = &v
 	}
-	needURL := func() {
-		n.url = n.URL
-		if n.URLFile != "" {
-			if n.URL != "" {
-				bad("give url or url_file, not both", "url_file")
-				return
-			}
-			b, err := os.ReadFile(n.URLFile)
-			if err != nil {
-				// The path is not secret, its content is.
-				bad(fmt.Sprintf("cannot read %s: %v", n.URLFile, pathErr(err)), "url_file")
-				return
-			}
-			n.url = strings.TrimSpace(string(b))
-		}
-		if n.url == "" {
-			bad("is required", "url")
+	switch {
+	case n.Type == "":
+		bad("is required ("+typeNames()+")", "type")
+	case !known:
+		bad(fmt.Sprintf("%q is not %s", n.Type, typeNames()), "type")
+	default:
+		t.provision(n, bad)
+	}
+}
+
+// needURL reads url or url_file and checks it is http(s). Shared by the
+// notifier types that post to a URL.
+func (n *Notifier) needURL(bad func(msg string, path ...any)) {
+	n.url = n.URL
+	if n.URLFile != "" {
+		if n.URL != "" {
+			bad("give url or url_file, not both", "url_file")
 			return
 		}
-		u, err := url.Parse(n.url)
-		// Never quote the URL back: it may hold a token.
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("must be an http:// or https:// URL", "url")
+		b, err := os.ReadFile(n.URLFile)
+		if err != nil {
+			// The path is not secret, its content is.
+			bad(fmt.Sprintf("cannot read %s: %v", n.URLFile, pathErr(err)), "url_file")
+			return
 		}
+		n.url = strings.TrimSpace(string(b))
 	}
-	switch n.Type {
-	case "webhook":
-		needURL()
-		if n.Method == "" {
-			n.Method = "POST"
-		}
-		switch n.Method {
-		case "POST", "PUT":
-		default:
-			bad("must be POST or PUT", "method")
-		}
-		n.headers = map[string]string{}
-		for k, v := range n.Headers {
-			n.headers[k] = v
-		}
-		for k, f := range n.HeaderFiles {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				bad(fmt.Sprintf("cannot read %s: %v", f, pathErr(err)), "header_files", k)
-				continue
-			}
-			n.headers[k] = strings.TrimSpace(string(b))
-		}
-		text := n.Template
-		if n.TemplateFile != "" {
-			if n.Template != "" {
-				bad("give template or template_file, not both", "template_file")
-			}
-			b, err := os.ReadFile(n.TemplateFile)
-			if err != nil {
-				bad(fmt.Sprintf("cannot read: %v", pathErr(err)), "template_file")
-			}
-			text = string(b)
-		}
-		if text != "" {
-			t, err := parseTemplate(n.Name, text)
-			if err != nil {
-				key := "template"
-				if n.TemplateFile != "" {
-					key = "template_file"
-				}
-				bad(err.Error(), key)
-			}
-			n.tmpl = t
-		}
-	case "mqtt":
-		if n.QoS == nil {
-			q := 1
-			n.QoS = &q
-		} else if *n.QoS < 0 || *n.QoS > 2 {
-			bad("must be 0, 1 or 2", "qos")
-		}
-		if n.Retain == nil {
-			t := true
-			n.Retain = &t
-		}
-	case "alertmanager":
-		needURL()
-		if n.ResendInterval == 0 {
-			n.ResendInterval = Duration(time.Minute)
-		} else if n.ResendInterval < Duration(time.Second) {
-			bad("must be at least 1s", "resend_interval")
-		}
-	case "":
-		bad("is required (webhook, mqtt or alertmanager)", "type")
-	default:
-		bad(fmt.Sprintf("%q is not webhook, mqtt or alertmanager", n.Type), "type")
+	if n.url == "" {
+		bad("is required", "url")
+		return
+	}
+	u, err := url.Parse(n.url)
+	// Never quote the URL back: it may hold a token.
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("must be an http:// or https:// URL", "url")
 	}
 }
 

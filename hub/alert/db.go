@@ -137,8 +137,11 @@ func (d *db) commit(changes []change, notices []outboxEntry, keepHistory int) ([
 	return notices, nil
 }
 
-// done removes delivered (or abandoned) notices. bbolt's Batch coalesces
-// the calls of all notifiers into few transactions.
+// done removes delivered (or abandoned) notices, committed before it
+// returns: a notice counted as sent is never sent again after a crash
+// (the window left is between the receiver's answer and this commit).
+// bbolt's Batch coalesces the calls of all notifiers into few
+// transactions.
 func (d *db) done(id uint64) error {
 	return d.b.Batch(func(tx *bolt.Tx) error { return tx.Bucket(bucketOutbox).Delete(seqKey(id)) })
 }

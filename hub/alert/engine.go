@@ -1,13 +1,23 @@
 // Package alert turns the hub's live state into alerts and notifications:
 // a camera without video (CameraDown), a poor stream (CameraDegraded), a QR
-// board that stopped reporting (QRBoardSilent) and a hub in trouble
-// (HubDegraded). Each alert is a small state machine with a `for` duration
-// before it fires and `recover_for` good observations before it resolves,
-// so a flapping camera gives one alert, not one per flap. Alerts, their
+// board that stopped reporting (QRBoardSilent), a hub in trouble
+// (HubDegraded) and a notifier that stopped working (NotifierFailing).
+// Each alert is a small state machine with a `for` duration before it
+// fires and `recover_for` good observations before it resolves, so a
+// flapping camera gives one alert, not one per flap. Alerts, their
 // history, silences and undelivered notices live in alerts.db under the
-// data directory and survive a crash. Notifiers (webhook with a template,
-// MQTT, Alertmanager) each have their own queue, retries and timeout, so a
-// dead one never holds up the others.
+// data directory and survive a crash.
+//
+// Where things are:
+//
+//	engine.go    the engine: evaluation loop on an injected clock (Deps.Now), changes, outbox
+//	rules.go     the state machine (track), what each rule observes, the hub/notifier/removal checks
+//	notifier.go  the notifier registry (notifierTypes), a sender per notifier: queue, retries by failure class, health
+//	webhook.go, mqtt.go, alertmanager.go, zalo.go   one file per notifier type
+//	text.go      the words of notices (Vietnamese and English)
+//	reload.go    Reload: rules, notifiers and silences applied live
+//	api.go       HTTP API, notifier status and test sends
+//	config.go, model.go, silence.go, db.go, metrics.go
 package alert
 
 import (
@@ -80,22 +90,33 @@ type Deps struct {
 
 // Engine evaluates the rules and sends notices.
 type Engine struct {
-	cfg  Config
+	cfg  Config // replaced by Reload, under mu
 	deps Deps
 	log  *slog.Logger
 	now  func() time.Time
 	loc  *time.Location
 	db   *db
 
-	down, degr, silent, hubSpec spec
+	down, degr, silent, hubSpec, notifSpec spec
 
+	// senders, by config order; replaced by Reload. runCtx is Run's
+	// context, for senders a reload starts.
+	smu     sync.RWMutex
 	senders []*sender
+	runCtx  context.Context
+	started time.Time
 
-	mu         sync.Mutex
-	pass       uint32
-	cams       map[devKey]*camTrack
-	boards     map[devKey]*boardTrack
-	hub        map[string]*hubTrack
+	mu     sync.Mutex
+	pass   uint32
+	cams   map[devKey]*camTrack
+	boards map[devKey]*boardTrack
+	hub    map[string]*hubTrack
+	notif  map[string]*track // NotifierFailing, by notifier name
+	// restored: firing alerts loaded from alerts.db that no observation
+	// has confirmed since the start; no repeat goes out for them until
+	// one has (the device may have recovered while the hub was down).
+	restored   map[string]bool
+	nextRemove time.Time
 	firing     map[string]*Alert // by ID
 	silences   []*silence
 	nextBoards time.Time
@@ -144,16 +165,10 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, loc: loc,
 		cams: map[devKey]*camTrack{}, boards: map[devKey]*boardTrack{}, hub: map[string]*hubTrack{},
-		firing: map[string]*Alert{},
+		notif: map[string]*track{}, restored: map[string]bool{},
+		firing: map[string]*Alert{}, started: deps.Now(),
 	}
-	r := &cfg.Rules
-	e.down = spec{name: CameraDown, forDur: time.Duration(r.CameraDown.For), recoverFor: r.CameraDown.RecoverFor, severity: r.CameraDown.Severity,
-		flapThreshold: r.CameraDown.FlapThreshold, flapWindow: time.Duration(r.CameraDown.FlapWindow)}
-	e.degr = spec{name: CameraDegraded, forDur: time.Duration(r.CameraDegraded.For), recoverFor: r.CameraDegraded.RecoverFor, severity: r.CameraDegraded.Severity}
-	// The silence itself is the board rule's `for`; once silent it fires.
-	e.silent = spec{name: QRBoardSilent, recoverFor: r.QRBoardSilent.RecoverFor, severity: r.QRBoardSilent.Severity}
-	e.hubSpec = spec{name: HubDegraded, forDur: time.Duration(r.HubDegraded.For), recoverFor: r.HubDegraded.RecoverFor, severity: r.HubDegraded.Severity}
-
+	e.setSpecs(&cfg.Rules)
 	for i := range cfg.Notifiers {
 		s, err := e.newSender(&cfg.Notifiers[i])
 		if err != nil {
@@ -174,6 +189,39 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	return e, nil
 }
 
+// setSpecs turns the rules' settings into the state machines' specs.
+func (e *Engine) setSpecs(r *Rules) {
+	e.down = spec{name: CameraDown, forDur: time.Duration(r.CameraDown.For), recoverFor: r.CameraDown.RecoverFor, severity: r.CameraDown.Severity,
+		flapThreshold: r.CameraDown.FlapThreshold, flapWindow: time.Duration(r.CameraDown.FlapWindow)}
+	e.degr = spec{name: CameraDegraded, forDur: time.Duration(r.CameraDegraded.For), recoverFor: r.CameraDegraded.RecoverFor, severity: r.CameraDegraded.Severity}
+	// The silence itself is the board rule's `for`; once silent it fires.
+	e.silent = spec{name: QRBoardSilent, recoverFor: r.QRBoardSilent.RecoverFor, severity: r.QRBoardSilent.Severity}
+	e.hubSpec = spec{name: HubDegraded, forDur: time.Duration(r.HubDegraded.For), recoverFor: r.HubDegraded.RecoverFor, severity: r.HubDegraded.Severity}
+	e.notifSpec = spec{name: NotifierFailing, forDur: time.Duration(r.NotifierFailing.For), recoverFor: r.NotifierFailing.RecoverFor, severity: r.NotifierFailing.Severity}
+}
+
+// newSender builds one notifier's sender with what notifiers may need.
+func (e *Engine) newSender(cfg *Notifier) (*sender, error) {
+	return newSender(cfg, notifierDeps{
+		HTTP: e.deps.HTTPClient, Publisher: e.deps.Publisher, Prefix: e.deps.Prefix, Log: e.log, Loc: e.loc,
+		DataDir: e.deps.DataDir, Now: e.now, Firing: e.firingNotices,
+	}, e.finish)
+}
+
+// finish removes a delivered or abandoned notice from the outbox.
+func (e *Engine) finish(o outboxEntry) {
+	if err := e.db.done(o.id); err != nil {
+		e.log.Error("removing a notice from the outbox", "notifier", o.Notifier, "err", err)
+	}
+}
+
+// sendersNow is a snapshot of the senders (Reload may replace them).
+func (e *Engine) sendersNow() []*sender {
+	e.smu.RLock()
+	defer e.smu.RUnlock()
+	return e.senders
+}
+
 // load restores firing alerts and silences.
 func (e *Engine) load() error {
 	active, err := e.db.loadActive()
@@ -181,7 +229,11 @@ func (e *Engine) load() error {
 		return fmt.Errorf("alert: loading firing alerts: %w", err)
 	}
 	for _, a := range active {
+		// The hub was not watching between its last look before the stop
+		// and this start; a resolution seen first after the start says so.
+		a.Unwatched = e.started
 		e.firing[a.ID] = a
+		e.restored[a.ID] = true
 		t := &track{since: a.Since, reason: a.Reason, detail: a.Detail, alert: a}
 		switch a.Name {
 		case CameraDown, CameraDegraded:
@@ -196,17 +248,12 @@ func (e *Engine) load() error {
 			e.boards[devKey{a.Site, a.Device}] = bt
 		case HubDegraded:
 			e.hub[a.Device] = &hubTrack{t: *t}
+		case NotifierFailing:
+			nt := *t
+			e.notif[a.Device] = &nt
 		}
 	}
-	for i, c := range e.cfg.Silences {
-		s := &silence{ID: fmt.Sprintf("config-%d", i), Matcher: c.Matcher, StartsAt: c.Start, EndsAt: c.End,
-			Comment: c.Comment, CreatedBy: c.CreatedBy, Source: "config"}
-		if c.Daily != nil {
-			h := *c.Daily
-			s.Daily = &h
-		}
-		e.silences = append(e.silences, s)
-	}
+	e.silences = append(e.silences, configSilences(e.cfg.Silences)...)
 	saved, err := e.db.loadSilences()
 	if err != nil {
 		return fmt.Errorf("alert: loading silences: %w", err)
@@ -243,12 +290,20 @@ func (e *Engine) Run(ctx context.Context) error {
 		return fmt.Errorf("alert: loading the outbox: %w", err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	e.smu.Lock()
+	e.runCtx = gctx
 	for _, s := range e.senders {
-		g.Go(func() error { return s.run(gctx) })
+		s.start(gctx)
 	}
+	e.smu.Unlock()
+	defer func() {
+		for _, s := range e.sendersNow() {
+			s.halt()
+		}
+	}()
 	// Re-send what a previous run did not deliver, with the same keys.
 	byName := map[string]*sender{}
-	for _, s := range e.senders {
+	for _, s := range e.sendersNow() {
 		byName[s.cfg.Name] = s
 	}
 	for _, o := range pending {
@@ -275,13 +330,13 @@ func (e *Engine) loop(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		case <-e.deps.Changed:
-			if d := time.Since(last); d < 100*time.Millisecond {
+			if d := e.now().Sub(last); d < 100*time.Millisecond {
 				// Changes come in bursts: look once, a little later.
 				timer.Reset(100*time.Millisecond - d)
 				continue
 			}
 		}
-		last = time.Now()
+		last = e.now()
 		if err := e.Evaluate(); err != nil {
 			// A failing disk: keep trying; the alerts stay in memory.
 			e.log.Error("alert evaluation failed", "err", err)
@@ -299,7 +354,7 @@ func (e *Engine) wait() time.Duration {
 	e.mu.Unlock()
 	d := time.Second
 	if !due.IsZero() {
-		if w := time.Until(due); w < d {
+		if w := due.Sub(e.now()); w < d {
 			d = max(w, 10*time.Millisecond)
 		}
 	}
@@ -349,6 +404,15 @@ func (e *Engine) evaluate(now time.Time) {
 				e.cams[k] = c
 			}
 			c.pass = e.pass
+			if c.removed {
+				// Removed from the config while its alert fired, and kept
+				// as an auto-registered camera with its last failed probe:
+				// quiet until it is probed again.
+				if s.Probe == nil || s.Probe.Probes == c.removedProbes {
+					return
+				}
+				c.removed = false
+			}
 			od, og := c.observeCamera(&s, now, &e.down, &e.degr, &r.CameraDegraded)
 			if downOn {
 				e.stepTrack(&c.down, od, now, &e.down, k)
@@ -390,6 +454,12 @@ func (e *Engine) evaluate(now time.Time) {
 	if r.HubDegraded.on() {
 		e.checkHub(now)
 	}
+	if r.NotifierFailing.on() {
+		e.checkNotifiers(now)
+	}
+	if downOn || degrOn {
+		e.checkRemoved(now)
+	}
 	if len(e.changes) > named {
 		e.name(e.changes[named:])
 	}
@@ -398,6 +468,9 @@ func (e *Engine) evaluate(now time.Time) {
 
 // stepTrack feeds one observation to a track and records what changed.
 func (e *Engine) stepTrack(t *track, o obs, now time.Time, sp *spec, k devKey) {
+	if o.cond == bad && t.alert != nil {
+		delete(e.restored, t.alert.ID) // still bad: the restored alert is confirmed
+	}
 	wasFlapping := t.alert != nil && t.alert.Flapping
 	fired, resolved := t.step(o, now, sp)
 	if fired == nil && t.alert != nil && t.alert.Flapping != wasFlapping {
@@ -412,6 +485,13 @@ func (e *Engine) stepTrack(t *track, o obs, now time.Time, sp *spec, k devKey) {
 		e.changes = append(e.changes, change{a: *fired, notice: KindFiring})
 	}
 	if resolved != nil {
+		if e.restored[resolved.ID] && !resolved.Unwatched.IsZero() {
+			// It fired before a restart and no bad look confirmed it since:
+			// it may have ended while the hub was not watching. The end
+			// reported is the first good look after the restart; say so.
+			resolved.Detail = strings.TrimSpace(resolved.Detail + " (hub was not watching until " + resolved.Unwatched.In(e.loc).Format("15:04:05 02/01/2006") + ")")
+		}
+		delete(e.restored, resolved.ID)
 		delete(e.firing, resolved.ID)
 		e.changes = append(e.changes, change{a: *resolved, notice: KindResolved})
 	}
@@ -424,61 +504,19 @@ func (e *Engine) stepTrack(t *track, o obs, now time.Time, sp *spec, k devKey) {
 
 // gone resolves the alert of a device that no longer exists.
 func (e *Engine) gone(t *track, now time.Time, k devKey) {
-	if a := t.alert; a != nil {
-		at := now
-		a.ResolvedAt, a.State, a.Reason, a.Detail = &at, KindResolved, "removed", "device removed from the hub"
-		t.alert = nil
-		delete(e.firing, a.ID)
-		e.changes = append(e.changes, change{a: *a, notice: KindResolved})
-	}
+	e.retire(t, now, k, "removed", "device removed from the hub")
 }
 
-// checkHub runs the HubDegraded checks.
-func (e *Engine) checkHub(now time.Time) {
-	k := func(check string) (*hubTrack, devKey) {
-		h := e.hub[check]
-		if h == nil {
-			h = &hubTrack{}
-			e.hub[check] = h
-		}
-		return h, devKey{HubSite, check}
-	}
-	if f := e.deps.BrokerConnected; f != nil {
-		h, key := k(CheckBroker)
-		o := obs{cond: good, n: 1}
-		if !f() {
-			o = obs{cond: bad, reason: "disconnected", detail: "not connected to the MQTT broker"}
-		}
-		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
-	}
-	if f := e.deps.IngestQueue; f != nil {
-		h, key := k(CheckIngestQueue)
-		n, c := f()
-		o := obs{cond: good, n: 1}
-		if c > 0 && float64(n) >= e.cfg.Rules.HubDegraded.QueueSaturation*float64(c) {
-			o = obs{cond: bad, reason: "queue_saturated", detail: fmt.Sprintf("ingest queue %d of %d", n, c)}
-		}
-		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
-	}
-	if f := e.deps.SpoolPoints; f != nil {
-		h, key := k(CheckInfluxSpool)
-		n := f()
-		// Not draining: the spool holds points and has not shrunk over the
-		// last `for` (growing is the same, only worse). Comparing with the
-		// value `for` ago, not the previous one, lets a spool that drains
-		// in bursts count as draining.
-		h.spool = append(h.spool, spoolSample{now, n})
-		cut := 0
-		for cut < len(h.spool)-1 && now.Sub(h.spool[cut+1].at) >= e.hubSpec.forDur {
-			cut++
-		}
-		h.spool = h.spool[cut:]
-		o := obs{cond: good, n: 1}
-		if old := h.spool[0]; n > 0 && now.Sub(old.at) >= e.hubSpec.forDur && n >= old.n {
-			o = obs{cond: bad, start: old.at, reason: "spool_not_draining",
-				detail: fmt.Sprintf("%d points waiting for InfluxDB", n)}
-		}
-		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
+// retire resolves a track's alert for a reason of the hub's own (the
+// device or the rule is gone), not because the device recovered.
+func (e *Engine) retire(t *track, now time.Time, k devKey, reason, detail string) {
+	if a := t.alert; a != nil {
+		at := now
+		a.ResolvedAt, a.State, a.Reason, a.Detail = &at, KindResolved, reason, detail
+		t.alert = nil
+		delete(e.firing, a.ID)
+		delete(e.restored, a.ID)
+		e.changes = append(e.changes, change{a: *a, notice: KindResolved})
 	}
 }
 
@@ -490,6 +528,7 @@ func (e *Engine) name(cs []change) {
 		sites[s.ID] = s.Name
 	}
 	var cams map[devKey]string
+	var configured map[devKey]bool
 	var boards map[devKey]string
 	for i := range cs {
 		a := &cs[i].a
@@ -497,12 +536,16 @@ func (e *Engine) name(cs []change) {
 		switch a.Name {
 		case CameraDown, CameraDegraded:
 			if cams == nil {
-				cams = map[devKey]string{}
+				cams, configured = map[devKey]string{}, map[devKey]bool{}
 				for _, c := range e.deps.State.Cameras() {
 					cams[devKey{c.Site, c.ID}] = c.Name
+					configured[devKey{c.Site, c.ID}] = c.Configured
 				}
 			}
 			n = cams[devKey{a.Site, a.Device}]
+			if a.State == KindFiring && configured[devKey{a.Site, a.Device}] {
+				a.Configured = true
+			}
 		case QRBoardSilent:
 			if boards == nil {
 				boards = map[devKey]string{}
@@ -520,6 +563,7 @@ func (e *Engine) name(cs []change) {
 		}
 		if f := e.firing[a.ID]; f != nil {
 			f.DeviceName, f.SiteName = a.DeviceName, a.SiteName
+			f.Configured = f.Configured || a.Configured
 		}
 	}
 }
@@ -551,7 +595,7 @@ func (e *Engine) sweep(now time.Time) {
 		case !a.Notified && !e.isSilenced(a, now):
 			a.Notified, a.LastNotified = true, now
 			e.changes = append(e.changes, change{a: *a, notice: KindFiring})
-		case a.Notified && repeat > 0 && now.Sub(a.LastNotified) >= repeat && !e.isSilenced(a, now):
+		case a.Notified && repeat > 0 && now.Sub(a.LastNotified) >= repeat && !e.restored[a.ID] && !e.isSilenced(a, now):
 			a.LastNotified = now
 			a.Repeats++
 			e.changes = append(e.changes, change{a: *a, notice: KindRepeat})
@@ -562,6 +606,7 @@ func (e *Engine) sweep(now time.Time) {
 // apply persists the changes with their notices, then hands the notices
 // to the notifiers.
 func (e *Engine) apply(changes []change, now time.Time) error {
+	senders := e.sendersNow()
 	var notices []outboxEntry
 	for i := range changes {
 		c := &changes[i]
@@ -569,7 +614,10 @@ func (e *Engine) apply(changes []change, now time.Time) error {
 			continue
 		}
 		n := newNotification(&c.a, c.notice, now, e.deps.HubID, e.link())
-		for _, s := range e.senders {
+		for _, s := range senders {
+			if c.a.Name == NotifierFailing && c.a.Device == s.cfg.Name {
+				continue // told through the others
+			}
 			if s.wants(c.notice) {
 				notices = append(notices, outboxEntry{Notifier: s.cfg.Name, N: n})
 			}
@@ -577,16 +625,23 @@ func (e *Engine) apply(changes []change, now time.Time) error {
 		e.log.Info("alert "+c.notice, "alert", c.a.Name, "site", c.a.Site, "device", c.a.Device,
 			"reason", c.a.Reason, "since", c.a.Since, "duration", c.a.Duration(now).Round(time.Second).String(), "flapping", c.a.Flapping)
 	}
-	notices, err := e.db.commit(changes, notices, e.cfg.History)
+	e.mu.Lock()
+	history := e.cfg.History // Reload may replace e.cfg
+	e.mu.Unlock()
+	notices, err := e.db.commit(changes, notices, history)
 	if err != nil {
 		return err
 	}
 	byName := map[string]*sender{}
-	for _, s := range e.senders {
+	for _, s := range senders {
 		byName[s.cfg.Name] = s
 	}
 	for _, o := range notices {
-		byName[o.Notifier].enqueue(o)
+		if s := byName[o.Notifier]; s != nil {
+			s.enqueue(o)
+		} else {
+			e.finish(o)
+		}
 	}
 	return nil
 }
@@ -596,6 +651,15 @@ func (e *Engine) link() string {
 		return ""
 	}
 	return strings.TrimRight(e.deps.PublicURL, "/") + "/"
+}
+
+// Evaluations is how many times the rules were evaluated (the metric
+// villagehub_alert_evaluations_total), for tests that wait until the
+// engine has looked again.
+func (e *Engine) Evaluations() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.evals
 }
 
 // Firing returns copies of the firing alerts, by site, device and name.

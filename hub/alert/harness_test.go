@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -48,7 +49,10 @@ type camera struct {
 }
 
 type rigConfig struct {
-	DataDir  string
+	DataDir string
+	// StoreDir, if set, holds the hub's store apart from alerts.db (a
+	// restart that forgets the devices' last state).
+	StoreDir string
 	HTTPAddr string // default: a free port
 	Sites    []state.Site
 	Cameras  []camera
@@ -70,7 +74,11 @@ func newRig(cfg rigConfig) (*rig, error) {
 	}
 	r := &rig{Queue: ingest.NewQueue(10000)}
 	var err error
-	if r.Store, err = store.Open(store.Config{Dir: cfg.DataDir}); err != nil {
+	storeDir := cfg.DataDir
+	if cfg.StoreDir != "" {
+		storeDir = cfg.StoreDir
+	}
+	if r.Store, err = store.Open(store.Config{Dir: storeDir}); err != nil {
 		return nil, err
 	}
 	scfg := state.Config{Sites: cfg.Sites, Boards: cfg.Boards, Queue: r.Queue, Store: r.Store, Logger: log,
@@ -125,6 +133,11 @@ func newRig(cfg rigConfig) (*rig, error) {
 	}
 	mux := http.NewServeMux()
 	r.Engine.Register(mux)
+	// For tests waiting until the engine has looked N more times (so a
+	// notice that should not exist would exist by then).
+	mux.HandleFunc("GET /test/evaluations", func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(r.Engine.Evaluations())
+	})
 	mux.HandleFunc("GET /api/v1/cameras", func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"cameras": r.State.Cameras()})
 	})
@@ -159,6 +172,27 @@ func newRig(cfg rigConfig) (*rig, error) {
 		r.done <- err
 	}()
 	return r, nil
+}
+
+// settle waits until the engine at base (a rig's URL) has evaluated n more
+// times and every notifier's queue is empty: a notice that was going to
+// be made and sent has been by then. It replaces fixed sleeps.
+func settle(t *testing.T, base string, n uint64) {
+	t.Helper()
+	var start uint64
+	getJSON(t, base+"/test/evaluations", &start)
+	testenv.WaitFor(t, time.Duration(n)*time.Second+10*time.Second, fmt.Sprintf("%d more evaluations and empty queues", n), func() bool {
+		var now uint64
+		getJSON(t, base+"/test/evaluations", &now)
+		var st struct{ Notifiers []alert.NotifierStatus }
+		getJSON(t, base+"/api/v1/notifiers", &st)
+		for _, s := range st.Notifiers {
+			if s.Queued > 0 {
+				return false
+			}
+		}
+		return now >= start+n
+	})
 }
 
 // startRig builds and runs a rig for a test, stopping it at cleanup.

@@ -180,3 +180,142 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestAlertmanagerEndsAtAtSendTime: a firing notice made long ago (it
+// waited while Alertmanager was down) still arrives with an endsAt in the
+// future: counted from the send, not from when the notice was made.
+func TestAlertmanagerEndsAtAtSendTime(t *testing.T) {
+	am := &alertmanager{cfg: &Notifier{ResendInterval: Duration(time.Minute)}}
+	made := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sent := made.Add(30 * time.Minute)
+	n := &Notification{Kind: KindFiring, State: KindFiring, Alert: CameraDown, Since: made.Add(-time.Minute), At: made,
+		Reason: "refused", Detail: "connection refused"}
+	a := am.toAM(n, sent)
+	if !a.EndsAt.Equal(sent.Add(4 * time.Minute)) {
+		t.Errorf("endsAt %v, want send time + 4 resend intervals (%v)", a.EndsAt, sent.Add(4*time.Minute))
+	}
+	if d := a.Annotations["description"]; d != "connection refused" {
+		t.Errorf("description %q repeats itself", d)
+	}
+	n.Detail = "after 3 s"
+	if d := am.toAM(n, sent).Annotations["description"]; d != "connection refused. after 3 s" {
+		t.Errorf("description %q", d)
+	}
+	res := *n
+	end := made.Add(time.Hour)
+	res.State, res.Kind, res.ResolvedAt = KindResolved, KindResolved, &end
+	if a := am.toAM(&res, sent.Add(time.Hour)); !a.EndsAt.Equal(end) {
+		t.Errorf("resolved endsAt %v, want %v", a.EndsAt, end)
+	}
+}
+
+// TestFlapSinceNotBeforeLastResolution: a camera that flapped, fired,
+// resolved and then flaps again gets a new alert whose since is in the
+// new flapping, not in the outages already told.
+func TestFlapSinceNotBeforeLastResolution(t *testing.T) {
+	sp := &spec{name: CameraDown, forDur: 10 * time.Second, recoverFor: 2, flapThreshold: 3, flapWindow: 10 * time.Minute}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var tr track
+	sec := 0
+	var fired []*Alert
+	var resolved []*Alert
+	run := func(pattern string) {
+		for _, c := range pattern {
+			now := t0.Add(time.Duration(sec) * time.Second)
+			sec++
+			o := obs{cond: good, n: 1}
+			if c == 'x' {
+				o = obs{cond: bad, start: now, reason: "refused"}
+			}
+			f, r := tr.step(o, now, sp)
+			if f != nil {
+				c := *f
+				fired = append(fired, &c)
+			}
+			if r != nil {
+				resolved = append(resolved, r)
+			}
+		}
+	}
+	run("xx..xx..xx..") // three short outages: fires, flapping
+	run(strings.Repeat(".", 12))
+	if len(fired) != 1 || len(resolved) != 1 || !fired[0].Since.Equal(t0) {
+		t.Fatalf("first episode: fired %v resolved %v", fired, resolved)
+	}
+	lastEnd := *resolved[0].ResolvedAt
+	run("xx..xx..xx..") // flaps again within the window
+	if len(fired) != 2 {
+		t.Fatalf("second episode fired %d times in all", len(fired))
+	}
+	if !fired[1].Since.After(lastEnd) {
+		t.Errorf("second alert since %v, not after the first one's end %v", fired[1].Since, lastEnd)
+	}
+}
+
+// TestResolvedAtFirstGoodProbe: the outage reported ends at the first good
+// probe (from the device's state), not when recover_for probes later the
+// hub resolved it.
+func TestResolvedAtFirstGoodProbe(t *testing.T) {
+	sp := &spec{name: CameraDown, forDur: 5 * time.Second, recoverFor: 3}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var tr track
+	for i := range 10 {
+		tr.step(obs{cond: bad, start: t0, reason: "timeout"}, t0.Add(time.Duration(i)*time.Second), sp)
+	}
+	up := t0.Add(10 * time.Second)
+	var res *Alert
+	for i := range 3 {
+		_, r := tr.step(obs{cond: good, n: 1, start: up}, up.Add(time.Duration(i+1)*2*time.Second), sp)
+		if r != nil {
+			res = r
+		}
+	}
+	if res == nil || !res.ResolvedAt.Equal(up) || res.Duration(time.Time{}) != 10*time.Second {
+		t.Fatalf("resolved %+v", res)
+	}
+}
+
+// TestZaloText: Vietnamese with diacritics, within Zalo's 2000 characters
+// counted as characters, not bytes.
+func TestZaloText(t *testing.T) {
+	loc := time.FixedZone("ICT", 7*3600)
+	since := time.Date(2026, 11, 27, 1, 2, 0, 0, time.UTC)
+	end := since.Add(16 * time.Second)
+	n := &Notification{Kind: KindResolved, State: KindResolved, Alert: CameraDown, Severity: "critical", Site: "tan-ngu-2",
+		SiteName: "Thôn Tân Ngữ 2", Device: "gate", DeviceName: "Cổng làng", Since: since, ResolvedAt: &end, At: end.Add(2 * time.Second)}
+	got := zaloText(n, loc)
+	want := "✅ Camera có hình trở lại: Cổng làng – Thôn Tân Ngữ 2\nGián đoạn 16 giây (từ 08:02 27/11/2026 đến 08:02 27/11/2026)"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	n.Kind, n.State, n.ResolvedAt, n.Reason = KindFiring, KindFiring, nil, "no_video"
+	n.DeviceName = strings.Repeat("Đường làng ", 400)
+	got = zaloText(n, loc)
+	if r := []rune(got); len(r) != 2000 || !strings.HasPrefix(got, "🔴 Camera mất hình: Đường làng") {
+		t.Errorf("%d characters: %.60q", len(r), got)
+	}
+}
+
+// TestClassifyZalo: Zalo's codes and words map to the fixed reasons, and
+// only recipient/group/bad-request failures are permanent.
+func TestClassifyZalo(t *testing.T) {
+	for _, c := range []struct {
+		code      int
+		msg       string
+		reason    string
+		permanent bool
+	}{
+		{-216, "Access token is invalid", ReasonToken, false},
+		{-32, "Exceeded the quota", ReasonQuota, false},
+		{-230, "User has not interacted with the OA", ReasonRecipient, true},
+		{-224, "OA has not been verified", ReasonGroup, true},
+		{-204, "Invalid message", ReasonBadRequest, true},
+		{-999, "group not found", ReasonGroup, true},
+		{-998, "something odd", ReasonOther, false},
+	} {
+		e := classifyZalo(c.code, c.msg)
+		if e.reason != c.reason || e.permanent != c.permanent {
+			t.Errorf("%d %q: %s permanent=%v", c.code, c.msg, e.reason, e.permanent)
+		}
+	}
+}

@@ -10,8 +10,12 @@ var (
 	descSilenced = prometheus.NewDesc("villagehub_alerts_silenced",
 		"Firing alerts that a silence or maintenance window keeps quiet, by alert and site.", []string{"alert", "site"}, nil)
 	descNotifications = prometheus.NewDesc("villagehub_notifications_total",
-		"Notices by notifier and result: sent, failed (gave up after retries or a permanent error), dropped (queue full).",
-		[]string{"notifier", "result"}, nil)
+		"Notices by notifier and result: sent, failed (gave up after retries or a permanent error, by reason: token, quota, recipient, group, bad_request, unavailable, rejected, other), dropped (queue full). reason is empty unless result is failed.",
+		[]string{"notifier", "result", "reason"}, nil)
+	descAttemptErrors = prometheus.NewDesc("villagehub_notification_errors_total",
+		"Failed delivery attempts (retried or not), by notifier and reason.", []string{"notifier", "reason"}, nil)
+	descNotifierUp = prometheus.NewDesc("villagehub_notifier_healthy",
+		"1 when the notifier works (no NotifierFailing condition), 0 when failing or its token chain is broken.", []string{"notifier"}, nil)
 	descRetries = prometheus.NewDesc("villagehub_notification_retries_total",
 		"Delivery attempts that failed and were retried, by notifier.", []string{"notifier"}, nil)
 	descQueue = prometheus.NewDesc("villagehub_notification_queue_length",
@@ -25,7 +29,7 @@ var (
 // Describe implements prometheus.Collector: register the Engine with the
 // hub's registry.
 func (e *Engine) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descFiring, descSilenced, descNotifications, descRetries, descQueue, descEval, descEvals} {
+	for _, d := range []*prometheus.Desc{descFiring, descSilenced, descNotifications, descAttemptErrors, descNotifierUp, descRetries, descQueue, descEval, descEvals} {
 		ch <- d
 	}
 }
@@ -42,8 +46,10 @@ func (e *Engine) Collect(ch chan<- prometheus.Metric) {
 			silenced[key{n, s.ID}] = 0
 		}
 	}
-	firing[key{HubDegraded, HubSite}] = 0
-	silenced[key{HubDegraded, HubSite}] = 0
+	for _, n := range []string{HubDegraded, NotifierFailing} {
+		firing[key{n, HubSite}] = 0
+		silenced[key{n, HubSite}] = 0
+	}
 	now := e.now()
 	e.mu.Lock()
 	for _, a := range e.firing {
@@ -56,6 +62,7 @@ func (e *Engine) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	evalS, evals := float64(e.evalNanos)/1e9, e.evals
+	after := e.cfg.Rules.NotifierFailing.After
 	e.mu.Unlock()
 	for k, v := range firing {
 		ch <- prometheus.MustNewConstMetric(descFiring, prometheus.GaugeValue, v, k.alert, k.site)
@@ -63,11 +70,19 @@ func (e *Engine) Collect(ch chan<- prometheus.Metric) {
 	for k, v := range silenced {
 		ch <- prometheus.MustNewConstMetric(descSilenced, prometheus.GaugeValue, v, k.alert, k.site)
 	}
-	for _, s := range e.senders {
+	for _, s := range e.sendersNow() {
 		n := s.cfg.Name
-		ch <- prometheus.MustNewConstMetric(descNotifications, prometheus.CounterValue, float64(s.sent.Load()), n, "sent")
-		ch <- prometheus.MustNewConstMetric(descNotifications, prometheus.CounterValue, float64(s.failed.Load()), n, "failed")
-		ch <- prometheus.MustNewConstMetric(descNotifications, prometheus.CounterValue, float64(s.dropped.Load()), n, "dropped")
+		ch <- prometheus.MustNewConstMetric(descNotifications, prometheus.CounterValue, float64(s.sent.Load()), n, "sent", "")
+		ch <- prometheus.MustNewConstMetric(descNotifications, prometheus.CounterValue, float64(s.dropped.Load()), n, "dropped", "")
+		for i, r := range failureReasons {
+			ch <- prometheus.MustNewConstMetric(descNotifications, prometheus.CounterValue, float64(s.failed[i].Load()), n, "failed", r)
+			ch <- prometheus.MustNewConstMetric(descAttemptErrors, prometheus.CounterValue, float64(s.errors[i].Load()), n, r)
+		}
+		up := 0.0
+		if s.status(after).Healthy {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descNotifierUp, prometheus.GaugeValue, up, n)
 		ch <- prometheus.MustNewConstMetric(descRetries, prometheus.CounterValue, float64(s.retries.Load()), n)
 		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(len(s.queue)), n)
 	}

@@ -39,6 +39,13 @@ type Alert struct {
 	Notified     bool      `json:"notified"`
 	LastNotified time.Time `json:"last_notified,omitzero"`
 	Repeats      int       `json:"repeats,omitempty"`
+	// Configured: the device was in the config when the alert fired; if
+	// it leaves the config the alert resolves with reason "removed".
+	Configured bool `json:"configured,omitempty"`
+	// Unwatched: the alert was restored after a hub restart; the hub was
+	// not watching before this moment, so an end seen first after it may
+	// have come earlier.
+	Unwatched time.Time `json:"unwatched_until,omitzero"`
 
 	// Filled in API answers only.
 	Silenced   bool     `json:"silenced"`
@@ -62,6 +69,8 @@ const (
 	KindFiring   = "firing"
 	KindResolved = "resolved"
 	KindRepeat   = "repeat"
+	// KindTest: a test message (villagehub notify test, the UI's "Gửi thử").
+	KindTest = "test"
 )
 
 // Notification is what every notifier is given. Templates see its fields.
@@ -122,6 +131,9 @@ func (n *Notification) Place() string {
 	}
 	if s == "" {
 		s = n.Site
+	}
+	if n.Alert == NotifierFailing {
+		return "notifier " + n.Device
 	}
 	if n.Site == HubSite {
 		return "hub " + n.HubID

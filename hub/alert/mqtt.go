@@ -3,7 +3,9 @@ package alert
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"villagehub/devices/payload"
 )
@@ -15,6 +17,68 @@ type mqttNotifier struct {
 	cfg    *Notifier
 	pub    Publisher
 	prefix string
+	firing func() []Notification
+	log    interface{ Warn(string, ...any) }
+}
+
+var mqttType = notifierType{
+	provision: func(n *Notifier, bad func(msg string, path ...any)) {
+		if n.QoS == nil {
+			q := 1
+			n.QoS = &q
+		} else if *n.QoS < 0 || *n.QoS > 2 {
+			bad("must be 0, 1 or 2", "qos")
+		}
+		if n.Retain == nil {
+			t := true
+			n.Retain = &t
+		}
+	},
+	build: func(n *Notifier, d notifierDeps) (deliverer, error) {
+		if d.Publisher == nil {
+			return nil, errors.New("an mqtt notifier needs the hub's MQTT publisher")
+		}
+		return &mqttNotifier{cfg: n, pub: d.Publisher, prefix: d.Prefix, firing: d.Firing, log: d.Log}, nil
+	},
+}
+
+// run republishes the retained message of every alert firing at start: a
+// restarted hub with the embedded broker (which keeps no retained
+// messages across restarts) would otherwise leave a siren or LED board
+// that reconnects knowing nothing, while /api/v1/alerts shows the alert.
+// The message and its key are the ones first sent, so receivers that
+// remember keys ignore it.
+func (m *mqttNotifier) run(ctx context.Context) error {
+	if !*m.cfg.Retain || m.firing == nil {
+		return nil
+	}
+	// The broker may not be up yet when the engine starts: try for a
+	// minute, a second apart.
+	pending := m.firing()
+	for try := 0; len(pending) > 0; try++ {
+		var left []Notification
+		for _, n := range pending {
+			if err := m.deliver(ctx, &n); err != nil {
+				left = append(left, n)
+			}
+		}
+		pending = left
+		if len(pending) == 0 {
+			break
+		}
+		if try == 60 {
+			m.log.Warn("republishing firing alerts failed", "alerts", len(pending))
+			break
+		}
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // mqttAlert is the contract's payload plus the idempotency key.

@@ -151,7 +151,7 @@ func TestAlertmanager(t *testing.T) {
 	}
 	a := m.Alerts[0]
 	if a.Labels["alertname"] != "CameraDown" || a.Labels["device"] != "cam-0" || a.Labels["severity"] != "critical" || a.Labels["hub"] != "test-hub" ||
-		a.Annotations["summary_vi"] != "Camera mất hình: Camera 0 – Thôn Tân Ngữ 2" || a.GeneratorURL != "http://hub.example.vn/" || a.StartsAt.IsZero() {
+		a.Annotations["summary_vi"] != "Camera mất kết nối: Camera 0 – Thôn Tân Ngữ 2" || a.GeneratorURL != "http://hub.example.vn/" || a.StartsAt.IsZero() {
 		t.Errorf("alert as routed: %+v", a)
 	}
 	if got := am.Alerts(t); len(got) != 1 || got[0].Status.State != "active" {
@@ -167,7 +167,7 @@ func TestAlertmanager(t *testing.T) {
 		}
 		return false
 	})
-	if v := counter(t, r.Engine, "villagehub_notifications_total", "alertmanager", "sent"); v != 2 {
+	if v := counter(t, r.Engine, "villagehub_notifications_total", "alertmanager", "", "sent"); v != 2 {
 		t.Errorf("alertmanager notifier sent %v notices, want 2", v)
 	}
 }

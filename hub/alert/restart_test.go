@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +32,10 @@ type childSpec struct {
 	Cameras                    []camera
 	Worker                     []string
 	For                        time.Duration
+	// Zalo, if set, is the only notifier; BrokerDown makes HubDegraded
+	// fire (an alert without devices).
+	Zalo       *alert.Notifier
+	BrokerDown bool
 }
 
 func runChild(spec string) int {
@@ -39,10 +46,15 @@ func runChild(spec string) int {
 	}
 	var rules alert.Rules
 	rules.CameraDown.For = dur(cs.For)
-	wh := webhookCfg(cs.Webhook)
+	rules.HubDegraded.For = dur(time.Second)
+	ns := []alert.Notifier{webhookCfg(cs.Webhook)}
+	if cs.Zalo != nil {
+		ns = []alert.Notifier{*cs.Zalo}
+	}
 	r, err := newRig(rigConfig{DataDir: cs.DataDir, HTTPAddr: cs.HTTPAddr, Sites: sites, Cameras: cs.Cameras,
 		Worker: cs.Worker, ProbeInterval: probeInterval,
-		Alerts: alert.Config{Rules: rules, Notifiers: []alert.Notifier{wh}},
+		Alerts: alert.Config{Rules: rules, Notifiers: ns},
+		Edit:   func(d *alert.Deps) { d.BrokerConnected = func() bool { return !cs.BrokerDown } },
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -92,14 +104,18 @@ func TestKillRestart(t *testing.T) {
 	// between the receiver answering and the hub recording the delivery:
 	// a kill there re-sends the notice after the restart, with the same
 	// idempotency key: delivery is at least once, see docs/alerting.md.)
-	time.Sleep(500 * time.Millisecond)
+	testenv.WaitFor(t, 10*time.Second, "the delivery recorded", func() bool {
+		var st struct{ Notifiers []alert.NotifierStatus }
+		getJSON(t, base+"/api/v1/notifiers", &st)
+		return len(st.Notifiers) == 1 && st.Notifiers[0].Sent == 1
+	})
 	p.Kill()
 	p = start()
 	if a := alerts(); len(a.Firing) != 1 || a.Firing[0].Device != "kill-0" {
 		t.Fatalf("after the restart the alert is not firing: %+v\n%s", a, p.Output())
 	}
 	// Long enough for a forgetful hub to fire again: for + a few probes.
-	time.Sleep(forDur + 3*probeInterval)
+	settle(t, base, uint64((forDur+3*probeInterval)/time.Second))
 	if k := rc.count("kill-0", "firing"); k != 1 {
 		t.Fatalf("%d firing notices after the restart, want 1\n%s", k, p.Output())
 	}
@@ -117,7 +133,7 @@ func TestKillRestart(t *testing.T) {
 	rc.setFail(false)
 	p = start()
 	testenv.WaitFor(t, 15*time.Second, "the resolved notice after the restart", func() bool { return rc.count("kill-0", "resolved") == 1 })
-	time.Sleep(2 * time.Second)
+	settle(t, base, 3)
 	if f, r := rc.count("kill-0", "firing"), rc.count("kill-0", "resolved"); f != 1 || r != 1 {
 		t.Fatalf("%d firing and %d resolved notices, want 1 and 1\n%s", f, r, p.Output())
 	}
@@ -131,5 +147,80 @@ func TestKillRestart(t *testing.T) {
 	}
 	if err := p.Stop(10 * time.Second); err != nil {
 		t.Errorf("clean stop: %v\n%s", err, p.Output())
+	}
+}
+
+// TestZaloKillAfterRefresh: the hub process refreshes its Zalo token at
+// start (the rotated refresh token is persisted before use) and is
+// SIGKILLed right after, before any send. Restarted, its next alert
+// reaches the group with the persisted access token: no second refresh,
+// no refused token. Then the fake's tokens expire and a third start
+// refreshes with the persisted (rotated) refresh token, which Zalo
+// accepts: the chain survived both kills.
+func TestZaloKillAfterRefresh(t *testing.T) {
+	t.Parallel()
+	z, first := testenv.NewFakeZalo(t)
+	var (
+		mu  sync.Mutex
+		now = time.Now()
+	)
+	z.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	z.TokenTTL = time.Hour
+	zn := zaloCfg(t, z, first)
+	cs := childSpec{DataDir: t.TempDir(), HTTPAddr: testenv.FreeAddr(t), Zalo: &zn}
+	base := "http://" + cs.HTTPAddr
+	start := func(cs childSpec) *testenv.Process {
+		spec, _ := json.Marshal(cs)
+		p := testenv.StartProcess(t, os.Args[0], []string{"ALERT_TEST_CHILD=" + string(spec)}, "-test.run=^$")
+		testenv.WaitHTTP(t, base+"/api/v1/alerts", 20*time.Second, p)
+		return p
+	}
+	p := start(cs)
+	testenv.WaitFor(t, 10*time.Second, "the refresh at start", func() bool { n, _, _, _ := z.Counts(); return n == 1 })
+	state := filepath.Join(cs.DataDir, "zalo", "zalo-thon.json")
+	testenv.WaitFor(t, 5*time.Second, "the persisted token", func() bool { _, err := os.Stat(state); return err == nil })
+	p.Kill()
+	if fi, err := os.Stat(state); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state file %v %v", fi, err)
+	}
+
+	cs.BrokerDown = true
+	p = start(cs)
+	testenv.WaitFor(t, 15*time.Second, "the HubDegraded message in Zalo, out of the outbox", func() bool {
+		var st struct{ Notifiers []alert.NotifierStatus }
+		getJSON(t, base+"/api/v1/notifiers", &st)
+		return len(z.Messages()) == 1 && len(st.Notifiers) == 1 && st.Notifiers[0].Sent == 1
+	})
+	if refreshes, refused, invalid, _ := z.Counts(); refreshes != 1 || refused != 0 || invalid != 0 {
+		t.Errorf("after restart: refreshes %d refused %d invalid %d; want 1, 0, 0\n%s", refreshes, refused, invalid, p.Output())
+	}
+	if m := z.Messages()[0].Text; !strings.Contains(m, "Hub gặp sự cố") {
+		t.Errorf("message %q", m)
+	}
+	p.Kill()
+
+	// The access token expires (on Zalo's clock) while the hub is down.
+	// The next start resolves the alert; Zalo refuses the saved access
+	// token (-216), so the hub refreshes at once with the rotated refresh
+	// token from the state file, which Zalo accepts, and retries.
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	cs.BrokerDown = false
+	p = start(cs)
+	testenv.WaitFor(t, 20*time.Second, "the resolved message", func() bool { return len(z.Messages()) == 2 })
+	if refreshes, refused, invalid, _ := z.Counts(); refreshes != 2 || refused != 0 || invalid != 1 {
+		t.Errorf("third start: refreshes %d refused %d invalid %d; want 2, 0, 1\n%s", refreshes, refused, invalid, p.Output())
+	}
+	if m := z.Messages()[1].Text; !strings.Contains(m, "Hub hoạt động bình thường trở lại") || !strings.Contains(m, "hub đã ngừng theo dõi") {
+		t.Errorf("resolved message %q", m)
+	}
+	for _, s := range z.Secrets() {
+		if strings.Contains(p.Output(), s) {
+			t.Errorf("a token or secret is in the hub's log")
+		}
+	}
+	if err := p.Stop(10 * time.Second); err != nil {
+		t.Errorf("clean stop: %v", err)
 	}
 }

@@ -57,6 +57,10 @@ type track struct {
 	detail    string
 	flaps     []time.Time // recent episode starts and relapses
 	alert     *Alert      // the firing alert, nil if none
+	// lastEnd: when the last alert of this track resolved; flaps before
+	// it belong to outages already told, so a new alert's since never
+	// reaches back past it.
+	lastEnd time.Time
 }
 
 func (t *track) flapping(now time.Time, sp *spec) bool {
@@ -118,15 +122,22 @@ func (t *track) step(o obs, now time.Time, sp *spec) (fired, resolved *Alert) {
 			break
 		}
 		if t.good == 0 {
+			// The first good look: from the device's own state when known
+			// (the first good probe), so the outage reported is first
+			// failure to first good probe, not to when the hub looked.
 			t.goodSince = now
+			if !o.start.IsZero() && o.start.After(t.since) && o.start.Before(now) {
+				t.goodSince = o.start
+			}
 		}
 		t.good += o.n
 		stable := t.alert == nil || !t.alert.Flapping || now.Sub(t.goodSince) >= sp.forDur
 		if t.good >= sp.recoverFor && stable {
 			if a := t.alert; a != nil {
-				at := now
+				at := t.goodSince
 				a.ResolvedAt, a.State = &at, KindResolved
 				resolved, t.alert = a, nil
+				t.lastEnd = at
 			}
 			t.since, t.good, t.goodSince = time.Time{}, 0, time.Time{}
 			return nil, resolved
@@ -138,8 +149,15 @@ func (t *track) step(o obs, now time.Time, sp *spec) (fired, resolved *Alert) {
 	flapping := t.flapping(now, sp)
 	if t.alert == nil && ((t.good == 0 && now.Sub(t.since) >= sp.forDur) || flapping) {
 		since := t.since
-		if flapping && len(t.flaps) > 0 && t.flaps[0].Before(since) {
-			since = t.flaps[0]
+		if flapping {
+			for _, f := range t.flaps {
+				if f.After(t.lastEnd) {
+					if f.Before(since) {
+						since = f
+					}
+					break
+				}
+			}
 		}
 		t.alert = &Alert{
 			Name: sp.name, Severity: sp.severity, State: KindFiring,
@@ -167,6 +185,9 @@ type camTrack struct {
 	probeSince time.Time
 	offline    time.Time // first seen offline on MQTT; zero when not
 	down, degr track
+	// removed: its alert resolved as "removed"; ignored until probed again.
+	removed       bool
+	removedProbes uint64
 }
 
 // observeCamera turns a camera's state into observations for CameraDown
@@ -207,7 +228,7 @@ func (c *camTrack) observeCamera(s *state.CameraSample, now time.Time, down, deg
 	case s.Online == 0:
 		od = obs{cond: bad, start: c.offline, reason: "offline", detail: "MQTT status offline"}
 	case stream:
-		od = obs{cond: good, n: newGood}
+		od = obs{cond: good, n: newGood, start: p.Since}
 	case s.Online == 1:
 		// No RTSP stream to count probes on: coming online is enough.
 		od = obs{cond: good, n: down.recoverFor}
@@ -260,4 +281,126 @@ type hubTrack struct {
 type spoolSample struct {
 	at time.Time
 	n  int64
+}
+
+// checkNotifiers fires NotifierFailing for a notifier that failed
+// rules.notifier_failing.after attempts in a row or whose token chain is
+// broken; the next success resolves it. Called with e.mu.
+func (e *Engine) checkNotifiers(now time.Time) {
+	after := e.cfg.Rules.NotifierFailing.After
+	seen := map[string]bool{}
+	for _, s := range e.sendersNow() {
+		name := s.cfg.Name
+		seen[name] = true
+		t := e.notif[name]
+		if t == nil {
+			t = &track{}
+			e.notif[name] = t
+		}
+		st := s.status(after)
+		o := obs{cond: good, n: 1}
+		switch {
+		case st.Broken:
+			o = obs{cond: bad, reason: "credentials", detail: st.Problem}
+		case !st.Healthy:
+			o = obs{cond: bad, reason: "failing", detail: fmt.Sprintf("%d failed attempts in a row (%s): %s", st.ConsecutiveFailures, st.LastReason, st.LastError)}
+		}
+		e.stepTrack(t, o, now, &e.notifSpec, devKey{HubSite, name})
+	}
+	for name, t := range e.notif {
+		if !seen[name] {
+			e.gone(t, now, devKey{HubSite, name})
+			delete(e.notif, name)
+		}
+	}
+}
+
+// checkRemoved resolves, with reason "removed", the camera alerts of
+// cameras that were configured when they fired and are configured no
+// more (the state keeps them as auto-registered cameras with their last
+// failed probe, which would otherwise keep them firing forever). It reads
+// the state's views, so it runs at most every 5 s and only while a
+// configured camera's alert fires. Called with e.mu.
+func (e *Engine) checkRemoved(now time.Time) {
+	if now.Before(e.nextRemove) {
+		return
+	}
+	e.nextRemove = now.Add(5 * time.Second)
+	watch := false
+	for _, a := range e.firing {
+		if (a.Name == CameraDown || a.Name == CameraDegraded) && a.Configured {
+			watch = true
+			break
+		}
+	}
+	if !watch {
+		return
+	}
+	conf := map[devKey]bool{}
+	for _, c := range e.deps.State.Cameras() {
+		if c.Configured {
+			conf[devKey{c.Site, c.ID}] = true
+		}
+	}
+	for k, c := range e.cams {
+		if conf[k] {
+			continue
+		}
+		for _, t := range []*track{&c.down, &c.degr} {
+			if t.alert != nil && t.alert.Configured {
+				e.gone(t, now, k)
+				*t = track{}
+				c.removed, c.removedProbes = true, c.probes
+			}
+		}
+	}
+}
+
+// checkHub runs the HubDegraded checks.
+func (e *Engine) checkHub(now time.Time) {
+	k := func(check string) (*hubTrack, devKey) {
+		h := e.hub[check]
+		if h == nil {
+			h = &hubTrack{}
+			e.hub[check] = h
+		}
+		return h, devKey{HubSite, check}
+	}
+	if f := e.deps.BrokerConnected; f != nil {
+		h, key := k(CheckBroker)
+		o := obs{cond: good, n: 1}
+		if !f() {
+			o = obs{cond: bad, reason: "disconnected", detail: "not connected to the MQTT broker"}
+		}
+		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
+	}
+	if f := e.deps.IngestQueue; f != nil {
+		h, key := k(CheckIngestQueue)
+		n, c := f()
+		o := obs{cond: good, n: 1}
+		if c > 0 && float64(n) >= e.cfg.Rules.HubDegraded.QueueSaturation*float64(c) {
+			o = obs{cond: bad, reason: "queue_saturated", detail: fmt.Sprintf("ingest queue %d of %d", n, c)}
+		}
+		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
+	}
+	if f := e.deps.SpoolPoints; f != nil {
+		h, key := k(CheckInfluxSpool)
+		n := f()
+		// Not draining: the spool holds points and has not shrunk over the
+		// last `for` (growing is the same, only worse). Comparing with the
+		// value `for` ago, not the previous one, lets a spool that drains
+		// in bursts count as draining.
+		h.spool = append(h.spool, spoolSample{now, n})
+		cut := 0
+		for cut < len(h.spool)-1 && now.Sub(h.spool[cut+1].at) >= e.hubSpec.forDur {
+			cut++
+		}
+		h.spool = h.spool[cut:]
+		o := obs{cond: good, n: 1}
+		if old := h.spool[0]; n > 0 && now.Sub(old.at) >= e.hubSpec.forDur && n >= old.n {
+			o = obs{cond: bad, start: old.at, reason: "spool_not_draining",
+				detail: fmt.Sprintf("%d points waiting for InfluxDB", n)}
+		}
+		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
+	}
 }

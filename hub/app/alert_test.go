@@ -88,12 +88,22 @@ func TestAlertsWired(t *testing.T) {
 	if len(a.Firing) != 1 || a.Firing[0].Device != "gate" {
 		t.Errorf("/api/v1/alerts: %+v", a)
 	}
+	// A notice counts as sent once it left the outbox, a moment after the
+	// receiver had it.
+	testenv.WaitFor(t, 5*time.Second, "the notice counted as sent", func() bool {
+		v, _ := testenv.Scrape(t, h.URL).Value("villagehub_notifications_total", "notifier=webhook", "result=sent")
+		return v == 1
+	})
 	m := testenv.Scrape(t, h.URL)
 	if v, _ := m.Value("villagehub_alerts_firing", "alert=CameraDown", "site=tan-ngu-2"); v != 1 {
 		t.Errorf("villagehub_alerts_firing = %v", v)
 	}
-	if v, _ := m.Value("villagehub_notifications_total", "notifier=webhook", "result=sent"); v != 1 {
-		t.Errorf("villagehub_notifications_total{webhook,sent} = %v", v)
+	var st struct {
+		Notifiers []alert.NotifierStatus `json:"notifiers"`
+	}
+	getJSON(t, h.URL+"/api/v1/status", &st)
+	if len(st.Notifiers) != 2 || st.Notifiers[0].Name != "webhook" || !st.Notifiers[0].Healthy || st.Notifiers[0].Sent != 1 {
+		t.Errorf("/api/v1/status notifiers: %+v", st.Notifiers)
 	}
 	// As the dashboard does: the page gives a CSRF cookie, the change
 	// carries it in a header (a loopback visitor administers while no
@@ -111,4 +121,21 @@ func TestAlertsWired(t *testing.T) {
 	if n := notices()[1]; n.Kind != "resolved" || n.DurationS <= 0 {
 		t.Errorf("resolved notice: %+v", n)
 	}
+
+	// The dashboard's "Gửi thử" button reaches the engine's notifier and
+	// shows the channel's answer.
+	resp, err = adminPost(t, h.URL, "/api/v1/admin/notifiers/webhook/test", ``)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr struct {
+		OK     bool   `json:"ok"`
+		Answer string `json:"answer"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&tr)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || !tr.OK || !strings.Contains(tr.Answer, "200") {
+		t.Errorf("test send from the dashboard: %v %d %+v", err, resp.StatusCode, tr)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the test notice at the webhook", func() bool { return len(notices()) == 3 })
 }

@@ -28,6 +28,8 @@ import (
 	"villagehub/hub/gateway"
 	"villagehub/hub/influx"
 	"villagehub/hub/ingest"
+	"villagehub/hub/input"
+	_ "villagehub/hub/input/all" // every input compiled in
 	"villagehub/hub/metrics"
 	"villagehub/hub/mqttclient"
 	"villagehub/hub/probe"
@@ -75,6 +77,7 @@ type Hub struct {
 	influx  *influx.Writer // nil without InfluxDB
 	gwLink  *gateway.Link  // nil without a gateway: block
 	auth    *auth.Hook     // nil with an external broker
+	inputs  []input.Input
 	// TLS certificates, reloaded with the configuration; nil without TLS.
 	brokerTLS, httpTLS *tlscert.Reloader
 
@@ -109,6 +112,7 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 	for _, build := range []func() error{
 		h.openStore,
 		h.newInflux,
+		h.newInputs,
 		h.newMQTTSide,
 		h.newState,
 		h.newGatewayLink,
@@ -164,6 +168,13 @@ func (h *Hub) newInflux() error {
 	return err
 }
 
+// newInputs makes the configured instances of every input (hub/input).
+func (h *Hub) newInputs() error {
+	var err error
+	h.inputs, err = input.Build(input.Env{Config: h.cfg.Load(), Logger: h.log})
+	return err
+}
+
 // newMQTTSide makes the embedded broker (with its access hook and TLS) or
 // the client of an external broker.
 func (h *Hub) newMQTTSide() error {
@@ -177,7 +188,7 @@ func (h *Hub) newMQTTSide() error {
 			URL: cfg.MQTT.URL, Username: cfg.MQTT.Username, Password: pw, ClientID: cfg.MQTT.ClientID,
 			CAFile: cfg.MQTT.CAFile, CertFile: cfg.MQTT.CertFile, KeyFile: cfg.MQTT.KeyFile, Insecure: cfg.MQTT.Insecure,
 			KeepAlive: time.Duration(cfg.MQTT.KeepAlive), Prefix: cfg.TopicPrefix, HubID: cfg.HubID,
-			Queue: h.queue, Logger: h.log,
+			Queue: h.queue, Logger: h.log, Filters: input.Filters(h.inputs),
 		})
 		h.mqtt = c
 		return err
@@ -196,6 +207,7 @@ func (h *Hub) newMQTTSide() error {
 	b, err := broker.New(broker.Config{
 		Addr: cfg.Broker.Addr, TLSAddr: cfg.Broker.TLSAddr, WSSAddr: cfg.Broker.WSSAddr, TLS: tc,
 		Prefix: cfg.TopicPrefix, HubID: cfg.HubID, Queue: h.queue, Auth: h.auth, Logger: h.log,
+		Match: input.Matcher(h.inputs),
 	})
 	if err != nil {
 		return err
@@ -209,6 +221,7 @@ func (h *Hub) newState() error {
 	cfg := h.cfg.Load()
 	h.latency, h.probeDur = metrics.NewLatency(), metrics.NewProbeDuration()
 	scfg := state.Config{
+		Inputs:         input.Decoders(h.inputs),
 		MaxAutoCameras: cfg.Limits.MaxAutoCameras,
 		MaxAutoBoards:  cfg.Limits.MaxAutoBoards,
 		Location:       cfg.Location,
@@ -282,7 +295,14 @@ func (h *Hub) newWeb() error {
 	if err != nil {
 		return err
 	}
-	if h.ui, err = ui.New(ui.Config{Source: h.state, Location: cfg.Location, Logger: h.log.With("component", "ui")}); err != nil {
+	if h.ui, err = ui.New(ui.Config{Source: h.state, Location: cfg.Location, Logger: h.log.With("component", "ui"),
+		// The dashboard's admin area: reports, QR sheets, and devices
+		// added or renamed by writing the config file, then reloading.
+		QR: h.store, PublicURL: func() string { return h.cfg.Load().HTTP.PublicURL },
+		ConfigFile: cfg.Path,
+		Reload:     func(ctx context.Context) error { return h.ReloadFromFile(ctx, "dashboard") },
+		Notifiers:  uiNotifiers{h.alerts},
+	}); err != nil {
 		return err
 	}
 	var httpTLS *tls.Config
@@ -332,6 +352,9 @@ type Status struct {
 	Reload  ReloadStatus `json:"reload"`
 	// Certificates is each TLS listener's certificate being served.
 	Certificates []CertStatus `json:"certificates"`
+	// Notifiers is each alert notifier's health (a broken Zalo token chain
+	// shows here with what to do).
+	Notifiers []alert.NotifierStatus `json:"notifiers"`
 }
 
 // CertStatus is a certificate being served.
@@ -346,7 +369,7 @@ var Version string
 
 // Status is the hub's running state.
 func (h *Hub) Status() Status {
-	st := Status{Version: Version, Started: h.started, Reload: h.LastReload(), Certificates: []CertStatus{}}
+	st := Status{Version: Version, Started: h.started, Reload: h.LastReload(), Certificates: []CertStatus{}, Notifiers: h.alerts.Notifiers()}
 	for _, r := range h.certs() {
 		c := r.Certificate()
 		st.Certificates = append(st.Certificates, CertStatus{Listener: r.Name(), Serial: c.Leaf.SerialNumber.Text(16), NotAfter: c.Leaf.NotAfter.UTC()})
@@ -541,6 +564,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	if h.gwLink != nil {
 		g.Go(func() error { return h.gwLink.Run(gctx) })
+	}
+	for _, in := range input.Runners(h.inputs) {
+		g.Go(func() error { return in.Run(gctx, h.state) })
 	}
 	if h.auth != nil {
 		g.Go(func() error { return h.auth.Run(gctx) })

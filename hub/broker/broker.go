@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -36,6 +35,9 @@ type Config struct {
 	HubID string
 	// Queue receives device messages.
 	Queue *ingest.Queue
+	// Match says which published topics the hub ingests (hub/input's
+	// Matcher over every MQTT input); nil: the contract's device topics.
+	Match func(topic string) bool
 	// Auth is the device identity, ACL and limits hook (hub/auth).
 	Auth *auth.Hook
 	// TLSAddr and WSSAddr, if set, add MQTT over TLS and over secure
@@ -78,7 +80,10 @@ func New(cfg Config) (*Broker, error) {
 	if err := cfg.Auth.Install(srv); err != nil {
 		return nil, fmt.Errorf("broker: adding the access hook: %w", err)
 	}
-	h := &ingestHook{queue: cfg.Queue, prefix: cfg.Prefix + "/", hubTopics: cfg.Prefix + "/_hub/", forward: srv.Publish}
+	if cfg.Match == nil {
+		cfg.Match = ingest.NewDecoder(ingest.DecoderConfig{Prefix: cfg.Prefix}).Match
+	}
+	h := &ingestHook{queue: cfg.Queue, match: cfg.Match, forward: srv.Publish}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("broker: adding ingest hook: %w", err)
@@ -156,12 +161,11 @@ func (b *Broker) Connected() bool { return true }
 // ingestHook feeds device messages into the ingest queue.
 type ingestHook struct {
 	mqtt.HookBase
-	queue     *ingest.Queue
-	prefix    string
-	hubTopics string
-	ctx       context.Context
-	cancel    context.CancelFunc
-	done      sync.Pool // of chan struct{}, one per waiting publish
+	queue  *ingest.Queue
+	match  func(topic string) bool
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   sync.Pool // of chan struct{}, one per waiting publish
 	// forward publishes a message to subscribers as the hub (inline client).
 	forward func(topic string, payload []byte, retain bool, qos byte) error
 }
@@ -172,11 +176,8 @@ func (h *ingestHook) Provides(b byte) bool {
 	return b == mqtt.OnPublish || b == mqtt.OnWillSent
 }
 
-// device reports whether a topic is a device topic the hub ingests.
-func (h *ingestHook) device(topic string) bool {
-	return strings.HasPrefix(topic, h.prefix) && !strings.HasPrefix(topic, h.hubTopics) &&
-		!strings.Contains(topic[len(h.prefix):], "/alerts/")
-}
+// device reports whether a topic is one the hub ingests.
+func (h *ingestHook) device(topic string) bool { return h.match(topic) }
 
 // OnPublish runs in the publishing client's goroutine before the broker
 // acknowledges and forwards a publish.
@@ -206,6 +207,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		return pk, nil
 	case 1:
 		id, retain := pk.PacketID, pk.FixedHeader.Retain
+		m.Session, m.PacketID, m.Dup = cl.ID, id, pk.FixedHeader.Dup
 		m.Ack = func() {
 			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id})
 			_ = h.forward(m.Topic, m.Payload, retain, 1)

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +62,8 @@ type Config struct {
 	Sites   []Site   `yaml:"sites"`
 	Cameras []Camera `yaml:"cameras"`
 	Boards  []Board  `yaml:"qr_boards"`
+	// Frigate instances whose own MQTT topics the hub reads (docs/frigate.md).
+	Frigate []Frigate `yaml:"frigate"`
 
 	// Set by Load, not by the file.
 	Path     string         `yaml:"-"`
@@ -280,6 +283,18 @@ type Camera struct {
 	// stream's own announced frame rate.
 	ExpectedFPS float64       `yaml:"expected_fps"`
 	Probe       ProbeSettings `yaml:"probe"`
+	// ONVIF, when set, reads the camera's motion from its ONVIF events
+	// (docs/onvif.md).
+	ONVIF *CameraONVIF `yaml:"onvif"`
+}
+
+// CameraONVIF is a camera's ONVIF device service. Username and password
+// default to the camera's own (one account on most cameras).
+type CameraONVIF struct {
+	URL          string `yaml:"url"` // e.g. http://10.0.0.5/onvif/device_service
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
 }
 
 type Board struct {
@@ -459,11 +474,85 @@ func Parse(path string, data []byte) (*Config, error) {
 			}
 			return nil, e
 		}
+		if ps := valueProblems(path, &root, err); ps != nil {
+			return nil, &Error{ps}
+		}
 		return nil, &Error{[]Problem{yamlProblem(path, err)}}
 	}
 	c.root = &root
 	c.Path = path
 	return c, nil
+}
+
+// valueProblems handles a value a field's own parser refused (a duration
+// such as "30 sec" or "-5s"): such errors name the value but neither line
+// nor key, and stop decoding at the first. It finds the value in the tree,
+// reports it with its line and key, sets it to a neutral value and decodes
+// again, so every bad value in the file is reported at once. nil when the
+// error does not quote a value found in the file.
+func valueProblems(path string, root *yaml.Node, err error) []Problem {
+	var ps []Problem
+	for range 50 {
+		var n *yaml.Node
+		var key string
+		for _, m := range regexp.MustCompile(`"([^"]*)"`).FindAllStringSubmatch(err.Error(), -1) {
+			if n, key = findScalar(root, m[1], ""); n != nil {
+				break
+			}
+		}
+		if n == nil {
+			if ps == nil {
+				return nil
+			}
+			return append(ps, yamlProblem(path, err))
+		}
+		ps = append(ps, Problem{File: path, Line: n.Line, Key: key, Msg: strings.TrimPrefix(err.Error(), "yaml: ")})
+		n.Value, n.Tag, n.Style = "0s", "!!str", 0
+		var probe Config
+		err = root.Decode(&probe)
+		if err == nil {
+			return ps
+		}
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, msg := range te.Errors {
+				ps = append(ps, yamlProblem(path, errors.New(msg)))
+			}
+			return ps
+		}
+	}
+	return ps
+}
+
+// findScalar finds the first mapping value equal to v, with its key path.
+func findScalar(n *yaml.Node, v, prefix string) (*yaml.Node, string) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if f, k := findScalar(c, v, prefix); f != nil {
+				return f, k
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			if val := n.Content[i+1]; val.Kind == yaml.ScalarNode && val.Value == v {
+				return val, key
+			} else if f, k := findScalar(val, v, key); f != nil {
+				return f, k
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if f, k := findScalar(c, v, fmt.Sprintf("%s[%d]", prefix, i)); f != nil {
+				return f, k
+			}
+		}
+	}
+	return nil, ""
 }
 
 // yamlProblem turns "yaml: line 12: field foo not found in type ..." into
@@ -808,6 +897,7 @@ func (v *validator) probeSettings(p ProbeSettings, path ...any) {
 }
 
 func (v *validator) devices() {
+	defer v.frigate()
 	c := v.c
 	sites := map[string]bool{}
 	for i, s := range c.Sites {
@@ -853,6 +943,19 @@ func (v *validator) devices() {
 			v.bad("must be between 0 and 240", "cameras", i, "expected_fps")
 		}
 		v.probeSettings(cam.Probe, "cameras", i, "probe")
+		if o := cam.ONVIF; o != nil {
+			if o.URL == "" {
+				v.bad("is required", "cameras", i, "onvif", "url")
+			} else if u, err := url.Parse(o.URL); err == nil && u.User != nil {
+				v.bad("must not hold credentials: use onvif.username and password_file", "cameras", i, "onvif", "url")
+			} else {
+				v.url(o.URL, []string{"http", "https"}, "cameras", i, "onvif", "url")
+			}
+			if o.Password != "" && o.PasswordFile != "" {
+				v.bad("set password or password_file, not both", "cameras", i, "onvif", "password_file")
+			}
+			v.file(o.PasswordFile, "cameras", i, "onvif", "password_file")
+		}
 	}
 	seen = map[string]bool{}
 	for i, b := range c.Boards {
@@ -924,4 +1027,59 @@ func ReadSecret(value, file string) (string, error) {
 		return "", fmt.Errorf("reading secret file: %w", err)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// Frigate is one Frigate NVR whose MQTT topics the hub reads
+// (hub/input/frigate, docs/frigate.md).
+type Frigate struct {
+	// Name names the instance: frigate/<name> in logs, the API and alerts.
+	Name string `yaml:"name"`
+	// TopicPrefix is Frigate's mqtt.topic_prefix ("frigate" by default).
+	TopicPrefix string `yaml:"topic_prefix"`
+	// Site is the site of its cameras.
+	Site string `yaml:"site"`
+	// Cameras maps Frigate camera names to hub camera IDs; a camera not
+	// listed is auto-registered under its Frigate name if that is a valid ID.
+	Cameras map[string]string `yaml:"cameras"`
+}
+
+func (f *Frigate) setDefaults() { def(&f.TopicPrefix, "frigate") }
+
+func (v *validator) frigate() {
+	c := v.c
+	sites := map[string]bool{}
+	for _, s := range c.Sites {
+		sites[s.ID] = true
+	}
+	names, prefixes := map[string]bool{}, map[string]bool{c.TopicPrefix: true}
+	for i := range c.Frigate {
+		f := &c.Frigate[i]
+		f.setDefaults() // list items are made by the YAML decoder
+		if !event.ValidID(f.Name) {
+			v.bad(fmt.Sprintf("%q %s", f.Name, idRule), "frigate", i, "name")
+		} else if names[f.Name] {
+			v.bad(fmt.Sprintf("frigate %q is listed twice", f.Name), "frigate", i, "name")
+		}
+		names[f.Name] = true
+		root, _, _ := strings.Cut(f.TopicPrefix, "/")
+		if strings.ContainsAny(f.TopicPrefix, "+#") || strings.HasPrefix(f.TopicPrefix, "/") || strings.HasSuffix(f.TopicPrefix, "/") {
+			v.bad("must be a topic without wildcards or leading/trailing slash", "frigate", i, "topic_prefix")
+		} else if prefixes[f.TopicPrefix] || prefixes[root] {
+			v.bad(fmt.Sprintf("topic prefix %q is already used by the hub or another frigate", f.TopicPrefix), "frigate", i, "topic_prefix")
+		}
+		prefixes[f.TopicPrefix] = true
+		if !event.ValidID(f.Site) {
+			v.bad(fmt.Sprintf("%q %s", f.Site, idRule), "frigate", i, "site")
+		} else if !sites[f.Site] {
+			v.bad(fmt.Sprintf("unknown site %q (add it under sites:)", f.Site), "frigate", i, "site")
+		}
+		for name, id := range f.Cameras {
+			if name == "" || strings.ContainsAny(name, "/+#") {
+				v.bad(fmt.Sprintf("Frigate camera name %q cannot be a topic level", name), "frigate", i, "cameras")
+			}
+			if !event.ValidID(id) {
+				v.bad(fmt.Sprintf("camera id %q for %q %s", id, name, idRule), "frigate", i, "cameras", name)
+			}
+		}
+	}
 }

@@ -204,3 +204,40 @@ sites:
 		}
 	}
 }
+
+func TestCameraONVIFBlock(t *testing.T) {
+	ps := problems(t, `hub_id: x
+sites: [{id: s}]
+cameras:
+  - id: gate
+    site: s
+    onvif: { url: "http://10.0.0.5/onvif/device_service", username: admin, password_file: /nonexistent/onvif-pw }
+  - id: market
+    site: s
+    onvif:
+      url: "rtsp://10.0.0.6/"
+      password: x
+      password_file: /nonexistent/y
+`)
+	want := map[string]int{
+		"cameras[0].onvif.password_file": 6,
+		"cameras[1].onvif.url":           10,
+	}
+	got := map[string]int{}
+	for _, p := range ps {
+		got[p.Key] = p.Line
+	}
+	for k, line := range want {
+		if got[k] != line {
+			t.Errorf("problem for %s at line %d, want %d (all: %+v)", k, got[k], line, ps)
+		}
+	}
+	ps = problems(t, "hub_id: x\nsites: [{id: s}]\ncameras:\n  - { id: gate, site: s, onvif: { url: \"http://admin:hunter2@10.0.0.5/onvif/device_service\" } }\n")
+	if len(ps) != 1 || ps[0].Key != "cameras[0].onvif.url" || strings.Contains(ps[0].String(), "hunter2") {
+		t.Fatalf("credentials in onvif.url: %+v", ps)
+	}
+	c, err := Parse("v.yaml", []byte("hub_id: x\nsites: [{id: s}]\ncameras:\n  - { id: gate, site: s, onvif: { url: \"http://10.0.0.5/onvif/device_service\" } }\n"))
+	if err != nil || c.Cameras[0].ONVIF == nil || c.Cameras[0].ONVIF.URL != "http://10.0.0.5/onvif/device_service" {
+		t.Fatalf("Parse = %+v, %v", c, err)
+	}
+}

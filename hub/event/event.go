@@ -1,29 +1,13 @@
-// Package event holds the typed events that flow from the edges of the hub
-// (MQTT ingest, the RTSP prober, printed QR scans) into hub/state. Parsing
-// happens once, at the edge; nothing downstream looks at topics or JSON again.
+// Package event holds the typed events that flow from the hub's inputs
+// (hub/input: the MQTT contract, Frigate, ...) into hub/state, and the
+// tables of kinds (kind.go) and rejection reasons (reason.go) that every
+// package counting per kind or per reason is sized from. An input decodes
+// a message once; nothing downstream looks at topics or JSON again.
 package event
 
 import (
 	"time"
 )
-
-// Kind is the kind of device an event is about.
-type Kind uint8
-
-const (
-	Camera Kind = iota + 1
-	Board
-)
-
-func (k Kind) String() string {
-	switch k {
-	case Camera:
-		return "camera"
-	case Board:
-		return "board"
-	}
-	return "unknown"
-}
 
 // Type says what happened.
 type Type uint8
@@ -35,6 +19,13 @@ const (
 	Status
 	// QRTotal: a QR board reported its cumulative scan count since Boot.
 	QRTotal
+	// Detection: an object detection on a camera (Detection is set).
+	Detection
+	// CameraStats: a camera's processing figures (Stats is set).
+	CameraStats
+	// InputStatus: an input itself (a Frigate) went online or offline;
+	// Source names it, Online says which.
+	InputStatus
 )
 
 func (t Type) String() string {
@@ -45,20 +36,31 @@ func (t Type) String() string {
 		return "status"
 	case QRTotal:
 		return "qr_total"
+	case Detection:
+		return "detection"
+	case CameraStats:
+		return "camera_stats"
+	case InputStatus:
+		return "input_status"
 	}
 	return "unknown"
 }
 
-// Event is one decoded device message. It is a plain value (no interface,
-// no pointers besides strings) so that passing it around costs no allocation.
+// Event is one decoded device message. It is a plain value (no interface;
+// the rare large payloads behind pointers) so that passing it around costs
+// no allocation.
 //
-// Site and Device usually point into the MQTT topic string; whoever keeps
-// them beyond the life of the message must clone them.
+// Site, Device and the payload pointers usually point into the MQTT topic
+// and the input's buffers; whoever keeps them beyond the life of the
+// message must copy them.
 type Event struct {
 	Type   Type
 	Kind   Kind
 	Site   string
 	Device string
+	// Source names the input instance that produced the event when it is
+	// not the device itself ("frigate/nvr"); "" for the MQTT contract.
+	Source string
 
 	// Time is when the event happened: the payload's ts if it had one,
 	// otherwise Received. HasTS tells which.
@@ -79,6 +81,39 @@ type Event struct {
 	// event is being applied.
 	Total     int64
 	BootBytes []byte
+
+	// Detection and CameraStats payloads.
+	Detection *DetectionInfo
+	Stats     *Stats
+}
+
+// Phase is where a detection is in its life.
+type Phase uint8
+
+const (
+	PhaseNew Phase = iota + 1
+	PhaseUpdate
+	PhaseEnd
+)
+
+// DetectionInfo is one object detection (a Frigate event): new when first
+// seen, updated while tracked, ended with its end time.
+type DetectionInfo struct {
+	// ID identifies the detection at its source; the hub counts each ID
+	// once, whatever is redelivered.
+	ID    string
+	Phase Phase
+	Label string // person, car, ...
+	// Score is the best score seen (Frigate's top_score, else score).
+	Score float64
+	// Zones are the zones the object entered.
+	Zones      []string
+	Start, End time.Time // End is zero until the detection ended
+}
+
+// Stats are a camera's processing figures, frames per second.
+type Stats struct {
+	CameraFPS, ProcessFPS, SkippedFPS, DetectionFPS float64
 }
 
 // ValidID reports whether s is a valid site, camera or board ID:

@@ -1,17 +1,21 @@
 package influx
 
-import "time"
+import (
+	"time"
+
+	"villagehub/hub/event"
+)
 
 // Constructors for the hub's measurements (docs/influxdb.md has the schema
 // with an example line each). Tags are sorted by key and hold only IDs and
 // small fixed sets; everything else is a field.
 
-// Measurement names.
+// Measurement names, declared with the kinds in hub/event.
 const (
-	MeasurementQRScans      = "qr_scans"
-	MeasurementCameraMotion = "camera_motion"
-	MeasurementDeviceStatus = "device_status"
-	MeasurementCameraHealth = "camera_health"
+	MeasurementQRScans      = event.MeasurementQRScans
+	MeasurementCameraMotion = event.MeasurementCameraMotion
+	MeasurementDeviceStatus = event.MeasurementDeviceStatus
+	MeasurementCameraHealth = event.MeasurementCameraHealth
 )
 
 // QRScans is the increase of one board's scan count from one report
@@ -121,7 +125,7 @@ func CameraHealth(site, camera string, h Health, t time.Time) Point {
 // scans, and unique scans: class "unique" (a scan by a phone that had not
 // just scanned the board; also counted in qr_scans), "bot" (link previews,
 // crawlers) and "rate_limited".
-const MeasurementQRVisits = "qr_visits"
+const MeasurementQRVisits = event.MeasurementQRVisits
 
 // QRVisits is one such visit.
 func QRVisits(site, board, class string, n int64, t time.Time) Point {
@@ -129,6 +133,52 @@ func QRVisits(site, board, class string, n int64, t time.Time) Point {
 		Measurement: MeasurementQRVisits,
 		Tags:        []Tag{{"board", board}, {"class", class}, {"site", site}},
 		Fields:      []Field{Int("visits", n)},
+		Time:        t,
+	}
+}
+
+// Measurements of detections and inputs, declared with the kinds in
+// hub/event.
+const (
+	MeasurementCameraDetections = event.MeasurementCameraDetections
+	MeasurementInputStatus      = event.MeasurementInputStatus
+)
+
+// CameraDetection is an object detection (a Frigate event): at its start
+// detections=1 (so sum(detections) counts them), at its end duration_s;
+// both carry the score and the zones entered (comma-separated).
+func CameraDetection(site, camera, label string, start bool, score float64, zones string, d time.Duration, t time.Time) Point {
+	f := make([]Field, 0, 4)
+	if start {
+		f = append(f, Int("detections", 1))
+	} else {
+		f = append(f, Float("duration_s", d.Seconds()))
+	}
+	if score > 0 {
+		f = append(f, Float("score", score))
+	}
+	if zones != "" {
+		f = append(f, String("zones", zones))
+	}
+	return Point{
+		Measurement: MeasurementCameraDetections,
+		Tags:        []Tag{{"camera", camera}, {"label", label}, {"site", site}},
+		Fields:      f,
+		Time:        t,
+	}
+}
+
+// InputStatus is a change of an input's own availability (a Frigate's
+// available topic); input is frigate/<name>.
+func InputStatus(site, input string, online bool, t time.Time) Point {
+	v := int64(0)
+	if online {
+		v = 1
+	}
+	return Point{
+		Measurement: MeasurementInputStatus,
+		Tags:        []Tag{{"input", input}, {"site", site}},
+		Fields:      []Field{Int("online", v)},
 		Time:        t,
 	}
 }

@@ -1,6 +1,8 @@
-// Package ingest turns MQTT messages into typed events: it parses topics,
-// decodes and validates payloads against the contract, and queues messages
-// between the MQTT network loops and hub/state with back-pressure.
+// Package ingest is the hub's MQTT contract and its pipeline inbox: the
+// Decoder parses the contract's topics and decodes and validates their
+// payloads into typed events (the "mqtt" input, registered in
+// hub/input/mqtt), and the Queue carries messages and the hub's own typed
+// traffic between the MQTT network loops and hub/state with back-pressure.
 package ingest
 
 import (
@@ -70,10 +72,10 @@ func NewDecoder(cfg DecoderConfig) *Decoder {
 
 // ParseTopic splits a device topic into its parts. It does not allocate:
 // site and device are substrings of topic.
-func ParseTopic(prefix, topic string) (kind MsgKind, site, device string, r Reason) {
+func ParseTopic(prefix, topic string) (kind event.MsgKind, site, device string, r event.Reason) {
 	rest, ok := strings.CutPrefix(topic, prefix)
 	if !ok {
-		return KindUnknown, "", "", BadTopic
+		return event.KindUnknown, "", "", event.BadTopic
 	}
 	// rest = <site>/<camera|qr>/<id>/<leaf>
 	var parts [4]string
@@ -87,102 +89,130 @@ func ParseTopic(prefix, topic string) (kind MsgKind, site, device string, r Reas
 			break
 		}
 		if n == 3 {
-			return KindUnknown, "", "", BadTopic // too many levels
+			return event.KindUnknown, "", "", event.BadTopic // too many levels
 		}
 		parts[n] = rest[:i]
 		rest = rest[i+1:]
 		n++
 	}
 	if n != 4 || rest != "" {
-		return KindUnknown, "", "", BadTopic
+		return event.KindUnknown, "", "", event.BadTopic
 	}
 	switch parts[1] + "/" + parts[3] {
 	case "camera/motion":
-		kind = KindMotion
+		kind = event.KindMotion
 	case "camera/status":
-		kind = KindCameraStatus
+		kind = event.KindCameraStatus
 	case "qr/scans":
-		kind = KindQRScans
+		kind = event.KindQRScans
 	case "qr/status":
-		kind = KindBoardStatus
+		kind = event.KindBoardStatus
 	default:
-		return KindUnknown, "", "", BadTopic
+		return event.KindUnknown, "", "", event.BadTopic
 	}
 	if !event.ValidID(parts[0]) || !event.ValidID(parts[2]) {
-		return kind, "", "", BadID
+		return kind, "", "", event.BadID
 	}
-	return kind, parts[0], parts[2], OK
+	return kind, parts[0], parts[2], event.OK
 }
 
-// Decode turns one message into an event, or says why it is rejected. The
-// returned event's Site, Device and BootBytes point into topic, payload and
-// the decoder's parser: they are valid until the next call to Decode.
-func (d *Decoder) Decode(topic string, payload []byte, received time.Time) (ev event.Event, kind MsgKind, r Reason) {
+// Name names the input.
+func (d *Decoder) Name() string { return "mqtt" }
+
+// Filters are the contract's two device subtrees; topics of the wrong
+// shape beneath them still arrive and are counted as rejected.
+func (d *Decoder) Filters() []string {
+	return []string{d.prefix + "+/camera/+/+", d.prefix + "+/qr/+/+"}
+}
+
+// Match says whether a topic published on the embedded broker is a device
+// topic of the contract: anything under the prefix except the hub's own
+// publications (<prefix>/_hub/..., <prefix>/<site>/alerts/...), so that a
+// device topic of the wrong shape is counted as rejected, not ignored.
+func (d *Decoder) Match(topic string) bool {
+	rest, ok := strings.CutPrefix(topic, d.prefix)
+	return ok && !strings.HasPrefix(rest, "_hub/") && !strings.Contains(rest, "/alerts/")
+}
+
+// Decode appends the event one message carries to evs (hub/state's
+// Decoder), or says why the message is rejected.
+func (d *Decoder) Decode(topic string, payload []byte, received time.Time, evs []event.Event) ([]event.Event, event.MsgKind, event.Reason) {
+	ev, kind, r := d.DecodeOne(topic, payload, received)
+	if r == event.OK {
+		evs = append(evs, ev)
+	}
+	return evs, kind, r
+}
+
+// DecodeOne turns one message into an event, or says why it is rejected.
+// The returned event's Site, Device and BootBytes point into topic,
+// payload and the decoder's parser: they are valid until the next call.
+func (d *Decoder) DecodeOne(topic string, payload []byte, received time.Time) (ev event.Event, kind event.MsgKind, r event.Reason) {
 	kind, site, device, r := ParseTopic(d.prefix, topic)
-	if r != OK {
+	if r != event.OK {
 		return ev, kind, r
 	}
 	if len(payload) > d.maxPayload {
-		return ev, kind, TooLarge
+		return ev, kind, event.TooLarge
 	}
 	if !utf8.Valid(payload) {
-		return ev, kind, BadUTF8
+		return ev, kind, event.BadUTF8
 	}
 	ev.Site, ev.Device = site, device
 	ev.Received, ev.Time = received, received
 	switch kind {
-	case KindMotion:
+	case event.KindMotion:
 		ev.Type, ev.Kind = event.Motion, event.Camera
 		r = d.motion(&ev, payload)
-	case KindCameraStatus:
+	case event.KindCameraStatus:
 		ev.Type, ev.Kind = event.Status, event.Camera
 		r = status(&ev, payload)
-	case KindQRScans:
+	case event.KindQRScans:
 		ev.Type, ev.Kind = event.QRTotal, event.Board
 		r = d.qrTotal(&ev, payload)
-	case KindBoardStatus:
+	case event.KindBoardStatus:
 		ev.Type, ev.Kind = event.Status, event.Board
 		r = status(&ev, payload)
 	}
 	return ev, kind, r
 }
 
-func status(ev *event.Event, payload []byte) Reason {
+func status(ev *event.Event, payload []byte) event.Reason {
 	switch string(bytes.TrimSpace(payload)) {
 	case "online":
 		ev.Online = true
 	case "offline":
 		ev.Online = false
 	default:
-		return BadValue
+		return event.BadValue
 	}
-	return OK
+	return event.OK
 }
 
-func (d *Decoder) motion(ev *event.Event, payload []byte) Reason {
+func (d *Decoder) motion(ev *event.Event, payload []byte) event.Reason {
 	p := bytes.TrimSpace(payload)
 	switch string(p) {
 	case "ON":
 		ev.Active = true
-		return OK
+		return event.OK
 	case "OFF":
 		ev.Active = false
-		return OK
+		return event.OK
 	}
 	if len(p) == 0 || p[0] != '{' {
-		return BadValue
+		return event.BadValue
 	}
 	v, err := d.p.ParseBytes(p)
 	if err != nil {
-		return BadJSON
+		return event.BadJSON
 	}
 	o, err := v.Object()
 	if err != nil {
-		return BadType
+		return event.BadType
 	}
 	a := o.Get("active")
 	if a == nil {
-		return BadValue
+		return event.BadValue
 	}
 	switch a.Type() {
 	case fastjson.TypeTrue:
@@ -190,57 +220,57 @@ func (d *Decoder) motion(ev *event.Event, payload []byte) Reason {
 	case fastjson.TypeFalse:
 		ev.Active = false
 	default:
-		return BadType
+		return event.BadType
 	}
 	if z := o.Get("zone"); z != nil {
 		if z.Type() != fastjson.TypeString {
 			if z.Type() != fastjson.TypeNull {
-				return BadType
+				return event.BadType
 			}
 		} else {
 			zb, _ := z.StringBytes()
 			if len(zb) > maxZoneLen {
-				return BadValue
+				return event.BadValue
 			}
 			ev.Zone = string(zb)
 		}
 	}
 	if s := o.Get("score"); s != nil && s.Type() != fastjson.TypeNull {
 		if s.Type() != fastjson.TypeNumber {
-			return BadType
+			return event.BadType
 		}
 		f, err := s.Float64()
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return BadValue
+			return event.BadValue
 		}
 		ev.Score = f
 	}
 	return d.ts(ev, o.Get("ts"))
 }
 
-func (d *Decoder) qrTotal(ev *event.Event, payload []byte) Reason {
+func (d *Decoder) qrTotal(ev *event.Event, payload []byte) event.Reason {
 	v, err := d.p.ParseBytes(payload)
 	if err != nil {
-		return BadJSON
+		return event.BadJSON
 	}
 	o, err := v.Object()
 	if err != nil {
-		return BadType
+		return event.BadType
 	}
 	t := o.Get("total")
 	if t == nil {
-		return BadValue
+		return event.BadValue
 	}
 	if t.Type() != fastjson.TypeNumber {
-		return BadType
+		return event.BadType
 	}
 	n, err := t.Int64()
 	if err != nil {
 		// A fraction or a number too large for int64.
-		return BadType
+		return event.BadType
 	}
 	if n < 0 {
-		return NegativeTotal
+		return event.NegativeTotal
 	}
 	ev.Total = n
 	if b := o.Get("boot"); b != nil {
@@ -248,7 +278,7 @@ func (d *Decoder) qrTotal(ev *event.Event, payload []byte) Reason {
 		case fastjson.TypeString:
 			bb, _ := b.StringBytes()
 			if len(bb) > maxBootLen {
-				return BadValue
+				return event.BadValue
 			}
 			ev.BootBytes = bb
 		case fastjson.TypeNumber:
@@ -257,50 +287,50 @@ func (d *Decoder) qrTotal(ev *event.Event, payload []byte) Reason {
 			ev.BootBytes = b.MarshalTo(nil)
 		case fastjson.TypeNull:
 		default:
-			return BadType
+			return event.BadType
 		}
 	}
 	return d.ts(ev, o.Get("ts"))
 }
 
 // ts reads a payload timestamp: RFC 3339 text or unix milliseconds.
-func (d *Decoder) ts(ev *event.Event, v *fastjson.Value) Reason {
+func (d *Decoder) ts(ev *event.Event, v *fastjson.Value) event.Reason {
 	if v == nil {
-		return OK
+		return event.OK
 	}
 	var t time.Time
 	switch v.Type() {
 	case fastjson.TypeNull:
-		return OK
+		return event.OK
 	case fastjson.TypeString:
 		sb, _ := v.StringBytes()
 		var err error
 		t, err = time.Parse(time.RFC3339Nano, string(sb))
 		if err != nil {
-			return BadTS
+			return event.BadTS
 		}
 	case fastjson.TypeNumber:
 		ms, err := v.Int64()
 		if err != nil {
 			f, ferr := v.Float64()
 			if ferr != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e15 {
-				return BadTS
+				return event.BadTS
 			}
 			ms = int64(f)
 		}
 		if ms < -1e15 || ms > 1e15 {
-			return BadTS
+			return event.BadTS
 		}
 		t = time.UnixMilli(ms)
 	default:
-		return BadType
+		return event.BadType
 	}
 	if t.After(ev.Received.Add(d.maxFuture)) {
-		return FutureTS
+		return event.FutureTS
 	}
 	if t.Before(minTS) {
-		return OK // a device without a clock; keep the time received
+		return event.OK // a device without a clock; keep the time received
 	}
 	ev.Time, ev.HasTS = t, true
-	return OK
+	return event.OK
 }

@@ -14,30 +14,30 @@ var now = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 func TestParseTopic(t *testing.T) {
 	cases := []struct {
 		topic        string
-		kind         MsgKind
+		kind         event.MsgKind
 		site, device string
-		r            Reason
+		r            event.Reason
 	}{
-		{"village/tan-ngu-2/camera/gate/motion", KindMotion, "tan-ngu-2", "gate", OK},
-		{"village/tan-ngu-2/camera/gate/status", KindCameraStatus, "tan-ngu-2", "gate", OK},
-		{"village/s1/qr/market-07/scans", KindQRScans, "s1", "market-07", OK},
-		{"village/s1/qr/market_07/status", KindBoardStatus, "s1", "market_07", OK},
-		{"village/s1/qr/m/other", KindUnknown, "", "", BadTopic},
-		{"village/s1/camera/m/scans", KindUnknown, "", "", BadTopic},
-		{"village/s1/camera/gate/motion/extra", KindUnknown, "", "", BadTopic},
-		{"village/s1/camera/a/b/motion", KindUnknown, "", "", BadTopic}, // slash in an ID
-		{"other/s1/camera/gate/motion", KindUnknown, "", "", BadTopic},
-		{"village/s1/camera/gate", KindUnknown, "", "", BadTopic},
-		{"village", KindUnknown, "", "", BadTopic},
-		{"village/S1/camera/gate/motion", KindMotion, "", "", BadID},
-		{"village/s1/camera/Gate/motion", KindMotion, "", "", BadID},
-		{"village/s1/camera/+/motion", KindMotion, "", "", BadID},
-		{"village/s1/camera/#/motion", KindMotion, "", "", BadID},
-		{"village/s1/camera/cổng/motion", KindMotion, "", "", BadID},
-		{"village/s1/camera/-gate/motion", KindMotion, "", "", BadID},
-		{"village/s1/camera//motion", KindMotion, "", "", BadID},
-		{"village/s1/camera/" + strings.Repeat("a", 64) + "/motion", KindMotion, "s1", strings.Repeat("a", 64), OK},
-		{"village/s1/camera/" + strings.Repeat("a", 65) + "/motion", KindMotion, "", "", BadID},
+		{"village/tan-ngu-2/camera/gate/motion", event.KindMotion, "tan-ngu-2", "gate", event.OK},
+		{"village/tan-ngu-2/camera/gate/status", event.KindCameraStatus, "tan-ngu-2", "gate", event.OK},
+		{"village/s1/qr/market-07/scans", event.KindQRScans, "s1", "market-07", event.OK},
+		{"village/s1/qr/market_07/status", event.KindBoardStatus, "s1", "market_07", event.OK},
+		{"village/s1/qr/m/other", event.KindUnknown, "", "", event.BadTopic},
+		{"village/s1/camera/m/scans", event.KindUnknown, "", "", event.BadTopic},
+		{"village/s1/camera/gate/motion/extra", event.KindUnknown, "", "", event.BadTopic},
+		{"village/s1/camera/a/b/motion", event.KindUnknown, "", "", event.BadTopic}, // slash in an ID
+		{"other/s1/camera/gate/motion", event.KindUnknown, "", "", event.BadTopic},
+		{"village/s1/camera/gate", event.KindUnknown, "", "", event.BadTopic},
+		{"village", event.KindUnknown, "", "", event.BadTopic},
+		{"village/S1/camera/gate/motion", event.KindMotion, "", "", event.BadID},
+		{"village/s1/camera/Gate/motion", event.KindMotion, "", "", event.BadID},
+		{"village/s1/camera/+/motion", event.KindMotion, "", "", event.BadID},
+		{"village/s1/camera/#/motion", event.KindMotion, "", "", event.BadID},
+		{"village/s1/camera/cổng/motion", event.KindMotion, "", "", event.BadID},
+		{"village/s1/camera/-gate/motion", event.KindMotion, "", "", event.BadID},
+		{"village/s1/camera//motion", event.KindMotion, "", "", event.BadID},
+		{"village/s1/camera/" + strings.Repeat("a", 64) + "/motion", event.KindMotion, "s1", strings.Repeat("a", 64), event.OK},
+		{"village/s1/camera/" + strings.Repeat("a", 65) + "/motion", event.KindMotion, "", "", event.BadID},
 	}
 	for _, c := range cases {
 		kind, site, dev, r := ParseTopic("village/", c.topic)
@@ -73,8 +73,8 @@ func TestDecodeAccepts(t *testing.T) {
 		{"qr ts within 24h", "village/s/qr/b/scans", `{"total":5,"ts":"2026-11-28T07:00:00Z"}`, func(e event.Event) bool { return e.HasTS }},
 	}
 	for _, c := range cases {
-		ev, _, r := d.Decode(c.topic, []byte(c.payload), now)
-		if r != OK {
+		ev, _, r := d.DecodeOne(c.topic, []byte(c.payload), now)
+		if r != event.OK {
 			t.Errorf("%s: rejected (%v)", c.name, r)
 			continue
 		}
@@ -88,35 +88,35 @@ func TestDecodeRejects(t *testing.T) {
 	d := NewDecoder(DecoderConfig{})
 	cases := []struct {
 		name, topic, payload string
-		want                 Reason
+		want                 event.Reason
 	}{
-		{"oversized", "village/s/qr/b/scans", `{"total":1,"pad":"` + strings.Repeat("x", 4100) + `"}`, TooLarge},
-		{"invalid utf8", "village/s/camera/c/status", "onl\xffine", BadUTF8},
-		{"invalid json", "village/s/qr/b/scans", `{"total":1`, BadJSON},
-		{"invalid motion json", "village/s/camera/c/motion", `{"active":tru}`, BadJSON},
-		{"json array", "village/s/qr/b/scans", `[1,2]`, BadType},
-		{"total string", "village/s/qr/b/scans", `{"total":"12"}`, BadType},
-		{"total fraction", "village/s/qr/b/scans", `{"total":1.5}`, BadType},
-		{"total huge", "village/s/qr/b/scans", `{"total":99999999999999999999}`, BadType},
-		{"total missing", "village/s/qr/b/scans", `{"boot":"a"}`, BadValue},
-		{"boot object", "village/s/qr/b/scans", `{"total":1,"boot":{}}`, BadType},
-		{"boot too long", "village/s/qr/b/scans", `{"total":1,"boot":"` + strings.Repeat("b", 65) + `"}`, BadValue},
-		{"negative total", "village/s/qr/b/scans", `{"total":-3}`, NegativeTotal},
-		{"future ts ms", "village/s/qr/b/scans", `{"total":1,"ts":` + itoa(now.Add(25*time.Hour).UnixMilli()) + `}`, FutureTS},
-		{"future ts text", "village/s/camera/c/motion", `{"active":true,"ts":"2026-11-29T00:00:00Z"}`, FutureTS},
-		{"bad ts text", "village/s/camera/c/motion", `{"active":true,"ts":"yesterday"}`, BadTS},
-		{"ts bool", "village/s/qr/b/scans", `{"total":1,"ts":true}`, BadType},
-		{"active string", "village/s/camera/c/motion", `{"active":"yes"}`, BadType},
-		{"active missing", "village/s/camera/c/motion", `{"zone":"a"}`, BadValue},
-		{"score string", "village/s/camera/c/motion", `{"active":true,"score":"high"}`, BadType},
-		{"zone number", "village/s/camera/c/motion", `{"active":true,"zone":7}`, BadType},
-		{"motion word", "village/s/camera/c/motion", "MAYBE", BadValue},
-		{"status word", "village/s/camera/c/status", "up", BadValue},
-		{"bad id", "village/s/camera/UPPER/motion", "ON", BadID},
-		{"bad topic", "village/s/door/c/motion", "ON", BadTopic},
+		{"oversized", "village/s/qr/b/scans", `{"total":1,"pad":"` + strings.Repeat("x", 4100) + `"}`, event.TooLarge},
+		{"invalid utf8", "village/s/camera/c/status", "onl\xffine", event.BadUTF8},
+		{"invalid json", "village/s/qr/b/scans", `{"total":1`, event.BadJSON},
+		{"invalid motion json", "village/s/camera/c/motion", `{"active":tru}`, event.BadJSON},
+		{"json array", "village/s/qr/b/scans", `[1,2]`, event.BadType},
+		{"total string", "village/s/qr/b/scans", `{"total":"12"}`, event.BadType},
+		{"total fraction", "village/s/qr/b/scans", `{"total":1.5}`, event.BadType},
+		{"total huge", "village/s/qr/b/scans", `{"total":99999999999999999999}`, event.BadType},
+		{"total missing", "village/s/qr/b/scans", `{"boot":"a"}`, event.BadValue},
+		{"boot object", "village/s/qr/b/scans", `{"total":1,"boot":{}}`, event.BadType},
+		{"boot too long", "village/s/qr/b/scans", `{"total":1,"boot":"` + strings.Repeat("b", 65) + `"}`, event.BadValue},
+		{"negative total", "village/s/qr/b/scans", `{"total":-3}`, event.NegativeTotal},
+		{"future ts ms", "village/s/qr/b/scans", `{"total":1,"ts":` + itoa(now.Add(25*time.Hour).UnixMilli()) + `}`, event.FutureTS},
+		{"future ts text", "village/s/camera/c/motion", `{"active":true,"ts":"2026-11-29T00:00:00Z"}`, event.FutureTS},
+		{"bad ts text", "village/s/camera/c/motion", `{"active":true,"ts":"yesterday"}`, event.BadTS},
+		{"ts bool", "village/s/qr/b/scans", `{"total":1,"ts":true}`, event.BadType},
+		{"active string", "village/s/camera/c/motion", `{"active":"yes"}`, event.BadType},
+		{"active missing", "village/s/camera/c/motion", `{"zone":"a"}`, event.BadValue},
+		{"score string", "village/s/camera/c/motion", `{"active":true,"score":"high"}`, event.BadType},
+		{"zone number", "village/s/camera/c/motion", `{"active":true,"zone":7}`, event.BadType},
+		{"motion word", "village/s/camera/c/motion", "MAYBE", event.BadValue},
+		{"status word", "village/s/camera/c/status", "up", event.BadValue},
+		{"bad id", "village/s/camera/UPPER/motion", "ON", event.BadID},
+		{"bad topic", "village/s/door/c/motion", "ON", event.BadTopic},
 	}
 	for _, c := range cases {
-		_, _, r := d.Decode(c.topic, []byte(c.payload), now)
+		_, _, r := d.DecodeOne(c.topic, []byte(c.payload), now)
 		if r != c.want {
 			t.Errorf("%s: got %v, want %v", c.name, r, c.want)
 		}
@@ -130,7 +130,7 @@ func BenchmarkDecodeQR(b *testing.B) {
 	p := []byte(`{"total":1234,"boot":"7f3a","ts":1764205323000}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, r := d.Decode("village/tan-ngu-2/qr/market-07/scans", p, now); r != OK {
+		if _, _, r := d.DecodeOne("village/tan-ngu-2/qr/market-07/scans", p, now); r != event.OK {
 			b.Fatal(r)
 		}
 	}
@@ -141,7 +141,7 @@ func BenchmarkDecodeMotion(b *testing.B) {
 	p := []byte("ON")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, r := d.Decode("village/tan-ngu-2/camera/gate/motion", p, now); r != OK {
+		if _, _, r := d.DecodeOne("village/tan-ngu-2/camera/gate/motion", p, now); r != event.OK {
 			b.Fatal(r)
 		}
 	}

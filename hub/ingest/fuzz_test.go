@@ -29,11 +29,11 @@ func FuzzDecode(f *testing.F) {
 	}
 	d := NewDecoder(DecoderConfig{})
 	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
-		ev, kind, r := d.Decode(topic, payload, now)
-		if r != OK {
+		ev, kind, r := d.DecodeOne(topic, payload, now)
+		if r != event.OK {
 			return
 		}
-		if kind == KindUnknown {
+		if kind == event.KindUnknown {
 			t.Fatalf("accepted a message of unknown kind: %q", topic)
 		}
 		if !event.ValidID(ev.Site) || !event.ValidID(ev.Device) {
@@ -68,21 +68,21 @@ func FuzzParseTopic(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, topic string) {
 		kind, site, dev, r := ParseTopic("village/", topic)
-		if r != OK {
+		if r != event.OK {
 			return
 		}
-		if kind == KindUnknown || !event.ValidID(site) || !event.ValidID(dev) {
+		if kind == event.KindUnknown || !event.ValidID(site) || !event.ValidID(dev) {
 			t.Fatalf("ParseTopic(%q) accepted %v %q %q", topic, kind, site, dev)
 		}
 		want := "village/" + site + "/"
 		switch kind {
-		case KindMotion:
+		case event.KindMotion:
 			want += "camera/" + dev + "/motion"
-		case KindCameraStatus:
+		case event.KindCameraStatus:
 			want += "camera/" + dev + "/status"
-		case KindQRScans:
+		case event.KindQRScans:
 			want += "qr/" + dev + "/scans"
-		case KindBoardStatus:
+		case event.KindBoardStatus:
 			want += "qr/" + dev + "/status"
 		}
 		if want != topic {

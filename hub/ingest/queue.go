@@ -4,6 +4,10 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"villagehub/hub/event"
+	"villagehub/hub/probe"
+	"villagehub/hub/scan"
 )
 
 // Message is one MQTT message waiting to be applied.
@@ -18,11 +22,35 @@ type Message struct {
 	// Done, if not nil, gets one value at the same moment: a cheaper way
 	// than Ack for a producer that waits (it needs no closure).
 	Done chan<- struct{}
-	// Local, if not nil, is an event from inside the hub (an RTSP probe
-	// result, a printed-code scan) instead of an MQTT message. It goes
-	// through the same queue so that every change is applied in one order
-	// by one owner.
-	Local any
+	// Session, PacketID and Dup identify a QoS 1 delivery, so that a
+	// message redelivered after a crash between the store commit and the
+	// acknowledgement is recognised (hub/state, motion): the publishing
+	// client's ID (embedded broker; "" for the external broker, where the
+	// hub's own session numbers the deliveries), the packet ID (0: none)
+	// and the DUP flag the sender sets on a redelivery.
+	Session  string
+	PacketID uint16
+	Dup      bool
+	// Local, if not nil, is typed traffic from inside the hub (an event
+	// from an input that is not MQTT, an RTSP probe result, a printed-code
+	// scan) instead of an MQTT message. It goes through the same queue so
+	// that every change is applied in one order by one owner.
+	Local *Local
+}
+
+// Local is the hub's own traffic to hub/state. Exactly one field is set.
+type Local struct {
+	// Event is a device event from an input that runs on its own (ONVIF
+	// events, a peer hub): hub/input's Sink.
+	Event *event.Event
+	// Probe is an RTSP probe result.
+	Probe *probe.Result
+	// Scan is a visit to a printed QR code.
+	Scan *scan.Scan
+	// Call is run by hub/state's pipeline, in order with the messages,
+	// with the state locked: its own control operations (a config reload
+	// replacing the configured devices).
+	Call func()
 }
 
 // Queue is the bounded queue between the MQTT network loops and hub/state.

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"villagehub/hub/event"
 	"villagehub/hub/ingest"
 	"villagehub/hub/state"
 )
@@ -158,6 +159,18 @@ var (
 		"Connection quality from fps against the expected fps: 3 good, 2 fair, 1 poor, 0 down.", []string{"site", "camera"}, nil)
 	descOutbox = prometheus.NewDesc("villagehub_influx_outbox_points",
 		"InfluxDB points committed with their change and not yet handed to the InfluxDB spool.", nil, nil)
+	descDetections = prometheus.NewDesc("villagehub_camera_detections_total",
+		"Object detections (Frigate events) counted once per event id, per camera and label.", []string{"site", "camera", "label"}, nil)
+	descFrigateCameraFPS = prometheus.NewDesc("villagehub_frigate_camera_fps",
+		"Frames per second Frigate receives from the camera (its stats' camera_fps); 0 means no video.", []string{"site", "camera"}, nil)
+	descFrigateProcessFPS = prometheus.NewDesc("villagehub_frigate_process_fps",
+		"Frames per second Frigate processes for the camera (process_fps).", []string{"site", "camera"}, nil)
+	descFrigateSkippedFPS = prometheus.NewDesc("villagehub_frigate_skipped_fps",
+		"Frames per second Frigate skips for the camera (skipped_fps).", []string{"site", "camera"}, nil)
+	descFrigateDetectionFPS = prometheus.NewDesc("villagehub_frigate_detection_fps",
+		"Object detections per second Frigate runs for the camera (detection_fps).", []string{"site", "camera"}, nil)
+	descInputOnline = prometheus.NewDesc("villagehub_input_online",
+		"1 if the input (a Frigate: frigate/<name>) last said it is online, 0 if offline or stopped; absent until it says.", []string{"input", "site"}, nil)
 	descBuild = prometheus.NewDesc("villagehub_build_info",
 		"Build information; the value is 1.", []string{"version", "goversion"}, nil)
 )
@@ -198,7 +211,8 @@ func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
 		descQRUnique, descQRBots, descQRLimited, descQROrphans, descQRDropped,
 		descMessages, descRejected, descQueueLen, descQueueCap, descQueueWaits, descQueueOver,
 		descUp, descFPS, descBitrate, descFailures, descStreamInfo, descTTFF, descKeyint, descLastOK, descQuality, descOutbox,
-		descCommits, descCommitErrs, descLastCommit, descDevices, descAutoCap, descBroker, descBuild} {
+		descCommits, descCommitErrs, descLastCommit, descDevices, descAutoCap, descBroker, descBuild,
+		descDetections, descFrigateCameraFPS, descFrigateProcessFPS, descFrigateSkippedFPS, descFrigateDetectionFPS, descInputOnline} {
 		ch <- d
 	}
 }
@@ -214,7 +228,18 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.cfg.State
 	st.EachCamera(func(s state.CameraSample) {
 		ch <- prometheus.MustNewConstMetric(descMotionEvents, prometheus.CounterValue, float64(s.MotionEvents), s.Site, s.ID)
-		ch <- prometheus.MustNewConstMetric(descMotionActive, prometheus.GaugeValue, b2f(s.MotionActive), s.Site, s.ID)
+		if !s.MotionUnknown { // absent while the input it comes from is down
+			ch <- prometheus.MustNewConstMetric(descMotionActive, prometheus.GaugeValue, b2f(s.MotionActive), s.Site, s.ID)
+		}
+		for _, l := range s.Detections {
+			ch <- prometheus.MustNewConstMetric(descDetections, prometheus.CounterValue, float64(l.N), s.Site, s.ID, l.Label)
+		}
+		if st := s.Stats; st != nil {
+			ch <- prometheus.MustNewConstMetric(descFrigateCameraFPS, prometheus.GaugeValue, st.CameraFPS, s.Site, s.ID)
+			ch <- prometheus.MustNewConstMetric(descFrigateProcessFPS, prometheus.GaugeValue, st.ProcessFPS, s.Site, s.ID)
+			ch <- prometheus.MustNewConstMetric(descFrigateSkippedFPS, prometheus.GaugeValue, st.SkippedFPS, s.Site, s.ID)
+			ch <- prometheus.MustNewConstMetric(descFrigateDetectionFPS, prometheus.GaugeValue, st.DetectionFPS, s.Site, s.ID)
+		}
 		if s.Online >= 0 {
 			ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, float64(s.Online), s.Site, "camera", s.ID)
 		}
@@ -233,12 +258,17 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, float64(s.Online), s.Site, "board", s.ID)
 		}
 	})
+	for _, in := range st.Inputs() {
+		if in.Status != "unknown" {
+			ch <- prometheus.MustNewConstMetric(descInputOnline, prometheus.GaugeValue, b2f(in.Status == "online"), in.Name, in.Site)
+		}
+	}
 	cn := st.Counters()
-	for _, k := range ingest.MsgKinds() {
+	for _, k := range event.MsgKinds() {
 		for _, r := range state.Results() {
 			ch <- prometheus.MustNewConstMetric(descMessages, prometheus.CounterValue, float64(cn.Messages[k][r]), k.String(), r.String())
 		}
-		for _, r := range ingest.Reasons() {
+		for _, r := range event.Reasons() {
 			if n := cn.Rejected[k][r]; n > 0 {
 				ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(n), k.String(), r.String())
 			}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -40,7 +41,15 @@ type Config struct {
 	Prefix string
 	HubID  string
 	Queue  *ingest.Queue
-	Logger *slog.Logger
+	// Filters are the topic filters to subscribe to (hub/input's Filters
+	// over every MQTT input); nil: the contract's device topics.
+	Filters []string
+	Logger  *slog.Logger
+	// While the broker cannot be reached, the client logs an error after
+	// UnreachableAfter (default 5s) and again every UnreachableEvery
+	// (default 1m), with the reason, so a wrong mqtt.url is not silent.
+	UnreachableAfter time.Duration
+	UnreachableEvery time.Duration
 }
 
 // Client is the hub's connection to an external broker.
@@ -53,6 +62,7 @@ type Client struct {
 	connected atomic.Bool
 	ctx       context.Context
 	cancel    context.CancelFunc
+	host      string // host:port, for diagnosing an unreachable broker
 }
 
 // New validates the config and prepares the client; Run connects.
@@ -71,16 +81,24 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.UnreachableAfter <= 0 {
+		cfg.UnreachableAfter = 5 * time.Second
+	}
+	if cfg.UnreachableEvery <= 0 {
+		cfg.UnreachableEvery = time.Minute
+	}
 	c := &Client{
+		host:   brokerHostPort(u),
 		cfg:    cfg,
 		log:    cfg.Logger.With("component", "mqtt", "broker", redact(u)),
 		status: cfg.Prefix + "/_hub/" + cfg.HubID + "/status",
-		// The two device subtrees; topics of the wrong shape beneath them
-		// still arrive and are counted as rejected.
-		filters: map[string]byte{
-			cfg.Prefix + "/+/camera/+/+": 1,
-			cfg.Prefix + "/+/qr/+/+":     1,
-		},
+	}
+	c.filters = map[string]byte{}
+	if cfg.Filters == nil {
+		cfg.Filters = ingest.NewDecoder(ingest.DecoderConfig{Prefix: cfg.Prefix}).Filters()
+	}
+	for _, f := range cfg.Filters {
+		c.filters[f] = 1
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	opts := paho.NewClientOptions().
@@ -152,6 +170,7 @@ func (c *Client) handle(_ paho.Client, msg paho.Message) {
 	m := ingest.Message{Topic: msg.Topic(), Payload: msg.Payload(), QoS: msg.Qos(), Received: time.Now()}
 	if msg.Qos() > 0 {
 		m.Ack = msg.Ack
+		m.PacketID, m.Dup = msg.MessageID(), msg.Duplicate()
 	}
 	_ = c.cfg.Queue.Push(c.ctx, m, msg.Qos() == 0)
 }
@@ -159,6 +178,7 @@ func (c *Client) handle(_ paho.Client, msg paho.Message) {
 // Run connects (retrying until it succeeds or ctx ends) and stays connected
 // until ctx ends; then it publishes offline and disconnects.
 func (c *Client) Run(ctx context.Context) error {
+	go c.watch(ctx)
 	tok := c.c.Connect()
 	select {
 	case <-tok.Done():
@@ -192,4 +212,67 @@ func (c *Client) Publish(topic string, payload []byte, retain bool, qos byte) er
 		return errors.New("publish timed out")
 	}
 	return tok.Error()
+}
+
+// brokerHostPort is the broker's host:port, with the scheme's default port.
+func brokerHostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "1883"
+	switch u.Scheme {
+	case "ssl", "tls", "mqtts", "tcps":
+		port = "8883"
+	case "ws":
+		port = "80"
+	case "wss":
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// watch logs, while the hub is not connected, that the broker cannot be
+// reached and why: paho retries quietly, and a hub that logged only
+// "started" while receiving nothing misled operators (issue 17, item 2).
+func (c *Client) watch(ctx context.Context) {
+	down := time.Now()
+	reported := false
+	t := time.NewTimer(c.cfg.UnreachableAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if c.Connected() {
+			if reported {
+				c.log.Info("MQTT broker reachable again", "down_for", time.Since(down).Round(time.Second).String())
+			}
+			reported = false
+			down = time.Now()
+			t.Reset(c.cfg.UnreachableAfter)
+			continue
+		}
+		if !reported && time.Since(down) < c.cfg.UnreachableAfter {
+			t.Reset(c.cfg.UnreachableAfter - time.Since(down))
+			continue
+		}
+		c.log.Error("cannot reach the MQTT broker (mqtt.url): messages from cameras and QR boards are not received until it answers",
+			"reason", c.diagnose(), "down_for", time.Since(down).Round(time.Second).String())
+		reported = true
+		t.Reset(c.cfg.UnreachableEvery)
+	}
+}
+
+// diagnose says why the broker is unreachable: the TCP error (refused,
+// no route, timeout, unknown host), or, when TCP works, that the MQTT
+// handshake fails.
+func (c *Client) diagnose() string {
+	conn, err := net.DialTimeout("tcp", c.host, 3*time.Second)
+	if err != nil {
+		return err.Error()
+	}
+	conn.Close()
+	return "the broker accepts TCP connections at " + c.host + " but the MQTT connection fails: check mqtt.username, mqtt.password, TLS settings and the broker's log"
 }

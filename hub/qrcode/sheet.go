@@ -208,3 +208,7 @@ func WriteSheetPDF(w io.Writer, sheet Sheet) error {
 	}
 	return nil
 }
+
+// Font is the embedded DejaVu Sans (regular and bold, Latin and
+// Vietnamese), for other PDFs of the hub (the monthly QR report).
+func Font() (regular, bold []byte) { return fontRegular, fontBold }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -195,6 +196,19 @@ func MonthRows(src Source, boards []Board, month time.Time, loc *time.Location) 
 	return rows, nil
 }
 
+// UniqueKnown tells whether the row's Unique means anything: unique
+// scans are only measured for printed codes (phones opening /q/<board>);
+// a board that counts its own scans (MQTT) cannot tell who scanned, so its
+// unique figure is unknown, not zero.
+func (r Row) UniqueKnown() bool { return r.Printed > 0 }
+
+func uniqueText(r Row, unknown string) string {
+	if !r.UniqueKnown() {
+		return unknown
+	}
+	return u(r.Unique)
+}
+
 func busiestDay(r Row) string {
 	if r.BusiestDayScans == 0 {
 		return "-"
@@ -209,24 +223,56 @@ func busiestHour(r Row) string {
 	return fmt.Sprintf("%02d:00-%02d:00 (%d)", r.BusiestHour, (r.BusiestHour+1)%24, r.BusiestHourScans)
 }
 
-// WriteTable prints the rows as an aligned table, with a total line.
+// Headings of the monthly report, in Vietnamese (the village head's
+// language; docs/terms.md has the words and their English).
+var (
+	tableHead = []string{"thôn/bản", "mã bảng", "tên bảng", "tổng", "thiết bị đếm", "quét mã in", "người quét khác nhau", "bot", "ngày đông nhất", "giờ đông nhất"}
+	csvHead   = []string{"Thôn/bản", "Mã bảng", "Tên bảng", "Tổng lượt quét", "Thiết bị đếm", "Quét mã in",
+		"Người quét khác nhau (mã in)", "Bot, xem trước liên kết", "Quá giới hạn", "Ngày đông nhất", "Lượt ngày đông nhất",
+		"Giờ đông nhất", "Lượt giờ đông nhất"}
+	// Legend explains each figure in one line; the table, the PDF and the
+	// dashboard say the same.
+	Legend = []string{
+		"Tổng = thiết bị đếm + quét mã in (lượt đã đếm).",
+		"Thiết bị đếm: bảng tự đếm và gửi về qua MQTT; không biết ai quét.",
+		"Quét mã in: điện thoại mở mã QR in trên giấy (/q/<bảng>).",
+		"Người quét khác nhau: lượt quét mã in từ điện thoại chưa quét bảng này gần đây; \"—\" = bảng chỉ có thiết bị đếm, không đo được.",
+		"Bot: xem trước liên kết và máy tự động, không tính vào tổng.",
+	}
+)
+
+// WriteTable prints the rows as an aligned table, with a total line and
+// the legend.
 func WriteTable(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "site\tboard\tname\ttotal\tunique\tbots\tbusiest day\tbusiest hour\t")
+	fmt.Fprintln(tw, strings.Join(tableHead, "\t")+"\t")
 	var sum Row
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t\n", r.Site, r.ID, r.Name, r.Total, r.Unique, r.Bots, busiestDay(r), busiestHour(r))
-		sum.Total, sum.Unique, sum.Bots = sum.Total+r.Total, sum.Unique+r.Unique, sum.Bots+r.Bots
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%d\t%s\t%s\t\n", r.Site, r.ID, r.Name, r.Total, r.MQTT, r.Printed,
+			uniqueText(r, "—"), r.Bots, busiestDay(r), busiestHour(r))
+		sum.Total, sum.MQTT, sum.Printed, sum.Unique, sum.Bots = sum.Total+r.Total, sum.MQTT+r.MQTT, sum.Printed+r.Printed, sum.Unique+r.Unique, sum.Bots+r.Bots
 	}
-	fmt.Fprintf(tw, "\t\tall boards\t%d\t%d\t%d\t\t\t\n", sum.Total, sum.Unique, sum.Bots)
-	return tw.Flush()
+	fmt.Fprintf(tw, "\t\ttất cả các bảng\t%d\t%d\t%d\t%s\t%d\t\t\t\n", sum.Total, sum.MQTT, sum.Printed, uniqueText(sum, "—"), sum.Bots)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, "\n"+strings.Join(Legend, "\n"))
+	return err
 }
 
-// WriteCSV writes the rows as CSV.
+// BOM starts the CSV so that Excel reads it as UTF-8 ("Chợ Bản" and not
+// "Chá»£ Báº£n"); other tools skip it.
+const BOM = "\ufeff"
+
+// WriteCSV writes the rows as CSV for a spreadsheet: a UTF-8 byte-order
+// mark, Vietnamese headings, dates as YYYY-MM-DD, and an empty unique cell
+// where unique scans are not measured.
 func WriteCSV(w io.Writer, rows []Row) error {
+	if _, err := io.WriteString(w, BOM); err != nil {
+		return err
+	}
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"site", "board", "name", "total", "mqtt", "printed", "unique", "bots", "rate_limited",
-		"busiest_day", "busiest_day_scans", "busiest_hour", "busiest_hour_scans"})
+	_ = cw.Write(csvHead)
 	for _, r := range rows {
 		day, hour := "", ""
 		if r.BusiestDayScans > 0 {
@@ -235,7 +281,7 @@ func WriteCSV(w io.Writer, rows []Row) error {
 		if r.BusiestHour >= 0 {
 			hour = strconv.Itoa(r.BusiestHour)
 		}
-		_ = cw.Write([]string{r.Site, r.ID, r.Name, u(r.Total), u(r.MQTT), u(r.Printed), u(r.Unique), u(r.Bots), u(r.RateLimited),
+		_ = cw.Write([]string{r.Site, r.ID, r.Name, u(r.Total), u(r.MQTT), u(r.Printed), uniqueText(r, ""), u(r.Bots), u(r.RateLimited),
 			day, u(r.BusiestDayScans), hour, u(r.BusiestHourScans)})
 	}
 	cw.Flush()

@@ -1,6 +1,12 @@
 package report
 
 import (
+	"bytes"
+	"encoding/csv"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,5 +77,116 @@ func TestMonthRowsBusiest(t *testing.T) {
 	if r.Total != 8 || r.MQTT != 5 || r.Printed != 3 || r.Unique != 2 || r.Bots != 149 ||
 		!r.BusiestDay.Equal(at(3, 0)) || r.BusiestDayScans != 5 || r.BusiestHour != 8 || r.BusiestHourScans != 7 {
 		t.Fatalf("row: %+v", r)
+	}
+}
+
+func monthFixture(t *testing.T) []Row {
+	t.Helper()
+	at := func(d, h int) time.Time { return time.Date(2026, 11, d, h, 0, 0, 0, vn) }
+	src := map[string]hours{
+		"market-07": {{Hour: at(3, 8), Source: state.SourceMQTT, N: 4}},
+		"bus-stop": {
+			{Hour: at(9, 8), Source: state.SourcePrinted, N: 3},
+			{Hour: at(9, 8), Source: store.CountUnique, N: 2},
+		},
+	}
+	rows, err := MonthRows(sourceFunc(func(_, b string, from, to time.Time) ([]store.HourCount, error) {
+		return src[b].QRHours("", "", from, to)
+	}), []Board{{Site: "tan-ngu-2", ID: "market-07", Name: "Chợ Bản, sạp 7"}, {Site: "ban-chieng", ID: "bus-stop", Name: "Điểm chờ xe buýt"}}, at(1, 0), vn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+type sourceFunc func(site, board string, from, to time.Time) ([]store.HourCount, error)
+
+func (f sourceFunc) QRHours(site, board string, from, to time.Time) ([]store.HourCount, error) {
+	return f(site, board, from, to)
+}
+
+// The CSV opens in Excel with its Vietnamese intact (a UTF-8 BOM), has
+// Vietnamese headings, and leaves unique empty for a board that only
+// counts on the device (unique is not measured there), not "0".
+func TestMonthCSVForSpreadsheets(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteCSV(&b, monthFixture(t)); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b.Bytes(), []byte{0xEF, 0xBB, 0xBF}) {
+		t.Fatalf("CSV does not start with the UTF-8 BOM: % x", b.Bytes()[:8])
+	}
+	recs, err := csv.NewReader(bytes.NewReader(b.Bytes()[3:])).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs[0][0] != "Thôn/bản" || recs[0][6] != "Người quét khác nhau (mã in)" {
+		t.Errorf("headings %q", recs[0])
+	}
+	byID := map[string][]string{}
+	for _, r := range recs[1:] {
+		byID[r[1]] = r
+	}
+	if r := byID["market-07"]; r[2] != "Chợ Bản, sạp 7" || r[3] != "4" || r[4] != "4" || r[6] != "" {
+		t.Errorf("device-counted board row %q: want unique empty", r)
+	}
+	if r := byID["bus-stop"]; r[5] != "3" || r[6] != "2" {
+		t.Errorf("printed-code board row %q", r)
+	}
+}
+
+func TestMonthTableVietnamese(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteTable(&b, monthFixture(t)); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"thôn/bản", "người quét khác nhau", "tất cả các bảng", "Thiết bị đếm: bảng tự đếm"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	// market-07 counts on the device: its unique cell is a dash.
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "market-07") && !strings.Contains(l, "—") {
+			t.Errorf("device-counted row %q: want — for unique", l)
+		}
+	}
+}
+
+// The PDF renders (poppler) with the Vietnamese headings, names and legend.
+func TestMonthPDFRenders(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteMonthPDF(&b, MonthReport{Title: "Thôn Tân Ngữ 2", Month: time.Date(2026, 11, 1, 0, 0, 0, 0, vn), Location: vn, Rows: monthFixture(t)}); err != nil {
+		t.Fatal(err)
+	}
+	tool, err := exec.LookPath("pdftotext")
+	if err != nil {
+		t.Fatalf("pdftotext not found (apt-get install -y poppler-utils): %v", err)
+	}
+	f := filepath.Join(t.TempDir(), "r.pdf")
+	if err := os.WriteFile(f, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(tool, "-layout", f, "-").Output()
+	if err != nil {
+		t.Fatalf("pdftotext: %v", err)
+	}
+	txt := string(out)
+	for _, want := range []string{"Lượt quét mã QR tháng 11/2026", "Thôn Tân Ngữ 2", "Chợ Bản, sạp 7", "Điểm chờ xe buýt", "Người quét khác nhau:", "thiết bị đếm", "tất cả các bảng", "Bot: xem trước liên kết"} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("PDF text lacks %q:\n%s", want, txt)
+		}
+	}
+}
+
+func TestPublicURLWarnings(t *testing.T) {
+	for u, want := range map[string]int{
+		"http://hub.example.vn": 1, "http://127.0.0.1:8080": 1, "http://localhost:8080": 1, "http://0.0.0.0": 1,
+		"hub.local": 1, "http://192.168.1.10:8080": 0, "https://cho-ban.vn": 0,
+	} {
+		if got := PublicURLWarnings(u); len(got) != want {
+			t.Errorf("%s: %d warnings %q, want %d", u, len(got), got, want)
+		}
 	}
 }

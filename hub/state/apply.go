@@ -8,14 +8,38 @@ import (
 	"villagehub/hub/ingest"
 )
 
-// applyMessage decodes and applies one MQTT message. Called with s.mu held
-// for writing, from the Run goroutine only.
+// applyMessage decodes and applies one MQTT message through the input
+// whose topics it belongs to. Called with s.mu held for writing, from the
+// Run goroutine only.
 func (s *State) applyMessage(m *ingest.Message) {
-	ev, kind, r := s.dec.Decode(m.Topic, m.Payload, m.Received)
-	if r == ingest.OK {
-		var res Result
-		res, r = s.apply(&ev)
-		if r == ingest.OK {
+	s.cur = m // for the motion rules' delivery identity
+	kind, r := event.KindUnknown, event.BadTopic
+	evs := s.evs[:0]
+	for _, in := range s.inputs {
+		if in.Match(m.Topic) {
+			evs, kind, r = in.Decode(m.Topic, m.Payload, m.Received, evs)
+			break
+		}
+	}
+	if r == event.OK {
+		// A message is accepted if any of its events changed something,
+		// a duplicate if none did, rejected if one was.
+		res := Accepted
+		if len(evs) > 0 {
+			res = Duplicate
+		}
+		for i := range evs {
+			er, rr := s.apply(&evs[i])
+			if rr != event.OK {
+				r = rr
+				continue
+			}
+			if er == Accepted {
+				res = Accepted
+			}
+		}
+		s.evs = evs[:0]
+		if r == event.OK {
 			s.msgs[kind][res]++
 			return
 		}
@@ -36,26 +60,29 @@ func logTopic(t string) string {
 }
 
 // apply applies a decoded event.
-func (s *State) apply(ev *event.Event) (Result, ingest.Reason) {
+func (s *State) apply(ev *event.Event) (Result, event.Reason) {
 	switch ev.Kind {
 	case event.Camera:
 		c, r := s.camera(ev.Site, ev.Device)
-		if r != ingest.OK {
+		if r != event.OK {
 			return Rejected, r
 		}
-		return s.applyCamera(c, ev), ingest.OK
+		return s.applyCamera(c, ev), event.OK
 	case event.Board:
 		b, r := s.board(ev.Site, ev.Device)
-		if r != ingest.OK {
+		if r != event.OK {
 			return Rejected, r
 		}
-		return s.applyBoard(b, ev), ingest.OK
+		return s.applyBoard(b, ev), event.OK
 	}
-	return Rejected, ingest.BadTopic
+	if ev.Type == event.InputStatus {
+		return s.applyInputStatus(ev)
+	}
+	return Rejected, event.BadTopic
 }
 
 // camera finds or auto-registers a camera.
-func (s *State) camera(site, id string) (*Camera, ingest.Reason) {
+func (s *State) camera(site, id string) (*Camera, event.Reason) {
 	return lookupOrRegister(s.cameras, &s.autoCams, s.cfg.MaxAutoCameras, site, id, func(site, id string) *Camera {
 		c := newCamera(site, id, CameraInfo{ID: id, Site: site})
 		c.Auto = true
@@ -64,7 +91,7 @@ func (s *State) camera(site, id string) (*Camera, ingest.Reason) {
 }
 
 // board finds or auto-registers a QR board.
-func (s *State) board(site, id string) (*Board, ingest.Reason) {
+func (s *State) board(site, id string) (*Board, event.Reason) {
 	return lookupOrRegister(s.boards, &s.autoBoards, s.cfg.MaxAutoBoards, site, id, func(site, id string) *Board {
 		b := newBoard(site, id, BoardInfo{ID: id, Site: site})
 		b.Auto = true
@@ -74,61 +101,91 @@ func (s *State) board(site, id string) (*Board, ingest.Reason) {
 
 // lookupOrRegister finds a device, or registers it with mk while fewer than
 // limit devices were auto-registered (counted in *auto).
-func lookupOrRegister[D any](m map[devKey]*D, auto *int, limit int, site, id string, mk func(site, id string) *D) (*D, ingest.Reason) {
+func lookupOrRegister[D any](m map[devKey]*D, auto *int, limit int, site, id string, mk func(site, id string) *D) (*D, event.Reason) {
 	if d := m[devKey{site, id}]; d != nil {
-		return d, ingest.OK
+		return d, event.OK
 	}
 	if *auto >= limit {
-		return nil, ingest.CapReached
+		return nil, event.CapReached
 	}
 	// Clone: site and id point into the message's topic.
 	site, id = strings.Clone(site), strings.Clone(id)
 	d := mk(site, id)
 	m[devKey{site, id}] = d
 	*auto++
-	return d, ingest.OK
+	return d, event.OK
 }
 
 func (s *State) applyCamera(c *Camera, ev *event.Event) Result {
-	s.dirtyCams[c] = struct{}{}
 	if ev.Received.After(c.LastSeen) {
 		c.LastSeen = ev.Received
 	}
+	if ev.Type == event.CameraStats {
+		return s.applyStats(c, ev) // in memory only: nothing to write
+	}
+	s.dirtyCams[c] = struct{}{}
+	if ev.Source != c.Source {
+		c.Source = strings.Clone(ev.Source)
+	}
 	switch ev.Type {
+	case event.Detection:
+		return s.applyDetection(c, ev)
 	case event.Status:
-		return s.applyStatus(&c.Online, &c.StatusSince, "camera", c.Site, c.ID, ev)
+		return s.applyStatus(&c.Online, &c.StatusSince, event.Camera.String(), c.Site, c.ID, ev)
 	case event.Motion:
-		if ev.Active {
-			// A repeated ON while active is not a new event; an ON older
-			// than the end of the last event is a redelivered or
-			// reordered message.
-			if c.MotionActive || (ev.HasTS && !ev.Time.After(c.MotionEnd)) {
+		// A redelivery of a message whose motion was committed (see
+		// delivery.go).
+		var delivery uint64
+		if s.cur != nil && s.cur.PacketID != 0 {
+			delivery = deliveryID(s.cur)
+			if s.cur.Dup && s.deliv.has(delivery) {
 				return Duplicate
 			}
-			c.MotionActive, c.MotionStart, c.MotionZone = true, ev.Time, ev.Zone
-			c.MotionEvents++
-			s.event(EventRecord{
-				Time: ev.Time, Type: EventMotionStart, Kind: "camera", Site: c.Site, Device: c.ID,
-				Zone: ev.Zone, Score: ev.Score,
-			}, c.MotionEvents)
-			return Accepted
 		}
-		if !c.MotionActive || ev.Time.Before(c.MotionStart) {
+		res := s.applyMotion(c, ev)
+		if res == Accepted && delivery != 0 {
+			seq := s.deliv.add(delivery)
+			if len(s.batch.Deliveries) == 0 {
+				s.batch.DeliverySeq = seq
+			}
+			s.batch.Deliveries = append(s.batch.Deliveries, delivery)
+		}
+		return res
+	}
+	return Duplicate
+}
+
+// applyMotion applies the contract's motion rules to a camera.
+func (s *State) applyMotion(c *Camera, ev *event.Event) Result {
+	if ev.Active {
+		// A repeated ON while active is not a new event; an ON older
+		// than the end of the last event is a redelivered or
+		// reordered message.
+		if c.MotionActive || (ev.HasTS && !ev.Time.After(c.MotionEnd)) {
 			return Duplicate
 		}
-		d := ev.Time.Sub(c.MotionStart).Seconds()
-		c.MotionActive, c.MotionEnd, c.LastMotionDur = false, ev.Time, d
-		zone := ev.Zone
-		if zone == "" {
-			zone = c.MotionZone
-		}
+		c.MotionActive, c.MotionStart, c.MotionZone = true, ev.Time, ev.Zone
+		c.MotionEvents++
 		s.event(EventRecord{
-			Time: ev.Time, Type: EventMotionEnd, Kind: "camera", Site: c.Site, Device: c.ID,
-			Zone: zone, Score: ev.Score, Duration: d,
+			Time: ev.Time, Type: EventMotionStart, Kind: event.Camera.String(), Site: c.Site, Device: c.ID,
+			Zone: ev.Zone, Score: ev.Score,
 		}, c.MotionEvents)
 		return Accepted
 	}
-	return Duplicate
+	if !c.MotionActive || ev.Time.Before(c.MotionStart) {
+		return Duplicate
+	}
+	d := ev.Time.Sub(c.MotionStart).Seconds()
+	c.MotionActive, c.MotionEnd, c.LastMotionDur = false, ev.Time, d
+	zone := ev.Zone
+	if zone == "" {
+		zone = c.MotionZone
+	}
+	s.event(EventRecord{
+		Time: ev.Time, Type: EventMotionEnd, Kind: event.Camera.String(), Site: c.Site, Device: c.ID,
+		Zone: zone, Score: ev.Score, Duration: d,
+	}, c.MotionEvents)
+	return Accepted
 }
 
 func (s *State) applyStatus(online *int8, since *time.Time, kind, site, id string, ev *event.Event) Result {
@@ -152,7 +209,7 @@ func (s *State) applyBoard(b *Board, ev *event.Event) Result {
 	}
 	switch ev.Type {
 	case event.Status:
-		return s.applyStatus(&b.Online, &b.StatusSince, "board", b.Site, b.ID, ev)
+		return s.applyStatus(&b.Online, &b.StatusSince, event.Board.String(), b.Site, b.ID, ev)
 	case event.QRTotal:
 		if ev.Time.After(b.LastReport) {
 			b.LastReport = ev.Time

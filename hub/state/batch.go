@@ -20,6 +20,11 @@ type Batch struct {
 	Health []HealthRecord
 	// Points are the batch's InfluxDB points (Config.InfluxPoints).
 	Points []influx.Point
+	// Deliveries are identities of QoS 1 messages whose motion was
+	// applied, numbered from DeliverySeq (delivery.go); the store keeps
+	// the last MaxDeliveries.
+	Deliveries  []uint64
+	DeliverySeq uint64
 
 	arena []byte // backing store of Devices[i].Value
 }
@@ -32,6 +37,7 @@ func (b *Batch) reset() {
 	b.Health = b.Health[:0]
 	clear(b.Points)
 	b.Points = b.Points[:0]
+	b.Deliveries = b.Deliveries[:0]
 }
 
 // Empty reports whether the batch changes nothing.
@@ -85,8 +91,14 @@ type EventRecord struct {
 	Device   string    `json:"device"`
 	Zone     string    `json:"zone,omitempty"`
 	Score    float64   `json:"score,omitempty"`
-	Duration float64   `json:"duration_s,omitempty"` // motion_end: how long the motion lasted
+	Duration float64   `json:"duration_s,omitempty"` // motion_end, detection_end: how long it lasted
 	Reason   string    `json:"reason,omitempty"`     // camera_down: why (timeout, unauthorized, ...)
+	// Detections: the object's label, the zones it entered and its ID at
+	// the source; Source is the input it came from (frigate/<name>).
+	Label  string   `json:"label,omitempty"`
+	Zones  []string `json:"zones,omitempty"`
+	ID     string   `json:"id,omitempty"`
+	Source string   `json:"source,omitempty"`
 }
 
 // HealthRecord is one RTSP probe result.

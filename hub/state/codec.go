@@ -10,8 +10,10 @@ import (
 // Persisted device records use a small binary encoding rather than JSON:
 // they are written for every changed device in every batch, and encoding
 // them must not cost more than applying the messages did. The first byte
-// is the format version.
-const codecVersion = 1
+// is the format version. Version 2 appends to a camera what version 1 did
+// not have (source, detections); a version 1 record
+// reads as before with those empty.
+const codecVersion = 2
 
 var errCorrupt = errors.New("corrupt device record")
 
@@ -121,13 +123,29 @@ func (c *Camera) appendTo(b []byte) []byte {
 	e.t(p.LastProbe)
 	e.t(p.LastSuccess)
 	e.s(p.Reason)
+	// Version 2.
+	e.s(c.Source)
+	e.u(c.DetectionsTotal)
+	e.u(uint64(len(c.Dets.Labels)))
+	for _, l := range c.Dets.Labels {
+		e.s(l.Label)
+		e.u(l.N)
+	}
+	e.u(uint64(len(c.Dets.Tracked)))
+	for _, t := range c.Dets.Tracked {
+		e.s(t.ID)
+		e.i(t.Start)
+		e.bool(t.Ended)
+	}
+	e.i(c.Dets.Horizon)
 	return e.b
 }
 
 func (c *Camera) decode(b []byte) error {
-	if len(b) == 0 || b[0] != codecVersion {
+	if len(b) == 0 || b[0] < 1 || b[0] > codecVersion {
 		return errCorrupt
 	}
+	version := b[0]
 	d := dec{b: b[1:]}
 	c.Auto = d.bool()
 	c.Online = int8(d.i())
@@ -148,6 +166,28 @@ func (c *Camera) decode(b []byte) error {
 	if p.Up >= 0 {
 		c.probe = p
 	}
+	if version < 2 || d.err != nil {
+		return d.err
+	}
+	c.Source = d.s()
+	c.DetectionsTotal = d.u()
+	n := d.u()
+	if d.err != nil || n > maxLabels+1 {
+		return errCorrupt
+	}
+	c.Dets.Labels = make([]LabelCount, n)
+	for i := range c.Dets.Labels {
+		c.Dets.Labels[i] = LabelCount{Label: d.s(), N: d.u()}
+	}
+	n = d.u()
+	if d.err != nil || n > maxTracked {
+		return errCorrupt
+	}
+	c.Dets.Tracked = make([]tracked, n)
+	for i := range c.Dets.Tracked {
+		c.Dets.Tracked[i] = tracked{ID: d.s(), Start: d.i(), Ended: d.bool()}
+	}
+	c.Dets.Horizon = d.i()
 	return d.err
 }
 
@@ -178,7 +218,7 @@ func (p *boardPersisted) appendTo(b []byte) []byte {
 }
 
 func (p *boardPersisted) decode(b []byte) error {
-	if len(b) == 0 || b[0] != codecVersion {
+	if len(b) == 0 || b[0] < 1 || b[0] > codecVersion {
 		return errCorrupt
 	}
 	d := dec{b: b[1:]}

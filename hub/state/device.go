@@ -1,6 +1,10 @@
 package state
 
-import "time"
+import (
+	"time"
+
+	"villagehub/hub/event"
+)
 
 // Camera is one camera's live state. Readers get copies (CameraView); only
 // the Run goroutine mutates a Camera, under State.mu.
@@ -14,16 +18,18 @@ type Camera struct {
 	// registered from MQTT have no stream to probe, and it is half a
 	// camera's memory.
 	probe *Probe
+	// stats is nil until an input (Frigate) reports the camera's figures.
+	stats *CameraStats
 }
 
 func newCamera(site, id string, info CameraInfo) *Camera {
-	c := &Camera{Site: site, ID: id, key: cameraKey(site, id), info: info}
+	c := &Camera{Site: site, ID: id, key: deviceKey(event.Camera, site, id), info: info}
 	c.Online = -1
 	return c
 }
 
 func newBoard(site, id string, info BoardInfo) *Board {
-	b := &Board{Site: site, ID: id, key: boardKey(site, id), info: info}
+	b := &Board{Site: site, ID: id, key: deviceKey(event.Board, site, id), info: info}
 	b.Online = -1
 	return b
 }
@@ -40,6 +46,12 @@ type cameraPersisted struct {
 	MotionZone    string
 	MotionEvents  uint64
 	LastMotionDur float64
+	// Source is the input the camera's events come from when it is not
+	// the camera itself (frigate/<name>).
+	Source string
+	// Object detections: counts by label and the IDs already counted.
+	Dets            detections
+	DetectionsTotal uint64
 }
 
 // Board is one QR board's live state.
@@ -87,6 +99,27 @@ type CameraView struct {
 	LastMotionDur float64     `json:"last_motion_duration_s,omitempty"`
 	MotionEvents  uint64      `json:"motion_events"`
 	Stream        *StreamView `json:"stream,omitempty"`
+	// Source is the input the camera's events come from (frigate/<name>)
+	// when it is not the camera itself; MotionUnknown is true while that
+	// input says it is offline: motion_active is then the last known
+	// value, not "no motion".
+	Source        string `json:"source,omitempty"`
+	MotionUnknown bool   `json:"motion_unknown,omitempty"`
+	// Detections are the object detections counted, by label.
+	Detections map[string]uint64 `json:"detections,omitempty"`
+	// Stats are the camera's processing figures from its input.
+	Stats *StatsView `json:"stats,omitempty"`
+}
+
+// StatsView is a camera's processing figures as its input (Frigate) last
+// reported them.
+type StatsView struct {
+	CameraFPS    float64    `json:"camera_fps"`
+	ProcessFPS   float64    `json:"process_fps"`
+	SkippedFPS   float64    `json:"skipped_fps"`
+	DetectionFPS float64    `json:"detection_fps"`
+	At           time.Time  `json:"at"`
+	FPSZeroSince *time.Time `json:"camera_fps_zero_since,omitempty"`
 }
 
 // StreamView is a camera's RTSP stream health, absent until the first
@@ -165,6 +198,17 @@ func (c *Camera) view() CameraView {
 	}
 	if c.MotionActive {
 		v.MotionStart = tp(c.MotionStart)
+	}
+	v.Source = c.Source
+	if len(c.Dets.Labels) > 0 {
+		v.Detections = make(map[string]uint64, len(c.Dets.Labels))
+		for _, l := range c.Dets.Labels {
+			v.Detections[l.Label] = l.N
+		}
+	}
+	if st := c.stats; st != nil {
+		v.Stats = &StatsView{CameraFPS: st.CameraFPS, ProcessFPS: st.ProcessFPS, SkippedFPS: st.SkippedFPS,
+			DetectionFPS: st.DetectionFPS, At: st.At, FPSZeroSince: tp(st.FPSZeroSince)}
 	}
 	if p := c.probe; p != nil && p.Up >= 0 && !p.LastProbe.IsZero() {
 		sv := &StreamView{

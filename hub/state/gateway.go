@@ -93,7 +93,7 @@ func (g *gatewayIDs) decode(b []byte) error {
 // are applied in order, so when the last is committed all are.
 func (s *State) RecordGatewayScans(ctx context.Context, scans []scan.Scan, ack func()) error {
 	for i := range scans {
-		m := ingest.Message{Local: scans[i], Received: s.now()}
+		m := ingest.Message{Local: &ingest.Local{Scan: &scans[i]}, Received: s.now()}
 		if i == len(scans)-1 {
 			m.Ack = ack
 		}

@@ -2,40 +2,66 @@ package state
 
 import (
 	"context"
-	"fmt"
 	"time"
 
+	"villagehub/hub/event"
 	"villagehub/hub/ingest"
 	"villagehub/hub/probe"
 	"villagehub/hub/scan"
 )
 
-// Submit queues an event from inside the hub (a probe.Result) to be
-// applied in order with the MQTT messages. It waits for room in the queue
-// until ctx ends.
-func (s *State) Submit(ctx context.Context, ev any) error {
-	return s.cfg.Queue.Push(ctx, ingest.Message{Local: ev, Received: s.now()}, true)
+// SubmitEvent applies a device event from an input that runs on its own
+// (ONVIF events, a peer hub: hub/input's Sink) in order with the MQTT
+// messages, and returns once it is durable in the store, or ctx ended (the
+// event may then still be applied). It waits for room in the queue.
+func (s *State) SubmitEvent(ctx context.Context, ev event.Event) error {
+	done := make(chan struct{}, 1)
+	if err := s.cfg.Queue.Push(ctx, ingest.Message{Local: &ingest.Local{Event: &ev}, Received: s.now(), Done: done}, true); err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Submit queues an RTSP probe result to be applied in order with the MQTT
+// messages. It waits for room in the queue until ctx ends.
+func (s *State) Submit(ctx context.Context, r probe.Result) error {
+	return s.cfg.Queue.Push(ctx, ingest.Message{Local: &ingest.Local{Probe: &r}, Received: s.now()}, true)
 }
 
 // RecordScan counts a scan of a printed QR code (scan.Recorder). It runs on
 // the HTTP request path, so it never waits: if the pipeline is that far
 // behind, the scan is dropped and counted as dropped.
 func (s *State) RecordScan(sc scan.Scan) {
-	if !s.cfg.Queue.TryPush(ingest.Message{Local: sc, Received: s.now()}) {
+	if !s.cfg.Queue.TryPush(ingest.Message{Local: &ingest.Local{Scan: &sc}, Received: s.now()}) {
 		s.dropped.Add(1)
 	}
 }
 
-func (s *State) applyLocal(ev any) {
-	switch e := ev.(type) {
-	case probe.Result:
-		s.applyProbe(&e)
-	case scan.Scan:
-		s.applyScan(&e)
-	case *devices:
-		s.applyDevices(e)
-	default:
-		s.log.Error("unknown local event", "type", fmt.Sprintf("%T", ev))
+// applyLocal applies the hub's own typed traffic. Called with s.mu held.
+func (s *State) applyLocal(l *ingest.Local) {
+	s.cur = nil
+	switch {
+	case l.Event != nil:
+		if l.Event.Received.IsZero() {
+			l.Event.Received = s.now()
+		}
+		if l.Event.Time.IsZero() {
+			l.Event.Time = l.Event.Received
+		}
+		if _, r := s.apply(l.Event); r != event.OK && s.rejects.allow(l.Event.Source+"/"+l.Event.Device+"/", l.Event.Received) {
+			s.log.Warn("rejected event", "source", l.Event.Source, "device", l.Event.Device, "reason", r.String())
+		}
+	case l.Probe != nil:
+		s.applyProbe(l.Probe)
+	case l.Scan != nil:
+		s.applyScan(l.Scan)
+	case l.Call != nil:
+		l.Call()
 	}
 }
 
@@ -82,7 +108,7 @@ func ProbeReasons() []string { return probeReasons }
 
 func (s *State) applyProbe(r *probe.Result) {
 	c, reason := s.camera(r.Site, r.Camera)
-	if reason != ingest.OK {
+	if reason != event.OK {
 		return // cameras come from the config; can't be over the cap
 	}
 	if c.probe == nil {
@@ -102,7 +128,7 @@ func (s *State) applyProbe(r *probe.Result) {
 		if p.Up != -1 || !r.Up {
 			// The first probe after start logs only a failure: "up" is
 			// the normal state, "down" is news.
-			s.event(EventRecord{Time: at, Type: typ, Kind: "camera", Site: c.Site, Device: c.ID, Reason: r.Reason}, 0)
+			s.event(EventRecord{Time: at, Type: typ, Kind: event.Camera.String(), Site: c.Site, Device: c.ID, Reason: r.Reason}, 0)
 		}
 		p.Up, p.Since = up, at
 		s.dirtyCams[c] = struct{}{}
@@ -203,7 +229,9 @@ type devices struct {
 // devices now in the config become configured.
 func (s *State) SetDevices(ctx context.Context, sites []Site, cameras []CameraInfo, boards []BoardInfo) error {
 	done := make(chan struct{}, 1)
-	if err := s.cfg.Queue.Push(ctx, ingest.Message{Local: &devices{sites, cameras, boards}, Received: s.now(), Done: done}, true); err != nil {
+	d := &devices{sites, cameras, boards}
+	call := func() { s.applyDevices(d) }
+	if err := s.cfg.Queue.Push(ctx, ingest.Message{Local: &ingest.Local{Call: call}, Received: s.now(), Done: done}, true); err != nil {
 		return err
 	}
 	select {

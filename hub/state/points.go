@@ -1,6 +1,7 @@
 package state
 
 import (
+	"strings"
 	"time"
 
 	"villagehub/hub/influx"
@@ -67,6 +68,13 @@ func (s *State) eventPoint(e *EventRecord, count uint64) {
 	case EventOnline, EventOffline:
 		s.addPoint(seriesKey{influx.MeasurementDeviceStatus, e.Site, e.Device, e.Kind},
 			influx.DeviceStatus(e.Site, e.Kind, e.Device, e.Type == EventOnline, e.Time))
+	case EventDetection, EventDetectionEnd:
+		s.addPoint(seriesKey{influx.MeasurementCameraDetections, e.Site, e.Device, e.Label},
+			influx.CameraDetection(e.Site, e.Device, e.Label, e.Type == EventDetection, e.Score, strings.Join(e.Zones, ","),
+				time.Duration(e.Duration*float64(time.Second)), withinMS(e.Time, count)))
+	case EventInputOnline, EventInputOffline:
+		s.addPoint(seriesKey{influx.MeasurementInputStatus, e.Site, e.Device, ""},
+			influx.InputStatus(e.Site, e.Device, e.Type == EventInputOnline, e.Time))
 	}
 }
 

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"villagehub/hub/ingest"
+	"villagehub/hub/event"
 )
 
 // Cameras returns a copy of every camera's state, sorted by site and ID.
@@ -13,7 +13,9 @@ func (s *State) Cameras() []CameraView {
 	s.mu.RLock()
 	out := make([]CameraView, 0, len(s.cameras))
 	for _, c := range s.cameras {
-		out = append(out, c.view())
+		v := c.view()
+		v.MotionUnknown = s.sourceDown(c)
+		out = append(out, v)
 	}
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b CameraView) int {
@@ -79,6 +81,12 @@ type CameraSample struct {
 	MotionEvents uint64
 	// Probe is the stream health; nil (or Up -1) until the first probe.
 	Probe *Probe
+	// MotionUnknown: the input the camera's motion comes from is offline.
+	MotionUnknown bool
+	// Detections by label (sorted), and the input's processing figures
+	// (nil until reported).
+	Detections []LabelCount
+	Stats      *CameraStats
 }
 
 type BoardSample struct {
@@ -90,12 +98,13 @@ type BoardSample struct {
 }
 
 // EachCamera calls fn for every camera under a read lock. fn must not call
-// back into the State nor keep the sample's Probe pointer.
+// back into the State nor keep the sample's pointers and slices.
 func (s *State) EachCamera(fn func(CameraSample)) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, c := range s.cameras {
-		fn(CameraSample{Site: c.Site, ID: c.ID, Online: c.Online, StatusSince: c.StatusSince, MotionActive: c.MotionActive, MotionEvents: c.MotionEvents, Probe: c.probe})
+		fn(CameraSample{Site: c.Site, ID: c.ID, Online: c.Online, StatusSince: c.StatusSince, MotionActive: c.MotionActive, MotionEvents: c.MotionEvents, Probe: c.probe,
+			MotionUnknown: s.sourceDown(c), Detections: c.Dets.Labels, Stats: c.stats})
 	}
 }
 
@@ -112,9 +121,9 @@ func (s *State) EachBoard(fn func(BoardSample)) {
 // Counters are the ingest counters.
 type Counters struct {
 	// Messages[kind][result]
-	Messages [ingest.KindBoardStatus + 1][numResults]uint64
+	Messages [event.NumMsgKinds][NumResults]uint64
 	// Rejected[kind][reason]
-	Rejected   [ingest.KindBoardStatus + 1][ingest.CapReached + 1]uint64
+	Rejected   [event.NumMsgKinds][event.NumReasons]uint64
 	Commits    uint64
 	CommitErrs uint64
 	LastCommit time.Time

@@ -3,6 +3,8 @@ package state
 import (
 	"context"
 	"errors"
+	"os"
+	"strconv"
 	"time"
 
 	"villagehub/hub/ingest"
@@ -26,8 +28,8 @@ func (s *State) Run(ctx context.Context) error {
 		}
 		s.mu.Lock()
 		for i := range msgs {
-			if msgs[i].Local != nil {
-				s.applyLocal(msgs[i].Local)
+			if l := msgs[i].Local; l != nil {
+				s.applyLocal(l)
 				continue
 			}
 			s.applyMessage(&msgs[i])
@@ -38,6 +40,7 @@ func (s *State) Run(ctx context.Context) error {
 		if err := s.commit(ctx); err != nil {
 			return nil // ctx ended while the store was failing: nothing acked
 		}
+		s.failpoint()
 		now := s.now()
 		for i := range msgs {
 			m := &msgs[i]
@@ -116,4 +119,29 @@ func (s *State) commit(ctx context.Context) error {
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
+}
+
+// FailpointEnv names the environment variable of a test failpoint: set to
+// n, the process kills itself with SIGKILL right after its n-th store
+// commit, before acknowledging that batch: the moment at which a
+// redelivered message must not be counted twice (hub/app's exactly-once
+// test). Nothing else reads it.
+const FailpointEnv = "VILLAGEHUB_FAILPOINT_KILL_AFTER_COMMIT"
+
+func (s *State) failpoint() {
+	if s.killAfter <= 0 {
+		return
+	}
+	if s.killAfter--; s.killAfter == 0 {
+		s.log.Warn("failpoint: killing the process after a commit, before the acknowledgements", "env", FailpointEnv)
+		if p, err := os.FindProcess(os.Getpid()); err == nil {
+			_ = p.Kill()
+			select {} // the signal is on its way
+		}
+	}
+}
+
+func failpointFromEnv() int {
+	n, _ := strconv.Atoi(os.Getenv(FailpointEnv))
+	return n
 }

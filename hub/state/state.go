@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"villagehub/hub/event"
 	"villagehub/hub/ingest"
 )
 
@@ -53,9 +55,13 @@ type Config struct {
 	// Location is the village's time zone, for "today" (Asia/Ho_Chi_Minh
 	// if nil).
 	Location *time.Location
-	Decoder  ingest.DecoderConfig
-	Queue    *ingest.Queue
-	Store    Store
+	// Inputs decode the MQTT messages of the queue: each message goes to
+	// the first whose Match takes its topic (hub/input builds them from
+	// the config). Empty: the MQTT contract alone, configured by Decoder.
+	Inputs  []Decoder
+	Decoder ingest.DecoderConfig
+	Queue   *ingest.Queue
+	Store   Store
 	// BatchSize is the most messages applied and committed at once.
 	BatchSize int
 	Logger    *slog.Logger
@@ -70,6 +76,18 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Decoder turns an MQTT message into typed events (hub/input.MQTT). State
+// calls it from its one pipeline goroutine only, so a decoder may reuse
+// its buffers: the events it appends are valid until its next call.
+type Decoder interface {
+	// Match says whether topic is this input's.
+	Match(topic string) bool
+	// Decode appends the events the message carries to evs, or says why
+	// it is rejected; kind classifies the message for the per-kind
+	// counters, also when it is rejected.
+	Decode(topic string, payload []byte, received time.Time, evs []event.Event) ([]event.Event, event.MsgKind, event.Reason)
+}
+
 type devKey struct{ site, id string }
 
 // State holds every device's live state.
@@ -78,7 +96,9 @@ type State struct {
 	log     *slog.Logger
 	now     func() time.Time
 	loc     *time.Location
-	dec     *ingest.Decoder
+	inputs  []Decoder
+	evs     []event.Event   // decoded events of one message, reused
+	cur     *ingest.Message // the message being applied (nil: the hub's own traffic)
 	rejects *rejectLog
 
 	mu         sync.RWMutex
@@ -87,8 +107,8 @@ type State struct {
 	boards     map[devKey]*Board
 	autoCams   int
 	autoBoards int
-	msgs       [ingest.KindBoardStatus + 1][numResults]uint64
-	rejected   [ingest.KindBoardStatus + 1][ingest.CapReached + 1]uint64
+	msgs       [event.NumMsgKinds][NumResults]uint64
+	rejected   [event.NumMsgKinds][event.NumReasons]uint64
 	commits    uint64
 	commitErrs uint64
 	orphans    uint64        // visits to /q/ for unknown boards
@@ -101,8 +121,11 @@ type State struct {
 	dirtyCams map[*Camera]struct{}
 	dirtyBrds map[*Board]struct{}
 
-	changed chan struct{}
-	lastTS  map[seriesKey]int64 // InfluxDB series -> last timestamp used
+	changed   chan struct{}
+	killAfter int // test failpoint (run.go)
+	deliv     *deliveryLog
+	lastTS    map[seriesKey]int64 // InfluxDB series -> last timestamp used
+	sources   map[string]*inputState
 }
 
 // Result of one message, for villagehub_mqtt_messages_total.
@@ -112,7 +135,8 @@ const (
 	Accepted Result = iota
 	Rejected
 	Duplicate
-	numResults
+	// NumResults sizes per-result arrays. Keep it last.
+	NumResults
 )
 
 func (r Result) String() string {
@@ -151,7 +175,7 @@ func New(cfg Config) (*State, error) {
 		log:       cfg.Logger,
 		now:       cfg.Now,
 		loc:       loc,
-		dec:       ingest.NewDecoder(cfg.Decoder),
+		inputs:    cfg.Inputs,
 		rejects:   newRejectLog(time.Minute, 4096),
 		sites:     map[string]Site{},
 		cameras:   map[devKey]*Camera{},
@@ -160,6 +184,12 @@ func New(cfg Config) (*State, error) {
 		dirtyBrds: map[*Board]struct{}{},
 		changed:   make(chan struct{}, 1),
 		lastTS:    map[seriesKey]int64{},
+		sources:   map[string]*inputState{},
+		killAfter: failpointFromEnv(),
+		deliv:     newDeliveryLog(),
+	}
+	if len(s.inputs) == 0 {
+		s.inputs = []Decoder{ingest.NewDecoder(cfg.Decoder)}
 	}
 	// The configured devices first; the store then adds what it remembers
 	// (history of configured devices, and auto-registered ones).
@@ -167,14 +197,27 @@ func New(cfg Config) (*State, error) {
 	if err := cfg.Store.LoadDevices(s.loadDevice); err != nil {
 		return nil, fmt.Errorf("state: loading devices from the store: %w", err)
 	}
+	if dl, ok := cfg.Store.(DeliveryLoader); ok {
+		if err := dl.LoadDeliveries(func(seq, id uint64) error { s.deliv.load(seq, id); return nil }); err != nil {
+			return nil, fmt.Errorf("state: loading delivery identities from the store: %w", err)
+		}
+	}
 	return s, nil
 }
 
-// Device keys in the store: "c/<site>/<id>" and "b/<site>/<id>".
-func cameraKey(site, id string) string { return "c/" + site + "/" + id }
-func boardKey(site, id string) string  { return "b/" + site + "/" + id }
+// Device keys in the store: "<kind's store key>/<site>/<id>" ("c/..." for
+// cameras, "b/..." for boards: event.KindInfo.StoreKey).
+func deviceKey(k event.Kind, site, id string) string {
+	return string(k.Info().StoreKey) + "/" + site + "/" + id
+}
 
 func (s *State) loadDevice(key string, value []byte) error {
+	if name, ok := strings.CutPrefix(key, inputKeyPrefix); ok {
+		if err := s.loadInput(name, value); err != nil {
+			return fmt.Errorf("decoding input %s: %w", key, err)
+		}
+		return nil
+	}
 	if len(key) < 2 || key[1] != '/' {
 		return fmt.Errorf("bad device key %q", key)
 	}
@@ -183,8 +226,9 @@ func (s *State) loadDevice(key string, value []byte) error {
 		return fmt.Errorf("bad device key %q", key)
 	}
 	k := devKey{site, id}
-	switch key[0] {
-	case 'c':
+	kind, _ := event.KindByStoreKey(key[0])
+	switch kind {
+	case event.Camera:
 		c := s.cameras[k]
 		if c == nil {
 			c = newCamera(site, id, CameraInfo{ID: id, Site: site})
@@ -201,7 +245,7 @@ func (s *State) loadDevice(key string, value []byte) error {
 			s.autoCams++
 		}
 		s.cameras[k] = c
-	case 'b':
+	case event.Board:
 		b := s.boards[k]
 		if b == nil {
 			b = newBoard(site, id, BoardInfo{ID: id, Site: site})

@@ -50,16 +50,19 @@ func TestOutboxForwardsInOrderAndSurvivesReopen(t *testing.T) {
 	var lines int
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	all := make(chan struct{})
 	go func() {
 		done <- st.RunOutbox(ctx, func(b []byte, n int) error {
 			got = append(got, b...)
-			lines += n
+			if lines += n; lines == 500 {
+				close(all)
+			}
 			return nil
 		})
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for st.OutboxPoints() > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-all:
+	case <-time.After(5 * time.Second):
 	}
 	cancel()
 	<-done
@@ -97,10 +100,17 @@ func BenchmarkOutboxDrain(b *testing.B) {
 		start := time.Now()
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- st.RunOutbox(ctx, w.AppendLines) }()
-		for st.OutboxPoints() > 0 {
-			time.Sleep(time.Millisecond)
-		}
+		all, forwarded := make(chan struct{}), 0
+		go func() {
+			done <- st.RunOutbox(ctx, func(b []byte, n int) error {
+				err := w.AppendLines(b, n)
+				if forwarded += n; err == nil && forwarded == 200000 {
+					close(all)
+				}
+				return err
+			})
+		}()
+		<-all
 		el := time.Since(start)
 		cancel()
 		<-done

@@ -31,6 +31,10 @@ var (
 	bucketHourly  = []byte("qr_hourly")
 	bucketEvents  = []byte("events")
 	bucketMeta    = []byte("meta")
+	// Identities of recent QoS 1 deliveries that changed a camera's
+	// motion (state.MaxDeliveries of them, by sequence number), so that a
+	// redelivery after a crash is not applied twice.
+	bucketDeliveries = []byte("deliveries")
 )
 
 // Config configures a Store.
@@ -107,7 +111,7 @@ func Open(cfg Config) (*Store, error) {
 		return st, nil
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketDevices, bucketHourly, bucketEvents, bucketMeta, bucketOutbox} {
+		for _, b := range [][]byte{bucketDevices, bucketHourly, bucketEvents, bucketMeta, bucketOutbox, bucketDeliveries} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -179,6 +183,9 @@ func (s *Store) Commit(b *state.Batch) error {
 			if err := evs.Put(eventKey(e.Time, seq), v); err != nil {
 				return fmt.Errorf("event: %w", err)
 			}
+		}
+		if err := putDeliveries(tx.Bucket(bucketDeliveries), b.Deliveries, b.DeliverySeq); err != nil {
+			return fmt.Errorf("deliveries: %w", err)
 		}
 		var err error
 		outboxed, points, err = s.putOutbox(tx, b.Points)
@@ -257,4 +264,54 @@ func eventKey(t time.Time, seq uint64) []byte {
 	binary.BigEndian.PutUint64(k, uint64(t.UnixNano()))
 	binary.BigEndian.PutUint64(k[8:], seq)
 	return k
+}
+
+// putDeliveries stores ids under sequence numbers from seq and forgets
+// those older than the last state.MaxDeliveries.
+func putDeliveries(bk *bolt.Bucket, ids []uint64, seq uint64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	// bbolt keeps the key and value slices until the commit: one buffer
+	// for all, not one reused.
+	buf := make([]byte, 16*len(ids))
+	for i, id := range ids {
+		kv := buf[16*i : 16*i+16]
+		binary.BigEndian.PutUint64(kv[:8], seq+uint64(i))
+		binary.BigEndian.PutUint64(kv[8:], id)
+		if err := bk.Put(kv[:8], kv[8:]); err != nil {
+			return err
+		}
+	}
+	end := seq + uint64(len(ids))
+	if end <= state.MaxDeliveries {
+		return nil
+	}
+	cut := end - state.MaxDeliveries
+	// Back to First after each delete: a bbolt cursor may skip the key
+	// after one it deleted.
+	c := bk.Cursor()
+	for key, _ := c.First(); key != nil && binary.BigEndian.Uint64(key) < cut; key, _ = c.First() {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LoadDeliveries calls fn for every stored delivery identity, in sequence
+// order (state.DeliveryLoader).
+func (s *Store) LoadDeliveries(fn func(seq, id uint64) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketDeliveries)
+		if bk == nil { // a store opened read-only before the bucket existed
+			return nil
+		}
+		return bk.ForEach(func(k, v []byte) error {
+			if len(k) != 8 || len(v) != 8 {
+				return nil
+			}
+			return fn(binary.BigEndian.Uint64(k), binary.BigEndian.Uint64(v))
+		})
+	})
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -128,7 +129,7 @@ func newAccess(cfg AccessConfig) *access {
 // login page and the dashboard's static files.
 func publicPath(p string) bool {
 	return strings.HasPrefix(p, "/q/") || strings.HasPrefix(p, "/qr/") || p == "/healthz" || p == "/readyz" ||
-		p == "/login" || p == "/logout" || (strings.HasPrefix(p, "/ui/") && p != "/ui/stream")
+		p == "/login" || p == "/logout" || p == "/setup" || (strings.HasPrefix(p, "/ui/") && p != "/ui/stream")
 }
 
 func readOnly(m string) bool {
@@ -295,6 +296,11 @@ func (a *access) wrap(h http.Handler) http.Handler {
 			}
 		}
 		role, ambient, bad := a.who(r)
+		if bad < 0 {
+			// The dashboard shows the login or logout link and the admin
+			// area from this (see RequestRole).
+			r = r.WithContext(context.WithValue(r.Context(), roleKey{}, reqRole{role: role, user: a.userOf(r)}))
+		}
 		if bad >= 0 {
 			a.fail(w, http.StatusUnauthorized, bad, "wrong credentials")
 			return
@@ -305,7 +311,7 @@ func (a *access) wrap(h http.Handler) http.Handler {
 					http.Redirect(w, r, "/login", http.StatusSeeOther)
 					return
 				}
-				a.fail(w, http.StatusUnauthorized, failUnauthenticated, "log in first")
+				a.fail(w, http.StatusUnauthorized, failUnauthenticated, "Hãy đăng nhập trước (log in first)")
 				return
 			}
 			if p == "/" {
@@ -316,14 +322,14 @@ func (a *access) wrap(h http.Handler) http.Handler {
 		}
 		if role < RoleAdmin {
 			if _, err := r.Cookie(sessionCookie); err != nil && r.Header.Get("Authorization") == "" {
-				a.fail(w, http.StatusUnauthorized, failUnauthenticated, "log in as an administrator first")
+				a.fail(w, http.StatusUnauthorized, failUnauthenticated, "Hãy đăng nhập bằng tài khoản quản trị trước (log in as an administrator first)")
 			} else {
-				a.fail(w, http.StatusForbidden, failForbidden, "only an administrator may do this")
+				a.fail(w, http.StatusForbidden, failForbidden, "Chỉ quản trị viên được làm việc này (only an administrator may do this)")
 			}
 			return
 		}
 		if ambient && !csrfOK(r, "") {
-			a.fail(w, http.StatusForbidden, failCSRF, "missing or wrong CSRF token (reload the page)")
+			a.fail(w, http.StatusForbidden, failCSRF, "Phiên đã cũ, hãy tải lại trang (missing or wrong CSRF token: reload the page)")
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -442,4 +448,35 @@ func (a *access) Collect(ch chan<- prometheus.Metric) {
 	for i, n := range failureNames {
 		ch <- prometheus.MustNewConstMetric(descAuthFailures, prometheus.CounterValue, float64(a.failures[i].Load()), n)
 	}
+}
+
+// roleKey carries a request's role to the handlers (the dashboard uses it
+// to show the login or logout link and the admin area).
+type roleKey struct{}
+
+type reqRole struct {
+	role Role
+	user string
+}
+
+// RequestRole is the role access control gave r and the logged-in user's
+// name ("" for a token, basic auth or an anonymous visitor). ok is false
+// for public paths, where no role is worked out.
+func RequestRole(r *http.Request) (role Role, user string, ok bool) {
+	v, ok := r.Context().Value(roleKey{}).(reqRole)
+	return v.role, v.user, ok
+}
+
+// userOf is the name of the user whose session cookie r carries.
+func (a *access) userOf(r *http.Request) string {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return ""
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s := a.sessions[c.Value]; s != nil {
+		return s.user
+	}
+	return ""
 }

@@ -258,7 +258,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if !run[bool](t, ctx, `window.__sameDocument === true`) {
 		t.Error("the page reloaded")
 	}
-	if b := run[string](t, ctx, `document.querySelector('li.cam[data-key="tan-ngu-2/market"] .badge').textContent`); b != "Mất tín hiệu" {
+	if b := run[string](t, ctx, `document.querySelector('li.cam[data-key="tan-ngu-2/market"] .badge').textContent`); b != "Mất hình" {
 		t.Errorf("down badge %q", b)
 	}
 	if first := run[string](t, ctx, `document.querySelector('#cam-grid li.cam').dataset.key`); first != "tan-ngu-2/market" {
@@ -274,7 +274,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// English on the toggle, remembered across a reload, then back.
 	do(t, ctx, chromedp.Click(chromedp.ID("lang")))
 	poll(t, ctx, 5*time.Second, "English", `document.documentElement.lang === 'en' && document.getElementById('h-cameras').textContent === 'Cameras'`)
-	if b := run[string](t, ctx, `document.querySelector('li.cam[data-key="tan-ngu-2/market"] .badge').textContent`); b != "Down" {
+	if b := run[string](t, ctx, `document.querySelector('li.cam[data-key="tan-ngu-2/market"] .badge').textContent`); b != "No picture" {
 		t.Errorf("English down badge %q", b)
 	}
 	if n := run[string](t, ctx, `document.querySelector('#qr-table tr[data-key="ban-chieng/school-gate"] td.num').textContent`); n != "1,234" {
@@ -338,7 +338,7 @@ func checkAlerts(t *testing.T, ctx context.Context, s *stack) {
 	t.Helper()
 	poll(t, ctx, 10*time.Second, "alerts panel", `!document.getElementById('alerts-body').hidden && document.getElementById('alerts-unavailable').hidden`)
 	poll(t, ctx, 20*time.Second, "CameraDown firing for market", `document.querySelector('#alerts-firing li[data-alert="CameraDown"][data-device="tan-ngu-2/market"]')`)
-	if txt := run[string](t, ctx, `document.querySelector('#alerts-firing li[data-alert="CameraDown"]').textContent`); !strings.Contains(txt, "Camera mất tín hiệu") || !strings.Contains(txt, "Chợ Bản") {
+	if txt := run[string](t, ctx, `document.querySelector('#alerts-firing li[data-alert="CameraDown"]').textContent`); !strings.Contains(txt, "Camera mất hình") || !strings.Contains(txt, "Chợ Bản") {
 		t.Errorf("firing alert reads %q", txt)
 	}
 	do(t, ctx,
@@ -379,7 +379,7 @@ func checkAccessibility(t *testing.T, ctx context.Context) {
 	if n := run[int](t, ctx, `document.querySelectorAll('h1').length`); n != 1 {
 		t.Errorf("%d h1 headings", n)
 	}
-	if got := run[[]string](t, ctx, `[...document.querySelectorAll('main section > h2')].map(h => h.textContent)`); strings.Join(got, "|") != "Camera|Lượt quét mã QR|Cảnh báo" {
+	if got := run[[]string](t, ctx, `[...document.querySelectorAll('main section > h2')].map(h => h.textContent)`); strings.Join(got, "|") != "Camera|Lượt quét mã QR|Cảnh báo|Báo cáo|Quản trị" {
 		t.Errorf("section headings %q", got)
 	}
 	if bad := run[[]string](t, ctx, `[...document.querySelectorAll('select, input, textarea')].filter(e => !e.labels || !e.labels.length).map(e => e.id)`); len(bad) > 0 {

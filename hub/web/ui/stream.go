@@ -22,6 +22,7 @@ type cameraItem struct {
 	Site         string      `json:"site"`
 	Name         string      `json:"name,omitempty"`
 	Location     string      `json:"location,omitempty"`
+	Configured   bool        `json:"configured"`
 	Status       string      `json:"status"`
 	StatusSince  *time.Time  `json:"status_since,omitempty"`
 	MotionActive bool        `json:"motion_active"`
@@ -45,6 +46,7 @@ type boardItem struct {
 	Site        string     `json:"site"`
 	Name        string     `json:"name,omitempty"`
 	Location    string     `json:"location,omitempty"`
+	Configured  bool       `json:"configured"`
 	Status      string     `json:"status"`
 	StatusSince *time.Time `json:"status_since,omitempty"`
 	LastReport  *time.Time `json:"last_report,omitempty"`
@@ -54,7 +56,7 @@ type boardItem struct {
 
 func newCameraItem(c *state.CameraView) cameraItem {
 	it := cameraItem{
-		ID: c.ID, Site: c.Site, Name: c.Name, Location: c.Location,
+		ID: c.ID, Site: c.Site, Name: c.Name, Location: c.Location, Configured: c.Configured,
 		Status: c.Status, StatusSince: c.StatusSince,
 		MotionActive: c.MotionActive, LastMotion: c.LastMotion, MotionEvents: c.MotionEvents,
 	}
@@ -75,7 +77,7 @@ func newCameraItem(c *state.CameraView) cameraItem {
 
 func newBoardItem(b *state.BoardView) boardItem {
 	return boardItem{
-		ID: b.ID, Site: b.Site, Name: b.Name, Location: b.Location,
+		ID: b.ID, Site: b.Site, Name: b.Name, Location: b.Location, Configured: b.Configured,
 		Status: b.Status, StatusSince: b.StatusSince, LastReport: b.LastReport,
 		ScansToday: b.ScansToday, ScansTotal: b.ScansTotal,
 	}

@@ -32,12 +32,15 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"path"
 	"strings"
 	"sync"
 	"time"
 
+	"villagehub/hub/report"
 	"villagehub/hub/state"
+	"villagehub/hub/web"
 )
 
 //go:embed assets
@@ -67,6 +70,25 @@ type Config struct {
 	// is answered 503 and the page falls back to reconnecting later.
 	MaxStreams int
 	Logger     *slog.Logger
+
+	// The admin area (all optional; what is missing is hidden on the page).
+	//
+	// QR is the scan history the monthly report reads (the store or
+	// InfluxDB, as for the API).
+	QR report.Source
+	// PublicURL is what printed codes encode (http.public_url).
+	PublicURL func() string
+	// ConfigFile is the file the hub was started from, and Reload applies
+	// it again: with both, administrators add, rename and approve cameras
+	// and boards, and the first-run page creates the administrator, by
+	// writing that file (see configFile).
+	ConfigFile string
+	Reload     func(ctx context.Context) error
+	// Notifiers backs the "Gửi thử" (send a test) button.
+	Notifiers Notifiers
+	// NeedsSetup says no administrator exists yet (default: the config
+	// file lists no admin user or token).
+	NeedsSetup func() bool
 }
 
 // UI serves the dashboard. Mount adds its routes; Run drives live updates.
@@ -77,6 +99,9 @@ type UI struct {
 	files map[string]*asset // by name under assets/, e.g. "app.js"
 
 	feed *feed
+
+	cfgFile *configFile
+	setup   setup
 }
 
 // asset is one embedded file, with its gzip form when that is smaller.
@@ -157,6 +182,19 @@ func New(cfg Config) (*UI, error) {
 		return nil, fmt.Errorf("ui: rendering index.html: %w", err)
 	}
 	u.feed = newFeed(cfg.Source, cfg.Location, cfg.Interval)
+	if cfg.ConfigFile != "" {
+		// Only a file that is there can be edited (a demo or test hub
+		// names one it never read).
+		if st, err := os.Stat(cfg.ConfigFile); err == nil && st.Mode().IsRegular() {
+			u.cfgFile = &configFile{path: cfg.ConfigFile}
+		}
+	}
+	if u.needsSetup() {
+		u.setup.token = newSetupToken()
+		// The one-time token lets the installer finish setup from another
+		// device on the LAN; it stops working once an admin exists.
+		u.log.Warn("no administrator yet: open /setup on this machine (http://127.0.0.1:<port>/setup), or /setup?token=" + u.setup.token + " from another device, to create one")
+	}
 	return u, nil
 }
 
@@ -167,6 +205,9 @@ func (u *UI) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", u.serveIndex)
 	mux.HandleFunc("GET /ui/stream", u.serveStream)
 	mux.HandleFunc("GET /ui/{file...}", u.serveAsset)
+	mux.HandleFunc("GET /setup", u.serveSetup)
+	mux.HandleFunc("POST /setup", u.postSetup)
+	u.mountAdmin(mux)
 }
 
 // Run takes snapshots while someone watches, until ctx ends; then it ends
@@ -189,6 +230,10 @@ func (u *UI) Run(ctx context.Context) error {
 
 type pageData struct {
 	TimeZone string
+	// Role and User of the visitor: the page shows the login or logout
+	// link and the admin area from them (the server enforces the rules).
+	Role, User string
+	Setup      bool
 }
 
 func (u *UI) pageData() pageData {
@@ -196,12 +241,17 @@ func (u *UI) pageData() pageData {
 	if tz == "Local" {
 		tz = "" // the browser's own zone is the best guess
 	}
-	return pageData{TimeZone: tz}
+	return pageData{TimeZone: tz, Role: "viewer"}
 }
 
 func (u *UI) serveIndex(w http.ResponseWriter, r *http.Request) {
 	var b bytes.Buffer
-	if err := u.index.Execute(&b, u.pageData()); err != nil {
+	pd := u.pageData()
+	if role, user, ok := web.RequestRole(r); ok {
+		pd.Role, pd.User = role.String(), user
+	}
+	pd.Setup = u.needsSetup() && isLoopback(r)
+	if err := u.index.Execute(&b, pd); err != nil {
 		u.log.Error("rendering the dashboard", "err", err)
 		http.Error(w, "dashboard unavailable", http.StatusInternalServerError)
 		return

@@ -12,14 +12,44 @@
       cameras: 'Camera', qr: 'Lượt quét mã QR', alerts: 'Cảnh báo',
       conn_connecting: 'Đang kết nối…', conn_live: 'Đang cập nhật trực tiếp',
       conn_lost: 'Mất kết nối với hub, đang thử lại…',
-      st_down: 'Mất tín hiệu', st_offline: 'Mất kết nối', st_poor: 'Hình kém',
+      st_down: 'Mất hình', st_offline: 'Mất kết nối', st_poor: 'Hình kém',
       st_fair: 'Hình tạm được', st_unknown: 'Chưa rõ', st_up: 'Hoạt động',
       for_dur: 'đã {d}', since: 'từ {t}',
       last_motion: 'Chuyển động gần nhất', motion_now: 'đang có chuyển động', none_yet: 'chưa có',
       fps: 'Khung hình/giây', bitrate: 'Tốc độ bit', reason: 'Lý do', motion_events: 'Số lần chuyển động',
-      r_timeout: 'quá thời gian chờ', r_refused: 'bị từ chối kết nối', r_unauthorized: 'sai tài khoản hoặc mật khẩu',
+      r_timeout: 'không phản hồi', r_refused: 'từ chối kết nối', r_unauthorized: 'sai tài khoản hoặc mật khẩu',
       r_not_found: 'không tìm thấy luồng video', r_no_video: 'không có hình', r_protocol: 'lỗi giao thức', r_other: 'lỗi khác',
       summary: '{n} camera: {parts}', no_cameras: 'Chưa có camera nào.',
+      loading: 'Đang tải…', load_failed: 'Chưa tải được dữ liệu từ hub, đang thử lại…',
+      add_camera: 'Thêm camera', ask_admin: ' Nhờ quản trị viên thêm camera.',
+      login: 'Đăng nhập', logout: 'Đăng xuất', local_admin: 'Quản trị trên máy này',
+      setup_needed: 'Hub chưa có quản trị viên: mở trang cài đặt lần đầu',
+      h_broker: 'Hub không kết nối được với máy chủ MQTT (broker): tin từ camera và bảng QR không về được. Kiểm tra mqtt.url hoặc máy chủ MQTT.',
+      h_store: 'Hub không ghi được dữ liệu vào kho lưu trữ.', h_influx: 'InfluxDB không nhận dữ liệu; số liệu đang chờ gửi.',
+      h_other: 'Hub gặp sự cố: {n}', h_unreachable: 'Mất kết nối với hub; số liệu trên trang có thể đã cũ.',
+      board_status: 'Tình trạng', last_report: 'Báo gần nhất', device30: 'Thiết bị đếm (30 ngày)', paper30: 'Quét mã in (30 ngày)',
+      unique30: 'Người quét khác nhau (30 ngày)', device_short: 'Thiết bị đếm', paper_short: 'Quét mã in', unique_short: 'Người quét khác nhau',
+      m_total: 'lượt đã đếm = thiết bị đếm + quét mã in; bot không tính.',
+      m_device: 'bảng tự đếm lượt quét và gửi về qua MQTT; không biết ai quét.',
+      m_paper: 'điện thoại quét mã QR in trên giấy, đếm tại hub.',
+      m_unique: 'lượt quét mã in từ điện thoại chưa quét bảng này gần đây; “—” khi bảng chỉ có thiết bị đếm.',
+      m_status: 'thiết bị của bảng đang nối với hub qua MQTT hay đã mất kết nối.',
+      bs_online: 'Hoạt động', bs_offline: 'Mất kết nối', bs_unknown: 'Chưa rõ', not_approved: 'chưa duyệt',
+      battery: 'pin', rssi: 'sóng',
+      alerts_error: 'Không tải được cảnh báo từ hub, đang thử lại…', silence_login: 'Đăng nhập quản trị để tạm tắt cảnh báo.',
+      reports: 'Báo cáo', month_report: 'Báo cáo lượt quét QR theo tháng', month: 'Tháng', download_pdf: 'Tải PDF',
+      download_csv_excel: 'Tải CSV (mở bằng Excel)', qr_sheets: 'Tờ mã QR để in (mỗi thôn một tệp PDF)', sheet_for: 'Mã QR của {s} ({n} bảng)',
+      no_sheets: 'Chưa có bảng mã QR nào để in.',
+      admin: 'Quản trị', admin_readonly: 'Hub này không chạy từ tệp cấu hình nên không thêm, đổi tên thiết bị ở đây được.',
+      add_device: 'Thêm camera hoặc bảng mã QR', kind: 'Loại', kind_camera: 'Camera', kind_board: 'Bảng mã QR',
+      dev_id: 'Mã (chữ thường không dấu)', dev_name: 'Tên', dev_url: 'Địa chỉ RTSP (camera) hoặc trang đích (bảng)', add: 'Thêm',
+      no_devices: 'Chưa có thiết bị nào.', devices: 'Thiết bị', approval: 'Duyệt', actions: 'Việc', approved: 'đã duyệt', auto_registered: 'tự đăng ký, chưa duyệt',
+      rename: 'Đổi tên', approve: 'Duyệt', reject: 'Từ chối', saved: 'Đã lưu vào tệp cấu hình.', save_failed: 'Không lưu được: {e}',
+      saved_restart: 'Đã lưu vào tệp cấu hình; hub sẽ áp dụng khi khởi động lại.',
+      new_name: 'Tên mới của {d}', save: 'Lưu', cancel: 'Hủy',
+      notifiers: 'Kênh gửi thông báo', no_notifiers: 'Hub này chưa cấu hình kênh gửi thông báo.', test_send: 'Gửi thử',
+      sending: 'Đang gửi…', test_ok: 'Kênh đã nhận tin thử.', test_failed: 'Kênh từ chối tin thử.', channel_answer: 'Kênh trả lời',
+      healthy: 'hoạt động', unhealthy: 'đang lỗi',
       u_day: 'ngày', u_hour: 'giờ', u_min: 'phút', u_sec: 'giây',
       qr_caption: 'Lượt quét theo bảng (hôm nay, 7 ngày và 30 ngày gần đây)',
       board: 'Bảng', site: 'Thôn, bản', today: 'Hôm nay', days7: '7 ngày', days30: '30 ngày',
@@ -33,23 +63,55 @@
       no_firing: 'Không có cảnh báo nào đang báo.', no_history: 'Chưa có cảnh báo nào gần đây.',
       no_silences: 'Không có cảnh báo nào đang tạm tắt.', resolved: 'đã hết', firing_state: 'đang báo',
       silence_failed: 'Không tạm tắt được: {e}',
-      a_CameraDown: 'Camera mất tín hiệu', a_CameraDegraded: 'Camera hình kém', a_QRBoardSilent: 'Bảng QR im lặng',
+      a_CameraDown: 'Camera mất hình', a_CameraDown_offline: 'Camera mất kết nối', a_CameraDegraded: 'Camera hình kém', a_QRBoardSilent: 'Bảng QR không gửi dữ liệu',
+      a_QRBoardSilent_offline: 'Bảng QR mất kết nối',
       a_HubDegraded: 'Hub gặp sự cố',
-      r_offline: 'mất kết nối MQTT', r_low_fps: 'ít khung hình', r_low_bitrate: 'tốc độ bit thấp', r_poor_grade: 'hình kém',
-      r_silent: 'lâu không báo lượt quét', r_flapping: 'chập chờn', r_disconnected: 'mất kết nối'
+      r_offline: 'mất kết nối', r_low_fps: 'số khung hình thấp', r_low_bitrate: 'bitrate thấp', r_poor_grade: 'chất lượng kém',
+      r_silent: 'không gửi báo cáo', r_flapping: 'chập chờn', r_disconnected: 'mất kết nối MQTT broker',
+      r_queue_saturated: 'hàng đợi gần đầy', r_spool_not_draining: 'dữ liệu chờ ghi InfluxDB ùn ứ', r_removed: 'thiết bị đã bị gỡ'
     },
     en: {
       title: 'Village dashboard', skip: 'Skip to main content', nav: 'Sections',
       cameras: 'Cameras', qr: 'QR code scans', alerts: 'Alerts',
       conn_connecting: 'Connecting…', conn_live: 'Live', conn_lost: 'Lost the hub, retrying…',
-      st_down: 'Down', st_offline: 'Offline', st_poor: 'Poor picture', st_fair: 'Fair picture',
+      st_down: 'No picture', st_offline: 'Disconnected', st_poor: 'Poor picture', st_fair: 'Fair picture',
       st_unknown: 'Unknown', st_up: 'Up',
       for_dur: 'for {d}', since: 'since {t}',
       last_motion: 'Last motion', motion_now: 'motion now', none_yet: 'none yet',
       fps: 'Frames/s', bitrate: 'Bitrate', reason: 'Reason', motion_events: 'Motion events',
-      r_timeout: 'timed out', r_refused: 'connection refused', r_unauthorized: 'wrong user or password',
+      r_timeout: 'no answer', r_refused: 'connection refused', r_unauthorized: 'wrong user or password',
       r_not_found: 'stream not found', r_no_video: 'no video', r_protocol: 'protocol error', r_other: 'other error',
       summary: '{n} cameras: {parts}', no_cameras: 'No cameras yet.',
+      loading: 'Loading…', load_failed: 'Could not load data from the hub yet, retrying…',
+      add_camera: 'Add a camera', ask_admin: ' Ask an administrator to add one.',
+      login: 'Log in', logout: 'Log out', local_admin: 'Admin on this machine',
+      setup_needed: 'This hub has no administrator yet: open first-run setup',
+      h_broker: 'The hub cannot reach the MQTT broker: messages from cameras and QR boards are not arriving. Check mqtt.url or the broker.',
+      h_store: 'The hub cannot write to its store.', h_influx: 'InfluxDB is not accepting data; points are waiting.',
+      h_other: 'The hub has a problem: {n}', h_unreachable: 'Lost the hub; figures on this page may be stale.',
+      board_status: 'Status', last_report: 'Last report', device30: 'Device-counted (30 days)', paper30: 'Printed-code scans (30 days)',
+      unique30: 'Unique scanners (30 days)', device_short: 'Device-counted', paper_short: 'Printed-code scans', unique_short: 'Unique scanners',
+      m_total: 'scans counted = device-counted + printed-code scans; bots excluded.',
+      m_device: 'the board counts scans itself and reports them over MQTT; who scanned is unknown.',
+      m_paper: 'phones scanning the printed QR code, counted by the hub.',
+      m_unique: 'printed-code scans from a phone that had not just scanned this board; "—" for device-only boards.',
+      m_status: 'whether the board\'s device is connected to the hub over MQTT.',
+      bs_online: 'Online', bs_offline: 'Disconnected', bs_unknown: 'Unknown', not_approved: 'not approved',
+      battery: 'battery', rssi: 'signal',
+      alerts_error: 'Could not load alerts from the hub, retrying…', silence_login: 'Log in as an administrator to silence alerts.',
+      reports: 'Reports', month_report: 'Monthly QR scan report', month: 'Month', download_pdf: 'Download PDF',
+      download_csv_excel: 'Download CSV (opens in Excel)', qr_sheets: 'Printable QR sheets (one PDF per site)', sheet_for: 'QR codes of {s} ({n} boards)',
+      no_sheets: 'No QR boards to print yet.',
+      admin: 'Administration', admin_readonly: 'This hub was not started from a config file: devices cannot be added or renamed here.',
+      add_device: 'Add a camera or QR board', kind: 'Kind', kind_camera: 'Camera', kind_board: 'QR board',
+      dev_id: 'ID (lowercase, no accents)', dev_name: 'Name', dev_url: 'RTSP URL (camera) or target page (board)', add: 'Add',
+      no_devices: 'No devices yet.', devices: 'Devices', approval: 'Approval', actions: 'Actions', approved: 'approved', auto_registered: 'self-registered, not approved',
+      rename: 'Rename', approve: 'Approve', reject: 'Reject', saved: 'Saved to the config file.', save_failed: 'Could not save: {e}',
+      saved_restart: 'Saved to the config file; the hub applies it at its next start.',
+      new_name: 'New name for {d}', save: 'Save', cancel: 'Cancel',
+      notifiers: 'Notification channels', no_notifiers: 'No notification channels configured.', test_send: 'Send a test',
+      sending: 'Sending…', test_ok: 'The channel accepted the test.', test_failed: 'The channel refused the test.', channel_answer: 'Channel\'s answer',
+      healthy: 'healthy', unhealthy: 'failing',
       u_day: 'd', u_hour: 'h', u_min: 'min', u_sec: 's',
       qr_caption: 'Scans per board (today, last 7 and 30 days)',
       board: 'Board', site: 'Site', today: 'Today', days7: '7 days', days30: '30 days',
@@ -62,10 +124,12 @@
       silence_add: 'Silence', silence_remove: 'Remove silence', silenced: 'silenced', until: 'until {t}',
       no_firing: 'No alerts firing.', no_history: 'No recent alerts.', no_silences: 'No silences.',
       resolved: 'resolved', firing_state: 'firing', silence_failed: 'Could not silence: {e}',
-      a_CameraDown: 'Camera down', a_CameraDegraded: 'Camera picture degraded', a_QRBoardSilent: 'QR board silent',
+      a_CameraDown: 'Camera has no picture', a_CameraDown_offline: 'Camera disconnected', a_CameraDegraded: 'Camera picture poor', a_QRBoardSilent: 'QR board silent',
+      a_QRBoardSilent_offline: 'QR board disconnected',
       a_HubDegraded: 'Hub degraded',
-      r_offline: 'MQTT offline', r_low_fps: 'low frame rate', r_low_bitrate: 'low bitrate', r_poor_grade: 'poor picture',
-      r_silent: 'no scans reported for long', r_flapping: 'flapping', r_disconnected: 'disconnected'
+      r_offline: 'disconnected', r_low_fps: 'low frame rate', r_low_bitrate: 'low bitrate', r_poor_grade: 'poor quality',
+      r_silent: 'no reports', r_flapping: 'flapping', r_disconnected: 'MQTT broker disconnected',
+      r_queue_saturated: 'ingest queue saturated', r_spool_not_draining: 'InfluxDB spool not draining', r_removed: 'device removed'
     }
   };
   var LOCALE = { vi: 'vi-VN', en: 'en-GB' };
@@ -83,9 +147,17 @@
     series: new Map(),  // board key -> [{time, total}]
     seriesFailed: false,
     selected: null,     // board key of the chart, once the user picked one
-    alerts: null, silences: null, alertsAvailable: true,
-    chart: null
+    alerts: null, silences: null, alertsAvailable: true, alertsState: 'loading',
+    chart: null,
+    loaded: false,      // the first full snapshot arrived
+    streamFailed: false,
+    problems: [],       // failing readiness checks
+    admin: null,        // /api/v1/admin/info
+    editing: null       // the device row being renamed or approved
   };
+  var roleMeta = document.querySelector('meta[name="villagehub-role"]');
+  S.role = (roleMeta && roleMeta.content) || 'viewer';
+  document.body.setAttribute('data-role', S.role);
 
   try {
     var saved = window.localStorage.getItem(LANG_KEY);
@@ -211,7 +283,7 @@
     var since = camSince(c, st);
     var li = el('li', { class: 'cam st-' + st, 'data-key': key, 'data-state': st },
       el('article', { 'aria-labelledby': hid },
-        el('h3', { id: hid, text: c.name || c.id }),
+        el('h3', { id: hid, text: c.name || c.id }, c.configured === false ? el('span', { class: 'auto', text: t('not_approved') }) : null),
         el('p', { class: 'site', text: siteName(c.site) + (c.location ? ' · ' + c.location : '') }),
         el('p', { class: 'status' },
           el('span', { class: 'badge', text: t('st_' + st) }),
@@ -251,7 +323,21 @@
       counts[st] = (counts[st] || 0) + 1;
     });
     var parts = STATES.filter(function (s) { return counts[s]; }).map(function (s) { return num(counts[s]) + ' ' + t('st_' + s).toLowerCase(); });
-    $('cam-summary').textContent = order.length ? t('summary', { n: num(order.length), parts: parts.join(', ') }) : t('no_cameras');
+    // Three different things: still loading (skeleton), could not load
+    // (error, skeleton stays), loaded and truly empty (empty state).
+    var summary = $('cam-summary');
+    if (!S.loaded) {
+      summary.textContent = S.streamFailed ? t('load_failed') : t('loading');
+      summary.className = S.streamFailed ? 'error' : '';
+      $('cam-empty').hidden = true;
+      return;
+    }
+    grid.removeAttribute('aria-busy');
+    grid.querySelectorAll('.skeleton').forEach(function (n) { n.remove(); });
+    summary.className = '';
+    summary.textContent = order.length ? t('summary', { n: num(order.length), parts: parts.join(', ') }) : '';
+    summary.hidden = !order.length;
+    $('cam-empty').hidden = order.length > 0;
   }
 
   // ---- QR boards ------------------------------------------------------
@@ -259,18 +345,21 @@
   function boardKey(b) { return b.site + '/' + b.id; }
   function boardSums(key) {
     var b = S.boards.get(key), pts = S.series.get(key);
-    var out = { today: b ? b.scans_today : 0, d7: null, d30: null };
+    var out = { today: b ? b.scans_today : 0, d7: null, d30: null, mqtt: null, printed: null, unique: null };
     if (!pts || !S.days) return out;
     var today = Date.parse(S.days.today), from7 = Date.parse(S.days.from7);
-    out.d7 = out.today; out.d30 = out.today;
+    out.d7 = out.today; out.d30 = out.today; out.mqtt = 0; out.printed = 0; out.unique = 0;
     pts.forEach(function (p) {
       var tm = Date.parse(p.time);
-      if (tm >= today) return; // today comes live from the stream
+      // The split by source comes from the history, today included.
+      out.mqtt += p.mqtt || 0; out.printed += p.printed || 0; out.unique += p.unique || 0;
+      if (tm >= today) return; // today's total comes live from the stream
       out.d30 += p.total;
       if (tm >= from7) out.d7 += p.total;
     });
     return out;
   }
+  function boardStatus(b) { return b.status === 'online' || b.status === 'offline' ? b.status : 'unknown'; }
 
   function renderBoards() {
     var body = $('qr-table').tBodies[0];
@@ -278,17 +367,35 @@
     var list = Array.from(S.boards.values()).sort(function (a, b) {
       return (a.site < b.site ? -1 : a.site > b.site ? 1 : 0) || (a.name || a.id).localeCompare(b.name || b.id, LOCALE[S.lang]);
     });
+    function cell(label, text, cls) { return el('td', { class: cls, 'data-label': t(label), text: text }); }
     list.forEach(function (b) {
-      var s = boardSums(boardKey(b));
-      rows.push(el('tr', { 'data-key': boardKey(b) },
-        el('th', { scope: 'row', text: b.name || b.id }),
-        el('td', { text: siteName(b.site) }),
-        el('td', { class: 'num', text: num(s.today) }),
-        el('td', { class: 'num', text: s.d7 === null ? '…' : num(s.d7) }),
-        el('td', { class: 'num', text: s.d30 === null ? '…' : num(s.d30) })));
+      var s = boardSums(boardKey(b)), bs = boardStatus(b);
+      var st = el('td', { class: 'bstatus', 'data-label': t('board_status') },
+        el('span', { class: 'bst bst-' + bs, text: t('bs_' + bs) }));
+      var extra = [];
+      if (typeof b.battery === 'number') extra.push(t('battery') + ' ' + num(b.battery) + '%');
+      if (typeof b.rssi === 'number') extra.push(t('rssi') + ' ' + num(b.rssi) + '\u00a0dBm');
+      if (extra.length) st.append(' ', el('span', { class: 'since', text: extra.join(' · ') }));
+      var uniq = s.unique === null ? '…' : (s.printed ? num(s.unique) : '—');
+      rows.push(el('tr', { 'data-key': boardKey(b), 'data-status': bs },
+        el('th', { scope: 'row' }, b.name || b.id, b.configured === false ? el('span', { class: 'auto', text: t('not_approved') }) : null),
+        cell('site', siteName(b.site)),
+        st,
+        cell('last_report', b.last_report ? dateTime(b.last_report) : t('none_yet'), 'last'),
+        cell('today', num(s.today), 'num today'),
+        cell('days7', s.d7 === null ? '…' : num(s.d7), 'num'),
+        cell('days30', s.d30 === null ? '…' : num(s.d30), 'num'),
+        cell('device30', s.mqtt === null ? '…' : num(s.mqtt), 'num mqtt'),
+        cell('paper30', s.printed === null ? '…' : num(s.printed), 'num printed'),
+        cell('unique30', uniq, 'num unique')));
     });
-    if (!rows.length) rows.push(el('tr', null, el('td', { colspan: '5', text: t('no_boards') })));
+    if (!S.loaded) {
+      if (S.streamFailed) rows = [el('tr', null, el('td', { colspan: '10', class: 'error', text: t('load_failed') }))];
+      else return; // the skeleton rows stay
+    } else if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: '10', text: t('no_boards') })));
     body.replaceChildren.apply(body, rows);
+    // No chart, picker or CSV for a hub without boards.
+    $('qr').classList.toggle('no-boards', S.loaded && !list.length);
 
     var sel = $('qr-board');
     var current = S.selected || defaultBoard(list);
@@ -406,7 +513,7 @@
           var q = new URLSearchParams({ site: b.site, from: S.days.from30, to: S.days.to, step: 'day' });
           fetch('/api/v1/qr-boards/' + encodeURIComponent(b.id) + '/scans?' + q.toString(), { cache: 'no-store' })
             .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
-            .then((function (k) { return function (j) { S.series.set(k, (j.points || []).map(function (p) { return { time: p.time, total: p.total }; })); }; })(key))
+            .then((function (k) { return function (j) { S.series.set(k, (j.points || []).map(function (p) { return { time: p.time, total: p.total, mqtt: p.mqtt, printed: p.printed, unique: p.unique }; })); }; })(key))
             .catch(function () { failed = true; })
             .then(function () { running--; next(); });
         }
@@ -422,7 +529,12 @@
   // /api/v1/silences/{id}. A hub without alerting answers 404 and the
   // panel says so.
   var ALERT_NAMES = ['CameraDown', 'CameraDegraded', 'QRBoardSilent', 'HubDegraded'];
-  function alertName(n) { var k = 'a_' + n, s = t(k); return s === k ? n : s; }
+  // An alert raised because the device's MQTT link went down says
+  // "mất kết nối", not "mất hình" (docs/terms.md).
+  function alertName(n, reason) {
+    if (reason === 'offline' || reason === 'disconnected') { var ko = 'a_' + n + '_offline', so = t(ko); if (so !== ko) return so; }
+    var k = 'a_' + n, s = t(k); return s === k ? n : s;
+  }
   function reasonText(r) { var k = 'r_' + r, s = t(k); return s === k ? r : s; }
   function deviceLabel(site, id, name, siteNameHint) {
     var c = S.cams.get(site + '/' + id) || S.boards.get(site + '/' + id);
@@ -433,7 +545,7 @@
   function alertItem(a, showState) {
     var resolved = a.state === 'resolved';
     var li = el('li', { class: 'alert ' + (resolved ? 'resolved' : 'firing'), 'data-alert': a.alert, 'data-device': a.site + '/' + a.device },
-      el('strong', { text: alertName(a.alert) }), ' ',
+      el('strong', { text: alertName(a.alert, a.reason) }), ' ',
       el('span', { text: deviceLabel(a.site, a.device, a.device_name, a.site_name) }));
     if (a.since) li.append(' · ', el('span', { class: 'when', text: t('since', { t: dateTime(a.since) }) }));
     if (showState) li.append(' · ', el('span', { text: resolved ? t('resolved') + (a.resolved_at ? ' ' + dateTime(a.resolved_at) : '') : t('firing_state') }));
@@ -445,9 +557,12 @@
   }
 
   function renderAlerts() {
-    $('alerts-unavailable').hidden = S.alertsAvailable;
-    $('alerts-body').hidden = !S.alertsAvailable;
-    if (!S.alertsAvailable) return;
+    var st = S.alertsState;
+    $('alerts-loading').hidden = st !== 'loading';
+    $('alerts-unavailable').hidden = st !== 'unavailable';
+    $('alerts-error').hidden = st !== 'error';
+    $('alerts-body').hidden = st !== 'ok';
+    if (st !== 'ok') return;
     var a = S.alerts || {};
     var items = (a.firing || []).map(function (x) { return alertItem(x, false); });
     (a.silenced || []).forEach(function (x) {
@@ -467,7 +582,7 @@
         x.ends_at ? el('span', { text: ' · ' + t('until', { t: dateTime(x.ends_at) }) }) : null,
         x.daily ? el('span', { text: ' · ' + x.daily.from + '–' + x.daily.to }) : null,
         x.comment ? el('span', { class: 'comment', text: ' · ' + x.comment }) : null, ' ');
-      if (x.source === 'api') {
+      if (x.source === 'api' && S.role === 'admin') {
         var btn = el('button', { type: 'button', class: 'link', text: t('silence_remove') });
         btn.addEventListener('click', function () {
           fetch('/api/v1/silences/' + encodeURIComponent(x.id), { method: 'DELETE', headers: csrfHeaders() }).then(loadAlerts);
@@ -497,17 +612,19 @@
     return m ? { 'X-CSRF-Token': decodeURIComponent(m[1]) } : {};
   }
 
+  // 404 means the hub has no alerting; any other failure is an error
+  // (shown as such, and retried), never "no alerts".
   function loadAlerts() {
     return Promise.all([
-      fetch('/api/v1/alerts', { cache: 'no-store' }).then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); }),
+      fetch('/api/v1/alerts', { cache: 'no-store' }).then(function (r) { if (!r.ok) { var e = new Error(r.status); e.status = r.status; throw e; } return r.json(); }),
       fetch('/api/v1/silences', { cache: 'no-store' }).then(function (r) { return r.ok ? r.json() : null; }).catch(function () { return null; })
     ]).then(function (res) {
-      S.alertsAvailable = true;
+      S.alertsState = 'ok';
       S.alerts = res[0];
       S.silences = (res[1] && res[1].silences) || [];
-    }).catch(function () {
-      S.alertsAvailable = false;
-    }).then(renderAlerts);
+    }).catch(function (e) {
+      S.alertsState = e && e.status === 404 ? 'unavailable' : 'error';
+    }).then(function () { renderAlerts(); renderBanner(); });
   }
 
   $('silence-form').addEventListener('submit', function (e) {
@@ -537,7 +654,209 @@
     renderCameras();
     renderBoards();
     renderAlerts();
+    renderBanner();
+    renderReports();
+    renderAdmin();
   }
+
+  // ---- hub health banner ----------------------------------------------
+
+  // /readyz lists the hub's failing checks (broker, store, influx); the
+  // banner says in words what each means for the village.
+  function loadHealth() {
+    return fetch('/readyz', { cache: 'no-store' }).then(function (r) { return r.json(); }).then(function (j) {
+      S.problems = (j.checks || []).filter(function (c) { return !c.ok; }).map(function (c) { return c.name; });
+      S.healthUnreachable = false;
+    }).catch(function () { S.healthUnreachable = true; }).then(renderBanner);
+  }
+  function renderBanner() {
+    var msgs = S.problems.map(function (n) {
+      var k = 'h_' + n, s = t(k);
+      return s === k ? t('h_other', { n: n }) : s;
+    });
+    if (S.streamFailed || S.healthUnreachable) msgs.unshift(t('h_unreachable'));
+    // The hub's own HubDegraded alert (queue saturated, spool not draining...).
+    ((S.alerts && S.alerts.firing) || []).forEach(function (a) {
+      if (a.alert === 'HubDegraded') msgs.push(alertName(a.alert, a.reason) + (a.reason ? ': ' + reasonText(a.reason) : ''));
+    });
+    var b = $('banner');
+    b.replaceChildren.apply(b, msgs.map(function (m) { return el('p', { text: m }); }));
+    b.hidden = !msgs.length;
+    b.setAttribute('data-problems', S.problems.join(' '));
+  }
+
+  // ---- reports --------------------------------------------------------
+
+  function monthValue() {
+    var m = $('report-month');
+    if (!m.value) {
+      var p = {};
+      new Intl.DateTimeFormat('en-GB', { timeZone: TZ, year: 'numeric', month: '2-digit' }).formatToParts(new Date(hubNow())).forEach(function (x) { p[x.type] = x.value; });
+      m.value = p.year + '-' + p.month;
+    }
+    return m.value;
+  }
+  function renderReports() {
+    var month = monthValue();
+    $('report-pdf').href = '/api/v1/reports/qr?format=pdf&month=' + encodeURIComponent(month);
+    $('report-pdf').setAttribute('download', 'bao-cao-qr-' + month + '.pdf');
+    $('report-csv').href = '/api/v1/reports/qr?format=csv&month=' + encodeURIComponent(month);
+    $('report-csv').setAttribute('download', 'bao-cao-qr-' + month + '.csv');
+    var per = new Map();
+    S.boards.forEach(function (b) { if (b.configured !== false) per.set(b.site, (per.get(b.site) || 0) + 1); });
+    var items = [];
+    S.sites.forEach(function (s, id) {
+      if (!per.get(id)) return;
+      items.push(el('li', null, el('a', { href: '/api/v1/qr-sheets/' + encodeURIComponent(id) + '.pdf', download: 'qr-' + id + '.pdf', 'data-site': id,
+        text: t('sheet_for', { s: s.name || id, n: num(per.get(id)) }) })));
+    });
+    var ul = $('sheets');
+    if (!S.loaded) { ul.replaceChildren(el('li', { text: S.streamFailed ? t('load_failed') : t('loading') })); return; }
+    ul.replaceChildren.apply(ul, items.length ? items : [el('li', { text: t('no_sheets') })]);
+    var warn = $('sheet-warn'), w = (S.admin && S.admin.public_url_warnings) || [];
+    warn.hidden = !w.length;
+    warn.textContent = w.join(' ');
+  }
+  $('report-month').addEventListener('change', renderReports);
+  $('report-form').addEventListener('submit', function (e) { e.preventDefault(); });
+
+  // ---- admin ----------------------------------------------------------
+
+  function loadAdmin() {
+    return fetch('/api/v1/admin/info', { cache: 'no-store' }).then(function (r) { return r.ok ? r.json() : null; })
+      .catch(function () { return null; }).then(function (j) { S.admin = j; renderAdmin(); renderReports(); });
+  }
+  function sendJSON(method, url, body) {
+    var hdr = csrfHeaders();
+    hdr['Content-Type'] = 'application/json';
+    return fetch(url, { method: method, headers: hdr, body: body === undefined ? undefined : JSON.stringify(body) }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (j) {
+        if (!r.ok) throw new Error(j.error || r.status);
+        return j;
+      });
+    });
+  }
+  // savedMsg: applied at once, or saved for the next start (202).
+  function savedMsg(j) { deviceMsg(true, j && j.applied === false ? t('saved_restart') : t('saved')); }
+  function deviceMsg(ok, text) {
+    var m = $('device-msg');
+    m.hidden = false; m.className = ok ? 'ok' : 'error'; m.textContent = text;
+  }
+  function renderAdmin() {
+    if (S.role !== 'admin') return;
+    var a = S.admin || {};
+    var canEdit = !!a.can_edit;
+    $('admin-readonly').hidden = !S.admin || canEdit;
+    $('device-form').hidden = !canEdit;
+    $('h-add-device').hidden = !canEdit;
+    var site = $('dev-site'), keep = site.value, opts = [];
+    S.sites.forEach(function (s, id) { opts.push(el('option', { value: id, text: s.name || id })); });
+    site.replaceChildren.apply(site, opts);
+    if (keep) site.value = keep;
+
+    var rows = [];
+    // Renaming and approving happen in the row itself (no window.prompt:
+    // in-app browsers such as Zalo's block it). While a row is being
+    // edited the table is not rebuilt under the person typing.
+    function editRow(kind, d, mode) {
+      var f = el('form', { id: 'dev-edit', class: 'row-form' });
+      var inp = el('input', { id: 'dev-edit-name', type: 'text', maxlength: '120', required: 'required', value: d.name || '' });
+      var cancel = el('button', { type: 'button', class: 'link', text: t('cancel') });
+      f.append(el('label', { for: 'dev-edit-name', class: 'field', text: t('new_name', { d: d.id }) }, inp),
+        el('button', { type: 'submit', text: mode === 'approve' ? t('approve') : t('save') }), cancel);
+      function done() { S.editing = null; renderAdmin(); }
+      cancel.addEventListener('click', done);
+      f.addEventListener('submit', function (e) {
+        e.preventDefault();
+        var name = inp.value.trim();
+        var req = mode === 'approve' ?
+          sendJSON('POST', '/api/v1/admin/devices', { kind: kind, site: d.site, id: d.id, name: name }) :
+          sendJSON('PUT', '/api/v1/admin/devices/' + kind + '/' + encodeURIComponent(d.site) + '/' + encodeURIComponent(d.id), { name: name });
+        req.then(savedMsg, function (err) { deviceMsg(false, t('save_failed', { e: err.message })); }).then(done);
+      });
+      setTimeout(function () { inp.focus(); }, 0);
+      return f;
+    }
+    function devRow(kind, d) {
+      var key = kind + '/' + d.site + '/' + d.id, label = d.name || d.id;
+      var acts = el('td', { 'data-label': t('actions') });
+      function act(name, text, fn) {
+        var b = el('button', { type: 'button', class: 'link', 'data-act': name, text: text });
+        b.addEventListener('click', fn);
+        acts.append(b, ' ');
+      }
+      if (canEdit && d.configured !== false) {
+        act('rename', t('rename'), function () { S.editing = { key: key, mode: 'rename' }; renderAdmin(); });
+      }
+      if (canEdit && d.configured === false) {
+        act('approve', t('approve'), function () { S.editing = { key: key, mode: 'approve' }; renderAdmin(); });
+        if (a.can_reject) {
+          act('reject', t('reject'), function () {
+            sendJSON('DELETE', '/api/v1/admin/devices/' + kind + '/' + encodeURIComponent(d.site) + '/' + encodeURIComponent(d.id))
+              .then(savedMsg, function (e) { deviceMsg(false, t('save_failed', { e: e.message })); });
+          });
+        }
+      }
+      var nameCell = el('th', { scope: 'row' });
+      if (S.editing && S.editing.key === key) nameCell.append(editRow(kind, d, S.editing.mode));
+      else nameCell.textContent = label;
+      rows.push(el('tr', { 'data-key': key, 'data-configured': String(d.configured !== false) },
+        nameCell,
+        el('td', { 'data-label': t('kind'), text: t(kind === 'camera' ? 'kind_camera' : 'kind_board') }),
+        el('td', { 'data-label': t('site'), text: siteName(d.site) }),
+        el('td', { 'data-label': t('approval'), text: d.configured === false ? t('auto_registered') : t('approved') }),
+        acts));
+    }
+    var body = $('dev-table').tBodies[0];
+    var editing = S.editing && document.getElementById('dev-edit');
+    if (!editing) {
+      S.cams.forEach(function (c) { devRow('camera', c); });
+      S.boards.forEach(function (b) { devRow('board', b); });
+      if (!S.loaded) rows = [el('tr', { class: 'loading' }, el('td', { colspan: '5', text: S.streamFailed ? t('load_failed') : t('loading') }))];
+      else if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: '5', text: t('no_devices') })));
+      body.replaceChildren.apply(body, rows);
+    }
+
+    var ns = a.notifiers || [];
+    var ul = $('notifiers');
+    if (!S.admin) { ul.replaceChildren(el('li', { text: t('loading') })); return; }
+    if (!ns.length) { ul.replaceChildren(el('li', { class: 'empty', text: t('no_notifiers') })); return; }
+    // Keep open answers: rebuild only the list items that are new.
+    ns.forEach(function (n) {
+      var li = ul.querySelector('li[data-notifier="' + CSS.escape(n.name) + '"]');
+      if (!li) {
+        ul.querySelectorAll('li:not([data-notifier])').forEach(function (x) { x.remove(); });
+        li = el('li', { 'data-notifier': n.name });
+        var btn = el('button', { type: 'submit', text: t('test_send') });
+        var out = el('div', { class: 'answer', role: 'status' });
+        btn.addEventListener('click', function () {
+          btn.disabled = true;
+          out.replaceChildren(el('p', { text: t('sending') }));
+          sendJSON('POST', '/api/v1/admin/notifiers/' + encodeURIComponent(n.name) + '/test').then(function (r) {
+            out.replaceChildren(el('p', { class: r.ok ? 'ok' : 'error', text: (r.ok ? t('test_ok') : t('test_failed')) + (r.status ? ' (HTTP ' + r.status + ')' : '') }),
+              el('p', { text: t('channel_answer') + ':' }), el('pre', { class: 'raw', text: r.answer || '' }));
+            out.setAttribute('data-ok', String(!!r.ok));
+            loadAdmin(); // the channel's health changed
+          }, function (e) {
+            out.replaceChildren(el('p', { class: 'error', text: t('test_failed') + ' ' + e.message }));
+            out.setAttribute('data-ok', 'false');
+          }).then(function () { btn.disabled = false; });
+        });
+        li.append(el('strong', { class: 'nname' }), ' ', el('span', { class: 'ntype' }), ' · ', el('span', { class: 'nhealth' }), ' ', btn, out);
+        ul.append(li);
+      }
+      li.className = n.healthy ? '' : 'unhealthy';
+      li.querySelector('.nname').textContent = n.name;
+      li.querySelector('.ntype').textContent = n.type;
+      li.querySelector('.nhealth').textContent = (n.healthy ? t('healthy') : t('unhealthy')) + (n.last_error ? ': ' + n.last_error : '');
+    });
+  }
+  $('device-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    sendJSON('POST', '/api/v1/admin/devices', { kind: $('dev-kind').value, site: $('dev-site').value, id: $('dev-id').value.trim(), name: $('dev-name').value.trim(), url: $('dev-url').value.trim() })
+      .then(function (j) { savedMsg(j); $('dev-id').value = ''; $('dev-name').value = ''; $('dev-url').value = ''; },
+        function (err) { deviceMsg(false, t('save_failed', { e: err.message })); });
+  });
 
   function header(m) {
     if (m.now) S.offset = Date.parse(m.now) - Date.now();
@@ -554,6 +873,8 @@
     es.addEventListener('full', function (ev) {
       var m = JSON.parse(ev.data);
       setConn('live');
+      S.loaded = true;
+      S.streamFailed = false;
       var hadBoards = S.boards.size;
       S.cams = new Map(); S.boards = new Map();
       (m.cameras || []).forEach(function (c) { S.cams.set(c.site + '/' + c.id, c); });
@@ -563,6 +884,9 @@
       cardNodes.clear();
       renderCameras();
       renderBoards();
+      renderBanner();
+      renderReports();
+      renderAdmin();
       if (!hadBoards || S.boards.size !== hadBoards) loadSeries();
       if (!document.body.hasAttribute('data-ready')) {
         document.body.setAttribute('data-ready', 'true');
@@ -581,15 +905,26 @@
       (m.removed_boards || []).forEach(function (k) { S.boards.delete(k); boardsChanged = true; });
       if (m.sites) renderCameras(); else if (changed.length) renderCameras(changed);
       if (boardsChanged || m.sites) renderBoards();
+      if (boardsChanged || changed.length || m.sites) { renderReports(); renderAdmin(); }
       if (newBoard) loadSeries();
     });
-    es.addEventListener('ping', function (ev) { header(JSON.parse(ev.data)); setConn('live'); });
-    es.onerror = function () { setConn('lost'); };
+    es.addEventListener('ping', function (ev) { header(JSON.parse(ev.data)); setConn('live'); if (S.streamFailed) { S.streamFailed = false; renderBanner(); } });
+    es.onopen = function () { if (S.streamFailed) { S.streamFailed = false; renderBanner(); } };
+    es.onerror = function () {
+      setConn('lost');
+      S.streamFailed = true;
+      renderBanner();
+      if (!S.loaded) { renderCameras(); renderBoards(); renderReports(); renderAdmin(); }
+    };
   }
 
   applyLanguage();
   connect();
   loadAlerts();
+  loadHealth();
+  loadAdmin();
+  setInterval(loadHealth, 10000);
+  setInterval(loadAdmin, 30000);
   setInterval(function () { updateSince($('cam-grid')); }, 1000);
   setInterval(loadSeries, 60000);
   setInterval(loadAlerts, 5000);

@@ -1,0 +1,4 @@
+package onvif
+
+// PickXAddr is pickXAddr, for the external tests.
+var PickXAddr = pickXAddr
