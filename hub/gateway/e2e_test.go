@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"fmt"
+	"image/png"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/makiuchi-d/gozxing"
+	zxqr "github.com/makiuchi-d/gozxing/qrcode"
 
 	"villagehub/hub/app"
 	"villagehub/hub/config"
@@ -327,6 +330,22 @@ func TestTwoGatewaysBehindNginx(t *testing.T) {
 		capMu.Unlock()
 	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal("spy subscribe", tok.Error())
+	}
+
+	// The village prints the gateway's address, not its LAN one.
+	resp, err := http.Get("http://" + village.HTTPAddr() + "/qr/market-01.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bmp, _ := gozxing.NewBinaryBitmapFromImage(img)
+	res, err := zxqr.NewQRCodeReader().Decode(bmp, nil)
+	if err != nil || res.GetText() != "https://qr.thanhhoa.gov.vn/q/tan-ngu-2/market-01" {
+		t.Fatalf("the village's printed code for market-01 reads %v %v", res, err)
 	}
 
 	url := func(board string) string { return lb.URL() + "/q/tan-ngu-2/" + board }
