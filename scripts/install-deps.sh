@@ -5,7 +5,7 @@
 # Idempotent: a second run installs nothing and takes well under a second.
 set -euo pipefail
 
-pkgs=(mosquitto mosquitto-clients prometheus prometheus-alertmanager chromium ffmpeg poppler-utils openssl qemu-user iproute2 util-linux)
+pkgs=(mosquitto mosquitto-clients prometheus prometheus-alertmanager chromium ffmpeg poppler-utils openssl qemu-user iproute2 util-linux nginx-light wrk)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
