@@ -22,6 +22,7 @@ type metrics struct {
 	targets         *prometheus.Desc
 	connected       *prometheus.Desc
 	lag             *prometheus.Desc
+	asyncErrs       *prometheus.Desc
 }
 
 func newMetrics(g *Gateway) *metrics {
@@ -58,6 +59,7 @@ func newMetrics(g *Gateway) *metrics {
 		targets:   prometheus.NewDesc("villagehub_gateway_targets", "Boards with a known target.", nil, nil),
 		connected: prometheus.NewDesc("villagehub_gateway_broker_connected", "1 when connected to the province broker.", nil, nil),
 		lag:       prometheus.NewDesc("villagehub_gateway_journal_pending_bytes", "Journaled scans a sink has not taken yet, in bytes.", []string{"sink"}, nil),
+		asyncErrs: prometheus.NewDesc("villagehub_gateway_journal_async_write_errors_total", "Groups of scans (journal_async) whose write failed after their redirects were sent: those scans are lost.", nil, nil),
 	}
 }
 
@@ -68,6 +70,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.targets
 	ch <- m.connected
 	ch <- m.lag
+	ch <- m.asyncErrs
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
@@ -84,6 +87,10 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(m.connected, prometheus.GaugeValue, up)
 	if g.journal != nil {
+		g.journal.mu.Lock()
+		n := g.journal.asyncErrs
+		g.journal.mu.Unlock()
+		ch <- prometheus.MustNewConstMetric(m.asyncErrs, prometheus.CounterValue, float64(n))
 		for name := range g.journal.cursors {
 			ch <- prometheus.MustNewConstMetric(m.lag, prometheus.GaugeValue, float64(g.journal.lag(name)), name)
 		}
