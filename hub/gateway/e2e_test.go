@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"image/png"
@@ -17,6 +18,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/makiuchi-d/gozxing"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	zxqr "github.com/makiuchi-d/gozxing/qrcode"
 
 	"villagehub/hub/app"
@@ -421,6 +423,25 @@ func TestTwoGatewaysBehindNginx(t *testing.T) {
 		if h == 0 {
 			t.Errorf("instance %s took no scans: not load balanced", g.addr)
 		}
+	}
+	// The exposition passes promlint, and no label holds a URL.
+	req, _ := http.NewRequest("GET", "http://"+gws[0].addr+"/metrics", nil)
+	req.Header.Set("Accept", "text/plain; version=0.0.4")
+	mresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expo, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	problems, err := promlint.New(bytes.NewReader(expo)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	if strings.Contains(string(expo), "example.vn") || strings.Contains(string(expo), "https://") {
+		t.Error("a URL in the gateway's metrics")
 	}
 	if human != 25 || bots != 6 {
 		t.Errorf("gateway metrics: %v human, %v bot scans of market-01; want 25, 6", human, bots)
