@@ -383,7 +383,7 @@ func TestTwoGatewaysBehindNginx(t *testing.T) {
 		phones[42].mustRedirect(t, sticky.URL()+"/q/tan-ngu-2/market-02", target2)
 	}
 	// Codes that lead nowhere: the friendly Vietnamese page.
-	for _, u := range []string{url("khong-co"), lb.URL() + "/q/lang-khac/market-01"} {
+	for _, u := range []string{url("khong-co"), lb.URL() + "/q/lang-khac/market-01", lb.URL() + "/q/market-01", lb.URL() + "/q/tan-ngu-2/market-01/extra"} {
 		code, _, body := phones[41].scan(t, u)
 		if code != http.StatusNotFound || !strings.Contains(body, "Không tìm thấy bảng tin") {
 			t.Fatalf("GET %s: %d\n%s", u, code, body)

@@ -133,8 +133,8 @@ func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
 	mux.HandleFunc("GET /q/{village}/{board}", func(w http.ResponseWriter, r *http.Request) {
 		g.scans.Serve(w, r, r.PathValue("village")+"/"+r.PathValue("board"))
 	})
-	mux.HandleFunc("GET /q/{board}", func(w http.ResponseWriter, r *http.Request) {
-		g.scans.Serve(w, r, r.PathValue("board")) // never a key: the friendly not-found page
+	mux.HandleFunc("GET /q/", func(w http.ResponseWriter, r *http.Request) {
+		g.scans.Serve(w, r, "") // any other path under /q/: the friendly not-found page
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
