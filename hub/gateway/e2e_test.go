@@ -18,8 +18,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/makiuchi-d/gozxing"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	zxqr "github.com/makiuchi-d/gozxing/qrcode"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"villagehub/hub/app"
 	"villagehub/hub/config"
