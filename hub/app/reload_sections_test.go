@@ -117,6 +117,12 @@ qr_boards: [{ id: b1, site: s1, name: "Bảng", target_url: "http://example.inva
 			c.Gateway = gateway.LinkConfig{PublicURL: "https://qr.example.org", Broker: gateway.LinkBroker{URL: "tcp://127.0.0.1:1"}, Place: gateway.Place{Village: "v1"}}
 		}),
 		restart("probe", "probe.workers", func(c *config.Config) { c.Probe.Workers = 3 }),
+		restart("frigate", "frigate", func(c *config.Config) {
+			c.Frigate = []config.Frigate{{Name: "nvr", TopicPrefix: "frigate", Site: "s1"}}
+		}),
+		restart("cameras", "cameras.onvif", func(c *config.Config) {
+			c.Cameras = append(c.Cameras, config.Camera{ID: "cam", Site: "s1", ONVIF: &config.CameraONVIF{URL: "http://127.0.0.1:1/onvif/device_service"}})
+		}),
 		restart("probe", "probe.enabled", func(c *config.Config) {
 			on := true
 			c.Probe.Enabled = &on
