@@ -55,6 +55,10 @@ const (
 	consumerVillage = "village"
 )
 
+// maxRead is the most journal bytes a sink takes at once (about 5,000
+// scans).
+const maxRead = 1 << 20
+
 // maxScansPerMessage bounds one down message.
 const maxScansPerMessage = 500
 
@@ -327,11 +331,14 @@ func (g *Gateway) saveTargets(ctx context.Context) error {
 func (g *Gateway) consume(ctx context.Context, name string, sink func(ctx context.Context, lines []byte) error) error {
 	backoff := 100 * time.Millisecond
 	for {
-		lines, next, err := g.journal.read(name, 1<<20)
+		lines, next, err := g.journal.read(name, maxRead)
 		if err == nil && len(lines) > 0 {
 			if err = sink(ctx, lines); err == nil {
 				err = g.journal.advance(name, next)
 				backoff = 100 * time.Millisecond
+			}
+			if err == nil && len(lines) >= maxRead/2 {
+				continue // behind: no pause until caught up
 			}
 			if err == nil {
 				// Pace the sinks: each batch costs an fsync (the InfluxDB
