@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -192,6 +193,7 @@ gateway:
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	villageConfigs[dataDir] = cfg
 	h, err := app.New(cfg, app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ProbeWorker: []string{"/bin/false"}})
 	if err != nil {
 		t.Fatal(err)
@@ -208,6 +210,10 @@ gateway:
 	testenv.WaitHTTP(t, "http://"+h.HTTPAddr()+"/healthz", 15*time.Second, nil)
 	return h, stop
 }
+
+// villageConfigs keeps each village hub's config by data directory, for
+// reloads.
+var villageConfigs = map[string]*config.Config{}
 
 // gatewayConfig writes one instance's config.
 func gatewayConfig(t *testing.T, dir, listen, broker, influxURL, salt string) string {
@@ -303,7 +309,8 @@ func TestTwoGatewaysBehindNginx(t *testing.T) {
 	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
 	influxDB := testenv.StartInflux(t)
 	link := newCutProxy(t, mq.Addr)
-	village, stopVillage := startVillage(t, t.TempDir(), link.URL(), influxDB.URL())
+	villageDir := t.TempDir()
+	village, stopVillage := startVillage(t, villageDir, link.URL(), influxDB.URL())
 	defer stopVillage()
 
 	salt := filepath.Join(t.TempDir(), "salt")
@@ -530,6 +537,21 @@ func TestTwoGatewaysBehindNginx(t *testing.T) {
 			t.Errorf("InfluxDB %s = %d, want %d (all: %v)", k, c[k], want, c)
 		}
 	}
+	// The village removes a board (a config reload): its retained target
+	// is cleared, the gateways forget it, its code gets the friendly page.
+	next := *villageConfigs[villageDir]
+	next.Boards = slices.DeleteFunc(slices.Clone(next.Boards), func(b config.Board) bool { return b.ID == "market-02" })
+	if err := village.Reload(context.Background(), &next); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range gws {
+		testenv.WaitFor(t, 20*time.Second, "market-02 gone at "+g.addr, func() bool { return targetsOf(t, g.addr) == 2 })
+	}
+	if code, _, body := phones[80].scan(t, url("market-02")); code != http.StatusNotFound || !strings.Contains(body, "Không tìm thấy bảng tin") {
+		t.Errorf("a removed board's code: %d\n%s", code, body)
+	}
+	phones[81].mustRedirect(t, url("market-01"), target1)
+
 	if t.Failed() {
 		t.Logf("nginx:\n%s\ngateway 0:\n%s", lb.Output(), gws[0].p.Output())
 	}
