@@ -27,3 +27,15 @@ here="$(cd "$(dirname "$0")" && pwd)"
 if [ -x "$here/install-influxd.sh" ]; then
   "$here/install-influxd.sh"
 fi
+
+# VictoriaMetrics single node (hub/testenv.StartVictoriaMetrics), built once
+# into $(go env GOPATH)/bin: a few minutes cold, then cached.
+vm="${VILLAGEHUB_VICTORIA_METRICS:-$(go env GOPATH | cut -d: -f1)/bin/victoria-metrics}"
+if ! { [ -x "$vm" ] && go version -m "$vm" 2>/dev/null | grep -q "github.com/VictoriaMetrics/VictoriaMetrics[[:space:]]*v1.151.0"; }; then
+  echo "building victoria-metrics v1.151.0 into $vm (a few minutes, once)..."
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && GOFLAGS= GOBIN="$tmp" CGO_ENABLED=0 go install github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@v1.151.0)
+  mkdir -p "$(dirname "$vm")"
+  mv "$tmp/victoria-metrics" "$vm"
+  rm -rf "$tmp"
+fi

@@ -65,7 +65,7 @@ func qrCommand(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	urlFor := gateway.PrintedURLs(cfg.HTTP.PublicURL, cfg.Gateway, stderr)
+	urlFor := gateway.PrintedURLs(cfg.HTTP.PublicURL, cfg.GatewayLink(), stderr)
 	printed := 0
 	for _, s := range cfg.Sites {
 		if *site != "" && s.ID != *site {

@@ -17,7 +17,7 @@ func (h *Hub) newGatewayLink() error {
 		return nil
 	}
 	l, err := gateway.NewLink(gateway.LinkOptions{
-		Config: cfg.Gateway, Prefix: cfg.TopicPrefix, HubID: cfg.HubID, HubPublicURL: cfg.HTTP.PublicURL,
+		Config: cfg.GatewayLink(), Prefix: cfg.TopicPrefix, HubID: cfg.HubID, HubPublicURL: cfg.HTTP.PublicURL,
 		Boards: h.gatewayBoards, Sink: h.state, DataDir: cfg.DataDir, Logger: h.log,
 	})
 	h.gwLink = l
@@ -44,7 +44,7 @@ func (h *Hub) refreshGateway() {
 func (h *Hub) codeURL(public string) func(string) (string, error) {
 	cfg := h.cfg.Load()
 	var warn bytes.Buffer
-	fn := gateway.PrintedURLs(public, cfg.Gateway, &warn)
+	fn := gateway.PrintedURLs(public, cfg.GatewayLink(), &warn)
 	for _, line := range strings.Split(strings.TrimSpace(warn.String()), "\n") {
 		if line != "" {
 			h.log.Warn(line)

@@ -76,6 +76,10 @@ var sections = []section{
 	// Inputs (a Frigate's topics, a camera's ONVIF events) are built and
 	// subscribed at start.
 	{key: "frigate", restart: restartAll},
+	// The uplink's labels, receivers and queues are fixed at start
+	// (docs/province.md).
+	{key: "place", restart: restartAll},
+	{key: "uplink", restart: restartAll},
 }
 
 func planAlerts(h *Hub, old, next *config.Config) (applyFn, error) {

@@ -123,6 +123,8 @@ qr_boards: [{ id: b1, site: s1, name: "Bảng", target_url: "http://example.inva
 		restart("cameras", "cameras.onvif", func(c *config.Config) {
 			c.Cameras = append(c.Cameras, config.Camera{ID: "cam", Site: "s1", ONVIF: &config.CameraONVIF{URL: "http://127.0.0.1:1/onvif/device_service"}})
 		}),
+		restart("place", "place.village", func(c *config.Config) { c.Place.Village = "ban-moi" }),
+		restart("uplink", "uplink.interval", func(c *config.Config) { c.Uplink.Interval = config.Duration(time.Minute) }),
 		restart("probe", "probe.enabled", func(c *config.Config) {
 			on := true
 			c.Probe.Enabled = &on

@@ -25,7 +25,16 @@ import (
 	"villagehub/hub/event"
 	"villagehub/hub/gateway"
 	"villagehub/hub/ingest"
+	"villagehub/hub/uplink"
 )
+
+// GatewayLink is the gateway: block with the hub's place: when
+// gateway.place is not set, the link uses the hub-wide place: block
+// (docs/gateway.md).
+func (c *Config) GatewayLink() gateway.LinkConfig {
+	return c.Gateway.WithHubPlace(gateway.Place{Province: c.Place.Province, District: c.Place.District,
+		Commune: c.Place.Commune, Village: c.Place.Village, Names: c.Place.Names})
+}
 
 // Duration is a YAML duration that also takes days and weeks ("30d").
 type Duration = model.Duration
@@ -56,6 +65,10 @@ type Config struct {
 	QR     QR     `yaml:"qr"`
 	// Alerts: rules, notifiers and silences (see docs/alerting.md).
 	Alerts alert.Config `yaml:"alerts"`
+	// Place and Uplink: where the hub sits and where its metrics are pushed
+	// (see docs/province.md).
+	Place  uplink.Place  `yaml:"place"`
+	Uplink uplink.Config `yaml:"uplink"`
 	// Gateway: the province's QR gateway this hub feeds (docs/gateway.md).
 	Gateway gateway.LinkConfig `yaml:"gateway"`
 
@@ -690,7 +703,13 @@ func (v *validator) check() {
 	for _, p := range c.Alerts.Validate() {
 		v.bad(p.Msg, append([]any{"alerts"}, p.Path...)...)
 	}
-	for _, p := range c.Gateway.Validate() {
+	for _, p := range uplink.ValidatePlace(c.Place, len(c.Uplink.RemoteWrite) > 0) {
+		v.bad(p.Msg, append([]any{"place"}, p.Path...)...)
+	}
+	for _, p := range c.Uplink.Validate(c.DataDir) {
+		v.bad(p.Msg, append([]any{"uplink"}, p.Path...)...)
+	}
+	for _, p := range c.GatewayLink().Validate() {
 		v.bad(p.Msg, append([]any{"gateway"}, p.Path...)...)
 	}
 	v.probe(&c.Probe)

@@ -181,10 +181,10 @@ influx: { url: %q, bucket: %q, flush_interval: 100ms }
 sites:
   - { id: tan-ngu-2, name: "Thôn Tân Ngữ 2" }
 qr_boards:%s
+place: { province: thanh-hoa, district: ngoc-lac, commune: minh-son, village: tan-ngu-2 }
 gateway:
   public_url: "https://qr.thanhhoa.gov.vn"
   broker: { url: %q }
-  place: { province: thanh-hoa, district: ngoc-lac, commune: minh-son, village: tan-ngu-2 }
 `, dataDir, testenv.FreeAddr(t), testenv.FreeAddr(t), influxURL, testenv.InfluxBucket, boards, brokerURL)
 	cfg, err := config.Parse(filepath.Join(dataDir, "villagehub.yaml"), []byte(yaml))
 	if err != nil {

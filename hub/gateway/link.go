@@ -29,9 +29,9 @@ type LinkConfig struct {
 	// carry <public_url>/q/<village>/<board>.
 	PublicURL string     `yaml:"public_url"`
 	Broker    LinkBroker `yaml:"broker"`
-	// Place is the hub's place; place.village names it in the gateway's
-	// URLs and topics. (When the hub-wide place: block is configured, the
-	// hub passes it instead; see docs/gateway.md.)
+	// Place overrides the hub-wide place: block for the gateway; unset, the
+	// hub's place is used (config.GatewayLink). place.village names the
+	// village in the gateway's URLs and topics.
 	Place Place `yaml:"place"`
 	// ClientID overrides villagehub-link-<village>-<hub_id>; it must be
 	// stable: it names the persistent session in which the broker keeps
@@ -46,6 +46,15 @@ type LinkBroker struct {
 	Password     string `yaml:"password"`
 	PasswordFile string `yaml:"password_file"`
 	CAFile       string `yaml:"ca_file"`
+}
+
+// WithHubPlace returns c with the hub-wide place when c sets no
+// place.village of its own.
+func (c LinkConfig) WithHubPlace(p Place) LinkConfig {
+	if c.Place.Village == "" {
+		c.Place = p
+	}
+	return c
 }
 
 // Enabled reports whether the block is configured.
@@ -75,7 +84,7 @@ func (c LinkConfig) Validate() []Problem {
 		ps = append(ps, Problem{[]any{"broker", "password_file"}, "set password or password_file, not both"})
 	}
 	if !idRe.MatchString(c.Place.Village) {
-		ps = append(ps, Problem{[]any{"place", "village"}, "required: the village ID (^[a-z0-9][a-z0-9_-]{0,63}$) used in the printed URLs"})
+		ps = append(ps, Problem{[]any{"place", "village"}, "required: the village ID (^[a-z0-9][a-z0-9_-]{0,63}$) used in the printed URLs; set place.village (the hub's place) or gateway.place.village"})
 	}
 	for k, v := range map[string]string{"province": c.Place.Province, "district": c.Place.District, "commune": c.Place.Commune} {
 		if v != "" && !idRe.MatchString(v) {
