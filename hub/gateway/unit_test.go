@@ -214,3 +214,26 @@ func TestJournalAsyncAndConcurrent(t *testing.T) {
 		j.close()
 	}
 }
+
+// Config errors name the file, line and key; an unknown key is refused;
+// a secret file readable by others is refused without quoting it.
+func TestGatewayConfigErrors(t *testing.T) {
+	_, err := ParseConfig("gw.yaml", []byte("listen: 127.0.0.1:0\npublic_url: qr.example.org\nbroker: { url: \"tcp://b:1883\", password: hunter2-secret }\n"))
+	if err == nil || !strings.Contains(err.Error(), "gw.yaml:2: public_url") || !strings.Contains(err.Error(), "qr.salt_file") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error %v", err)
+	}
+	if _, err := ParseConfig("gw.yaml", []byte("public_url: https://qr.example.org\nbogus: 1\n")); err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("unknown key: %v", err)
+	}
+	dir := t.TempDir()
+	salt := filepath.Join(dir, "salt")
+	os.WriteFile(salt, []byte("very-secret-salt-value-0123456789abcdef"), 0o644)
+	if _, err := readSecret(salt, "qr.salt_file"); err == nil || !strings.Contains(err.Error(), "chmod 600") || strings.Contains(err.Error(), "very-secret") {
+		t.Fatalf("world-readable secret: %v", err)
+	}
+	os.Chmod(salt, 0o600)
+	c, err := ParseConfig("gw.yaml", []byte("public_url: https://qr.example.org\nbroker: { url: \"tcp://b:1883\" }\nqr: { salt_file: "+salt+" }\n"))
+	if err != nil || c.Listen != DefaultListen || c.TopicPrefix != "village" || c.Sync() || c.Broker.ClientID == "" {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+}
