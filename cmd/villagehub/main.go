@@ -35,6 +35,7 @@ Usage:
                                      codes and names, one per site
   villagehub report qr --month M     per-board QR scans of a month (table and
                                      CSV): total, unique, bots, busiest day/hour
+  villagehub gateway --config F      the province's QR gateway (docs/gateway.md)
   villagehub cameras discover [--add --config F --site S]
                                      find the ONVIF cameras on the LAN, list
                                      their make, model and RTSP URLs; --add
@@ -121,6 +122,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return checkConfig(args[1:], stdout, stderr)
 		case "qr":
 			return qrCommand(args[1:], stdout, stderr)
+		case "gateway":
+			return gatewayCommand(args[1:], stdout, stderr)
 		case "device":
 			return deviceCommand(args[1:], stdout, stderr)
 		case "cert":

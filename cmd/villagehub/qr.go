@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"villagehub/hub/config"
+	"villagehub/hub/gateway"
 	"villagehub/hub/qrcode"
 	"villagehub/hub/report"
 	"villagehub/hub/state"
@@ -67,12 +68,13 @@ func qrCommand(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	urlFor := gateway.PrintedURLs(cfg.HTTP.PublicURL, cfg.GatewayLink(), stderr)
 	printed := 0
 	for _, s := range cfg.Sites {
 		if *site != "" && s.ID != *site {
 			continue
 		}
-		sheet := qrcode.Sheet{Title: s.Name, PublicURL: cfg.HTTP.PublicURL, Level: lv}
+		sheet := qrcode.Sheet{Title: s.Name, PublicURL: cfg.HTTP.PublicURL, Level: lv, URLFor: urlFor}
 		if sheet.Title == "" {
 			sheet.Title = s.ID
 		}

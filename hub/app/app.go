@@ -25,6 +25,7 @@ import (
 	"villagehub/hub/auth"
 	"villagehub/hub/broker"
 	"villagehub/hub/config"
+	"villagehub/hub/gateway"
 	"villagehub/hub/influx"
 	"villagehub/hub/ingest"
 	"villagehub/hub/input"
@@ -75,6 +76,7 @@ type Hub struct {
 	ui      *ui.UI
 	alerts  *alert.Engine
 	influx  *influx.Writer // nil without InfluxDB
+	gwLink  *gateway.Link  // nil without a gateway: block
 	uplink  *uplink.Uplink // nil without uplink.remote_write
 	auth    *auth.Hook     // nil with an external broker
 	inputs  []input.Input
@@ -115,6 +117,7 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 		h.newInputs,
 		h.newMQTTSide,
 		h.newState,
+		h.newGatewayLink,
 		func() error { return h.newProber(opts.ProbeWorker) },
 		h.newAlerts,
 		h.newMetrics,
@@ -430,6 +433,7 @@ func (h *Hub) newScans() (*scan.Handler, error) {
 		BotAgents:      cfg.QR.BotAgents,
 		Location:       cfg.Location,
 		Logger:         h.log.With("component", "qr"),
+		CodeURL:        h.codeURL(public),
 	}, boardLookup{&h.boards}, h.state)
 	if err != nil {
 		return nil, fmt.Errorf("qr: %w", err)
@@ -618,6 +622,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	g.Go(func() error { return h.store.Run(gctx, h.log) })
 	if h.prober != nil {
 		g.Go(func() error { return h.prober.Run(gctx) })
+	}
+	if h.gwLink != nil {
+		g.Go(func() error { return h.gwLink.Run(gctx) })
 	}
 	for _, in := range input.Runners(h.inputs) {
 		g.Go(func() error { return in.Run(gctx, h.state) })

@@ -74,6 +74,7 @@ var sections = []section{
 	{key: "sites", plan: planDevices},
 	{key: "cameras", plan: planDevices},
 	{key: "qr_boards", plan: planDevices},
+	{key: "gateway", restart: restartAll},
 	// Inputs (a Frigate's topics, a camera's ONVIF events) are built and
 	// subscribed at start.
 	{key: "frigate", restart: restartAll},
@@ -134,6 +135,7 @@ func planDevices(h *Hub, old, next *config.Config) (applyFn, error) {
 			h.prober.SetTargets(targets)
 		}
 		h.boards.Store(newBoardLookup(next))
+		h.refreshGateway()
 		return nil
 	}, nil
 }

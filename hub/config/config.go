@@ -25,9 +25,18 @@ import (
 	"villagehub/hub/alert"
 	"villagehub/hub/auth"
 	"villagehub/hub/event"
+	"villagehub/hub/gateway"
 	"villagehub/hub/ingest"
 	"villagehub/hub/uplink"
 )
+
+// GatewayLink is the gateway: block with the hub's place: when
+// gateway.place is not set, the link uses the hub-wide place: block
+// (docs/gateway.md).
+func (c *Config) GatewayLink() gateway.LinkConfig {
+	return c.Gateway.WithHubPlace(gateway.Place{Province: c.Place.Province, District: c.Place.District,
+		Commune: c.Place.Commune, Village: c.Place.Village, Names: c.Place.Names})
+}
 
 // Duration is a YAML duration that also takes days and weeks ("30d").
 type Duration = model.Duration
@@ -67,6 +76,8 @@ type Config struct {
 	// (see docs/province.md).
 	Place  uplink.Place  `yaml:"place"`
 	Uplink uplink.Config `yaml:"uplink"`
+	// Gateway: the province's QR gateway this hub feeds (docs/gateway.md).
+	Gateway gateway.LinkConfig `yaml:"gateway"`
 
 	Sites   []Site   `yaml:"sites"`
 	Cameras []Camera `yaml:"cameras"`
@@ -740,6 +751,9 @@ func (v *validator) check() {
 	}
 	for _, p := range c.Uplink.Validate(c.DataDir) {
 		v.bad(p.Msg, append([]any{"uplink"}, p.Path...)...)
+	}
+	for _, p := range c.GatewayLink().Validate() {
+		v.bad(p.Msg, append([]any{"gateway"}, p.Path...)...)
 	}
 	v.probe(&c.Probe)
 	v.devices()
