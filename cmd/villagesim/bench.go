@@ -528,7 +528,7 @@ func startHub(tmp string, o benchOpts, mqttURL string) (*hubProc, error) {
 	h := &hubProc{http: freeAddr(), broker: freeAddr()}
 	// The load comes from a few anonymous publishers going flat out.
 	cfgPath := filepath.Join(dir, "bench.yaml")
-	if err := os.WriteFile(cfgPath, []byte("broker: { allow_anonymous: true, publish_rate: 10000000, publish_burst: 10000000 }\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte("broker: { allow_anonymous: true, publish_rate: 10000000, publish_burst: 10000000, max_pending: 100000, max_pending_per_source: 100000 }\ndebug: { pprof: true }\n"), 0o644); err != nil {
 		return nil, err
 	}
 	args := []string{"--config", cfgPath, "--data-dir", dir, "--http-addr", h.http, "--broker-addr", h.broker, "--log-level", "error"}

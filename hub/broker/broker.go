@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +19,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"golang.org/x/time/rate"
 
 	"villagehub/hub/auth"
 	"villagehub/hub/ingest"
@@ -77,7 +78,7 @@ func New(cfg Config) (*Broker, error) {
 	}
 	// mochi logs every connect at info; keep the hub's log for the hub.
 	closing := &atomic.Bool{}
-	mlog := slog.New(&levelFloor{h: cfg.Logger.Handler(), min: slog.LevelWarn, closing: closing}).With("component", "broker")
+	mlog := slog.New(&levelFloor{h: cfg.Logger.Handler(), min: slog.LevelWarn, limit: rate.NewLimiter(1, 10), closing: closing}).With("component", "broker")
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: mlog})
 	if cfg.Auth == nil {
 		return nil, errors.New("broker: Auth is required")
@@ -109,26 +110,25 @@ func New(cfg Config) (*Broker, error) {
 		}
 		return nil
 	}
-	if err := listen(listeners.NewTCP(listeners.Config{ID: "tcp", Address: cfg.Addr}), cfg.Addr, "broker.addr or VILLAGEHUB_BROKER_ADDR"); err != nil {
+	if err := listen(newGuardedTCP("tcp", cfg.Addr, nil, cfg.Auth), cfg.Addr, "broker.addr or VILLAGEHUB_BROKER_ADDR"); err != nil {
 		return nil, err
 	}
 	if cfg.TLSAddr != "" {
-		if err := listen(listeners.NewTCP(listeners.Config{ID: "tls", Address: cfg.TLSAddr, TLSConfig: cfg.TLS}), cfg.TLSAddr, "broker.tls_addr"); err != nil {
+		if err := listen(newGuardedTCP("tls", cfg.TLSAddr, cfg.TLS, cfg.Auth), cfg.TLSAddr, "broker.tls_addr"); err != nil {
 			return nil, err
 		}
 	}
 	if cfg.WSSAddr != "" {
-		// mochi binds a WebSocket listener only when serving, where an
-		// address in use is merely logged: check it here.
-		probe, err := net.Listen("tcp", cfg.WSSAddr)
-		if err != nil {
-			h.cancel()
-			return nil, fmt.Errorf("embedded MQTT broker: cannot listen on %s (broker.wss_addr): %w", cfg.WSSAddr, err)
-		}
-		probe.Close()
-		if err := listen(listeners.NewWebsocket(listeners.Config{ID: "wss", Address: cfg.WSSAddr, TLSConfig: cfg.TLS}), cfg.WSSAddr, "broker.wss_addr"); err != nil {
+		if err := listen(newGuardedWS("wss", cfg.WSSAddr, cfg.TLS, cfg.Auth), cfg.WSSAddr, "broker.wss_addr"); err != nil {
 			return nil, err
 		}
+	}
+	// Past the open-file limit accepts fail (the listener retries, and the
+	// hub reports not ready meanwhile): say so at start rather than then.
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < uint64(cfg.Auth.Sockets()+128) {
+		cfg.Logger.Warn("the open-file limit is below what the broker's limits allow; raise it (LimitNOFILE= in systemd) or lower broker.max_connections / max_pending",
+			"nofile", rl.Cur, "max_connections+max_pending", cfg.Auth.Sockets())
 	}
 	return &Broker{cfg: cfg, srv: srv, hook: h, log: cfg.Logger, offline: offline, closing: closing,
 		status: offline.topic}, nil
@@ -170,9 +170,10 @@ func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) er
 	return b.srv.Publish(topic, payload, retain, qos)
 }
 
-// Connected reports whether the hub can reach its broker: always, since it
-// is the broker.
-func (b *Broker) Connected() bool { return true }
+// Connected reports whether devices can reach the broker: false while a
+// listener fails to accept connections (e.g. out of file descriptors), so
+// /readyz and villagehub_broker_connected tell the truth.
+func (b *Broker) Connected() bool { return b.cfg.Auth.AcceptHealthy() == nil }
 
 // ingestHook feeds device messages into the ingest queue.
 type ingestHook struct {
@@ -261,10 +262,13 @@ func (h *ingestHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	_ = h.queue.Push(h.ctx, m, true)
 }
 
-// levelFloor drops records below min.
+// levelFloor drops records below min, and keeps mochi's warnings (one per
+// failed connection: a flood would write one line per socket) to about
+// one a second.
 type levelFloor struct {
 	h       slog.Handler
 	min     slog.Level
+	limit   *rate.Limiter
 	closing *atomic.Bool // nil: never
 }
 
@@ -279,6 +283,9 @@ func (l *levelFloor) Handle(ctx context.Context, r slog.Record) error {
 	if !keep || (r.Message == "" && l.closing != nil && l.closing.Load()) {
 		return nil
 	}
+	if l.limit != nil && r.Level < slog.LevelError && !l.limit.Allow() {
+		return nil
+	}
 	out := slog.NewRecord(r.Time, r.Level, msg, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key != "pk" {
@@ -289,8 +296,8 @@ func (l *levelFloor) Handle(ctx context.Context, r slog.Record) error {
 	return l.h.Handle(ctx, out)
 }
 func (l *levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
-	return &levelFloor{h: l.h.WithAttrs(a), min: l.min, closing: l.closing}
+	return &levelFloor{h: l.h.WithAttrs(a), min: l.min, limit: l.limit, closing: l.closing}
 }
 func (l *levelFloor) WithGroup(n string) slog.Handler {
-	return &levelFloor{h: l.h.WithGroup(n), min: l.min, closing: l.closing}
+	return &levelFloor{h: l.h.WithGroup(n), min: l.min, limit: l.limit, closing: l.closing}
 }
