@@ -44,6 +44,9 @@ func TestDocumentedLineProtocol(t *testing.T) {
 		influx.CameraHealth("tan-ngu-2", "gate", influx.Health{Up: true, FPS: 25, BitrateBPS: 2048000, Width: 1920, Height: 1080,
 			KeyframeInterval: 50, Codec: "h264", ProbeDuration: 820 * time.Millisecond}, t0),
 		influx.CameraHealth("tan-ngu-2", "gate", influx.Health{ProbeDuration: 5 * time.Second, Reason: "timeout"}, time.Unix(0, 1795741383000000000)),
+		influx.CameraDetection("tan-ngu-2", "gate", "person", true, 0.87, "yard", 0, t0),
+		influx.CameraDetection("tan-ngu-2", "gate", "person", false, 0.91, "yard,road", 8200*time.Millisecond, time.Unix(0, 1795741331200000000)),
+		influx.InputStatus("tan-ngu-2", "frigate/nvr", true, t0),
 	}
 	var got []string
 	for i := range points {
@@ -81,11 +84,14 @@ func TestDocumentedLineProtocol(t *testing.T) {
 	}
 	n := 0
 	for _, line := range want {
-		parts := strings.Split(line, " ")
+		parts := strings.SplitN(line, " ", 2)
+		if i := strings.LastIndexByte(parts[1], ' '); i > 0 {
+			parts = []string{parts[0], parts[1][:i], parts[1][i+1:]}
+		}
 		if len(parts) != 3 {
 			t.Fatalf("doc line %q is not 'series fields time'", line)
 		}
-		for _, f := range strings.Split(parts[1], ",") {
+		for _, f := range splitFields(parts[1]) {
 			k, v, _ := strings.Cut(f, "=")
 			var val any
 			switch {
@@ -118,4 +124,22 @@ func sortStrings(s []string) {
 			s[j], s[j-1] = s[j-1], s[j]
 		}
 	}
+}
+
+// splitFields splits a line's field set at the commas outside quotes.
+func splitFields(s string) []string {
+	var out []string
+	quoted, start := false, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			quoted = !quoted
+		case ',':
+			if !quoted {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, s[start:])
 }
