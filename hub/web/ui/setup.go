@@ -14,7 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"villagehub/hub/report"
+	"villagehub/hub/qrcode"
 	"villagehub/hub/web"
 )
 
@@ -126,7 +126,7 @@ func (u *UI) setupCSRF(w http.ResponseWriter, r *http.Request) string {
 }
 
 func (u *UI) renderSetup(w http.ResponseWriter, code int, p setupPage) {
-	p.Warnings = report.PublicURLWarnings(p.PublicURL)
+	p.Warnings = qrcode.URLWarnings(p.PublicURL)
 	if p.PublicURL == "" {
 		p.Warnings = nil
 	}
