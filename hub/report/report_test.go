@@ -179,4 +179,3 @@ func TestMonthPDFRenders(t *testing.T) {
 		}
 	}
 }
-
