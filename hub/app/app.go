@@ -327,6 +327,10 @@ func (h *Hub) newWeb() error {
 		ConfigFile: cfg.Path,
 		Reload:     func(ctx context.Context) error { return h.ReloadFromFile(ctx, "dashboard") },
 		Notifiers:  uiNotifiers{h.alerts},
+		// First run: the admin goes into the users file, live; "needs
+		// setup" counts users from the config and the users file alike.
+		NeedsSetup:  func() bool { return h.web != nil && h.web.NeedsFirstUser() },
+		CreateAdmin: func(name, pw string) error { return h.web.CreateFirstAdmin(name, pw) },
 		// Sheets printed from the dashboard carry what /qr/ and `qr print`
 		// carry: the gateway's address when configured.
 		CodeURL: h.printedURL,

@@ -95,6 +95,10 @@ type Config struct {
 	// NeedsSetup says no administrator exists yet (default: the config
 	// file lists no admin user or token).
 	NeedsSetup func() bool
+	// CreateAdmin, if set, makes the first administrator live (the hub's
+	// users file, as `villagehub user add` writes it) instead of in the
+	// config file, so the new admin can log in at once.
+	CreateAdmin func(name, password string) error
 }
 
 // UI serves the dashboard. Mount adds its routes; Run drives live updates.
