@@ -261,6 +261,7 @@ func (h *Hub) newAlerts() error {
 		BrokerConnected: h.mqtt.Connected,
 		IngestQueue:     func() (int, int) { return h.queue.Len(), h.queue.Cap() },
 		SpoolPoints:     h.influxBacklog,
+		Frigates:        frigateInputs(cfg),
 		Changed:         h.state.Changed(),
 		Logger:          h.log.With("component", "alert"),
 	})
@@ -476,6 +477,16 @@ func probeSettings(p config.ProbeSettings) probe.Settings {
 		Timeout: time.Duration(p.Timeout), SampleWindow: time.Duration(p.SampleWindow),
 		MaxSampleWindow: time.Duration(p.MaxSampleWindow), NoVideoTimeout: time.Duration(p.NoVideoTimeout),
 	}
+}
+
+// frigateInputs are the configured Frigates' input names (frigate/<name>),
+// the only ones FrigateDown watches.
+func frigateInputs(cfg *config.Config) []string {
+	out := []string{}
+	for _, f := range cfg.Frigate {
+		out = append(out, "frigate/"+f.Name)
+	}
+	return out
 }
 
 // authConfig is the embedded broker's access settings.
