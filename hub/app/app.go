@@ -493,6 +493,10 @@ func frigateInputs(cfg *config.Config) []string {
 func (h *Hub) authConfig(cfg *config.Config) auth.Config {
 	ac := cfg.Broker.Config
 	ac.Prefix, ac.DataDir, ac.Logger = cfg.TopicPrefix, cfg.DataDir, h.log
+	ac.Frigates = map[string]string{}
+	for _, f := range cfg.Frigate {
+		ac.Frigates[f.Name] = f.TopicPrefix
+	}
 	return ac
 }
 
