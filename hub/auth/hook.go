@@ -187,10 +187,10 @@ type settings struct {
 type Hook struct {
 	mqtt.HookBase
 
-	prefix    string // "<prefix>/"
+	prefix string // "<prefix>/"
 	// frigates: each configured Frigate's topic prefix by name (written
 	// under cfgMu, read by load).
-	frigates map[string]string
+	frigates  map[string]string
 	log       *slog.Logger
 	srv       *mqtt.Server
 	maxPacket int
