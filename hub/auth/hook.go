@@ -187,13 +187,13 @@ type settings struct {
 type Hook struct {
 	mqtt.HookBase
 
-	prefix string // "<prefix>/"
-	// frigates: each configured Frigate's topic prefix by name (written
-	// under cfgMu, read by load).
-	frigates  map[string]string
+	prefix    string // "<prefix>/"
 	log       *slog.Logger
 	srv       *mqtt.Server
 	maxPacket int
+	// frigates: each configured Frigate's topic prefix by name (written
+	// under cfgMu, read by load).
+	frigates map[string]string
 
 	creds    atomic.Pointer[credSet]
 	seen     atomic.Pointer[fileSeen]
