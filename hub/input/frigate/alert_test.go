@@ -1,6 +1,7 @@
 package frigate_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -16,12 +17,15 @@ import (
 
 	"villagehub/hub/alert"
 	"villagehub/hub/app/apptest"
+	"villagehub/hub/auth"
 	"villagehub/hub/config"
 	"villagehub/hub/testenv"
 )
 
-// TestFrigateDownAlert: a whole hub with its embedded broker, a webhook
-// and the MQTT notifier. Frigate connects with its last will (offline,
+// TestFrigateDownAlert: a whole hub with its embedded broker (anonymous
+// access off: Frigate logs in with the account `villagehub device add
+// frigate nvr` made, a watcher with a viewer's), a webhook and the MQTT
+// notifier. Frigate connects with its last will (offline,
 // retained, on frigate/available) and says online; its connection then
 // breaks, the broker publishes the will, and FrigateDown fires after
 // `for` (not before) at both notifiers; Frigate reconnecting and saying
@@ -49,11 +53,15 @@ func TestFrigateDownAlert(t *testing.T) {
 	cfg := hubConfig(t, "")
 	cfg.Alerts.Rules.FrigateDown.For = config.Duration(forDur)
 	cfg.Alerts.Notifiers = []alert.Notifier{{Type: "webhook", URL: hook.URL}, {Type: "mqtt"}}
+	cfg.Broker.AllowAnonymous = false
+	creds := cfg.Broker.CredentialsPath(cfg.DataDir)
+	frUser, frPW := deviceAdd(t, creds, "frigate", "nvr")
+	viewUser, viewPW := deviceAdd(t, creds, "viewer", "watch")
 	h := apptest.Start(t, cfg, nil)
 	broker := "tcp://" + cfg.Broker.Addr
 
 	mqttAlerts := make(chan paho.Message, 10)
-	sub := testenv.MQTT(t, broker, "alert-watcher")
+	sub := testenv.MQTT(t, broker, "alert-watcher", func(o *paho.ClientOptions) { o.SetUsername(viewUser).SetPassword(viewPW) })
 	if tok := sub.Subscribe("village/+/alerts/#", 1, func(_ paho.Client, m paho.Message) { mqttAlerts <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
@@ -77,6 +85,7 @@ func TestFrigateDownAlert(t *testing.T) {
 	var conn atomic.Pointer[net.Conn]
 	frigate := func(id string) paho.Client {
 		return testenv.MQTT(t, broker, id, func(o *paho.ClientOptions) {
+			o.SetUsername(frUser).SetPassword(frPW)
 			o.SetWill("frigate/available", "offline", 1, true)
 			o.SetCustomOpenConnectionFn(func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 				c, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
@@ -132,4 +141,34 @@ func TestFrigateDownAlert(t *testing.T) {
 			t.Errorf("unexpected notice %+v", n)
 		}
 	}
+	// The frigate account is held to its prefix by the hub's own wiring
+	// (frigate: entries to the broker's ACL).
+	fr.Publish("village/tan-ngu-2/camera/gate/status", 0, false, "offline").WaitTimeout(5 * time.Second)
+	testenv.Publish(t, fr, "frigate/available", 1, true, "online")
+	testenv.WaitFor(t, 10*time.Second, "the denial counted", func() bool {
+		v, _ := testenv.Scrape(t, h.URL).Value("villagehub_broker_acl_denied_total", "action=publish")
+		return v == 1
+	})
+}
+
+// deviceAdd runs `villagehub device add ...` on the hub's credentials
+// file and returns the username and password it printed.
+func deviceAdd(t *testing.T, path string, args ...string) (user, password string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := auth.DeviceCommand(append([]string{"add"}, args...), &out, &errb, path); code != 0 {
+		t.Fatalf("device add %v: exit %d: %s", args, code, errb.String())
+	}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if v, ok := strings.CutPrefix(l, "  username: "); ok {
+			user = v
+		}
+		if v, ok := strings.CutPrefix(l, "  password: "); ok {
+			password = v
+		}
+	}
+	if user == "" || password == "" {
+		t.Fatalf("no username/password in %q", out.String())
+	}
+	return user, password
 }
