@@ -3,6 +3,8 @@ package auth_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,6 +140,44 @@ func TestDeviceAddFrigate(t *testing.T) {
 		errb.Reset()
 		if code := auth.DeviceCommand([]string{"add", "frigate", bad}, &out, &errb, path); code == 0 {
 			t.Errorf("add frigate %q accepted", bad)
+		}
+	}
+}
+
+// TestMosquittoFrigateACL: the shipped ACL's _frigate/nvr block on real
+// Mosquitto, with the account made the way `villagehub device add
+// frigate nvr` prints: its prefix's topics reach the hub, the contract's
+// device topics, the hub's and another Frigate's prefix do not (Mosquitto
+// drops them and logs the denial), and its will on frigate/available is
+// delivered.
+func TestMosquittoFrigateACL(t *testing.T) {
+	path := credsFile(t.TempDir())
+	user, pw := addUser(t, path, "frigate", "nvr")
+	m := startMosquittoWithACL(t, map[string]string{user: pw})
+	w := watch(t, mustConnect(t, m.URL(), "hub", "_hub", "example-hub"), "#")
+	forbidden := []string{"village/tan-ngu-2/camera/gate/motion", "village/tan-ngu-2/camera/gate/status", "village/_hub/villagehub/status", "frigate2/events", "elsewhere/x"}
+	// Mosquitto may drop the connection after a denial: one each, closed
+	// after the publish, which it handles in order.
+	for i, topic := range forbidden {
+		c := mustConnect(t, m.URL(), fmt.Sprint("frigate-", i), user, pw)
+		c.Publish(topic, 0, false, "SPOOF").WaitTimeout(5 * time.Second)
+		c.Disconnect(10)
+	}
+	fr := mustConnect(t, m.URL(), "frigate", user, pw)
+	publish(t, fr, "frigate/events", 1, "MARK")
+	w.waitFor(t, "frigate/events", "MARK")
+	for _, topic := range forbidden {
+		if got := w.got(topic); len(got) > 0 {
+			t.Errorf("%s arrived %v: the ACL let a Frigate publish there", topic, got)
+		}
+	}
+	c := rawConnect(t, m.Addr, "frigate-will", user, pw, "frigate/available")
+	c.Close() // dropped without DISCONNECT: the will is due
+	w.waitFor(t, "frigate/available", "offline")
+	m.Stop()
+	for i, topic := range forbidden {
+		if !strings.Contains(m.Log(), fmt.Sprintf("Denied PUBLISH from frigate-%d (d0, q0, r0, m0, '%s'", i, topic)) {
+			t.Errorf("mosquitto did not log the denial of %s", topic)
 		}
 	}
 }
