@@ -119,14 +119,23 @@ scrape_configs:
 		v, _ := m.Value("villagehub_camera_up")
 		return int(v) == len(cameras)
 	})
-	time.Sleep(3 * time.Second)
+	// A few scrapes of every camera up before the stop, and a few after
+	// it, so range functions see the change: waited for in Prometheus
+	// itself, not by the clock.
+	testenv.WaitFor(t, 30*time.Second, "three scrapes of every camera up", func() bool {
+		v, err := query(prom, `count_over_time(villagehub_camera_up[5m]) >= 3`)
+		return err == nil && seriesCount(v) == len(cameras)
+	})
 	cams.Camera("bridge").Stop()
 	testenv.WaitFor(t, 20*time.Second, "bridge down in Prometheus", func() bool {
 		v, err := query(prom, `villagehub_camera_up{camera="bridge"} == 0`)
 		return err == nil && seriesCount(v) == 1
 	})
-	// A few more scrapes, so range functions see increases after the stop.
-	time.Sleep(5 * time.Second)
+	downAt := time.Now().Unix()
+	testenv.WaitFor(t, 30*time.Second, "five more scrapes after the stop", func() bool {
+		v, err := query(prom, fmt.Sprintf(`timestamp(villagehub_camera_up{camera="bridge"}) >= %d`, downAt+5))
+		return err == nil && seriesCount(v) == 1
+	})
 	exposed := exposedMetrics(t, hubURL)
 
 	now := time.Now()
