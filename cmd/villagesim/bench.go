@@ -48,7 +48,12 @@ type benchOpts struct {
 	modes                                         []string
 	hubBin, mosquittoConf                         string
 	influxURL, influxBucket                       string
-	out                                           io.Writer
+	// profileDir, if set, receives a CPU profile of the hub during each
+	// hub run (from its /debug/pprof/profile), named <broker>-qos<N>.pprof.
+	profileDir string
+	// profileSecs is how long each profile samples.
+	profileSecs int
+	out         io.Writer
 }
 
 func runBench(args []string, stdout, stderr io.Writer) int {
@@ -67,6 +72,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.mosquittoConf, "mosquitto-conf", "configs/mosquitto/mosquitto.conf", "Mosquitto config whose tuning to use")
 	fs.StringVar(&o.influxURL, "influx-url", "", "also write the hub's history to this InfluxDB (with its durable spool), e.g. http://127.0.0.1:8086")
 	fs.StringVar(&o.influxBucket, "influx-bucket", "village/autogen", "InfluxDB bucket (database/retention-policy for 1.8)")
+	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of the hub during each hub run to this directory (go tool pprof -top FILE)")
+	fs.IntVar(&o.profileSecs, "cpuprofile-seconds", 5, "seconds each CPU profile samples, from the first publish")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -109,7 +116,7 @@ func bench(o benchOpts) error {
 		fmt.Fprintf(o.out, "the hub also writes every point to InfluxDB at %s through its outbox and disk spool\n", o.influxURL)
 	}
 	fmt.Fprintln(o.out)
-	fmt.Fprintf(o.out, "%-10s %-4s %-16s %10s %8s %12s %10s %10s %6s\n", "broker", "qos", "consumer", "msgs/s", "ratio", "hub µs/msg", "p50", "p99", "lost")
+	fmt.Fprintf(o.out, "%-10s %-4s %-16s %10s %8s %12s %12s %12s %10s %10s %6s\n", "broker", "qos", "consumer", "msgs/s", "ratio", "hub µs/msg", "sys µs/msg", "pub µs/msg", "p50", "p99", "lost")
 	ceiling := map[byte]float64{}
 	for _, mode := range o.modes {
 		for _, q := range o.qos {
@@ -138,7 +145,11 @@ func bench(o benchOpts) error {
 			if brokerURL == "" {
 				brokerURL = "tcp://" + hub.broker
 			}
-			r, err := runHub(o, hub, brokerURL, q)
+			var brokerCPU func() float64
+			if mq != nil {
+				brokerCPU = func() float64 { return procCPU(mq.cmd.Process.Pid) }
+			}
+			r, err := runHub(o, hub, brokerURL, q, mode, brokerCPU)
 			hub.stop()
 			if mq != nil {
 				mq.stop()
@@ -166,6 +177,8 @@ func bench(o benchOpts) error {
 		fmt.Fprintf(o.out, "\nmemory with %d cameras and %d boards registered: %.0f B/device resident (RssAnon: without the store's memory-mapped file), %.0f B/device Go heap in use after GC\n", o.devices, o.devices, per, heap)
 	}
 	fmt.Fprintln(o.out, "\nratio: the hub's rate over the bare subscriber's through Mosquitto at the same QoS.")
+	fmt.Fprintln(o.out, "µs/msg: CPU (utime+stime from /proc) per message handled: hub = the villagehub process (with the embedded")
+	fmt.Fprintln(o.out, "        broker, the whole system); sys = hub + Mosquitto; pub = the publishers (this process).")
 	fmt.Fprintln(o.out, "p50/p99: embedded broker: publish to PUBACK, which the hub sends only once the message is durable;")
 	fmt.Fprintln(o.out, "         Mosquitto: bare subscriber publish to delivery; villagehub: receipt to durable acknowledgement (hub histogram).")
 	return nil
@@ -173,7 +186,10 @@ func bench(o benchOpts) error {
 
 type result struct {
 	rate, cpuPerMsg, p50, p99 float64
-	lost                      int64
+	// sysCPUPerMsg adds the broker's CPU (Mosquitto) to the hub's;
+	// pubCPUPerMsg is the publishers' (this process's).
+	sysCPUPerMsg, pubCPUPerMsg float64
+	lost                       int64
 	// With --influx-url: reports confirmed by InfluxDB per second, from
 	// the first publish, and reports counted but not in InfluxDB.
 	influxRate float64
@@ -181,14 +197,16 @@ type result struct {
 }
 
 func (r result) print(w io.Writer, mode string, q byte, who string, ratio float64) {
-	cpu, rs := "-", "-"
+	cpu, sys, pub, rs := "-", "-", "-", "-"
 	if r.cpuPerMsg > 0 {
 		cpu = fmt.Sprintf("%.1f", r.cpuPerMsg*1e6)
+		sys = fmt.Sprintf("%.1f", r.sysCPUPerMsg*1e6)
+		pub = fmt.Sprintf("%.1f", r.pubCPUPerMsg*1e6)
 	}
 	if ratio > 0 {
 		rs = fmt.Sprintf("%.2f", ratio)
 	}
-	fmt.Fprintf(w, "%-10s %-4d %-16s %10.0f %8s %12s %10s %10s %6d", mode, q, who, r.rate, rs, cpu, dur(r.p50), dur(r.p99), r.lost)
+	fmt.Fprintf(w, "%-10s %-4d %-16s %10.0f %8s %12s %12s %12s %10s %10s %6d", mode, q, who, r.rate, rs, cpu, sys, pub, dur(r.p50), dur(r.p99), r.lost)
 	if r.influxRate > 0 {
 		fmt.Fprintf(w, "   into InfluxDB: %.0f/s, %d missing", r.influxRate, r.influxLost)
 	}
@@ -326,13 +344,25 @@ func waitStable(count func() int64, want int64) {
 	}
 }
 
-func runHub(o benchOpts, h *hubProc, brokerURL string, q byte) (result, error) {
+func runHub(o benchOpts, h *hubProc, brokerURL string, q byte, mode string, brokerCPU func() float64) (result, error) {
 	m0, err := scrape(h.http)
 	if err != nil {
 		return result{}, err
 	}
 	base := handledCount(m0)
 	cpu0 := h.cpu()
+	var bcpu0 float64
+	if brokerCPU != nil {
+		bcpu0 = brokerCPU()
+	}
+	pub0 := selfCPU()
+	var prof chan error
+	if o.profileDir != "" {
+		prof = make(chan error, 1)
+		go func() {
+			prof <- fetchProfile(h.http, o.profileSecs, filepath.Join(o.profileDir, fmt.Sprintf("%s-qos%d.pprof", mode, q)))
+		}()
+	}
 	start := time.Now()
 	var lastChange time.Time
 	var handled int64
@@ -354,6 +384,18 @@ func runHub(o benchOpts, h *hubProc, brokerURL string, q byte) (result, error) {
 	cpu := h.cpu() - cpu0
 	el := lastChange.Sub(start).Seconds()
 	r := result{rate: float64(handled) / el, cpuPerMsg: cpu / float64(handled), lost: acked - handled}
+	// The whole system: the hub plus the broker it goes through (none
+	// beyond itself with the embedded broker); the publishers apart.
+	r.sysCPUPerMsg = r.cpuPerMsg
+	if brokerCPU != nil {
+		r.sysCPUPerMsg += (brokerCPU() - bcpu0) / float64(handled)
+	}
+	r.pubCPUPerMsg = (selfCPU() - pub0) / float64(handled)
+	if prof != nil {
+		if err := <-prof; err != nil {
+			return result{}, fmt.Errorf("CPU profile: %w", err)
+		}
+	}
 	if o.influxURL != "" {
 		// Every report raises its board's total, so each makes one point:
 		// wait until InfluxDB has confirmed them all.
@@ -571,8 +613,36 @@ func (h *hubProc) stop() {
 }
 
 // cpu is the hub process's user+system CPU seconds so far.
-func (h *hubProc) cpu() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", h.cmd.Process.Pid))
+func (h *hubProc) cpu() float64 { return procCPU(h.cmd.Process.Pid) }
+
+// selfCPU is this process's user+system CPU seconds so far.
+func selfCPU() float64 { return procCPU(os.Getpid()) }
+
+// fetchProfile saves a CPU profile of the hub sampled for secs seconds.
+func fetchProfile(addr string, secs int, path string) error {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s (is debug.pprof on?)", resp.Request.URL, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// procCPU is a process's user+system CPU seconds so far (its threads
+// included; /proc/<pid>/stat fields 14 and 15).
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}

@@ -13,12 +13,14 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/mochi-mqtt/server/v2/system"
 
 	"villagehub/hub/auth"
 	"villagehub/hub/ingest"
@@ -83,8 +85,11 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Match == nil {
 		cfg.Match = ingest.NewDecoder(ingest.DecoderConfig{Prefix: cfg.Prefix}).Match
 	}
-	h := &ingestHook{queue: cfg.Queue, match: cfg.Match, forward: srv.Publish}
+	h := &ingestHook{queue: cfg.Queue, match: cfg.Match, forward: srv.Publish,
+		subscriptions: func() int64 { return atomic.LoadInt64(&srv.Info.Subscriptions) }, info: srv.Info}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.acks.init()
+	go h.acks.run(h.ctx)
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("broker: adding ingest hook: %w", err)
 	}
@@ -168,13 +173,23 @@ type ingestHook struct {
 	done   sync.Pool // of chan struct{}, one per waiting publish
 	// forward publishes a message to subscribers as the hub (inline client).
 	forward func(topic string, payload []byte, retain bool, qos byte) error
+	// subscriptions is the broker's subscription count (0: forwarding a
+	// non-retained message would reach nobody); info its statistics.
+	subscriptions func() int64
+	info          *system.Info
+	// acks writes QoS 1 acknowledgements in batches (acks.go).
+	acks ackFlusher
 }
 
 func (h *ingestHook) ID() string { return "villagehub-ingest" }
 
 func (h *ingestHook) Provides(b byte) bool {
-	return b == mqtt.OnPublish || b == mqtt.OnWillSent
+	return b == mqtt.OnPublish || b == mqtt.OnWillSent || b == mqtt.OnDisconnect
 }
+
+// OnDisconnect forgets the client's acknowledgement queue (acks already
+// owed to it are still written, to a closed connection, harmlessly).
+func (h *ingestHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.acks.forget(cl) }
 
 // device reports whether a topic is one the hub ingests.
 func (h *ingestHook) device(topic string) bool { return h.match(topic) }
@@ -206,15 +221,19 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		}
 		return pk, nil
 	case 1:
-		id, retain := pk.PacketID, pk.FixedHeader.Retain
-		m.Session, m.PacketID, m.Dup = cl.ID, id, pk.FixedHeader.Dup
-		m.Ack = func() {
-			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id})
-			_ = h.forward(m.Topic, m.Payload, retain, 1)
-		}
+		m.Session, m.PacketID, m.Dup = cl.ID, pk.PacketID, pk.FixedHeader.Dup
+		// The client's acknowledger keeps the message's PUBACK and
+		// forward in arrival order; its Ack (one function per client, not
+		// one closure per message) takes the oldest: hub/state acks in
+		// queue order, which for one client is arrival order.
+		a := h.acks.of(h, cl)
+		a.expect(pendingAck{topic: m.Topic, payload: m.Payload, id: pk.PacketID, retain: pk.FixedHeader.Retain})
+		m.Ack = a.ackNext
 		// Waiting here when the queue is full stops reading from this
 		// client: back-pressure reaches the device over TCP.
-		_ = h.queue.Push(h.ctx, m, true)
+		if err := h.queue.Push(h.ctx, m, true); err != nil {
+			a.unexpect() // not queued: no Ack will come for it
+		}
 		return pk, packets.ErrRejectPacket
 	}
 	done, _ := h.done.Get().(chan struct{})
