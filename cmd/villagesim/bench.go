@@ -189,6 +189,8 @@ type result struct {
 	// sysCPUPerMsg adds the broker's CPU (Mosquitto) to the hub's;
 	// pubCPUPerMsg is the publishers' (this process's).
 	sysCPUPerMsg, pubCPUPerMsg float64
+	// perCommit is messages per store commit (the commit group size).
+	perCommit float64
 	lost                       int64
 	// With --influx-url: reports confirmed by InfluxDB per second, from
 	// the first publish, and reports counted but not in InfluxDB.
@@ -207,6 +209,9 @@ func (r result) print(w io.Writer, mode string, q byte, who string, ratio float6
 		rs = fmt.Sprintf("%.2f", ratio)
 	}
 	fmt.Fprintf(w, "%-10s %-4d %-16s %10.0f %8s %12s %12s %12s %10s %10s %6d", mode, q, who, r.rate, rs, cpu, sys, pub, dur(r.p50), dur(r.p99), r.lost)
+	if r.perCommit > 0 {
+		fmt.Fprintf(w, "   %.0f msgs/commit", r.perCommit)
+	}
 	if r.influxRate > 0 {
 		fmt.Fprintf(w, "   into InfluxDB: %.0f/s, %d missing", r.influxRate, r.influxLost)
 	}
@@ -391,6 +396,11 @@ func runHub(o benchOpts, h *hubProc, brokerURL string, q byte, mode string, brok
 		r.sysCPUPerMsg += (brokerCPU() - bcpu0) / float64(handled)
 	}
 	r.pubCPUPerMsg = (selfCPU() - pub0) / float64(handled)
+	if m1, err := scrape(h.http); err == nil {
+		if c := counter(m1, "villagehub_store_commits_total") - counter(m0, "villagehub_store_commits_total"); c > 0 {
+			r.perCommit = float64(handled) / c
+		}
+	}
 	if prof != nil {
 		if err := <-prof; err != nil {
 			return result{}, fmt.Errorf("CPU profile: %w", err)
