@@ -53,7 +53,12 @@ type benchOpts struct {
 	profileDir string
 	// profileSecs is how long each profile samples.
 	profileSecs int
-	out         io.Writer
+	// sideBySide adds, through Mosquitto, a bare subscriber in its own
+	// process and Telegraf (binary telegraf) to discard and to
+	// prometheus_client (sidebyside.go).
+	sideBySide bool
+	telegraf   string
+	out        io.Writer
 }
 
 func runBench(args []string, stdout, stderr io.Writer) int {
@@ -74,6 +79,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.influxBucket, "influx-bucket", "village/autogen", "InfluxDB bucket (database/retention-policy for 1.8)")
 	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of the hub during each hub run to this directory (go tool pprof -top FILE)")
 	fs.IntVar(&o.profileSecs, "cpuprofile-seconds", 5, "seconds each CPU profile samples, from the first publish")
+	fs.BoolVar(&o.sideBySide, "side-by-side", false, "through Mosquitto, also run a bare subscriber process and Telegraf mqtt_consumer (JSON) to discard and to prometheus_client, each with its CPU per message")
+	telegraf := fs.String("telegraf", "", "Telegraf binary for --side-by-side (default: telegraf on PATH or in $(go env GOPATH)/bin; scripts/install-telegraf.sh)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -89,6 +96,12 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		o.qos = append(o.qos, byte(n))
 	}
 	o.modes = strings.Split(*modes, ",")
+	if o.sideBySide {
+		if o.telegraf = findTelegraf(*telegraf); o.telegraf == "" {
+			fmt.Fprintln(stderr, "villagesim bench: --side-by-side needs Telegraf: run scripts/install-telegraf.sh or pass --telegraf")
+			return 2
+		}
+	}
 	if err := bench(o); err != nil {
 		fmt.Fprintln(stderr, "villagesim bench:", err)
 		return 1
@@ -151,10 +164,10 @@ func bench(o benchOpts) error {
 			}
 			r, err := runHub(o, hub, brokerURL, q, mode, brokerCPU)
 			hub.stop()
-			if mq != nil {
-				mq.stop()
-			}
 			if err != nil {
+				if mq != nil {
+					mq.stop()
+				}
 				return err
 			}
 			ratio := 0.0
@@ -162,6 +175,16 @@ func bench(o benchOpts) error {
 				ratio = r.rate / ceiling[q]
 			}
 			r.print(o.out, mode, q, "villagehub", ratio)
+			if mq != nil && o.sideBySide {
+				err := sideBySide(o, tmp, brokerURL, q, mq, ceiling[q])
+				if err != nil {
+					mq.stop()
+					return err
+				}
+			}
+			if mq != nil {
+				mq.stop()
+			}
 		}
 	}
 	if o.devices > 0 {
@@ -191,7 +214,7 @@ type result struct {
 	sysCPUPerMsg, pubCPUPerMsg float64
 	// perCommit is messages per store commit (the commit group size).
 	perCommit float64
-	lost                       int64
+	lost      int64
 	// With --influx-url: reports confirmed by InfluxDB per second, from
 	// the first publish, and reports counted but not in InfluxDB.
 	influxRate float64
