@@ -13,6 +13,7 @@ import (
 // Run goroutine only.
 func (s *State) applyMessage(m *ingest.Message) {
 	s.cur = m // for the motion rules' delivery identity
+	m.Received = s.clk.received(m.Received)
 	kind, r := event.KindUnknown, event.BadTopic
 	evs := s.evs[:0]
 	for _, in := range s.inputs {

@@ -72,8 +72,12 @@ type Config struct {
 	ObserveProbe func(site string, seconds float64)
 	// InfluxPoints makes every batch carry its InfluxDB points.
 	InfluxPoints bool
-	// Now is the clock (time.Now if nil); tests set it.
+	// Now is the clock (time.Now if nil); tests set it. The hub's time is
+	// derived from it (clock.go, docs/time.md).
 	Now func() time.Time
+	// Mono is a monotonic clock (time since any fixed start; nil: the
+	// runtime's), which the hub runs on while Now is below the floor.
+	Mono func() time.Duration
 }
 
 // Decoder turns an MQTT message into typed events (hub/input.MQTT). State
@@ -95,6 +99,7 @@ type State struct {
 	cfg     Config
 	log     *slog.Logger
 	now     func() time.Time
+	clk     *hubClock
 	loc     *time.Location
 	inputs  []Decoder
 	evs     []event.Event   // decoded events of one message, reused
@@ -160,6 +165,7 @@ func New(cfg Config) (*State, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	systemClock := cfg.Now == nil
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -197,6 +203,13 @@ func New(cfg Config) (*State, error) {
 	if err := cfg.Store.LoadDevices(s.loadDevice); err != nil {
 		return nil, fmt.Errorf("state: loading devices from the store: %w", err)
 	}
+	// The hub's clock (clock.go): floored at what the store remembers.
+	s.clk = newHubClock(cfg.Now, cfg.Mono)
+	if systemClock {
+		s.clk.raiseFloor(MinTrustedTime)
+	}
+	s.raiseFloorFromDevices()
+	s.now = s.clk.now
 	if dl, ok := cfg.Store.(DeliveryLoader); ok {
 		if err := dl.LoadDeliveries(func(seq, id uint64) error { s.deliv.load(seq, id); return nil }); err != nil {
 			return nil, fmt.Errorf("state: loading delivery identities from the store: %w", err)
