@@ -253,6 +253,7 @@ func (h *Hub) newAlerts() error {
 		SpoolPoints:     h.influxBacklog,
 		Changed:         h.state.Changed(),
 		Logger:          h.log.With("component", "alert"),
+		Now:             h.state.Now, // the hub's clock (docs/time.md)
 	})
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)

@@ -35,15 +35,28 @@ type hubClock struct {
 	floor time.Time     // the store's latest time, or MinTrustedTime
 	mono0 time.Duration // mono() when the floor was set
 	last  time.Time     // the latest time handed out
+	// Step detection: the last wall and monotonic readings, and how many
+	// times the wall clock moved by more than stepTolerance against the
+	// monotonic clock between two readings.
+	lastWall time.Time
+	lastMono time.Duration
+	steps    uint32
+	noMono   bool
 }
 
+// stepTolerance separates a clock step (NTP setting the time) from slewing
+// and from scheduling delays between two readings.
+const stepTolerance = 2 * time.Second
+
 func newHubClock(wall func() time.Time, mono func() time.Duration) *hubClock {
-	if mono == nil {
-		start := time.Now()
-		mono = func() time.Duration { return time.Since(start) }
-	}
 	c := &hubClock{wall: wall, mono: mono}
-	c.mono0 = mono()
+	if mono == nil {
+		// An injected wall clock without a monotonic one (tests): no step
+		// detection, and below the floor the time stays at the floor.
+		c.noMono = true
+		c.mono = func() time.Duration { return 0 }
+	}
+	c.mono0 = c.mono()
 	return c
 }
 
@@ -64,21 +77,38 @@ func (c *hubClock) now() time.Time { return c.trust(c.wall()) }
 // Above it, it is kept as it is, since messages may be applied a little out
 // of the order they were received in.
 func (c *hubClock) received(t time.Time) time.Time {
+	now := c.now() // also notices a clock step before the message applies
 	c.mu.Lock()
 	below := t.Before(c.floor)
 	c.mu.Unlock()
 	if below {
-		return c.now()
+		return now
 	}
 	return t
+}
+
+// monoSteps is the monotonic clock now and the number of clock steps seen.
+func (c *hubClock) monoSteps() (time.Duration, uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mono(), c.steps
 }
 
 // trust turns a wall-clock reading into the hub's time.
 func (c *hubClock) trust(t time.Time) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	m := c.mono()
+	if w := t.Round(0); !c.noMono { // Round(0): the wall reading alone
+		if !c.lastWall.IsZero() {
+			if off := w.Sub(c.lastWall) - (m - c.lastMono); off > stepTolerance || off < -stepTolerance {
+				c.steps++
+			}
+		}
+		c.lastWall, c.lastMono = w, m
+	}
 	if t.Before(c.floor) {
-		t = c.floor.Add(c.mono() - c.mono0)
+		t = c.floor.Add(m - c.mono0)
 	}
 	if t.Before(c.last) {
 		return c.last
@@ -99,3 +129,8 @@ func (s *State) raiseFloorFromDevices() {
 		s.clk.raiseFloor(b.LastSeen)
 	}
 }
+
+// Now is the hub's time (safe for concurrent use): the alert engine runs on
+// it too, so that an alert's `for` and downtime are measured on the same
+// clock as the device times they compare with.
+func (s *State) Now() time.Time { return s.clk.now() }

@@ -155,3 +155,40 @@ func TestClockEmptyStoreSystemClock(t *testing.T) {
 		t.Fatalf("received above the floor: %v, want %v", r, late)
 	}
 }
+
+// TestClockMotionAcrossNTPStep: a motion event that starts before NTP sets
+// the clock (+years) and ends after it lasts what the monotonic clock
+// says, not the step.
+func TestClockMotionAcrossNTPStep(t *testing.T) {
+	T := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	st := &memStore{devs: map[string][]byte{}}
+	f := &fakeClocks{wall: T}
+	s := clockState(t, st, f)
+	clockReport(t, s, st, f, `{"total":1,"boot":"b1"}`) // the store now remembers T
+	f = &fakeClocks{wall: time.Unix(0, 0).UTC()}
+	s = clockState(t, st, f)
+	motion := func(v string) {
+		m := ingest.Message{Topic: "village/cho-ban/camera/gate/motion", Payload: []byte(v), QoS: 1, Received: f.wall}
+		s.mu.Lock()
+		s.applyMessage(&m)
+		s.collectDirty()
+		s.batch.reset()
+		s.mu.Unlock()
+	}
+	f.advance(10 * time.Minute)
+	motion("ON")
+	f.advance(20 * time.Second)
+	f.wall = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC) // NTP
+	motion("OFF")
+	cams := s.Cameras()
+	if len(cams) != 1 {
+		t.Fatalf("cameras: %+v", cams)
+	}
+	c := cams[0]
+	if c.LastMotionDur != 20 {
+		t.Fatalf("motion duration across the step: %v s, want 20 s", c.LastMotionDur)
+	}
+	if c.LastMotion == nil || c.LastMotion.Before(T) {
+		t.Fatalf("motion start %v, before the floor %v", c.LastMotion, T)
+	}
+}

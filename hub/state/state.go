@@ -204,7 +204,12 @@ func New(cfg Config) (*State, error) {
 		return nil, fmt.Errorf("state: loading devices from the store: %w", err)
 	}
 	// The hub's clock (clock.go): floored at what the store remembers.
-	s.clk = newHubClock(cfg.Now, cfg.Mono)
+	mono := cfg.Mono
+	if mono == nil && systemClock {
+		start := time.Now()
+		mono = func() time.Duration { return time.Since(start) }
+	}
+	s.clk = newHubClock(cfg.Now, mono)
 	if systemClock {
 		s.clk.raiseFloor(MinTrustedTime)
 	}
