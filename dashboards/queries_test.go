@@ -131,6 +131,9 @@ scrape_configs:
 
 	now := time.Now()
 	for _, d := range dashboards {
+		if isProvince(d) {
+			continue // fed by remote write from many hubs: province_test.go
+		}
 		t.Run(d.file, func(t *testing.T) {
 			allValue := map[string]string{}
 			concrete := map[string]string{}

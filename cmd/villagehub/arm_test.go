@@ -53,8 +53,9 @@ func TestArm64DemoUnderQemu(t *testing.T) {
 			return false
 		}
 		scans, _ := m.Value("villagehub_qr_scans_total")
-		up, _ := m.Value("villagehub_camera_up")
-		return scans > 0 && up > 0
+		up, _ := m.Value("villagehub_camera_up", "camera=gate")
+		_, sampled := m.Value("villagehub_camera_stream_fps", "camera=gate")
+		return scans > 0 && up > 0 && sampled
 	})
 	t.Logf("arm64 hub counted a scan and probed a camera up %v after start", time.Since(start).Round(time.Millisecond))
 	m := testenv.Scrape(t, base)

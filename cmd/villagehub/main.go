@@ -189,6 +189,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("villagehub stopped", "err", err)
 		return 1
 	}
+	log.Info("villagehub stopped")
 	return 0
 }
 

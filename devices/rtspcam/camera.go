@@ -41,7 +41,7 @@ type Auth struct {
 
 // CameraOptions configures a camera when it is added.
 type CameraOptions struct {
-	// FPS is the frame rate sent; 0 means the clip's own (10).
+	// FPS is the frame rate sent; 0 means the clip's own (10 for the embedded clip).
 	FPS float64
 	// Auth protects the camera's path; the zero value means open.
 	Auth Auth
@@ -92,7 +92,7 @@ func newCamera(s *Server, name string, opts CameraOptions) *Camera {
 		seq:       binary.BigEndian.Uint16(r[4:]),
 	}
 	if c.fps <= 0 {
-		c.fps = clipFPS
+		c.fps = s.clip.fps
 	}
 	return c
 }
@@ -168,7 +168,7 @@ func (c *Camera) Flap(up, down time.Duration) {
 // the clip's rate. RTP timestamps follow the wall clock, so they stay right.
 func (c *Camera) SetFPS(fps float64) {
 	if fps <= 0 {
-		fps = clipFPS
+		fps = c.s.clip.fps
 	}
 	c.mu.Lock()
 	c.fps = fps

@@ -39,6 +39,7 @@ const rtpPayloadType = 96
 // clip is the encoded clip, packetized once and shared read-only by every
 // camera: serving 500 cameras costs one copy of the payloads.
 type clip struct {
+	fps              float64
 	sps, pps         []byte
 	width, height    int
 	frames           []clipFrame
@@ -59,7 +60,7 @@ var (
 
 func sharedClip() (*clip, error) {
 	loadedClipOnce.Do(func() {
-		loadedClip, loadedClipErr = parseClip(clipH264)
+		loadedClip, loadedClipErr = parseClip(clipH264, clipFPS)
 	})
 	return loadedClip, loadedClipErr
 }
@@ -68,13 +69,13 @@ func sharedClip() (*clip, error) {
 // delimiter), makes sure every IDR frame carries SPS and PPS in band (as
 // cameras do, so a reader joining late can decode), and packetizes each
 // frame with gortsplib's RFC 6184 encoder.
-func parseClip(b []byte) (*clip, error) {
+func parseClip(b []byte, fps float64) (*clip, error) {
 	var nalus h264.AnnexB
 	if err := nalus.Unmarshal(b); err != nil {
 		return nil, fmt.Errorf("parsing clip: %w", err)
 	}
 
-	c := &clip{}
+	c := &clip{fps: fps}
 	var aus [][][]byte
 	var cur [][]byte
 	for _, n := range nalus {
@@ -187,13 +188,20 @@ func Clip() (ClipStats, error) {
 	if err != nil {
 		return ClipStats{}, err
 	}
+	return c.stats(), nil
+}
+
+// ClipStats returns the figures of the clip this server sends.
+func (s *Server) ClipStats() ClipStats { return s.clip.stats() }
+
+func (c *clip) stats() ClipStats {
 	return ClipStats{
 		Codec:            "h264",
 		Width:            c.width,
 		Height:           c.height,
-		FPS:              clipFPS,
+		FPS:              c.fps,
 		KeyframeInterval: c.keyframeInterval,
 		Frames:           len(c.frames),
-		BitsPerSecond:    float64(c.vclBytes) * 8 / (float64(len(c.frames)) / clipFPS),
-	}, nil
+		BitsPerSecond:    float64(c.vclBytes) * 8 / (float64(len(c.frames)) / c.fps),
+	}
 }

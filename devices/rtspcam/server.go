@@ -31,6 +31,12 @@ type Config struct {
 	Addr string
 	// Logger receives connection-level events at debug level. Optional.
 	Logger *slog.Logger
+	// Clip replaces the embedded 320x240 clip: an H.264 Annex-B stream
+	// with an access unit delimiter before every frame (ffmpeg's
+	// h264_metadata=aud=insert) and a first frame that is a keyframe,
+	// played at ClipFPS. Benchmarks use it to serve 1080p.
+	Clip    []byte
+	ClipFPS float64
 }
 
 // Server is an RTSP server hosting simulated cameras.
@@ -61,7 +67,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		return nil, errors.New("rtspcam: Config.Addr is empty")
 	}
-	c, err := sharedClip()
+	var c *clip
+	var err error
+	if cfg.Clip != nil {
+		if cfg.ClipFPS <= 0 {
+			return nil, errors.New("rtspcam: Config.Clip needs a ClipFPS")
+		}
+		c, err = parseClip(cfg.Clip, cfg.ClipFPS)
+	} else {
+		c, err = sharedClip()
+	}
 	if err != nil {
 		return nil, err
 	}

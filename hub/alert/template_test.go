@@ -204,7 +204,7 @@ func TestSecretsStayHidden(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "both chat notices", func() bool { return len(tg.notices(false)) == 1 && len(zl.notices(false)) == 1 })
 
 	g := zl.notices(false)[0]
-	if g.Header.Get("access_token") != oaToken || !json.Valid(g.Body) || !strings.Contains(string(g.Body), "Camera mất hình") {
+	if g.Header.Get("access_token") != oaToken || !json.Valid(g.Body) || !strings.Contains(string(g.Body), "Camera mất kết nối") {
 		t.Errorf("zalo request: %v %s", g.Header, g.Body)
 	}
 	if b := tg.notices(false)[0].Body; !json.Valid(b) || !strings.Contains(string(b), `"chat_id": "-100200300"`) {

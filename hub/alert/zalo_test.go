@@ -87,15 +87,15 @@ func TestZaloAcrossTokenExpiries(t *testing.T) {
 	start := time.Now()
 	r.status(t, "camera", "tan-ngu-2", "cam-0", "offline")
 	testenv.WaitFor(t, 20*time.Second, "firing and three repeats in Zalo", func() bool {
-		return countPrefix(zaloTexts(z), "🔴 Vẫn còn: Camera mất hình") >= 3
+		return countPrefix(zaloTexts(z), "🔴 Vẫn còn: Camera mất kết nối") >= 3
 	})
 	testenv.WaitFor(t, 20*time.Second, "three token expiries", func() bool { return time.Since(start) > 3*z.TokenTTL })
 	r.status(t, "camera", "tan-ngu-2", "cam-0", "online")
 	testenv.WaitFor(t, 10*time.Second, "the resolved message", func() bool {
-		return countPrefix(zaloTexts(z), "✅ Camera có hình trở lại") == 1
+		return countPrefix(zaloTexts(z), "✅ Camera kết nối lại") == 1
 	})
 	texts := zaloTexts(z)
-	if n := countPrefix(texts, "🔴 Camera mất hình: Camera 0 – Thôn Tân Ngữ 2"); n != 1 {
+	if n := countPrefix(texts, "🔴 Camera mất kết nối: Camera 0 – Thôn Tân Ngữ 2"); n != 1 {
 		t.Errorf("%d firing messages, want 1: %q", n, texts)
 	}
 	refreshes, refused, invalid, _ := z.Counts()

@@ -36,6 +36,7 @@ import (
 	"villagehub/hub/state"
 	"villagehub/hub/store"
 	"villagehub/hub/tlscert"
+	"villagehub/hub/uplink"
 	"villagehub/hub/web"
 	"villagehub/hub/web/ui"
 )
@@ -74,6 +75,7 @@ type Hub struct {
 	ui      *ui.UI
 	alerts  *alert.Engine
 	influx  *influx.Writer // nil without InfluxDB
+	uplink  *uplink.Uplink // nil without uplink.remote_write
 	auth    *auth.Hook     // nil with an external broker
 	inputs  []input.Input
 	// TLS certificates, reloaded with the configuration; nil without TLS.
@@ -116,6 +118,7 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 		func() error { return h.newProber(opts.ProbeWorker) },
 		h.newAlerts,
 		h.newMetrics,
+		h.newUplink,
 		h.newWeb,
 	} {
 		if err := build(); err != nil {
@@ -283,6 +286,21 @@ func (h *Hub) newMetrics() error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	return nil
+}
+
+// newUplink sets up the metrics pushed to the centre (docs/province.md):
+// the families /metrics serves, labelled with the place and hub.
+func (h *Hub) newUplink() error {
+	cfg := h.cfg.Load()
+	if len(cfg.Uplink.RemoteWrite) == 0 {
+		return nil
+	}
+	var err error
+	h.uplink, err = uplink.New(uplink.Options{
+		Config: cfg.Uplink, Place: cfg.Place, HubID: cfg.HubID,
+		Gatherer: h.metrics.Registry, Registerer: h.metrics.Registry, Logger: h.log,
+	})
+	return err
 }
 
 // newWeb makes the HTTP server: API, dashboard, printed codes, alerts,
@@ -509,11 +527,26 @@ func newInfluxWriter(cfg *config.Config, log *slog.Logger) (*influx.Writer, erro
 		TLS:     influx.TLSConfig{CAFile: ic.TLS.CAFile, CertFile: ic.TLS.CertFile, KeyFile: ic.TLS.KeyFile, InsecureSkipVerify: ic.TLS.Insecure},
 		Timeout: time.Duration(ic.Timeout), MaxRetryInterval: time.Duration(ic.MaxRetryInterval),
 		SpoolDir: spool, SpoolMaxBytes: ic.SpoolMaxBytes, Logger: log,
+		Tags: placeTags(cfg),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("influx: %w", err)
 	}
 	return w, nil
+}
+
+// placeTags are the hub's place IDs and hub ID as InfluxDB tags, so that
+// many hubs can write into one central bucket (docs/province.md); none
+// when no place is configured.
+func placeTags(cfg *config.Config) []influx.Tag {
+	if !cfg.Place.Set() {
+		return nil
+	}
+	var tags []influx.Tag
+	for i, id := range cfg.Place.IDs() {
+		tags = append(tags, influx.Tag{Key: uplink.PlaceLabels[i], Value: id})
+	}
+	return append(tags, influx.Tag{Key: "hub", Value: cfg.HubID})
 }
 
 // influxBacklog is the points not yet in InfluxDB: in the outbox and in the
@@ -535,6 +568,9 @@ func (h *Hub) BrokerAddr() string {
 
 // HTTPAddr is the HTTP server's address.
 func (h *Hub) HTTPAddr() string { return h.web.Addr() }
+
+// Uplink is the metrics uplink, nil without uplink.remote_write.
+func (h *Hub) Uplink() *uplink.Uplink { return h.uplink }
 
 // State is the hub's live state.
 func (h *Hub) State() *state.State { return h.state }
@@ -564,6 +600,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	if h.auth != nil {
 		g.Go(func() error { return h.auth.Run(gctx) })
+	}
+	if h.uplink != nil {
+		g.Go(func() error { return h.uplink.Run(gctx) })
 	}
 	if h.influx != nil {
 		defer h.influx.Close()

@@ -297,8 +297,12 @@ func TestInfluxDeadLetter(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(dataDir, "influx-spool", "dead-letter.lp"))
 		return strings.Contains(string(b), "camera_motion,camera=gate") && strings.Contains(string(b), "field type conflict")
 	})
-	m := testenv.Scrape(t, h.URL)
-	if v, _ := m.Value("villagehub_influx_dead_letter_points_total"); v != 1 {
+	// The file is written before the counter moves: wait for both.
+	testenv.WaitFor(t, 10*time.Second, "the dead-lettered point counted", func() bool {
+		v, _ := testenv.Scrape(t, h.URL).Value("villagehub_influx_dead_letter_points_total")
+		return v >= 1
+	})
+	if v, _ := testenv.Scrape(t, h.URL).Value("villagehub_influx_dead_letter_points_total"); v != 1 {
 		t.Errorf("dead_letter_points_total = %v", v)
 	}
 	// The motion start, in the same batch as the refused end, got through.

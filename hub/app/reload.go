@@ -72,6 +72,13 @@ var sections = []section{
 	{key: "sites", plan: planDevices},
 	{key: "cameras", plan: planDevices},
 	{key: "qr_boards", plan: planDevices},
+	// Inputs (a Frigate's topics, a camera's ONVIF events) are built and
+	// subscribed at start.
+	{key: "frigate", restart: restartAll},
+	// The uplink's labels, receivers and queues are fixed at start
+	// (docs/province.md).
+	{key: "place", restart: restartAll},
+	{key: "uplink", restart: restartAll},
 }
 
 func planAlerts(h *Hub, old, next *config.Config) (applyFn, error) {
@@ -110,6 +117,9 @@ func planDevices(h *Hub, old, next *config.Config) (applyFn, error) {
 		}
 		return nil, &restartError{keys: []string{key}, why: "RTSP probing was off at start (no camera had an rtsp_url, or probe.enabled was false)"}
 	}
+	if ids := onvifChanged(old, next); len(ids) > 0 {
+		return nil, &restartError{keys: []string{"cameras.onvif"}, why: "ONVIF event inputs start with the hub (cameras: " + strings.Join(ids, ", ") + ")"}
+	}
 	return func(ctx context.Context) error {
 		sites, cams, boards := stateDevices(next)
 		if err := h.state.SetDevices(ctx, sites, cams, boards); err != nil {
@@ -124,6 +134,29 @@ func planDevices(h *Hub, old, next *config.Config) (applyFn, error) {
 		h.boards.Store(newBoardLookup(next))
 		return nil
 	}, nil
+}
+
+// onvifChanged lists the cameras whose onvif block was added, removed or
+// changed.
+func onvifChanged(old, next *config.Config) []string {
+	was := map[string]*config.CameraONVIF{}
+	for _, c := range old.Cameras {
+		was[c.Site+"/"+c.ID] = c.ONVIF
+	}
+	var ids []string
+	for _, c := range next.Cameras {
+		k := c.Site + "/" + c.ID
+		if o, seen := was[k]; (seen || c.ONVIF != nil) && !reflect.DeepEqual(o, c.ONVIF) {
+			ids = append(ids, k)
+		}
+		delete(was, k)
+	}
+	for k, o := range was {
+		if o != nil {
+			ids = append(ids, k)
+		}
+	}
+	return ids
 }
 
 // restartError refuses a reload because keys need a restart.

@@ -113,6 +113,14 @@ qr_boards: [{ id: b1, site: s1, name: "Bảng", target_url: "http://example.inva
 		restart("log", "log.level", func(c *config.Config) { c.Log.Level = "debug" }),
 		restart("qr", "qr.rate_burst", func(c *config.Config) { c.QR.RateBurst = 5 }),
 		restart("probe", "probe.workers", func(c *config.Config) { c.Probe.Workers = 3 }),
+		restart("frigate", "frigate", func(c *config.Config) {
+			c.Frigate = []config.Frigate{{Name: "nvr", TopicPrefix: "frigate", Site: "s1"}}
+		}),
+		restart("cameras", "cameras.onvif", func(c *config.Config) {
+			c.Cameras = append(c.Cameras, config.Camera{ID: "cam", Site: "s1", ONVIF: &config.CameraONVIF{URL: "http://127.0.0.1:1/onvif/device_service"}})
+		}),
+		restart("place", "place.village", func(c *config.Config) { c.Place.Village = "ban-moi" }),
+		restart("uplink", "uplink.interval", func(c *config.Config) { c.Uplink.Interval = config.Duration(time.Minute) }),
 		restart("probe", "probe.enabled", func(c *config.Config) {
 			on := true
 			c.Probe.Enabled = &on

@@ -24,6 +24,7 @@ import (
 	"villagehub/hub/auth"
 	"villagehub/hub/event"
 	"villagehub/hub/ingest"
+	"villagehub/hub/uplink"
 )
 
 // Duration is a YAML duration that also takes days and weeks ("30d").
@@ -55,6 +56,10 @@ type Config struct {
 	QR     QR     `yaml:"qr"`
 	// Alerts: rules, notifiers and silences (see docs/alerting.md).
 	Alerts alert.Config `yaml:"alerts"`
+	// Place and Uplink: where the hub sits and where its metrics are pushed
+	// (see docs/province.md).
+	Place  uplink.Place  `yaml:"place"`
+	Uplink uplink.Config `yaml:"uplink"`
 
 	Sites   []Site   `yaml:"sites"`
 	Cameras []Camera `yaml:"cameras"`
@@ -686,6 +691,12 @@ func (v *validator) check() {
 	v.qr(&c.QR)
 	for _, p := range c.Alerts.Validate() {
 		v.bad(p.Msg, append([]any{"alerts"}, p.Path...)...)
+	}
+	for _, p := range uplink.ValidatePlace(c.Place, len(c.Uplink.RemoteWrite) > 0) {
+		v.bad(p.Msg, append([]any{"place"}, p.Path...)...)
+	}
+	for _, p := range c.Uplink.Validate(c.DataDir) {
+		v.bad(p.Msg, append([]any{"uplink"}, p.Path...)...)
 	}
 	v.probe(&c.Probe)
 	v.devices()

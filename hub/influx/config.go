@@ -67,6 +67,11 @@ type Config struct {
 	// When they reach it, Append returns ErrSpoolFull.
 	SpoolMaxBytes int64 `yaml:"spool_max_bytes"`
 
+	// Tags are added to every point, e.g. the hub's place (province,
+	// district, commune, village, hub) so that many hubs can share one
+	// central bucket. Keys and values are IDs (no escaping needed).
+	Tags []Tag `yaml:"-"`
+
 	// Logger receives the writer's logs (default slog.Default()).
 	Logger *slog.Logger `yaml:"-"`
 }

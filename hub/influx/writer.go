@@ -45,6 +45,8 @@ type Writer struct {
 	client influxdb2.Client
 	api    api.WriteAPIBlocking
 
+	extraTags []byte // ",key=value..." from cfg.Tags
+
 	// mu serialises encoding, timestamp assignment and spool writes; the
 	// fsync that follows runs outside it so that appenders share it.
 	mu        sync.Mutex
@@ -88,6 +90,11 @@ func New(cfg Config) (*Writer, error) {
 		series: make(map[string]*seriesTimes),
 		opened: time.Now(),
 		m:      newMetrics(),
+	}
+	for _, t := range cfg.Tags {
+		if t.Key != "" && t.Value != "" {
+			w.extraTags = append(append(append(append(w.extraTags, ','), t.Key...), '='), t.Value...)
+		}
 	}
 	sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes, log, func(line []byte) {
 		if ts, ok := lineTime(line); ok {
@@ -243,7 +250,7 @@ func (w *Writer) AppendLines(lines []byte, n int) error {
 				if i < 0 {
 					i = len(lines) - 1
 				}
-				buf = append(buf, lines[:i+1]...)
+				buf = w.appendTagged(buf, lines[:i+1])
 				lines = lines[i+1:]
 				k++
 			}
@@ -254,6 +261,17 @@ func (w *Writer) AppendLines(lines []byte, n int) error {
 	})
 }
 
+// appendTagged appends one encoded line with Config.Tags added to its key.
+func (w *Writer) appendTagged(b, line []byte) []byte {
+	if len(w.extraTags) == 0 {
+		return append(b, line...)
+	}
+	k := len(lineKey(line))
+	b = append(b, line[:k]...)
+	b = append(b, w.extraTags...)
+	return append(b, line[k:]...)
+}
+
 // encode appends one line for p, with a timestamp unique in its series.
 func (w *Writer) encode(b []byte, p *Point, now int64) ([]byte, error) {
 	start := len(b)
@@ -261,6 +279,7 @@ func (w *Writer) encode(b []byte, p *Point, now int64) ([]byte, error) {
 	if err != nil {
 		return b, fmt.Errorf("%w: %v", errInvalidPoint, err)
 	}
+	b = append(b, w.extraTags...)
 	keyEnd := len(b)
 	if b, err = appendFields(b, p); err != nil {
 		return b, fmt.Errorf("%w: %v", errInvalidPoint, err)

@@ -150,7 +150,7 @@ var (
 	descStreamInfo = prometheus.NewDesc("villagehub_camera_stream_info",
 		"The camera's stream codec and resolution; the value is 1.", []string{"site", "camera", "codec", "resolution"}, nil)
 	descTTFF = prometheus.NewDesc("villagehub_camera_time_to_first_frame_seconds",
-		"Time from PLAY to the first video frame in the last sample probe.", []string{"site", "camera"}, nil)
+		"Time from the start of the last sample probe (TCP connect and RTSP handshake included) to its first video frame.", []string{"site", "camera"}, nil)
 	descKeyint = prometheus.NewDesc("villagehub_camera_keyframe_interval_frames",
 		"Frames between keyframes in the last sample probe.", []string{"site", "camera"}, nil)
 	descLastOK = prometheus.NewDesc("villagehub_camera_last_probe_success_timestamp_seconds",

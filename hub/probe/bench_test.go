@@ -28,8 +28,19 @@ import (
 func runSimChild() int {
 	n, _ := strconv.Atoi(os.Getenv("VILLAGEHUB_SIM_CAMERAS"))
 	flap := os.Getenv("VILLAGEHUB_SIM_FLAP") != ""
+	cfg := rtspcam.Config{}
+	if path := os.Getenv("VILLAGEHUB_SIM_CLIP"); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		cfg.Clip = b
+		cfg.ClipFPS, _ = strconv.ParseFloat(os.Getenv("VILLAGEHUB_SIM_CLIP_FPS"), 64)
+	}
 	serve := func(addr string) (*rtspcam.Server, error) {
-		s, err := rtspcam.New(rtspcam.Config{Addr: addr})
+		cfg.Addr = addr
+		s, err := rtspcam.New(cfg)
 		if err != nil {
 			return nil, err
 		}

@@ -222,7 +222,8 @@ var (
 	payloadOversizedPadding = []byte{0x41, 0x9a, 0, 0, 0, 0, 0, 12}
 )
 
-// malformedBehavior streams a few good frames and then bad.
+// malformedBehavior sends the bad packet first (a handshake waits for the
+// first packet, so vdk's demuxer meets it), then a few good frames.
 func malformedBehavior(bad []byte, padding bool) func(f *fakeCam, c net.Conn, rw *bufio.ReadWriter) {
 	return func(f *fakeCam, c net.Conn, rw *bufio.ReadWriter) {
 		if !handshake(f, rw, clipSprop) {
@@ -230,13 +231,13 @@ func malformedBehavior(bad []byte, padding bool) func(f *fakeCam, c net.Conn, rw
 		}
 		var seq uint16 = 1
 		ts := uint32(90000)
+		c.Write(rtpFrame(seq, ts, true, padding, bad))
 		for i := 0; i < 3; i++ {
-			c.Write(rtpFrame(seq, ts, true, false, []byte{0x41, 0x9a, 0x02, 0x03, 0x04}))
 			seq++
 			ts += 9000
+			c.Write(rtpFrame(seq, ts, true, false, []byte{0x41, 0x9a, 0x02, 0x03, 0x04}))
 			f.hold(100 * time.Millisecond)
 		}
-		c.Write(rtpFrame(seq, ts, true, padding, bad))
 		// Hold the connection open like a camera would.
 		f.hold(10 * time.Second)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	mch265 "github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/deepch/vdk/av"
 	"github.com/deepch/vdk/codec/h264parser"
 	"github.com/deepch/vdk/codec/h265parser"
@@ -62,7 +63,7 @@ func (m *measurement) fail(reason, detail string) {
 
 // hardDeadline bounds a whole probe, whatever vdk does inside.
 func (j job) hardDeadline() time.Duration {
-	d := j.Timeout + vdkErrorSleep
+	d := j.Timeout + vdkErrorSleep + firstPacketWait
 	if j.Mode == ModeSample {
 		d += j.NoVideoTimeout + j.MaxSampleWindow
 	}
@@ -109,6 +110,9 @@ func probeStream(ctx context.Context, j job, start time.Time, background *sync.W
 		m.fail(ReasonOther, "invalid RTSP URL")
 		return nil, m, false
 	}
+	if j.Mode == ModeSample {
+		return nil, sampleStream(ctx, j, start), false
+	}
 	c, err = dial(ctx, j, background)
 	if err != nil {
 		m.Reason, m.Detail = classifyDialError(ctx, j, err)
@@ -140,20 +144,43 @@ func probeStream(ctx context.Context, j job, start time.Time, background *sync.W
 	if m.Width == 0 {
 		m.codecChanged = true
 	}
+	m.Up = true
 	if video.Type != av.H264 && video.Type != av.H265 {
-		if j.Mode == ModeHandshake {
-			m.Up = true
-			return c, m, false
+		return c, m, false // vdk demuxes only H.264/H.265: no packet to wait for
+	}
+	m.Up = true
+	return c, m, awaitFirstPacket(c, &m)
+}
+
+// firstPacketWait bounds how long a handshake waits for the first video
+// packet after PLAY.
+const firstPacketWait = 500 * time.Millisecond
+
+// awaitFirstPacket holds a handshake open until vdk's reader goroutine has
+// demuxed the first video packet (or firstPacketWait passes; a handshake
+// does not fail without video). Closing right after PLAY would let vdk's
+// goroutine see the stream or not depending on scheduling, so a stream
+// that crashes vdk's demuxer (vdk-findings.md, finding 1) would crash
+// the worker only sometimes, and the supervisor could not find and
+// isolate it reliably. It reports whether the goroutine has ended.
+func awaitFirstPacket(c *rtspv2.RTSPClient, m *measurement) (ended bool) {
+	t := time.NewTimer(firstPacketWait)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.OutgoingPacketQueue:
+			return false
+		case s := <-c.Signals:
+			switch s {
+			case rtspv2.SignalCodecUpdate:
+				m.codecChanged = true
+			case rtspv2.SignalStreamRTPStop:
+				return true
+			}
+		case <-t.C:
+			return false
 		}
-		m.fail(ReasonNoVideo, "codec "+m.Codec+" is not supported by the sampler (H.264 and H.265 are)")
-		return c, m, false
 	}
-	if j.Mode != ModeSample {
-		m.Up = true
-		return c, m, false
-	}
-	ended = sample(ctx, c, j, start, video.Type, &m)
-	return c, m, ended
 }
 
 func codecName(t av.CodecType) string {
@@ -181,12 +208,35 @@ func resolutionFromSDP(v *sdp.Media, m *measurement) {
 			}
 		}
 	case av.H265:
-		if len(v.SpropSPS) > 4 {
-			if info, err := h265parser.ParseSPS(v.SpropSPS); err == nil {
-				m.Width, m.Height = int(info.Width), int(info.Height)
-			}
+		if w, h, ok := h265Resolution(v.SpropSPS); ok {
+			m.Width, m.Height = w, h
 		}
 	}
+}
+
+// h265Resolution reads the displayed size from an H.265 SPS NAL unit.
+// vdk v0.0.27's h265parser.ParseSPS reads the conformance window and
+// throws it away, so a 1080p stream (coded as 1088 rows, cropped by 8)
+// comes out as 1920x1088 (vdk-findings.md, finding 13). mediacommon's
+// parser, which gortsplib already brings in, applies the crop; vdk's is
+// only the fallback for an SPS mediacommon refuses.
+func h265Resolution(sps []byte) (w, h int, ok bool) {
+	if len(sps) <= 4 {
+		return 0, 0, false
+	}
+	var s mch265.SPS
+	if err := s.Unmarshal(sps); err == nil && s.Width() > 0 && s.Height() > 0 {
+		return s.Width(), s.Height(), true
+	}
+	defer func() {
+		if recover() != nil {
+			w, h, ok = 0, 0, false // vdk's parser panics on some malformed input
+		}
+	}()
+	if info, err := h265parser.ParseSPS(sps); err == nil && info.Width > 0 {
+		return int(info.Width), int(info.Height), true
+	}
+	return 0, 0, false
 }
 
 // readResolution reads vdk's CodecData; only call it when vdk's reader
@@ -194,6 +244,13 @@ func resolutionFromSDP(v *sdp.Media, m *measurement) {
 func readResolution(c *rtspv2.RTSPClient, m *measurement) {
 	for _, cd := range c.CodecData {
 		if cd == nil || !cd.Type().IsVideo() {
+			continue
+		}
+		if h, ok := cd.(h265parser.CodecData); ok {
+			// vdk's Width/Height ignore the conformance window.
+			if w, ht, ok := h265Resolution(h.SPS()); ok {
+				m.Width, m.Height = w, ht
+			}
 			continue
 		}
 		if v, ok := cd.(av.VideoCodecData); ok {
@@ -419,135 +476,4 @@ type frameRec struct {
 	at    time.Time
 	bytes int
 	key   bool
-}
-
-// isKeyNAL tells keyframes from the NAL unit header. vdk's IsKeyFrame is
-// false for keyframes that arrive in STAP-A aggregation packets.
-func isKeyNAL(codec av.CodecType, hdr byte) bool {
-	if codec == av.H265 {
-		t := (hdr >> 1) & 0x3f
-		return t >= 16 && t <= 21 // IRAP: BLA, IDR, CRA
-	}
-	return hdr&0x1f == 5
-}
-
-// sample reads video until the window is complete, the stream stalls or
-// ends, and fills m. It reports whether vdk's reader goroutine has ended.
-func sample(ctx context.Context, c *rtspv2.RTSPClient, j job, start time.Time, codec av.CodecType, m *measurement) (ended bool) {
-	var (
-		frames      []frameRec
-		keys        int
-		curTS       time.Duration
-		windowC     <-chan time.Time
-		maxC        <-chan time.Time
-		windowOver  bool
-		windowTimer *time.Timer
-		maxTimer    *time.Timer
-	)
-	watchdog := time.NewTimer(j.NoVideoTimeout)
-	defer func() {
-		watchdog.Stop()
-		if windowTimer != nil {
-			windowTimer.Stop()
-			maxTimer.Stop()
-		}
-	}()
-
-loop:
-	for {
-		select {
-		case pkt := <-c.OutgoingPacketQueue:
-			if pkt == nil || len(pkt.Data) < 5 {
-				continue
-			}
-			now := time.Now()
-			if len(frames) == 0 || pkt.Time != curTS {
-				frames = append(frames, frameRec{at: now})
-				curTS = pkt.Time
-				watchdog.Reset(j.NoVideoTimeout)
-				if len(frames) == 1 {
-					windowTimer = time.NewTimer(j.SampleWindow)
-					maxTimer = time.NewTimer(j.MaxSampleWindow)
-					windowC, maxC = windowTimer.C, maxTimer.C
-				}
-			}
-			f := &frames[len(frames)-1]
-			f.bytes += len(pkt.Data) - 4 // vdk prefixes each NAL unit with its length
-			if !f.key && isKeyNAL(codec, pkt.Data[4]) {
-				f.key = true
-				keys++
-				if windowOver && keys >= 2 {
-					break loop
-				}
-			}
-		case s := <-c.Signals:
-			switch s {
-			case rtspv2.SignalCodecUpdate:
-				// Reading CodecData now would race with the next update.
-				m.codecChanged = true
-			case rtspv2.SignalStreamRTPStop:
-				ended = true
-				if windowOver && len(frames) >= 2 {
-					break loop // enough video before the end
-				}
-				m.fail(ReasonNoVideo, fmt.Sprintf("the stream ended after %d frames", len(frames)))
-				return ended
-			}
-		case <-windowC:
-			windowOver = true
-			if keys >= 2 {
-				break loop
-			}
-		case <-maxC:
-			break loop
-		case <-watchdog.C:
-			if len(frames) == 0 {
-				m.fail(ReasonNoVideo, fmt.Sprintf("no video frame within %s of PLAY", j.NoVideoTimeout))
-			} else {
-				m.fail(ReasonNoVideo, fmt.Sprintf("video stopped for %s after %d frames", j.NoVideoTimeout, len(frames)))
-			}
-			return ended
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				m.fail(ReasonTimeout, "sample did not finish in time")
-			} else {
-				m.fail(ReasonOther, "probe cancelled")
-			}
-			return ended
-		}
-	}
-
-	m.Up = true
-	m.TTFF = frames[0].at.Sub(start)
-	var keyIdx []int
-	for i, f := range frames {
-		if f.key {
-			keyIdx = append(keyIdx, i)
-		}
-	}
-	if len(keyIdx) > 0 {
-		m.TTFK = frames[keyIdx[0]].at.Sub(start)
-	}
-	// Measure over whole keyframe intervals when possible: a window cut
-	// anywhere else over- or under-counts the large keyframes.
-	from, to := 0, len(frames)-1
-	if len(keyIdx) >= 2 {
-		from, to = keyIdx[0], keyIdx[len(keyIdx)-1]
-		m.KeyframeInterval = keyIdx[len(keyIdx)-1] - keyIdx[len(keyIdx)-2]
-	}
-	if span := frames[to].at.Sub(frames[from].at).Seconds(); to > from && span > 0 {
-		bytes := 0
-		if len(keyIdx) >= 2 {
-			for _, f := range frames[from:to] {
-				bytes += f.bytes
-			}
-		} else {
-			for _, f := range frames[from+1 : to+1] {
-				bytes += f.bytes
-			}
-		}
-		m.FPS = float64(to-from) / span
-		m.BitrateBps = float64(bytes) * 8 / span
-	}
-	return ended
 }

@@ -1,8 +1,6 @@
 package probe
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -41,7 +39,7 @@ func (s *Supervisor) Describe(ch chan<- *prometheus.Desc) {
 // this purpose and the target table; it never waits for a probe.
 func (s *Supervisor) Collect(ch chan<- prometheus.Metric) {
 	m := &s.metrics
-	now := time.Now()
+	now := s.now()
 	s.mu.Lock()
 	targets, queued := len(s.cams), 0
 	for _, cs := range s.cams {

@@ -68,6 +68,10 @@ type Supervisor struct {
 	// hungGrace is how far past its own deadline a probe may run before
 	// its worker is deemed stuck and killed.
 	hungGrace time.Duration
+
+	// now is the scheduler's clock: time.Now, or a fake one in tests,
+	// which then drive dispatch and handle themselves.
+	now func() time.Time
 }
 
 type pendingJob struct {
@@ -150,6 +154,7 @@ func NewSupervisor(cfg Config, onResult func(Result)) (*Supervisor, error) {
 		events:    make(chan workerEvent, 64),
 		workers:   make(map[*workerProc]struct{}),
 		hungGrace: 10 * time.Second,
+		now:       time.Now,
 	}, nil
 }
 
@@ -169,7 +174,7 @@ func (s Settings) validate() error {
 // keep their schedule and history; new or changed ones are probed (with a
 // sample) as soon as there is room.
 func (s *Supervisor) SetTargets(targets []Target) {
-	now := time.Now()
+	now := s.now()
 	s.mu.Lock()
 	keep := make(map[string]bool, len(targets))
 	var secrets []string
@@ -284,7 +289,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		now := time.Now()
+		now := s.now()
 		s.reapHung(now)
 		s.ensureWorkers(now)
 		wake := s.dispatch(now)
@@ -294,7 +299,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			default:
 			}
 		}
-		timer.Reset(time.Until(wake))
+		timer.Reset(wake.Sub(now))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -308,6 +313,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 
 func (s *Supervisor) shutdown() {
 	s.stopping = true
+	workers, inFlight := len(s.workers), s.inFlight
 	for w := range s.workers {
 		w.kill("shutting down")
 	}
@@ -319,6 +325,8 @@ func (s *Supervisor) shutdown() {
 	}
 	s.wg.Wait()
 	s.metrics.inFlight.Store(0)
+	s.log.Info("probe: supervisor stopped", "workers_stopped", workers, "probes_abandoned", inFlight,
+		"samples", s.metrics.samples.Load(), "handshakes", s.metrics.handshakes.Load())
 }
 
 func (s *Supervisor) forget(ev workerEvent) {
@@ -611,7 +619,7 @@ func (s *Supervisor) culprit(pj *pendingJob, why string) {
 	s.finish(pj, measurement{
 		Reason:   ReasonProtocol,
 		Detail:   detail,
-		Duration: time.Since(pj.started),
+		Duration: s.now().Sub(pj.started),
 	})
 }
 
@@ -669,7 +677,7 @@ func (s *Supervisor) finish(pj *pendingJob, m measurement) {
 	}
 	r.Grade = grade(m.Up, fps, expected)
 	cs.next = pj.started.Add(cs.set.Interval)
-	if now := time.Now(); cs.next.Before(now) {
+	if now := s.now(); cs.next.Before(now) {
 		cs.next = now
 	}
 	s.mu.Unlock()

@@ -1,6 +1,7 @@
 // Package probe checks that cameras deliver video: it opens each camera's
-// RTSP stream with github.com/deepch/vdk (format/rtspv2), either just the
-// handshake (DESCRIBE/SETUP/PLAY) or a short sample of video, and reports
+// RTSP stream, either just the handshake (DESCRIBE/SETUP/PLAY, with
+// github.com/deepch/vdk's format/rtspv2) or a short sample of video (with
+// its own RTP reader, sampler.go: H.264, H.265, MJPEG), and reports
 // up/down with a reason from a fixed set, plus fps, bitrate, resolution,
 // codec, keyframe interval and time to first frame/keyframe.
 //
@@ -29,7 +30,8 @@ const (
 	// probe while it is down, is a sample.
 	ModeAuto Mode = "auto"
 	// ModeHandshake connects, runs DESCRIBE/SETUP/PLAY, reads codec and
-	// resolution from the SDP, and closes: reachability and auth only.
+	// resolution from the SDP, waits (at most 0.5 s) for the first video
+	// packet, and closes: reachability and auth only.
 	ModeHandshake Mode = "handshake"
 	// ModeSample also reads video for a window and measures it.
 	ModeSample Mode = "sample"
@@ -148,7 +150,7 @@ type Result struct {
 	Reason       string // one of Reasons when !Up, "" when Up
 	Detail       string // short human explanation, for logs and the UI (never a label)
 
-	Codec         string // "h264", "h265", or the SDP's name for others
+	Codec         string // "h264", "h265", "mjpeg", or the SDP's name for others
 	Width, Height int
 
 	// Stream figures: measured on samples only (zero on handshakes).

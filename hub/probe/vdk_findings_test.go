@@ -19,6 +19,7 @@ import (
 	"github.com/deepch/vdk/format/rtspv2"
 
 	"villagehub/devices/rtspcam"
+	"villagehub/hub/testenv"
 )
 
 func vdkDialRaw(url string, rw time.Duration) (*rtspv2.RTSPClient, error) {
@@ -72,15 +73,12 @@ func TestVDKFindingSignalsMustBeDrained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for len(c.Signals) < cap(c.Signals) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 2*time.Second, "vdk's Signals channel full", func() bool { return len(c.Signals) == cap(c.Signals) })
 	c.Close()
-	time.Sleep(300 * time.Millisecond)
-	if !readerGoroutineAlive(c) {
-		t.Fatal("vdk's reader ended without Signals being drained; finding no longer holds")
-	}
+	// Blocked sending on the full channel, the goroutine cannot notice
+	// the Close: only a receive can free it, so seeing it parked there
+	// after Close proves it stays.
+	testenv.WaitFor(t, 2*time.Second, "vdk's reader parked on a channel send in CodecUpdateSPS", func() bool { return readerGoroutineBlocked(c) })
 	// What closeClient does: drain until the end signal.
 	ended := false
 	timeout := time.After(2 * time.Second)
@@ -105,13 +103,19 @@ func TestVDKFindingSignalsMustBeDrained(t *testing.T) {
 	}
 }
 
-// readerGoroutineAlive reports whether any goroutine is still inside
-// vdk's startStream. (Other tests run in parallel, so this only says
-// "some", which is what the assertion above needs right after Close.)
-func readerGoroutineAlive(*rtspv2.RTSPClient) bool {
+// readerGoroutineBlocked reports whether a goroutine is parked on a channel
+// send inside vdk's CodecUpdateSPS. (Other tests run in parallel, so this
+// only says "some", which is what the assertion above needs after Close.)
+func readerGoroutineBlocked(*rtspv2.RTSPClient) bool {
 	buf := make([]byte, 1<<20)
 	n := runtime.Stack(buf, true)
-	return strings.Contains(string(buf[:n]), "rtspv2.(*RTSPClient).CodecUpdateSPS")
+	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(g, "rtspv2.(*RTSPClient).CodecUpdateSPS") && strings.Contains(header, "[chan send") {
+			return true
+		}
+	}
+	return false
 }
 
 // Finding: a camera that sends only RTCP keeps vdk's read deadline alive

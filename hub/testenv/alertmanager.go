@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,8 +23,9 @@ const AlertmanagerBinary = "prometheus-alertmanager"
 
 // StartAlertmanager writes config, starts Alertmanager and returns when it
 // is ready. Test configs should set group_wait: 0s (the default waits
-// 30 s before the first notification).
-func StartAlertmanager(t testing.TB, config string) *Alertmanager {
+// 30 s before the first notification). args are extra flags, e.g.
+// --cluster.listen-address=127.0.0.1:PORT and --cluster.peer to gossip.
+func StartAlertmanager(t testing.TB, config string, args ...string) *Alertmanager {
 	t.Helper()
 	bin, err := exec.LookPath(AlertmanagerBinary)
 	if err != nil {
@@ -34,14 +37,17 @@ func StartAlertmanager(t testing.TB, config string) *Alertmanager {
 		t.Fatal(err)
 	}
 	addr := FreeAddr(t)
-	p := StartProcess(t, bin, nil,
-		"--config.file="+conf,
-		"--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-		// Empty: no gossip listener (it would bind 0.0.0.0:9094).
-		"--cluster.listen-address=",
+	flags := []string{
+		"--config.file=" + conf,
+		"--storage.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr,
 		"--log.level=warn",
-	)
+	}
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--cluster.listen-address") }) {
+		// Empty: no gossip listener (it would bind 0.0.0.0:9094).
+		flags = append(flags, "--cluster.listen-address=")
+	}
+	p := StartProcess(t, bin, nil, append(flags, args...)...)
 	WaitHTTP(t, "http://"+addr+"/-/ready", 30*time.Second, p)
 	return &Alertmanager{URL: "http://" + addr, proc: p}
 }

@@ -28,8 +28,9 @@ type Prometheus struct {
 // StartPrometheus writes config (with "{{DIR}}" replaced by the server's
 // directory) and files (name -> content, into that directory, e.g. rule
 // files), starts Prometheus and returns when it is ready. A missing
-// binary or a config Prometheus rejects fails the test.
-func StartPrometheus(t testing.TB, config string, files map[string]string) *Prometheus {
+// binary or a config Prometheus rejects fails the test. args are extra
+// flags (e.g. --web.enable-remote-write-receiver).
+func StartPrometheus(t testing.TB, config string, files map[string]string, args ...string) *Prometheus {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -46,12 +47,12 @@ func StartPrometheus(t testing.TB, config string, files map[string]string) *Prom
 		t.Fatal(err)
 	}
 	addr := FreeAddr(t)
-	p := StartProcess(t, bin, nil,
-		"--config.file="+conf,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
+	p := StartProcess(t, bin, nil, append([]string{
+		"--config.file=" + conf,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr,
 		"--log.level=warn",
-	)
+	}, args...)...)
 	WaitHTTP(t, "http://"+addr+"/-/ready", 30*time.Second, p)
 	c, err := api.NewClient(api.Config{Address: "http://" + addr})
 	if err != nil {
@@ -76,6 +77,9 @@ func (p *Prometheus) Query(t testing.TB, expr string) model.Vector {
 	}
 	return vec
 }
+
+// Pid is the server's process ID (for CPU and memory figures).
+func (p *Prometheus) Pid() int { return p.proc.Cmd.Process.Pid }
 
 // Output is what Prometheus logged.
 func (p *Prometheus) Output() string { return p.proc.Output() }
