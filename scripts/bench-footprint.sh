@@ -110,7 +110,7 @@ for nw in $WORKERS; do
 		el = t1 - t0; hc = (h1 - h0) / el * 100; wc = (w1 - w0) / el * 100
 		printf "%-8s %10.2f %12.2f %10.2f %10.1f %12.1f %12.1f %12.0f %14.1f\n", nw, hc, wc, hc + wc, hr / 1024, wr / 1024, (hr + wr) / 1024, m, ((h1 - h0) + (w1 - w0)) * 1000 / c / (el / 60)
 	}'
-	echo "         ($n live workers at the end; VmRSS summed (shared pages counted twice): $((vr / 1024)) MB; probes so far: ${probes:-?}; simulator: $(tail -1 "$d/sim.out" 2>/dev/null))"
+	echo "         ($n live workers at the end; VmRSS summed (shared pages counted twice): $((vr / 1024)) MB; probes so far: ${probes:-?}; simulator: $(grep -h "published" "$d/sim.out" "$d/sim.err" 2>/dev/null | tail -1 | cut -c1-120))"
 	kill "$sim" "$hub" 2>/dev/null || true
 	wait "$sim" "$hub" 2>/dev/null || true
 done

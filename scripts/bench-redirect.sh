@@ -101,6 +101,12 @@ for bin in "${HUBS[@]}"; do
 	printf '%s\n' "http:" "  public_url: http://127.0.0.1:$port" "qr:" "  trusted_proxies: [127.0.0.1]" \
 		"sites:" '  - { id: cho-ban, name: "Chợ Bản" }' "qr_boards:" \
 		'  - { id: market-07, site: cho-ban, name: "Chợ Bản, sạp 7", target_url: "https://example.vn/cho-ban/sap-7" }' >"$d/hub.yaml"
+	# /debug/pprof for PROFILE, where the hub has the debug.pprof key.
+	if [ -n "${PROFILE:-}" ]; then
+		cp "$d/hub.yaml" "$d/hub.yaml.base"
+		echo "debug: { pprof: true }" >>"$d/hub.yaml"
+		"$bin" check-config "$d/hub.yaml" >/dev/null 2>&1 || mv "$d/hub.yaml.base" "$d/hub.yaml"
+	fi
 	"$bin" --config "$d/hub.yaml" --data-dir "$d" --http-addr "127.0.0.1:$port" \
 		--broker-addr "127.0.0.1:$(freeport)" --log-level error &
 	pids+=($!)

@@ -603,8 +603,17 @@ func startHub(tmp string, o benchOpts, mqttURL string) (*hubProc, error) {
 	h := &hubProc{http: freeAddr(), broker: freeAddr()}
 	// The load comes from a few anonymous publishers going flat out.
 	cfgPath := filepath.Join(dir, "bench.yaml")
-	if err := os.WriteFile(cfgPath, []byte("broker: { allow_anonymous: true, publish_rate: 10000000, publish_burst: 10000000 }\n"), 0o644); err != nil {
+	cfg := "broker: { allow_anonymous: true, publish_rate: 10000000, publish_burst: 10000000 }\n"
+	if err := os.WriteFile(cfgPath, []byte(cfg+pprofKey), 0o644); err != nil {
 		return nil, err
+	}
+	// Profiles and the heap figures need /debug/pprof, behind debug.pprof
+	// in hubs that have the key; older hubs serve it always and reject
+	// the key.
+	if exec.Command(o.hubBin, "check-config", cfgPath).Run() != nil {
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	args := []string{"--config", cfgPath, "--data-dir", dir, "--http-addr", h.http, "--broker-addr", h.broker, "--log-level", "error"}
 	if mqttURL != "" {
@@ -632,6 +641,9 @@ func startHub(tmp string, o benchOpts, mqttURL string) (*hubProc, error) {
 		}
 	}
 }
+
+// pprofKey turns on /debug/pprof (served to loopback administrators).
+const pprofKey = "debug: { pprof: true }\n"
 
 func (h *hubProc) stop() {
 	h.cmd.Process.Signal(syscall.SIGTERM)
