@@ -428,6 +428,11 @@ func runHub(o benchOpts, h *hubProc, brokerURL string, q byte, mode string, brok
 		if err := <-prof; err != nil {
 			return result{}, fmt.Errorf("CPU profile: %w", err)
 		}
+		// And where the hub allocated, since it started (go tool pprof
+		// -sample_index=alloc_space).
+		if err := fetchURL("http://"+h.http+"/debug/pprof/allocs", filepath.Join(o.profileDir, fmt.Sprintf("%s-qos%d.allocs.pprof", mode, q))); err != nil {
+			return result{}, fmt.Errorf("allocation profile: %w", err)
+		}
 	}
 	if o.influxURL != "" {
 		// Every report raises its board's total, so each makes one point:
@@ -665,7 +670,12 @@ func selfCPU() float64 { return procCPU(os.Getpid()) }
 
 // fetchProfile saves a CPU profile of the hub sampled for secs seconds.
 func fetchProfile(addr string, secs int, path string) error {
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+	return fetchURL(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), path)
+}
+
+// fetchURL saves what url answers to path.
+func fetchURL(url, path string) error {
+	resp, err := http.Get(url)
 	if err != nil {
 		return err
 	}
