@@ -12,7 +12,12 @@
 #
 # Environment: CAMERAS (16), BOARDS (20), DURATION (seconds, 600 as the
 # issue asks; 180 is a quicker look), WARMUP (60: past the first samples),
-# WORKERS ("2 1": probe.workers settings to run, one after the other).
+# WORKERS ("2 1": probe.workers settings to run, one after the other),
+# EVERY (seconds between progress lines: CPU over the interval, PSS,
+# goroutines, open files, ingest p99 over the interval — a leak check
+# reads them from the first minutes to the last).
+# A district: CAMERAS=1000 BOARDS=10000 WORKERS=2 DURATION=1800 (each
+# device is one MQTT connection from villagesim: ulimit -n is raised).
 # Not part of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +26,8 @@ BOARDS=${BOARDS:-20}
 DURATION=${DURATION:-600}
 WARMUP=${WARMUP:-60}
 WORKERS=${WORKERS:-2 1}
+EVERY=${EVERY:-60}
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 tmp=$(mktemp -d /tmp/bench-footprint.XXXXXX)
 pids=()
@@ -48,6 +55,22 @@ ccpu() { awk '{ printf "%.2f\n", ($16 + $17) / 100 }' "/proc/$1/stat"; }
 rsskb() { awk '/^Pss:/ { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 vmrsskb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 workers() { pgrep -P "$1" || true; }
+# goroutines, and the cumulative ingest latency histogram as "le:count ..."
+metrics() {
+	curl -fs "http://127.0.0.1:$1/metrics" | awk '
+	/^go_goroutines / { g = $2 }
+	/^villagehub_ingest_latency_seconds_bucket/ { match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); h = h " " le ":" $2 }
+	END { printf "%d%s\n", g, h }'
+}
+# p99 between two histogram snapshots (upper bound of the bucket).
+p99() {
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		n = split(a, x, " "); split(b, y, " ")
+		for (i = 2; i <= n; i++) { split(x[i], p, ":"); split(y[i], q, ":"); le[i] = p[1]; c[i] = q[2] - p[2] }
+		tot = c[n]; if (tot <= 0) { print "-"; exit }
+		for (i = 2; i <= n; i++) if (c[i] >= 0.99 * tot) { printf "%s s", le[i]; exit }
+	}'
+}
 # hub CPU, workers' CPU (live + reaped), hub RSS kB, workers' RSS kB, #workers
 sample() {
 	local hub=$1 wc=0 wr=0 n=0
@@ -96,10 +119,23 @@ for nw in $WORKERS; do
 	t0=$(date +%s.%N)
 	maxmb=0
 	end=$((SECONDS + DURATION))
+	next=$((SECONDS + EVERY))
+	ph=$h0 pw=$w0 pt=$t0
+	pm=$(metrics "$HPORT")
 	while [ $SECONDS -lt $end ]; do
 		sleep 10
-		read -r _ _ hr wr _ < <(sample "$hub")
+		read -r ch cw hr wr _ < <(sample "$hub")
 		maxmb=$(awk -v m="$maxmb" -v v=$(((hr + wr) / 1024)) 'BEGIN{ print (v > m ? v : m) }')
+		if [ $SECONDS -ge $next ]; then
+			next=$((SECONDS + EVERY))
+			tn=$(date +%s.%N)
+			m=$(metrics "$HPORT")
+			fds=$(ls "/proc/$hub/fd" | wc -l)
+			printf "  t+%4ds: %6.2f %%core, PSS %6.1f MB, goroutines %6s, open files %5s, ingest p99 %s\n" \
+				$((SECONDS - end + DURATION)) "$(awk -v a="$ph" -v b="$ch" -v c="$pw" -v d="$cw" -v t0="$pt" -v t1="$tn" 'BEGIN{ print ((b - a) + (d - c)) / (t1 - t0) * 100 }')" \
+				"$(awk -v v=$((hr + wr)) 'BEGIN{ print v / 1024 }')" "${m%% *}" "$fds" "$(p99 "$pm" "$m")"
+			ph=$ch pw=$cw pt=$tn pm=$m
+		fi
 	done
 	read -r h1 w1 hr wr n < <(sample "$hub")
 	vr=$(vmrsskb "$hub")
