@@ -92,7 +92,7 @@ for nw in $WORKERS; do
 	d="$tmp/hub-$nw"
 	mkdir -p "$d"
 	{
-		echo "broker: { allow_anonymous: true }"
+		echo "broker: { allow_anonymous: true, max_connections: $((CAMERAS + BOARDS + 100)) }"
 		echo "probe: { workers: $nw, interval: 10s, sample_interval: 60s }"
 		echo "sites:"
 		echo "  - { id: demo, name: Demo }"
