@@ -26,6 +26,9 @@ import (
 	"villagehub/hub/ingest"
 )
 
+// clientWritesPending is each client's queue of pending writes (New).
+const clientWritesPending = 1024
+
 // Config configures the embedded broker.
 type Config struct {
 	// Addr is the TCP listen address (127.0.0.1:1883 by default).
@@ -73,7 +76,15 @@ func New(cfg Config) (*Broker, error) {
 	}
 	// mochi logs every connect at info; keep the hub's log for the hub.
 	mlog := slog.New(&levelFloor{h: cfg.Logger.Handler(), min: slog.LevelWarn}).With("component", "broker")
-	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: mlog})
+	// Each client's queue of pending writes is a channel allocated whole
+	// at connect: mochi's default of 8,192 entries is 64 KB per client,
+	// 700 MB for a district's 11,000 devices (bench-footprint.sh). Devices
+	// subscribe to little; a subscriber taking every device message (a
+	// bridge, Home Assistant) still has 1,024 packets of slack before
+	// mochi drops for it.
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumClientWritesPending = clientWritesPending
+	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: mlog, Capabilities: caps})
 	if cfg.Auth == nil {
 		return nil, errors.New("broker: Auth is required")
 	}
