@@ -200,8 +200,9 @@ func bench(o benchOpts) error {
 		fmt.Fprintf(o.out, "\nmemory with %d cameras and %d boards registered: %.0f B/device resident (RssAnon: without the store's memory-mapped file), %.0f B/device Go heap in use after GC\n", o.devices, o.devices, per, heap)
 	}
 	fmt.Fprintln(o.out, "\nratio: the hub's rate over the bare subscriber's through Mosquitto at the same QoS.")
-	fmt.Fprintln(o.out, "µs/msg: CPU (utime+stime from /proc) per message handled: hub = the villagehub process (with the embedded")
-	fmt.Fprintln(o.out, "        broker, the whole system); sys = hub + Mosquitto; pub = the publishers (this process).")
+	fmt.Fprintln(o.out, "µs/msg: CPU (utime+stime from /proc) per message handled: hub = the consumer's process (villagehub: with the")
+	fmt.Fprintln(o.out, "        embedded broker, the whole system; or the bare subscriber process, or Telegraf); sys = that + Mosquitto;")
+	fmt.Fprintln(o.out, "        pub = the publishers (this process). Telegraf: its internal_gather_metrics_gathered counts, flush 100 ms.")
 	fmt.Fprintln(o.out, "p50/p99: embedded broker: publish to PUBACK, which the hub sends only once the message is durable;")
 	fmt.Fprintln(o.out, "         Mosquitto: bare subscriber publish to delivery; villagehub: receipt to durable acknowledgement (hub histogram).")
 	return nil
