@@ -101,6 +101,10 @@ for nw in $WORKERS; do
 			echo "  - { id: cam-$i, site: demo, rtsp_url: \"rtsp://127.0.0.1:$RPORT/demo-cam-$i\", expected_fps: 10 }"
 		done
 	} >"$d/hub.yaml"
+	# Hubs that gate connections before CONNECT (broker.max_pending): room
+	# for every simulated device connecting from this one address at once.
+	sed 's/max_connections: [0-9]*/&, max_pending: 20000, max_pending_per_source: 20000/' "$d/hub.yaml" >"$d/hub.yaml.new"
+	if "$HUB" check-config "$d/hub.yaml.new" >/dev/null 2>&1; then mv "$d/hub.yaml.new" "$d/hub.yaml"; fi
 	"$HUB" --config "$d/hub.yaml" --data-dir "$d" --http-addr "127.0.0.1:$HPORT" \
 		--broker-addr "127.0.0.1:$BPORT" --log-level error &
 	hub=$!

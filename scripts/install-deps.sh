@@ -6,7 +6,7 @@
 # Idempotent: a second run installs nothing and takes well under a second.
 set -euo pipefail
 
-pkgs=(mosquitto mosquitto-clients prometheus prometheus-alertmanager chromium ffmpeg poppler-utils openssl qemu-user iproute2 util-linux)
+pkgs=(mosquitto mosquitto-clients prometheus prometheus-alertmanager chromium ffmpeg poppler-utils openssl qemu-user iproute2 util-linux nginx-light wrk)
 # A real third-party RTSP server for hub/probe's tests: GStreamer's
 # gst-rtsp-server through PyGObject (hub/testenv/gstreamer.go).
 pkgs+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good

@@ -35,6 +35,7 @@ Usage:
                                      codes and names, one per site
   villagehub report qr --month M     per-board QR scans of a month (table and
                                      CSV): total, unique, bots, busiest day/hour
+  villagehub gateway --config F      the province's QR gateway (docs/gateway.md)
   villagehub cameras discover [--add --config F --site S]
                                      find the ONVIF cameras on the LAN, list
                                      their make, model and RTSP URLs; --add
@@ -48,6 +49,10 @@ Usage:
   villagehub cert [--config F] NAME...
                                      make a village CA and a server
                                      certificate for the hub's TLS
+  villagehub user [--config F] add NAME [--role admin|viewer] [--generate]
+                                     a dashboard user in <data_dir>/http-users.yaml
+                                     (password on stdin, or made and printed
+                                     once); also passwd, remove, list
   villagehub hash-password           read a password on stdin, print the bcrypt
                                      hash for http.auth.users
   villagehub token                   make an API bearer token (and its hash for
@@ -117,10 +122,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return checkConfig(args[1:], stdout, stderr)
 		case "qr":
 			return qrCommand(args[1:], stdout, stderr)
+		case "gateway":
+			return gatewayCommand(args[1:], stdout, stderr)
 		case "device":
 			return deviceCommand(args[1:], stdout, stderr)
 		case "cert":
 			return certCommand(args[1:], stdout, stderr)
+		case "user":
+			return userCommand(args[1:], stdout, stderr)
 		case "hash-password":
 			return hashPassword(os.Stdin, stdout, stderr)
 		case "token":
@@ -275,7 +284,7 @@ func runHub(ctx context.Context, cfg *config.Config, log *slog.Logger, reload fu
 	if err != nil {
 		return err
 	}
-	log.Info("villagehub started", "version", version(), "http", "http://"+h.HTTPAddr()+"/",
+	log.Info("villagehub started", "version", version(), "http", h.HTTPURL()+"/",
 		"broker", brokerDesc(cfg, h), "data_dir", cfg.DataDir)
 	h.SetReloader(reload)
 	hup := make(chan os.Signal, 1)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,9 +12,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"villagehub/hub/config"
+	"villagehub/hub/gateway"
 	"villagehub/hub/qrcode"
 	"villagehub/hub/report"
 	"villagehub/hub/state"
@@ -64,12 +68,13 @@ func qrCommand(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	urlFor := gateway.PrintedURLs(cfg.HTTP.PublicURL, cfg.GatewayLink(), stderr)
 	printed := 0
 	for _, s := range cfg.Sites {
 		if *site != "" && s.ID != *site {
 			continue
 		}
-		sheet := qrcode.Sheet{Title: s.Name, PublicURL: cfg.HTTP.PublicURL, Level: lv}
+		sheet := qrcode.Sheet{Title: s.Name, PublicURL: cfg.HTTP.PublicURL, Level: lv, URLFor: urlFor}
 		if sheet.Title == "" {
 			sheet.Title = s.ID
 		}
@@ -111,7 +116,7 @@ func writeSheet(path string, sheet qrcode.Sheet) error {
 // reportCommand: villagehub report qr --month 2026-11.
 func reportCommand(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "qr" {
-		fmt.Fprintln(stderr, "usage: villagehub report qr --month YYYY-MM [--config FILE] [--csv FILE] [--pdf FILE] [--hub URL]")
+		fmt.Fprintln(stderr, "usage: villagehub report qr --month YYYY-MM [--config FILE] [--csv FILE] [--pdf FILE] [--hub URL] [--ca FILE] [--token-file FILE]")
 		return 2
 	}
 	fs := flag.NewFlagSet("villagehub report qr", flag.ContinueOnError)
@@ -120,7 +125,10 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 	month := fs.String("month", time.Now().Format("2006-01"), "month to report, YYYY-MM")
 	csvPath := fs.String("csv", "", "also write the table as CSV (UTF-8 with BOM, for Excel) to this file (\"-\" for standard output)")
 	pdfPath := fs.String("pdf", "", "also write the report as a PDF to this file")
-	hub := fs.String("hub", "", "URL of the running hub to ask (default: http://<http.addr>); if it does not answer, the data directory is read directly")
+	hub := fs.String("hub", "", "URL of the running hub to ask (default: http://<http.addr>, or https:// when http.tls is set); if it does not answer, the data directory is read directly")
+	caFile := fs.String("ca", "", "CA certificate to trust for an https:// hub (default: <data_dir>/tls/ca.crt when it exists)")
+	token := fs.String("token", "", "API bearer token (a viewer token is enough); prefer --token-file or VILLAGEHUB_TOKEN, which stay out of the process list")
+	tokenFile := fs.String("token-file", "", "file holding the API bearer token")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "villagehub report qr — per board: scans, unique scans, bot visits, busiest day and hour of a month.\n\nFlags:")
 		fs.PrintDefaults()
@@ -143,8 +151,26 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	if *hub == "" {
 		*hub = "http://" + cfg.HTTP.Addr
+		if cfg.HTTP.TLS.CertFile != "" {
+			*hub = "https://" + cfg.HTTP.Addr
+		}
 	}
-	src, boards, closeSrc, err := reportSource(cfg, *hub)
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "villagehub report qr: --token-file:", err)
+			return 1
+		}
+		*token = strings.TrimSpace(string(b))
+	} else if *token == "" {
+		*token = os.Getenv("VILLAGEHUB_TOKEN")
+	}
+	client, err := hubClient(cfg, *caFile, *token)
+	if err != nil {
+		fmt.Fprintln(stderr, "villagehub report qr:", err)
+		return 1
+	}
+	src, boards, closeSrc, err := reportSource(cfg, *hub, client)
 	if err != nil {
 		fmt.Fprintln(stderr, "villagehub report qr:", err)
 		return 1
@@ -202,8 +228,7 @@ func plural(n int, one, many string) string {
 
 // reportSource asks the running hub, or reads the store when no hub
 // answers.
-func reportSource(cfg *config.Config, hub string) (report.Source, []report.Board, func(), error) {
-	c := &http.Client{Timeout: 10 * time.Second}
+func reportSource(cfg *config.Config, hub string, c *http.Client) (report.Source, []report.Board, func(), error) {
 	resp, err := c.Get(hub + "/api/v1/qr-boards")
 	if err == nil {
 		defer resp.Body.Close()
@@ -231,6 +256,50 @@ func reportSource(cfg *config.Config, hub string) (report.Source, []report.Board
 		boards = append(boards, report.Board{Site: b.Site, ID: b.ID, Name: b.Name})
 	}
 	return st, boards, func() { st.Close() }, nil
+}
+
+// hubClient is the HTTP client for the hub's API: trusting caFile (or
+// the village CA that `villagehub cert` made) for https://, and sending the
+// bearer token, if any.
+func hubClient(cfg *config.Config, caFile, token string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile == "" {
+		if p := filepath.Join(cfg.DataDir, "tls", "ca.crt"); fileExists(p) {
+			caFile = p
+		}
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca: no certificate in %s", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	var rt http.RoundTripper = tr
+	if token != "" {
+		rt = bearer{token: token, next: tr}
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: rt}, nil
+}
+
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // apiSource reads hourly counts from a running hub's API.

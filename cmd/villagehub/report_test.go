@@ -47,7 +47,8 @@ qr_boards:
 		t.Fatal(err)
 	}
 	q := ingest.NewQueue(64)
-	s, err := state.New(state.Config{Queue: q, Store: st, Location: loc})
+	// Last month is past the default max_past (48h): allow it here.
+	s, err := state.New(state.Config{Queue: q, Store: st, Location: loc, MaxPast: 90 * 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

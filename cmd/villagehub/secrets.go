@@ -46,13 +46,17 @@ func newToken(stdout io.Writer) int {
 // configFlag takes a leading "--config FILE" (or -config) off args and
 // loads that config (or the defaults and environment without one).
 func configFlag(args []string) (*config.Config, []string, error) {
+	return configFlagWith(args, config.Load)
+}
+
+func configFlagWith(args []string, load func(string, func(string) string) (*config.Config, error)) (*config.Config, []string, error) {
 	path := ""
 	if len(args) >= 2 && (args[0] == "--config" || args[0] == "-config") {
 		path, args = args[1], args[2:]
 	} else if len(args) >= 1 && strings.HasPrefix(args[0], "--config=") {
 		path, args = strings.TrimPrefix(args[0], "--config="), args[1:]
 	}
-	cfg, err := config.Load(path, os.Getenv)
+	cfg, err := load(path, os.Getenv)
 	return cfg, args, err
 }
 
@@ -66,9 +70,21 @@ func deviceCommand(args []string, stdout, stderr io.Writer) int {
 	return auth.DeviceCommand(rest, stdout, stderr, cfg.Broker.CredentialsPath(cfg.DataDir))
 }
 
+// userCommand: villagehub user [--config FILE] add|passwd|remove|list ...
+// on the dashboard users file (http.auth.users_file).
+func userCommand(args []string, stdout, stderr io.Writer) int {
+	cfg, rest, err := configFlag(args)
+	if err != nil {
+		fmt.Fprintln(stderr, "villagehub user:", err)
+		return 1
+	}
+	return web.UserCommand(rest, os.Stdin, stdout, stderr, cfg.UsersPath())
+}
+
 // certCommand: villagehub cert [--config FILE] [flags] NAME...
 func certCommand(args []string, stdout, stderr io.Writer) int {
-	cfg, rest, err := configFlag(args)
+	// The config may name the certificate and key this is about to make.
+	cfg, rest, err := configFlagWith(args, config.LoadMissingFilesOK)
 	if err != nil {
 		fmt.Fprintln(stderr, "villagehub cert:", err)
 		return 1

@@ -609,7 +609,7 @@ func startHub(tmp string, o benchOpts, mqttURL string) (*hubProc, error) {
 	h := &hubProc{http: freeAddr(), broker: freeAddr()}
 	// The load comes from a few anonymous publishers going flat out.
 	cfgPath := filepath.Join(dir, "bench.yaml")
-	cfg := "broker: { allow_anonymous: true, publish_rate: 10000000, publish_burst: 10000000 }\n"
+	cfg := "broker: { allow_anonymous: true, publish_rate: 10000000, publish_burst: 10000000, max_pending: 100000, max_pending_per_source: 100000 }\n"
 	if err := os.WriteFile(cfgPath, []byte(cfg+pprofKey), 0o644); err != nil {
 		return nil, err
 	}

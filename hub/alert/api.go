@@ -190,6 +190,9 @@ func (e *Engine) handleTestNotifier(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
+// MaxSilence is the longest a silence made through the API may last.
+const MaxSilence = 30 * 24 * time.Hour
+
 type userKey struct{}
 
 // WithUser records who is making a request; a silence created in it names
@@ -349,6 +352,12 @@ func (e *Engine) handleCreateSilence(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.EndsAt.After(s.StartsAt) || !s.EndsAt.After(now) {
 		writeError(w, http.StatusBadRequest, "ends_at must be after starts_at and in the future")
+		return
+	}
+	// A silence hides outages; one that outlives anyone's memory of it
+	// (the 100-year silence) hides them for good.
+	if s.EndsAt.Sub(s.StartsAt) > MaxSilence || s.StartsAt.Sub(now) > MaxSilence {
+		writeError(w, http.StatusBadRequest, "a silence may last at most 30 days (720h) and start at most 30 days ahead")
 		return
 	}
 	if len(s.Comment) > 1024 || len(s.CreatedBy) > 128 {

@@ -25,6 +25,7 @@ import (
 	"villagehub/hub/auth"
 	"villagehub/hub/broker"
 	"villagehub/hub/config"
+	"villagehub/hub/gateway"
 	"villagehub/hub/influx"
 	"villagehub/hub/ingest"
 	"villagehub/hub/input"
@@ -75,6 +76,7 @@ type Hub struct {
 	ui      *ui.UI
 	alerts  *alert.Engine
 	influx  *influx.Writer // nil without InfluxDB
+	gwLink  *gateway.Link  // nil without a gateway: block
 	uplink  *uplink.Uplink // nil without uplink.remote_write
 	auth    *auth.Hook     // nil with an external broker
 	inputs  []input.Input
@@ -115,6 +117,7 @@ func New(cfg *config.Config, opts Options) (*Hub, error) {
 		h.newInputs,
 		h.newMQTTSide,
 		h.newState,
+		h.newGatewayLink,
 		func() error { return h.newProber(opts.ProbeWorker) },
 		h.newAlerts,
 		h.newMetrics,
@@ -237,6 +240,10 @@ func (h *Hub) newState() error {
 		InfluxPoints:   cfg.Influx.URL != "",
 		ObserveLatency: h.latency.Observe,
 		ObserveProbe:   func(site string, s float64) { h.probeDur.WithLabelValues(site).Observe(s) },
+		// Zero: the state's defaults.
+		MaxQRPerReport: cfg.Limits.MaxQRPerReport,
+		MaxQRPerHour:   cfg.Limits.MaxQRPerHour,
+		MaxPast:        time.Duration(cfg.Limits.MaxPast),
 	}
 	scfg.Sites, scfg.Cameras, scfg.Boards = stateDevices(cfg)
 	var err error
@@ -332,13 +339,17 @@ func (h *Hub) newWeb() error {
 	h.web, err = web.New(web.Config{
 		TLS:  httpTLS,
 		Addr: cfg.HTTP.Addr, State: h.state, Events: h.store, QR: h.store, Location: cfg.Location, Registry: h.metrics.Registry,
-		Ready:  h.readyChecks(),
-		Mount:  []func(*http.ServeMux){h.ui.Mount, scans.Register, h.alerts.Register},
+		Ready: h.readyChecks(),
+		// Silences record the authenticated user as created_by.
+		Mount:  []func(*http.ServeMux){h.ui.Mount, scans.Register, func(mux *http.ServeMux) { h.alerts.RegisterWith(mux, web.WithUserName(alert.WithUser)) }},
 		Status: func() any { return h.Status() },
 		Reload: func(ctx context.Context) error { return h.ReloadFromFile(ctx, "api") },
 		Access: accessConfig(cfg),
 		Logger: h.log,
 	})
+	if err == nil && h.web.NeedsFirstUser() && len(cfg.HTTP.Auth.Tokens) == 0 {
+		h.log.Warn("no dashboard users yet: make an administrator with `villagehub user add NAME`; until then only this machine (loopback) may administer", "users_file", cfg.UsersPath())
+	}
 	return err
 }
 
@@ -423,6 +434,7 @@ func (h *Hub) newScans() (*scan.Handler, error) {
 		BotAgents:      cfg.QR.BotAgents,
 		Location:       cfg.Location,
 		Logger:         h.log.With("component", "qr"),
+		CodeURL:        h.codeURL(public),
 	}, boardLookup{&h.boards}, h.state)
 	if err != nil {
 		return nil, fmt.Errorf("qr: %w", err)
@@ -481,10 +493,13 @@ func accessConfig(cfg *config.Config) web.AccessConfig {
 	if a.Anonymous != "" {
 		ac.Anonymous, _ = web.ParseRole(a.Anonymous) // validated
 	}
-	ac.LoopbackAdmin = len(a.Users) == 0 && len(a.Tokens) == 0
+	// Loopback administers while no user (in the config or made by
+	// `villagehub user add`) and no token exists.
+	ac.LoopbackAdmin, ac.LoopbackUntilUsers = len(a.Users) == 0 && len(a.Tokens) == 0, true
 	if a.LoopbackAdmin != nil {
-		ac.LoopbackAdmin = *a.LoopbackAdmin
+		ac.LoopbackAdmin, ac.LoopbackUntilUsers = *a.LoopbackAdmin, false
 	}
+	ac.UsersFile = cfg.UsersPath()
 	users := func(list []config.HTTPUser) (out []web.User) {
 		for _, u := range list {
 			r, _ := web.ParseRole(u.Role)
@@ -502,6 +517,7 @@ func accessConfig(cfg *config.Config) web.AccessConfig {
 	ac.Users, ac.Tokens = users(a.Users), tokens(a.Tokens)
 	ac.MetricsUsers, ac.MetricsTokens = users(a.Metrics.Users), tokens(a.Metrics.Tokens)
 	ac.SecureCookies = strings.HasPrefix(cfg.HTTP.PublicURL, "https://")
+	ac.Pprof = cfg.Debug.Pprof
 	return ac
 }
 
@@ -569,6 +585,19 @@ func (h *Hub) BrokerAddr() string {
 // HTTPAddr is the HTTP server's address.
 func (h *Hub) HTTPAddr() string { return h.web.Addr() }
 
+// HTTPURL is the dashboard's base URL as served: https:// over TLS.
+func (h *Hub) HTTPURL() string { return h.web.URL() }
+
+// NeedsFirstUser reports whether no dashboard user exists yet; the
+// first-run page (hub/web/ui) offers CreateFirstAdmin then.
+func (h *Hub) NeedsFirstUser() bool { return h.web.NeedsFirstUser() }
+
+// CreateFirstAdmin makes the first administrator; it fails once any user
+// exists.
+func (h *Hub) CreateFirstAdmin(name, password string) error {
+	return h.web.CreateFirstAdmin(name, password)
+}
+
 // Uplink is the metrics uplink, nil without uplink.remote_write.
 func (h *Hub) Uplink() *uplink.Uplink { return h.uplink }
 
@@ -594,6 +623,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	g.Go(func() error { return h.store.Run(gctx, h.log) })
 	if h.prober != nil {
 		g.Go(func() error { return h.prober.Run(gctx) })
+	}
+	if h.gwLink != nil {
+		g.Go(func() error { return h.gwLink.Run(gctx) })
 	}
 	for _, in := range input.Runners(h.inputs) {
 		g.Go(func() error { return in.Run(gctx, h.state) })

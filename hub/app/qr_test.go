@@ -119,13 +119,19 @@ func TestPrintedQRScans(t *testing.T) {
 		if n := m.Count("villagehub_qr_scans_total"); n != 2 {
 			t.Errorf("%s: %d boards in /metrics, want the 2 configured (orphans never register)", when, n)
 		}
-		// The report's day and month agree with the scans made.
+		// The report's day and month agree with the scans made. The series
+		// come from the store, committed just after the state changed:
+		// wait for the commit (a busy machine makes that visible).
 		var series struct{ Points []report.Point }
-		getJSON(t, h.URL+"/api/v1/qr-boards/market-07/scans?step=day&from="+time.Now().AddDate(0, 0, -2).Format(time.RFC3339), &series)
 		var total, unique, bots uint64
-		for _, p := range series.Points {
-			total, unique, bots = total+p.Total, unique+p.Unique, bots+p.Bots
-		}
+		testenv.WaitFor(t, 5*time.Second, "scans committed", func() bool {
+			getJSON(t, h.URL+"/api/v1/qr-boards/market-07/scans?step=day&from="+time.Now().AddDate(0, 0, -2).Format(time.RFC3339), &series)
+			total, unique, bots = 0, 0, 0
+			for _, p := range series.Points {
+				total, unique, bots = total+p.Total, unique+p.Unique, bots+p.Bots
+			}
+			return total+bots >= 10
+		})
 		if len(series.Points) != 3 || total != 5 || unique != 4 || bots != 5 {
 			t.Errorf("%s: daily series %+v", when, series.Points)
 		}

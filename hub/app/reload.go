@@ -68,10 +68,13 @@ var sections = []section{
 	{key: "limits", restart: restartAll},
 	{key: "log", restart: restartAll},
 	{key: "qr", restart: restartAll},
+	// Profiling is mounted, or not, when the HTTP server starts.
+	{key: "debug", restart: restartAll},
 	{key: "probe", restart: []string{"probe.workers", "probe.concurrency", "probe.recycle_after"}, plan: planDevices},
 	{key: "sites", plan: planDevices},
 	{key: "cameras", plan: planDevices},
 	{key: "qr_boards", plan: planDevices},
+	{key: "gateway", restart: restartAll},
 	// Inputs (a Frigate's topics, a camera's ONVIF events) are built and
 	// subscribed at start.
 	{key: "frigate", restart: restartAll},
@@ -132,6 +135,7 @@ func planDevices(h *Hub, old, next *config.Config) (applyFn, error) {
 			h.prober.SetTargets(targets)
 		}
 		h.boards.Store(newBoardLookup(next))
+		h.refreshGateway()
 		return nil
 	}, nil
 }

@@ -20,6 +20,7 @@ import (
 	"villagehub/hub/app"
 	"villagehub/hub/app/apptest"
 	"villagehub/hub/config"
+	"villagehub/hub/gateway"
 	"villagehub/hub/state"
 	"villagehub/hub/testenv"
 )
@@ -112,6 +113,10 @@ qr_boards: [{ id: b1, site: s1, name: "Bảng", target_url: "http://example.inva
 		restart("limits", "limits.queue_size", func(c *config.Config) { c.Limits.QueueSize = 100 }),
 		restart("log", "log.level", func(c *config.Config) { c.Log.Level = "debug" }),
 		restart("qr", "qr.rate_burst", func(c *config.Config) { c.QR.RateBurst = 5 }),
+		restart("debug", "debug.pprof", func(c *config.Config) { c.Debug.Pprof = true }),
+		restart("gateway", "gateway.public_url", func(c *config.Config) {
+			c.Gateway = gateway.LinkConfig{PublicURL: "https://qr.example.org", Broker: gateway.LinkBroker{URL: "tcp://127.0.0.1:1"}, Place: gateway.Place{Village: "v1"}}
+		}),
 		restart("probe", "probe.workers", func(c *config.Config) { c.Probe.Workers = 3 }),
 		restart("frigate", "frigate", func(c *config.Config) {
 			c.Frigate = []config.Frigate{{Name: "nvr", TopicPrefix: "frigate", Site: "s1"}}

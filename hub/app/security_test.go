@@ -84,7 +84,7 @@ func TestSecuredHub(t *testing.T) {
 	if _, err := connect("untrusting", "tan-ngu-2/qr/market-07", password, false); err == nil {
 		t.Error("a client that does not trust the village CA connected")
 	}
-	dev, err := connect("board-market-07", "tan-ngu-2/qr/market-07", password, true)
+	dev, err := connect("market-07:board", "tan-ngu-2/qr/market-07", password, true)
 	if err != nil {
 		t.Fatalf("the device with its password: %v", err)
 	}

@@ -3,6 +3,7 @@ package auth_test
 import (
 	"bytes"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -102,26 +103,47 @@ func BenchmarkConnectAuth(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/check")
 	})
+	fixed := func(user string) func(int) (string, string) {
+		return func(int) (string, string) { return user, "192.0.2.1" }
+	}
 	b.Run("cached", func(b *testing.B) {
-		connectBench(b, h, "tan-ngu-2/camera/gate", benchPassword, true)
+		connectBench(b, h, fixed("tan-ngu-2/camera/gate"), benchPassword, true)
 	})
-	b.Run("wrong-password", func(b *testing.B) {
-		connectBench(b, h, "tan-ngu-2/camera/gate", "wrong", false)
-	})
+	// Each guess from a new address for a new username: every one costs
+	// a bcrypt run (the failed-login limit never applies).
 	b.Run("unknown-user", func(b *testing.B) {
-		connectBench(b, h, "tan-ngu-2/camera/nobody", "wrong", false)
+		connectBench(b, h, func(i int) (string, string) {
+			return fmt.Sprintf("tan-ngu-2/camera/nobody%d", i), fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+		}, "wrong", false)
+	})
+	// Guessing one device's password: past its 10 failed logins, a guess
+	// is refused without a bcrypt run.
+	b.Run("wrong-password-limited", func(b *testing.B) {
+		connectBench(b, h, fixed("tan-ngu-2/camera/gate"), "wrong", false)
 	})
 }
 
-func connectBench(b *testing.B, h *auth.Hook, user, pw string, want bool) {
+// addrConn is just enough of a net.Conn for the hook to read the
+// client's address.
+type addrConn struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (c addrConn) RemoteAddr() net.Addr { return c.addr }
+
+func connectBench(b *testing.B, h *auth.Hook, who func(i int) (user, addr string), pw string, want bool) {
 	b.Helper()
 	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	cl := srv.NewClient(nil, "tcp", "c", false)
-	pk := packets.Packet{Connect: packets.ConnectParams{Username: []byte(user), Password: []byte(pw), UsernameFlag: true, PasswordFlag: true}}
-	for b.Loop() {
+	for i := 0; b.Loop(); i++ {
+		user, addr := who(i)
+		cl := srv.NewClient(nil, "tcp", "c", false)
+		cl.Net.Conn = addrConn{addr: &net.TCPAddr{IP: net.ParseIP(addr), Port: 1883}}
+		pk := packets.Packet{Connect: packets.ConnectParams{Username: []byte(user), Password: []byte(pw), UsernameFlag: true, PasswordFlag: true}}
 		if ok := h.OnConnectAuthenticate(cl, pk); ok != want {
 			b.Fatalf("authenticate = %v", ok)
 		}
+		h.OnDisconnect(cl, nil, true) // give back its connection slot
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e6/float64(b.N), "ms/connect")
 }

@@ -86,11 +86,11 @@ func TestEmbeddedDeviceACL(t *testing.T) {
 	// QoS 1: mochi disconnects an MQTT 3.1.1 client (it has no negative
 	// PUBACK); reconnect for each.
 	for i, topic := range forbidden[:3] {
-		c := mustConnect(t, r.url, fmt.Sprintf("gate-q1-%d", i), gate, gatePW)
+		c := mustConnect(t, r.url, fmt.Sprintf("gate:q1-%d", i), gate, gatePW)
 		c.Publish(topic, 1, false, "SPOOF1").WaitTimeout(2 * time.Second)
 		testenv.WaitFor(t, 5*time.Second, "denied QoS 1 publisher to be disconnected", func() bool { return !c.IsConnectionOpen() })
 	}
-	mark := mustConnect(t, r.url, "gate-mark", gate, gatePW)
+	mark := mustConnect(t, r.url, "gate:mark", gate, gatePW)
 	publish(t, mark, own, 1, "MARK1")
 	w.waitFor(t, own, "MARK1")
 	for _, topic := range forbidden {
@@ -261,8 +261,11 @@ func TestEmbeddedRateLimit(t *testing.T) {
 		}
 		seen[p] = true
 	}
-	if got := r.metric(t, "villagehub_broker_rate_limited_total"); got < flood-burst-5 || got > flood {
-		t.Errorf("rate_limited_total = %v, want about %d", got, flood-burst)
+	// A PUBLISH read when a token has accrued (the reader was slow, on a
+	// loaded machine) is not over the rate and not counted, so the count
+	// is at most flood-burst and, under load, some less.
+	if got := r.metric(t, "villagehub_broker_rate_limited_total"); got < (flood-burst)/2 || got > flood-burst {
+		t.Errorf("rate_limited_total = %v, want up to %d and at least half that", got, flood-burst)
 	}
 }
 
@@ -325,14 +328,14 @@ func TestEmbeddedCredentialChanges(t *testing.T) {
 	if _, err := connect(t, r.url, "late-old", u, pw); err == nil {
 		t.Error("old password still accepted after passwd")
 	}
-	c2 := mustConnect(t, r.url, "late-new", u, pw2)
+	c2 := mustConnect(t, r.url, "late:new", u, pw2)
 
 	out.Reset()
 	if code := auth.DeviceCommand([]string{"remove", "camera", "s", "late"}, &out, &errb, r.creds); code != 0 {
 		t.Fatalf("remove: %d %s", code, errb.String())
 	}
 	testenv.WaitFor(t, 10*time.Second, "the removed device to be cut off", func() bool { return !c2.IsConnectionOpen() })
-	if _, err := connect(t, r.url, "late-again", u, pw2); err == nil {
+	if _, err := connect(t, r.url, "late:again", u, pw2); err == nil {
 		t.Error("removed device still accepted")
 	}
 	if got := r.metric(t, "villagehub_broker_credentials", "role=device"); got != 0 {
@@ -353,7 +356,7 @@ func TestEmbeddedBadCredentialsFileKeepsOld(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), ":2:") || !strings.Contains(err.Error(), "not a bcrypt hash") {
 		t.Fatalf("Reload of a broken file: %v, want the line and the reason", err)
 	}
-	mustConnect(t, r.url, "keep-2", u, pw)
+	mustConnect(t, r.url, "keep:2", u, pw)
 }
 
 // TestEmbeddedReconfigure: turning anonymous access off cuts off the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 )
 
 // Defaults for the limits in Config. A village hub serves hundreds of
@@ -20,6 +21,19 @@ const (
 	DefaultPublishBurst    = 200 // messages a client may send at once
 	DefaultMaxPacketSize   = 65536
 	DefaultMaxInflight     = 1000
+	// A client must finish its TLS handshake and send CONNECT within
+	// DefaultConnectTimeout; until then it holds one of DefaultMaxPending
+	// slots (DefaultMaxPendingPerSource from one address). Each costs the
+	// hub about 40 KB (two goroutines and mochi's buffers), so the slots
+	// bound what clients that never speak can take: see docs/security.md.
+	DefaultConnectTimeout        = 10 * time.Second
+	DefaultMaxPending            = 256
+	DefaultMaxPendingPerSource   = 64
+	DefaultMaxConnectionsPerUser = 8
+	// Retained messages: only status topics, each at most
+	// DefaultMaxRetainedBytes, at most DefaultMaxRetained in the broker.
+	DefaultMaxRetainedBytes = 64
+	DefaultMaxRetained      = 20000
 )
 
 // Config configures the broker's access control and limits. It is meant to
@@ -48,6 +62,21 @@ type Config struct {
 	// MaxInflight bounds unacknowledged QoS 1/2 messages per client, both
 	// ways (MQTT 5 Receive Maximum and the broker's outbound queue).
 	MaxInflight int `yaml:"max_inflight"`
+
+	// ConnectTimeout is how long a new connection may take to finish its
+	// TLS handshake and send CONNECT before it is closed.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// MaxPending caps connections that have not yet sent CONNECT, over
+	// all listeners; MaxPendingPerSource those from one IP address.
+	MaxPending          int `yaml:"max_pending"`
+	MaxPendingPerSource int `yaml:"max_pending_per_source"`
+	// MaxConnectionsPerUser caps one account's connections. The hub role
+	// and anonymous clients (trial mode) are not capped.
+	MaxConnectionsPerUser int `yaml:"max_connections_per_user"`
+	// MaxRetained caps retained messages in the broker; MaxRetainedBytes
+	// one retained payload. Devices may retain only their status topic.
+	MaxRetained      int `yaml:"max_retained"`
+	MaxRetainedBytes int `yaml:"max_retained_bytes"`
 
 	// Prefix is the topic prefix ("village"); set by the hub, not the file.
 	Prefix string `yaml:"-"`
@@ -83,6 +112,24 @@ func (c *Config) SetDefaults() {
 	if c.MaxInflight == 0 {
 		c.MaxInflight = DefaultMaxInflight
 	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = DefaultMaxPending
+	}
+	if c.MaxPendingPerSource == 0 {
+		c.MaxPendingPerSource = DefaultMaxPendingPerSource
+	}
+	if c.MaxConnectionsPerUser == 0 {
+		c.MaxConnectionsPerUser = DefaultMaxConnectionsPerUser
+	}
+	if c.MaxRetained == 0 {
+		c.MaxRetained = DefaultMaxRetained
+	}
+	if c.MaxRetainedBytes == 0 {
+		c.MaxRetainedBytes = DefaultMaxRetainedBytes
+	}
 	if c.Prefix == "" {
 		c.Prefix = "village"
 	}
@@ -111,6 +158,24 @@ func (c *Config) Problems() []Problem {
 	}
 	if c.MaxInflight < 1 || c.MaxInflight > 65535 {
 		bad("max_inflight", "must be between 1 and 65535, not %d", c.MaxInflight)
+	}
+	if c.ConnectTimeout < time.Second || c.ConnectTimeout > 5*time.Minute {
+		bad("connect_timeout", "must be between 1s and 5m, not %v", c.ConnectTimeout)
+	}
+	if c.MaxPending < 1 {
+		bad("max_pending", "must be at least 1, not %d", c.MaxPending)
+	}
+	if c.MaxPendingPerSource < 1 || c.MaxPendingPerSource > c.MaxPending {
+		bad("max_pending_per_source", "must be between 1 and max_pending (%d), not %d", c.MaxPending, c.MaxPendingPerSource)
+	}
+	if c.MaxConnectionsPerUser < 1 {
+		bad("max_connections_per_user", "must be at least 1, not %d", c.MaxConnectionsPerUser)
+	}
+	if c.MaxRetained < 1 {
+		bad("max_retained", "must be at least 1, not %d", c.MaxRetained)
+	}
+	if c.MaxRetainedBytes < 16 || c.MaxRetainedBytes > c.MaxPacketSize {
+		bad("max_retained_bytes", "must be between 16 and max_packet_size, not %d", c.MaxRetainedBytes)
 	}
 	return ps
 }

@@ -12,6 +12,7 @@ package auth
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -39,10 +40,39 @@ const (
 	refusedAnonymous             // no username while anonymous access is off
 	refusedMaxConnections
 	refusedWill // last will on a topic the client may not publish to
+	refusedMaxPending
+	refusedMaxPendingPerSource
+	refusedMaxPerUser
+	refusedClientID      // a device's client ID not its own
+	refusedClientIDInUse // another account's client is connected with this ID
+	refusedAuthRate      // too many failed logins for this account or address
 	nRefused
 )
 
-var refusedReasons = [nRefused]string{"bad_credentials", "anonymous", "max_connections", "will_denied"}
+var refusedReasons = [nRefused]string{"bad_credentials", "anonymous", "max_connections", "will_denied",
+	"max_pending", "max_pending_per_source", "max_connections_per_user", "client_id", "client_id_in_use", "auth_rate_limited"}
+
+// Retained messages refused (the retain flag dropped, the message still
+// delivered), by reason.
+const (
+	retainTopic = iota // not a status topic
+	retainSize
+	retainCount
+	nRetain
+)
+
+var retainReasons = [nRetain]string{"topic", "size", "count"}
+
+// Failed logins: each account and each source address may fail
+// authFailBurst times, then once per authFailEvery; past that a login that
+// would need a bcrypt check is refused without one. A device whose
+// password is already verified (cached) is never held back by this, so
+// an attacker guessing its password cannot lock it out.
+const (
+	authFailBurst = 10
+	authFailEvery = 6 * time.Second
+	maxFailKeys   = 8192
+)
 
 // What an ACL denial was about (the action label).
 const (
@@ -62,8 +92,9 @@ type identity struct {
 	username string
 	role     Role
 	hash     []byte
-	// own is "<prefix>/<site>/<kind>/<id>/" for a device.
-	own string
+	// own is "<prefix>/<site>/<kind>/<id>/" for a device, leaf its
+	// kind's report topic (motion or scans), dev its <id>.
+	own, leaf, dev string
 	// verified is an HMAC of the last password that matched hash, so a
 	// reconnecting device costs a hash rather than a bcrypt run.
 	verified atomic.Pointer[[sha256.Size]byte]
@@ -87,9 +118,10 @@ func (id *identity) allows(topic string, write bool, prefix string) bool {
 			return false
 		}
 		if write {
-			// One level below the device: motion, status, scans. Not
+			// Only the leaves the contract gives its kind: a camera
+			// motion and status, a QR board scans and status. Nothing
 			// deeper, so it cannot write its own command topics.
-			return rest != "" && !strings.ContainsAny(rest, "/+#")
+			return rest == "status" || rest == id.leaf
 		}
 		return rest == "cmd" || strings.HasPrefix(rest, "cmd/")
 	}
@@ -116,6 +148,13 @@ type settings struct {
 	maxConnections int64
 	rate           rate.Limit
 	burst          int
+
+	connectTimeout      time.Duration
+	maxPending          int
+	maxPendingPerSource int
+	maxPerUser          int
+	maxRetained         int64
+	maxRetainedBytes    int
 }
 
 // Hook is a mochi-mqtt hook that authenticates clients, applies the topic
@@ -148,11 +187,27 @@ type Hook struct {
 	// by *mqtt.Client. Users' buckets live on their identity.
 	anonLimiters sync.Map
 	logLimit     *rate.Limiter // for log lines a client can provoke
+	gateLog      *rate.Limiter // for the gate's (gate.go)
 	// throttleLog keeps a flood from filling the log (or using up
 	// logLimit, hiding login failures).
 	throttleLog *rate.Limiter
 	done        chan struct{}
 	stopOnce    sync.Once
+
+	// The gate (gate.go): connections waiting for CONNECT, per source,
+	// and connections per account.
+	gateMu        sync.Mutex
+	pendingList   list.List // of *trackedConn, oldest first
+	pendingBySrc  map[string]int
+	perAccount    map[string]int
+	slots         sync.Map // *mqtt.Client -> func() giving back its account slot
+	failMu        sync.Mutex
+	failures      map[string]*rate.Limiter // "u:<user>" and "a:<address>"
+	lastAcceptErr atomic.Int64
+
+	connectTimeouts atomic.Uint64
+	acceptErrors    atomic.Uint64
+	retainRefused   [nRetain]atomic.Uint64
 
 	authFailures atomic.Uint64
 	rateLimited  atomic.Uint64
@@ -162,6 +217,7 @@ type Hook struct {
 	overInflight atomic.Uint64
 
 	descAuth, descACL, descRate, descRefused, descLimit, descCreds *prometheus.Desc
+	descTimeouts, descAcceptErr, descPending, descRetain           *prometheus.Desc
 }
 
 // New reads the credentials file and builds the hook. A missing file is
@@ -175,15 +231,21 @@ func New(cfg Config) (*Hook, error) {
 		cfg.Logger = slog.Default()
 	}
 	h := &Hook{
-		prefix:      cfg.Prefix + "/",
-		log:         cfg.Logger.With("component", "broker-auth"),
-		maxPacket:   cfg.MaxPacketSize,
-		inflight:    uint16(cfg.MaxInflight),
-		authSem:     make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
-		logLimit:    rate.NewLimiter(1, 10),
-		throttleLog: rate.NewLimiter(rate.Every(10*time.Second), 1),
-		done:        make(chan struct{}),
-		macKey:      make([]byte, 32),
+		prefix:    cfg.Prefix + "/",
+		log:       cfg.Logger.With("component", "broker-auth"),
+		maxPacket: cfg.MaxPacketSize,
+		inflight:  uint16(cfg.MaxInflight),
+		// Half the CPUs (at least one): a flood of logins needing
+		// bcrypt must leave CPU for message handling.
+		authSem:      make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
+		logLimit:     rate.NewLimiter(1, 10),
+		gateLog:      rate.NewLimiter(1, 10),
+		throttleLog:  rate.NewLimiter(rate.Every(10*time.Second), 1),
+		done:         make(chan struct{}),
+		macKey:       make([]byte, 32),
+		pendingBySrc: map[string]int{},
+		perAccount:   map[string]int{},
+		failures:     map[string]*rate.Limiter{},
 	}
 	if _, err := rand.Read(h.macKey); err != nil {
 		return nil, fmt.Errorf("broker auth: %w", err)
@@ -213,6 +275,13 @@ func settingsOf(cfg Config) *settings {
 		maxConnections: int64(cfg.MaxConnections),
 		rate:           rate.Limit(cfg.PublishRate),
 		burst:          cfg.PublishBurst,
+
+		connectTimeout:      cfg.ConnectTimeout,
+		maxPending:          cfg.MaxPending,
+		maxPendingPerSource: cfg.MaxPendingPerSource,
+		maxPerUser:          cfg.MaxConnectionsPerUser,
+		maxRetained:         int64(cfg.MaxRetained),
+		maxRetainedBytes:    cfg.MaxRetainedBytes,
 	}
 }
 
@@ -359,6 +428,12 @@ func (h *Hook) load(path string) error {
 		id := &identity{username: e.Username, role: e.Role, hash: []byte(e.Bcrypt)}
 		if e.Role == RoleDevice {
 			id.own = h.prefix + e.Username + "/"
+			parts := strings.Split(e.Username, "/")
+			id.dev = parts[len(parts)-1]
+			id.leaf = "scans"
+			if len(parts) == 3 && parts[1] == "camera" {
+				id.leaf = "motion"
+			}
 		}
 		if old != nil {
 			if prev := old.users[e.Username]; prev != nil {
@@ -425,6 +500,7 @@ func (h *Hook) evict(old *credSet) {
 // bcrypt run on it. Connections still authenticating count too, so a
 // flood of slow logins cannot pile up unbounded.
 func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	h.connected(cl)
 	n := h.pending.Add(1)
 	if h.srv != nil && atomic.LoadInt64(&h.srv.Info.ClientsConnected)+n > h.set.Load().maxConnections {
 		h.pending.Add(-1)
@@ -455,28 +531,124 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		if cl.Properties.Will.Flag == 1 && !anonymousAllows(cl.Properties.Will.TopicName, true, h.prefix) {
 			return h.refuseWill(cl, user)
 		}
-		return true
+		return h.admitClient(cl, nil)
 	}
+	src := sourceOf(remoteAddr(cl))
 	cs := h.creds.Load()
-	id, ok := h.verify(cs, user, pk.Connect.Password)
-	if !ok {
+	id, ok, limited := h.verify(cs, user, pk.Connect.Password, src)
+	if !ok && !limited {
 		// `villagehub device add` or `passwd` may have just run: look
 		// again before turning the device away.
 		h.refresh()
 		if cs2 := h.creds.Load(); cs2 != cs {
-			id, ok = h.verify(cs2, user, pk.Connect.Password)
+			id, ok, limited = h.verify(cs2, user, pk.Connect.Password, src)
 		}
 	}
+	if limited {
+		h.authFailures.Add(1)
+		h.refused[refusedAuthRate].Add(1)
+		h.logf("MQTT connection refused: too many failed logins for this username or address", "username", clip(user), "remote", src)
+		return false
+	}
 	if !ok {
+		h.authFailed(user, src)
 		h.authFailures.Add(1)
 		h.refused[refusedBadCredentials].Add(1)
-		h.logf("MQTT connection refused: bad username or password", "username", clip(user), "client", cl.ID, "remote", cl.Net.Remote)
+		h.logf("MQTT connection refused: bad username or password", "username", clip(user), "client", clip(cl.ID), "remote", cl.Net.Remote)
 		return false
 	}
 	if cl.Properties.Will.Flag == 1 && !id.allows(cl.Properties.Will.TopicName, true, h.prefix) {
 		return h.refuseWill(cl, user)
 	}
+	if id.role == RoleDevice && pk.Connect.ClientIdentifier != "" && !ownClientID(id, pk.Connect.ClientIdentifier) {
+		h.refused[refusedClientID].Add(1)
+		h.logf("MQTT connection refused: a device may only use its own client ID (its device ID, optionally followed by \":...\", or its username, optionally followed by \"/...\")", "username", clip(user), "client", clip(cl.ID), "remote", src)
+		return false
+	}
+	return h.admitClient(cl, id)
+}
+
+// ownClientID reports whether a device's client ID is its own: its
+// device ID or its username, alone or followed by a separator no ID
+// holds (":" after the ID, "/" after the username) and anything:
+// "gate", "gate:2", "tan-ngu-2/camera/gate", "tan-ngu-2/camera/gate/cam1".
+// A bare prefix is not enough: "cam-1" could then take "cam-10", and the
+// real cam-10 would be refused while it held it.
+func ownClientID(id *identity, clientID string) bool {
+	rest, ok := strings.CutPrefix(clientID, id.username)
+	if ok && (rest == "" || rest[0] == '/') {
+		return true
+	}
+	rest, ok = strings.CutPrefix(clientID, id.dev)
+	return ok && (rest == "" || rest[0] == ':')
+}
+
+// admitClient is the last check of an authenticated client: its client ID
+// must not belong to another account's live connection (mochi would
+// disconnect that one and send its last will: one device kicking another
+// off and marking it offline), and its account must have a connection
+// slot left (id is nil for anonymous clients; the hub role has no cap).
+func (h *Hook) admitClient(cl *mqtt.Client, id *identity) bool {
+	if h.srv != nil {
+		if old, ok := h.srv.Clients.Get(cl.ID); ok && !old.Closed() && !old.Net.Inline &&
+			(string(old.Properties.Username) != string(cl.Properties.Username) ||
+				(len(cl.Properties.Username) == 0 && sourceOf(remoteAddr(old)) != sourceOf(remoteAddr(cl)))) {
+			h.refused[refusedClientIDInUse].Add(1)
+			h.logf("MQTT connection refused: client ID in use by another account's connection", "username", clip(string(cl.Properties.Username)), "client", clip(cl.ID), "remote", cl.Net.Remote)
+			return false
+		}
+	}
+	// Anonymous clients (a trial mode in which anyone may do anything)
+	// and the hub role are not capped per account; max_connections
+	// still holds.
+	if id == nil || id.role == RoleHub {
+		return true
+	}
+	if !h.takeSlot(cl, h.set.Load().maxPerUser) {
+		h.refused[refusedMaxPerUser].Add(1)
+		h.logf("MQTT connection refused: max_connections_per_user reached", "username", clip(string(cl.Properties.Username)), "remote", cl.Net.Remote)
+		return false
+	}
 	return true
+}
+
+// authLimited reports whether the account or the source address has used
+// up its failed logins.
+func (h *Hook) authLimited(user, src string) bool {
+	h.failMu.Lock()
+	defer h.failMu.Unlock()
+	for _, k := range [2]string{"u:" + user, "a:" + src} {
+		if l := h.failures[k]; l != nil && l.Tokens() < 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// authFailed takes one failed login from the account's and the address's
+// allowance.
+func (h *Hook) authFailed(user, src string) {
+	h.failMu.Lock()
+	defer h.failMu.Unlock()
+	if len(h.failures) >= maxFailKeys {
+		// Forget those that have their full allowance back first.
+		for k, l := range h.failures {
+			if l.Tokens() >= authFailBurst {
+				delete(h.failures, k)
+			}
+		}
+		if len(h.failures) >= maxFailKeys {
+			clear(h.failures)
+		}
+	}
+	for _, k := range [2]string{"u:" + user, "a:" + src} {
+		l := h.failures[k]
+		if l == nil {
+			l = rate.NewLimiter(rate.Every(authFailEvery), authFailBurst)
+			h.failures[k] = l
+		}
+		l.Allow()
+	}
 }
 
 func (h *Hook) refuseWill(cl *mqtt.Client, user string) bool {
@@ -487,8 +659,10 @@ func (h *Hook) refuseWill(cl *mqtt.Client, user string) bool {
 }
 
 // verify checks a password. An unknown user costs a bcrypt run as well, so
-// timing does not tell which usernames exist.
-func (h *Hook) verify(cs *credSet, user string, password []byte) (*identity, bool) {
+// timing does not tell which usernames exist. limited is true when a
+// bcrypt run was needed but the account or address has no failed logins
+// left.
+func (h *Hook) verify(cs *credSet, user string, password []byte, src string) (_ *identity, ok, limited bool) {
 	id := cs.users[user]
 	mac := hmac.New(sha256.New, h.macKey)
 	mac.Write(password)
@@ -496,8 +670,11 @@ func (h *Hook) verify(cs *credSet, user string, password []byte) (*identity, boo
 	mac.Sum(sum[:0])
 	if id != nil {
 		if v := id.verified.Load(); v != nil && hmac.Equal(v[:], sum[:]) {
-			return id, true
+			return id, true, false
 		}
+	}
+	if h.authLimited(user, src) {
+		return nil, false, true
 	}
 	hash := h.dummy
 	if id != nil {
@@ -506,15 +683,15 @@ func (h *Hook) verify(cs *credSet, user string, password []byte) (*identity, boo
 	select {
 	case h.authSem <- struct{}{}:
 	case <-h.done:
-		return nil, false
+		return nil, false, false
 	}
 	err := bcrypt.CompareHashAndPassword(hash, password)
 	<-h.authSem
 	if id == nil || err != nil {
-		return nil, false
+		return nil, false, false
 	}
 	id.verified.Store(&sum)
-	return id, true
+	return id, true, false
 }
 
 // anonymousAllows is what an anonymous client may do when anonymous access
@@ -577,6 +754,9 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline {
 		return pk, nil
 	}
+	if pk.FixedHeader.Retain && len(pk.Payload) > 0 {
+		h.checkRetain(cl, &pk)
+	}
 	l := h.limiter(cl)
 	if l == nil || l.Allow() { // Allow does not allocate; Reserve does
 		return pk, nil
@@ -594,6 +774,38 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		}
 	}
 	return pk, nil
+}
+
+// checkRetain keeps retained messages to what the contract has: a device's
+// status ("online"/"offline", its last will), small, and a bounded number
+// in all. Anything else loses its retain flag: it is still delivered and
+// ingested, only not stored in the broker, where 300 retained 60 KB
+// messages on made-up topics took 55 MB (issue 12). Clearing a retained
+// message (empty payload) is always allowed. The hub role is not checked.
+func (h *Hook) checkRetain(cl *mqtt.Client, pk *packets.Packet) {
+	if u := cl.Properties.Username; len(u) > 0 {
+		if id := h.creds.Load().users[string(u)]; id != nil && id.role == RoleHub {
+			return
+		}
+	}
+	s := h.set.Load()
+	reason := -1
+	switch {
+	case !strings.HasSuffix(pk.TopicName, "/status"):
+		reason = retainTopic
+	case len(pk.Payload) > s.maxRetainedBytes:
+		reason = retainSize
+	case h.srv != nil && atomic.LoadInt64(&h.srv.Info.Retained) >= s.maxRetained:
+		if _, ok := h.srv.Topics.Retained.Get(pk.TopicName); !ok {
+			reason = retainCount
+		}
+	}
+	if reason < 0 {
+		return
+	}
+	pk.FixedHeader.Retain = false
+	h.retainRefused[reason].Add(1)
+	h.logf("MQTT retained message not kept (delivered without retain)", "reason", retainReasons[reason], "username", clip(string(cl.Properties.Username)), "topic", clip(pk.TopicName))
 }
 
 // limiter is the client's token bucket; nil for the hub role.
@@ -622,6 +834,7 @@ func (h *Hook) limiter(cl *mqtt.Client) *rate.Limiter {
 // clients cut off by a broker limit.
 func (h *Hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.anonLimiters.Delete(cl)
+	h.giveSlot(cl)
 	switch {
 	case errors.Is(err, packets.ErrPacketTooLarge):
 		h.tooLarge.Add(1)
@@ -661,11 +874,20 @@ func (h *Hook) describe() {
 		"MQTT clients disconnected for going over a broker limit.", []string{"limit"}, nil)
 	h.descCreds = prometheus.NewDesc("villagehub_broker_credentials",
 		"Users in the MQTT credentials file, by role.", []string{"role"}, nil)
+	h.descTimeouts = prometheus.NewDesc("villagehub_broker_connect_timeouts_total",
+		"MQTT connections closed for not finishing TLS and CONNECT within connect_timeout.", nil, nil)
+	h.descAcceptErr = prometheus.NewDesc("villagehub_broker_accept_errors_total",
+		"Failed accepts on the broker's listeners (each retried after a pause).", nil, nil)
+	h.descPending = prometheus.NewDesc("villagehub_broker_pending_connections",
+		"MQTT connections that have not sent CONNECT yet.", nil, nil)
+	h.descRetain = prometheus.NewDesc("villagehub_broker_retain_refused_total",
+		"PUBLISH packets whose retain flag was dropped, by reason (topic, size, count).", []string{"reason"}, nil)
 }
 
 // Describe implements prometheus.Collector.
 func (h *Hook) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{h.descAuth, h.descACL, h.descRate, h.descRefused, h.descLimit, h.descCreds} {
+	for _, d := range []*prometheus.Desc{h.descAuth, h.descACL, h.descRate, h.descRefused, h.descLimit, h.descCreds,
+		h.descTimeouts, h.descAcceptErr, h.descPending, h.descRetain} {
 		ch <- d
 	}
 }
@@ -685,6 +907,12 @@ func (h *Hook) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(h.descLimit, h.tooLarge.Load(), "max_packet_size")
 	counter(h.descLimit, h.overInflight.Load(), "max_inflight")
+	counter(h.descTimeouts, h.connectTimeouts.Load())
+	counter(h.descAcceptErr, h.acceptErrors.Load())
+	for i := range retainReasons {
+		counter(h.descRetain, h.retainRefused[i].Load(), retainReasons[i])
+	}
+	ch <- prometheus.MustNewConstMetric(h.descPending, prometheus.GaugeValue, float64(h.PendingConnections()))
 	roles := h.creds.Load().roles
 	for _, r := range []Role{RoleDevice, RoleViewer, RoleHub} {
 		ch <- prometheus.MustNewConstMetric(h.descCreds, prometheus.GaugeValue, float64(roles[r]), string(r))

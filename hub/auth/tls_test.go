@@ -70,7 +70,7 @@ func TestEmbeddedTLS(t *testing.T) {
 	}
 	// The connection made before the reload carries on.
 	publish(t, c, "village/s/camera/gate/motion", 1, "OFF")
-	mustConnect(t, url, "gate-after-reload", u, pw, trusting)
+	mustConnect(t, url, "gate:after-reload", u, pw, trusting)
 }
 
 // TestEmbeddedWebSocketTLS: MQTT over secure WebSocket (for browser
@@ -101,7 +101,7 @@ func TestEmbeddedWebSocketTLS(t *testing.T) {
 	})
 	c := mustConnect(t, url, "kiosk", u, pw, func(o *paho.ClientOptions) { o.SetTLSConfig(ca.ClientConfig("")) })
 	publish(t, c, "village/s/qr/other/scans", 0, `{"total":5}`)
-	c2 := mustConnect(t, url, "kiosk-2", u, pw, func(o *paho.ClientOptions) { o.SetTLSConfig(ca.ClientConfig("")) })
+	c2 := mustConnect(t, url, "kiosk:2", u, pw, func(o *paho.ClientOptions) { o.SetTLSConfig(ca.ClientConfig("")) })
 	publish(t, c2, "village/s/qr/kiosk/scans", 1, `{"total":1}`)
 	w.waitFor(t, "village/s/qr/kiosk/scans", `{"total":1}`)
 	if w.count("village/s/qr/other/scans") != 0 {

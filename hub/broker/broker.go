@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -21,6 +20,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/mochi-mqtt/server/v2/system"
+
+	"golang.org/x/time/rate"
 
 	"villagehub/hub/auth"
 	"villagehub/hub/ingest"
@@ -75,7 +76,7 @@ func New(cfg Config) (*Broker, error) {
 		cfg.Logger = slog.Default()
 	}
 	// mochi logs every connect at info; keep the hub's log for the hub.
-	mlog := slog.New(&levelFloor{h: cfg.Logger.Handler(), min: slog.LevelWarn}).With("component", "broker")
+	mlog := slog.New(&levelFloor{h: cfg.Logger.Handler(), min: slog.LevelWarn, limit: rate.NewLimiter(1, 10)}).With("component", "broker")
 	// Each client's queue of pending writes is a channel allocated whole
 	// at connect: mochi's default of 8,192 entries is 64 KB per client,
 	// 700 MB for a district's 11,000 devices (bench-footprint.sh). Devices
@@ -114,26 +115,25 @@ func New(cfg Config) (*Broker, error) {
 		}
 		return nil
 	}
-	if err := listen(listeners.NewTCP(listeners.Config{ID: "tcp", Address: cfg.Addr}), cfg.Addr, "broker.addr or VILLAGEHUB_BROKER_ADDR"); err != nil {
+	if err := listen(newGuardedTCP("tcp", cfg.Addr, nil, cfg.Auth), cfg.Addr, "broker.addr or VILLAGEHUB_BROKER_ADDR"); err != nil {
 		return nil, err
 	}
 	if cfg.TLSAddr != "" {
-		if err := listen(listeners.NewTCP(listeners.Config{ID: "tls", Address: cfg.TLSAddr, TLSConfig: cfg.TLS}), cfg.TLSAddr, "broker.tls_addr"); err != nil {
+		if err := listen(newGuardedTCP("tls", cfg.TLSAddr, cfg.TLS, cfg.Auth), cfg.TLSAddr, "broker.tls_addr"); err != nil {
 			return nil, err
 		}
 	}
 	if cfg.WSSAddr != "" {
-		// mochi binds a WebSocket listener only when serving, where an
-		// address in use is merely logged: check it here.
-		probe, err := net.Listen("tcp", cfg.WSSAddr)
-		if err != nil {
-			h.cancel()
-			return nil, fmt.Errorf("embedded MQTT broker: cannot listen on %s (broker.wss_addr): %w", cfg.WSSAddr, err)
-		}
-		probe.Close()
-		if err := listen(listeners.NewWebsocket(listeners.Config{ID: "wss", Address: cfg.WSSAddr, TLSConfig: cfg.TLS}), cfg.WSSAddr, "broker.wss_addr"); err != nil {
+		if err := listen(newGuardedWS("wss", cfg.WSSAddr, cfg.TLS, cfg.Auth), cfg.WSSAddr, "broker.wss_addr"); err != nil {
 			return nil, err
 		}
+	}
+	// Past the open-file limit accepts fail (the listener retries, and the
+	// hub reports not ready meanwhile): say so at start rather than then.
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < uint64(cfg.Auth.Sockets()+128) {
+		cfg.Logger.Warn("the open-file limit is below what the broker's limits allow; raise it (LimitNOFILE= in systemd) or lower broker.max_connections / max_pending",
+			"nofile", rl.Cur, "max_connections+max_pending", cfg.Auth.Sockets())
 	}
 	return &Broker{cfg: cfg, srv: srv, hook: h, log: cfg.Logger,
 		status: cfg.Prefix + "/_hub/" + cfg.HubID + "/status"}, nil
@@ -170,9 +170,10 @@ func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) er
 	return b.srv.Publish(topic, payload, retain, qos)
 }
 
-// Connected reports whether the hub can reach its broker: always, since it
-// is the broker.
-func (b *Broker) Connected() bool { return true }
+// Connected reports whether devices can reach the broker: false while a
+// listener fails to accept connections (e.g. out of file descriptors), so
+// /readyz and villagehub_broker_connected tell the truth.
+func (b *Broker) Connected() bool { return b.cfg.Auth.AcceptHealthy() == nil }
 
 // ingestHook feeds device messages into the ingest queue.
 type ingestHook struct {
@@ -287,10 +288,13 @@ func (h *ingestHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	_ = h.queue.Push(h.ctx, m, true)
 }
 
-// levelFloor drops records below min.
+// levelFloor drops records below min, and keeps mochi's warnings (one per
+// failed connection: a flood would write one line per socket) to about
+// one a second.
 type levelFloor struct {
-	h   slog.Handler
-	min slog.Level
+	h     slog.Handler
+	min   slog.Level
+	limit *rate.Limiter
 }
 
 func (l *levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {
@@ -300,7 +304,15 @@ func (l *levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {
 // Handle drops mochi's "pk" attribute: it is the whole packet, payload and,
 // for a CONNECT, password included, which has no place in a log.
 func (l *levelFloor) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	if l.limit != nil && r.Level < slog.LevelError && !l.limit.Allow() {
+		return nil
+	}
+	msg := r.Message
+	if msg == "" {
+		// mochi's listeners log a failed connection with no message.
+		msg = "MQTT connection ended with an error"
+	}
+	out := slog.NewRecord(r.Time, r.Level, msg, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key != "pk" {
 			out.AddAttrs(a)
@@ -310,8 +322,8 @@ func (l *levelFloor) Handle(ctx context.Context, r slog.Record) error {
 	return l.h.Handle(ctx, out)
 }
 func (l *levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
-	return &levelFloor{h: l.h.WithAttrs(a), min: l.min}
+	return &levelFloor{h: l.h.WithAttrs(a), min: l.min, limit: l.limit}
 }
 func (l *levelFloor) WithGroup(n string) slog.Handler {
-	return &levelFloor{h: l.h.WithGroup(n), min: l.min}
+	return &levelFloor{h: l.h.WithGroup(n), min: l.min, limit: l.limit}
 }

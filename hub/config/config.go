@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -23,9 +25,18 @@ import (
 	"villagehub/hub/alert"
 	"villagehub/hub/auth"
 	"villagehub/hub/event"
+	"villagehub/hub/gateway"
 	"villagehub/hub/ingest"
 	"villagehub/hub/uplink"
 )
+
+// GatewayLink is the gateway: block with the hub's place: when
+// gateway.place is not set, the link uses the hub-wide place: block
+// (docs/gateway.md).
+func (c *Config) GatewayLink() gateway.LinkConfig {
+	return c.Gateway.WithHubPlace(gateway.Place{Province: c.Place.Province, District: c.Place.District,
+		Commune: c.Place.Commune, Village: c.Place.Village, Names: c.Place.Names})
+}
 
 // Duration is a YAML duration that also takes days and weeks ("30d").
 type Duration = model.Duration
@@ -56,10 +67,17 @@ type Config struct {
 	QR     QR     `yaml:"qr"`
 	// Alerts: rules, notifiers and silences (see docs/alerting.md).
 	Alerts alert.Config `yaml:"alerts"`
+	// Debug: pprof serves /debug/pprof/ to administrators (off by
+	// default: profiles show the command line and load the CPU).
+	Debug struct {
+		Pprof bool `yaml:"pprof"`
+	} `yaml:"debug"`
 	// Place and Uplink: where the hub sits and where its metrics are pushed
 	// (see docs/province.md).
 	Place  uplink.Place  `yaml:"place"`
 	Uplink uplink.Config `yaml:"uplink"`
+	// Gateway: the province's QR gateway this hub feeds (docs/gateway.md).
+	Gateway gateway.LinkConfig `yaml:"gateway"`
 
 	Sites   []Site   `yaml:"sites"`
 	Cameras []Camera `yaml:"cameras"`
@@ -101,6 +119,9 @@ type HTTPAuth struct {
 	// LoopbackAdmin lets anonymous requests from the hub's own machine
 	// administer. Default: true while no user or token is configured.
 	LoopbackAdmin *bool `yaml:"loopback_admin"`
+	// UsersFile holds users made by `villagehub user add` (default
+	// <data_dir>/http-users.yaml; relative to data_dir).
+	UsersFile string `yaml:"users_file"`
 	// Metrics, if it lists tokens or users, guards /metrics with them
 	// (Prometheus' authorization / basic_auth scrape settings).
 	Metrics struct {
@@ -190,10 +211,16 @@ type Store struct {
 type Limits struct {
 	MaxPayloadBytes int      `yaml:"max_payload_bytes"`
 	MaxFuture       Duration `yaml:"max_future"`
-	MaxAutoCameras  int      `yaml:"max_auto_cameras"`
-	MaxAutoBoards   int      `yaml:"max_auto_boards"`
-	QueueSize       int      `yaml:"queue_size"`
-	BatchSize       int      `yaml:"batch_size"`
+	// QR report bounds (docs/qr.md): the most scans one report may add,
+	// the most one board may add in an hour, and how old a report's ts
+	// may be; past them it is rejected (implausible, stale_ts).
+	MaxQRPerReport int64    `yaml:"max_qr_per_report"`
+	MaxQRPerHour   int64    `yaml:"max_qr_per_hour"`
+	MaxPast        Duration `yaml:"max_past"`
+	MaxAutoCameras int      `yaml:"max_auto_cameras"`
+	MaxAutoBoards  int      `yaml:"max_auto_boards"`
+	QueueSize      int      `yaml:"queue_size"`
+	BatchSize      int      `yaml:"batch_size"`
 }
 
 type Log struct {
@@ -434,6 +461,17 @@ func (e *Error) Error() string {
 // environment overrides. An empty path gives the defaults (plus
 // environment).
 func Load(path string, getenv func(string) string) (*Config, error) {
+	return load(path, getenv, false)
+}
+
+// LoadMissingFilesOK is Load for commands that make the files a config
+// names (`villagehub cert --config`): a named file that does not exist yet
+// is not a problem.
+func LoadMissingFilesOK(path string, getenv func(string) string) (*Config, error) {
+	return load(path, getenv, true)
+}
+
+func load(path string, getenv func(string) string, missingOK bool) (*Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
@@ -451,7 +489,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	if err := c.ApplyEnv(getenv); err != nil {
 		return nil, err
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.validate(missingOK); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -599,14 +637,28 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 	return nil
 }
 
+// UsersPath is the dashboard users file (http.auth.users_file).
+func (c *Config) UsersPath() string {
+	p := c.HTTP.Auth.UsersFile
+	if p == "" {
+		p = "http-users.yaml"
+	}
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.DataDir, p)
+}
+
 // EmbeddedBroker reports whether the hub runs its own broker.
 func (c *Config) EmbeddedBroker() bool { return c.MQTT.URL == "" }
 
 // Validate fills in defaults and checks every value, collecting all
 // problems rather than stopping at the first.
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return c.validate(false) }
+
+func (c *Config) validate(missingFilesOK bool) error {
 	c.applyDefaults()
-	v := &validator{c: c}
+	v := &validator{c: c, missingFilesOK: missingFilesOK}
 	v.check()
 	if len(v.problems) > 0 {
 		return &Error{v.problems}
@@ -617,6 +669,8 @@ func (c *Config) Validate() error {
 type validator struct {
 	c        *Config
 	problems []Problem
+	// missingFilesOK: named files that do not exist yet are fine.
+	missingFilesOK bool
 }
 
 // bad records a problem about the key at path (e.g. "cameras", 2, "site"),
@@ -697,6 +751,9 @@ func (v *validator) check() {
 	}
 	for _, p := range c.Uplink.Validate(c.DataDir) {
 		v.bad(p.Msg, append([]any{"uplink"}, p.Path...)...)
+	}
+	for _, p := range c.GatewayLink().Validate() {
+		v.bad(p.Msg, append([]any{"gateway"}, p.Path...)...)
 	}
 	v.probe(&c.Probe)
 	v.devices()
@@ -805,6 +862,16 @@ func (v *validator) limits(lim *Limits) {
 	v.intRange(lim.BatchSize, 1, 100000, "limits", "batch_size")
 	if lim.MaxFuture < Duration(time.Minute) {
 		v.bad("must be at least 1m", "limits", "max_future")
+	}
+	// Zero means the default (hub/state); a negative bound is a mistake.
+	if lim.MaxQRPerReport < 0 {
+		v.bad("must be positive (0: the default, 10000)", "limits", "max_qr_per_report")
+	}
+	if lim.MaxQRPerHour < 0 {
+		v.bad("must be positive (0: the default, 360000)", "limits", "max_qr_per_hour")
+	}
+	if lim.MaxPast < 0 || (lim.MaxPast > 0 && lim.MaxPast < Duration(time.Hour)) {
+		v.bad("must be at least 1h (0: the default, 48h)", "limits", "max_past")
 	}
 }
 
@@ -1011,7 +1078,7 @@ func (v *validator) file(name string, path ...any) {
 	if name == "" {
 		return
 	}
-	if _, err := os.Stat(name); err != nil {
+	if _, err := os.Stat(name); err != nil && !(v.missingFilesOK && errors.Is(err, fs.ErrNotExist)) {
 		v.bad(fmt.Sprintf("cannot read %s: %v", name, errors.Unwrap(err)), path...)
 	}
 }

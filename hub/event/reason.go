@@ -19,6 +19,11 @@ const (
 	// CapReached is decided by hub/state (auto-registration cap), not by an
 	// input; it lives here so every rejection reason is in one list.
 	CapReached
+	// Implausible and StaleTS are decided by hub/state (QR bounds): a QR
+	// report adding more scans than a board can have had, and a report
+	// older than the horizon (limits.max_past).
+	Implausible
+	StaleTS
 	// NumReasons sizes per-reason arrays. Keep it last.
 	NumReasons
 )
@@ -36,6 +41,8 @@ var reasonNames = [NumReasons]string{
 	FutureTS:      "future_ts",
 	BadTS:         "bad_ts",
 	CapReached:    "cap_reached",
+	Implausible:   "implausible",
+	StaleTS:       "stale_ts",
 }
 
 func (r Reason) String() string {

@@ -119,6 +119,12 @@ func New(cfg Config) (*Client, error) {
 		SetMaxReconnectInterval(30*time.Second).
 		SetWill(c.status, "offline", 1, true).
 		SetOnConnectHandler(c.onConnect).
+		// The broker sends the session's queued messages right after
+		// CONNACK, before onConnect has subscribed (and so routed) them
+		// in a new process: paho leaves a message without a route
+		// unacknowledged, and the broker would hold it until the next
+		// reconnect, out of order. Found by TestMotionExactlyOnceKillLoop.
+		SetDefaultPublishHandler(c.handle).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			c.connected.Store(false)
 			c.log.Warn("lost connection to MQTT broker; reconnecting", "err", err)

@@ -476,4 +476,7 @@ type frameRec struct {
 	at    time.Time
 	bytes int
 	key   bool
+	// ts is the frame's RTP timestamp (90 kHz for every video payload
+	// the sampler reads: RFC 6184, 7798, 2435).
+	ts uint32
 }

@@ -485,7 +485,7 @@ func (r *reader) packet(p []byte, now time.Time) {
 	}
 	r.prevMarker = marker
 	if newFrame {
-		r.frames = append(r.frames, frameRec{at: now})
+		r.frames = append(r.frames, frameRec{at: now, ts: ts})
 		r.curTS = ts
 	}
 	f := &r.frames[len(r.frames)-1]
@@ -677,9 +677,35 @@ func (r *reader) finish() {
 		if len(keyIdx) >= 2 {
 			gop = keyIdx[1] - keyIdx[0]
 		}
-		m.FPS = fitFPS(frames[from:to+1], gop)
+		m.FPS = frameRate(frames[from:to+1], gop)
 		m.BitrateBps = float64(bytes) * 8 / span
 	}
+}
+
+// videoClock is the RTP clock rate of every video payload format the
+// sampler reads.
+const videoClock = 90000
+
+// frameRate is the stream's frame rate over frames: from the camera's own
+// RTP timestamps (the capture clock, as ffprobe reads it), which a busy
+// receiver cannot skew, unless the frames arrived markedly slower than
+// their timestamps say (a stalled camera or a congested link: what was
+// delivered is what the village sees), or the timestamps are unusable.
+func frameRate(frames []frameRec, gop int) float64 {
+	arrival := fitFPS(frames, gop)
+	n := len(frames) - 1
+	if n < 1 {
+		return arrival
+	}
+	span := frames[n].ts - frames[0].ts // uint32: wraps correctly
+	if span == 0 || span > 1<<31 {
+		return arrival // not increasing: a camera that stamps nothing useful
+	}
+	media := float64(n) * videoClock / float64(span)
+	if arrival < 0.9*media || arrival > 1.5*media {
+		return arrival
+	}
+	return media
 }
 
 // fitFPS is the frame rate of frames (at least two, in arrival order,

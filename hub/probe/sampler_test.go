@@ -156,3 +156,36 @@ func base64SPS(sprop string) ([]byte, error) {
 	first, _, _ := strings.Cut(sprop, ",")
 	return base64.StdEncoding.DecodeString(first)
 }
+
+// TestFrameRateFromRTPTimestamps: a 10 fps stream whose frames arrive
+// with heavy jitter (a busy receiver) is measured at 10 fps from its RTP
+// timestamps; one delivered at half speed (a stalled camera or link) is
+// reported as delivered; timestamps that do not advance fall back to
+// arrival times; the 32-bit timestamp may wrap within the sample.
+func TestFrameRateFromRTPTimestamps(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	mk := func(n int, start uint32, step uint32, gap func(i int) time.Duration) []frameRec {
+		var fs []frameRec
+		at := t0
+		for i := range n {
+			fs = append(fs, frameRec{at: at, ts: start + uint32(i)*step})
+			at = at.Add(gap(i))
+		}
+		return fs
+	}
+	jitter := func(i int) time.Duration { return time.Duration(70+(i*37)%60) * time.Millisecond }
+	if got := frameRate(mk(21, 1000, 9000, jitter), 1); !within(got, 10, 0.0001) {
+		t.Errorf("jittered arrivals: %.3f fps, want 10 from the timestamps", got)
+	}
+	if got := frameRate(mk(21, 1<<32-20000, 9000, jitter), 1); !within(got, 10, 0.0001) {
+		t.Errorf("timestamps wrapping: %.3f fps, want 10", got)
+	}
+	slow := func(int) time.Duration { return 200 * time.Millisecond }
+	if got := frameRate(mk(21, 1000, 9000, slow), 1); !within(got, 5, 0.01) {
+		t.Errorf("delivered at half speed: %.3f fps, want 5 (as delivered)", got)
+	}
+	steady := func(int) time.Duration { return 100 * time.Millisecond }
+	if got := frameRate(mk(21, 1000, 0, steady), 1); !within(got, 10, 0.01) {
+		t.Errorf("timestamps not advancing: %.3f fps, want 10 from arrivals", got)
+	}
+}

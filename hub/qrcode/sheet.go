@@ -33,6 +33,9 @@ type Sheet struct {
 	// PublicURL is the hub's public base URL; each code carries
 	// <PublicURL>/q/<board id> (see BoardURL).
 	PublicURL string
+	// URLFor, if set, gives each board's printed URL instead (the QR
+	// gateway's <public_url>/q/<village>/<board>: hub/gateway.PrintedURLs).
+	URLFor func(board string) (string, error)
 	// Boards are printed in the order given, six to a page.
 	Boards []SheetBoard
 	// Level is the error-correction level of the printed codes. Empty means
@@ -90,6 +93,9 @@ func WriteSheetPDF(w io.Writer, sheet Sheet) error {
 	cards := make([]card, 0, len(sheet.Boards))
 	for _, b := range sheet.Boards {
 		u, err := BoardURL(sheet.PublicURL, b.ID)
+		if sheet.URLFor != nil {
+			u, err = sheet.URLFor(b.ID)
+		}
 		if err != nil {
 			return fmt.Errorf("board %q: %w", b.ID, err)
 		}

@@ -29,13 +29,14 @@ type salt struct {
 // salter hands out the current day's salt, replacing it at local midnight.
 type salter struct {
 	loc      *time.Location
+	secret   []byte // nil: a random salt each day; else derived (derivedSalt)
 	cur      atomic.Pointer[salt]
 	mu       sync.Mutex // serialises rotation
 	onRotate func()     // forgets everything keyed with the old salt
 }
 
-func newSalter(loc *time.Location, now time.Time, onRotate func()) (*salter, error) {
-	s := &salter{loc: loc, onRotate: onRotate}
+func newSalter(loc *time.Location, now time.Time, onRotate func(), secret []byte) (*salter, error) {
+	s := &salter{loc: loc, onRotate: onRotate, secret: secret}
 	if _, err := s.rotate(now); err != nil {
 		return nil, err
 	}
@@ -57,10 +58,12 @@ func (s *salter) rotate(now time.Time) (*salt, error) {
 		return c, nil // another request rotated first
 	}
 	n := new(salt)
-	if _, err := rand.Read(n.value[:]); err != nil {
+	y, m, d := now.In(s.loc).Date()
+	if s.secret != nil {
+		n.value = derivedSalt(s.secret, fmt.Sprintf("%04d-%02d-%02d", y, m, d))
+	} else if _, err := rand.Read(n.value[:]); err != nil {
 		return nil, fmt.Errorf("drawing the daily salt: %w", err)
 	}
-	y, m, d := now.In(s.loc).Date()
 	n.until = time.Date(y, m, d+1, 0, 0, 0, 0, s.loc)
 	if s.cur.Load() != nil && s.onRotate != nil {
 		s.onRotate()

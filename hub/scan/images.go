@@ -80,6 +80,9 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	target, err := qrcode.BoardURL(h.publicURL, id)
+	if h.codeURL != nil {
+		target, err = h.codeURL(id)
+	}
 	if err != nil {
 		http.Error(w, "bad board id", http.StatusNotFound)
 		return

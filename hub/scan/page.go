@@ -1,8 +1,11 @@
 package scan
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"html/template"
 	"net/http"
+	"strings"
 )
 
 // The pages a person sees when a code leads nowhere. They are read on a phone
@@ -35,8 +38,30 @@ var _ = template.Must(pages.New("notarget").Parse(`<!doctype html>
 </body></html>
 `))
 
+// pageCSP lets these self-contained pages keep their inline style: the
+// hub's policy (style-src 'self') would block it, so they carry their own,
+// allowing exactly their style blocks by hash and nothing else.
+var pageCSP = func() string {
+	csp := "default-src 'none'; style-src"
+	for _, t := range pages.Templates() {
+		src := t.Tree.Root.String()
+		for {
+			i := strings.Index(src, "<style>")
+			j := strings.Index(src, "</style>")
+			if i < 0 || j < i {
+				break
+			}
+			sum := sha256.Sum256([]byte(src[i+len("<style>") : j]))
+			csp += " 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+			src = src[j+len("</style>"):]
+		}
+	}
+	return csp + "; frame-ancestors 'none'"
+}()
+
 func writeNotFound(w http.ResponseWriter, id string) {
 	h := w.Header()
+	h.Set("Content-Security-Policy", pageCSP)
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -48,6 +73,7 @@ func writeNotFound(w http.ResponseWriter, id string) {
 // malformed in the config: the scan still counted, the person is told kindly.
 func writeNoTarget(w http.ResponseWriter, b Board) {
 	h := w.Header()
+	h.Set("Content-Security-Policy", pageCSP)
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusServiceUnavailable)

@@ -16,9 +16,17 @@
 //     (address + agent) scanned the same board within the last UniqueWindow.
 //
 // GET /qr/<board>.png and .svg draw the printable code for the board.
+//
+// The same rules serve the QR gateway's /q/<village>/<board> at the centre
+// (hub/gateway): it builds a Handler with its own BoardLookup and Recorder
+// and calls Serve with the key it looked up. Gateway instances that share
+// Config.SaltSecret compute the same visit key for the same phone, which
+// lets them write the same idempotent "unique" point (docs/gateway.md).
 package scan
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,6 +70,24 @@ type Scan struct {
 	// Unique is true for a ClassHuman scan when this phone had not scanned
 	// this board within the unique window; always false for other classes.
 	Unique bool
+	// ID is set on scans a QR gateway counted and sent down to the village
+	// hub (hex of a random 128-bit id): the hub counts each ID once, and
+	// writes no InfluxDB point for it, since the gateway already wrote it
+	// to the central InfluxDB. Empty for the hub's own /q/ scans.
+	ID string
+
+	// visit is the salted key of (phone, board) of a ClassHuman scan; see
+	// VisitKey. Never stored by the hub.
+	visit clientKey
+}
+
+// VisitKey is an opaque, salted hash of (client address, agent, board) of
+// a ClassHuman scan, the same in every Handler that shares
+// Config.SaltSecret on the same day; ok is false for other classes. The QR
+// gateway keys its cross-instance "unique" points with it; without the
+// day's salt it cannot be turned back into an address.
+func (s Scan) VisitKey() (key [16]byte, ok bool) {
+	return s.visit, s.Class == ClassHuman && s.visit != clientKey{}
 }
 
 // Board is what the handler needs to know about a board, looked up on every
@@ -101,6 +127,10 @@ type Config struct {
 	// PublicURL is the hub's public base URL; printed codes carry
 	// <PublicURL>/q/<board>. Required.
 	PublicURL string
+	// CodeURL, if set, is the address printed in /qr/<board>.png|svg
+	// instead of <PublicURL>/q/<board> (the QR gateway's address when the
+	// hub has a gateway: block; hub/gateway.CodeURL).
+	CodeURL func(board string) (string, error)
 	// UniqueWindow is how long after a phone's scan of a board another scan
 	// of the same board by the same phone is not unique (default 30 s). The
 	// window slides: each scan starts it again.
@@ -120,6 +150,11 @@ type Config struct {
 	// BotAgents are extra case-insensitive substrings that mark a
 	// User-Agent as a bot, for a previewer the built-in lists miss.
 	BotAgents []string
+	// SaltSecret, if set, makes the daily salt HMAC-SHA256(SaltSecret, the
+	// date) instead of a random value, so that several gateway instances
+	// recognise the same phone (hub/gateway). Secret: at least 32 bytes,
+	// kept in a 0600 file. The hub itself leaves it empty.
+	SaltSecret []byte
 	// Location is where "a day" is measured for the salt's daily rotation.
 	// Nil means Vietnam's time (UTC+7, no daylight saving).
 	Location *time.Location
@@ -133,6 +168,7 @@ type Config struct {
 // replaced by the first request after midnight.
 type Handler struct {
 	publicURL string
+	codeURL   func(board string) (string, error)
 	boards    BoardLookup
 	rec       Recorder
 	window    time.Duration
@@ -160,12 +196,16 @@ func NewHandler(cfg Config, boards BoardLookup, rec Recorder) (*Handler, error) 
 	if _, err := qrcode.BoardURL(cfg.PublicURL, "x"); err != nil {
 		return nil, fmt.Errorf("scan handler: %w", err)
 	}
+	if len(cfg.SaltSecret) > 0 && len(cfg.SaltSecret) < 32 {
+		return nil, errors.New("scan handler: the salt secret must be at least 32 bytes")
+	}
 	if cfg.UniqueWindow < 0 || cfg.RatePerSecond < 0 || cfg.RateBurst < 0 || cfg.MaxClients < 0 ||
 		math.IsNaN(cfg.RatePerSecond) || math.IsInf(cfg.RatePerSecond, 0) {
 		return nil, errors.New("scan handler: unique window, rate, burst and max clients must not be negative or infinite")
 	}
 	h := &Handler{
 		publicURL: cfg.PublicURL,
+		codeURL:   cfg.CodeURL,
 		boards:    boards,
 		rec:       rec,
 		window:    or(cfg.UniqueWindow, DefaultUniqueWindow),
@@ -198,7 +238,7 @@ func NewHandler(cfg Config, boards BoardLookup, rec Recorder) (*Handler, error) 
 	if loc == nil {
 		loc = vietnam
 	}
-	if h.salt, err = newSalter(loc, h.now(), h.forget); err != nil {
+	if h.salt, err = newSalter(loc, h.now(), h.forget, cfg.SaltSecret); err != nil {
 		return nil, fmt.Errorf("scan handler: %w", err)
 	}
 	h.images = newImageCache(imageCacheSize, imageWorkers)
@@ -238,7 +278,14 @@ func (h *Handler) Register(mux *http.ServeMux) {
 var boardID = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
 func (h *Handler) serveScan(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("board")
+	h.Serve(w, r, r.PathValue("board"))
+}
+
+// Serve answers one visit to a printed code whose board is looked up by id
+// (the hub: the board id; the gateway: <village>/<board>): it classifies
+// the visit, hands it to the Recorder, and redirects, or answers the
+// friendly not-found page for an id the lookup does not know.
+func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, id string) {
 	now := h.now()
 	b, ok := h.boards.Board(id)
 	if !ok {
@@ -250,8 +297,8 @@ func (h *Handler) serveScan(w http.ResponseWriter, r *http.Request) {
 		writeNotFound(w, s.Board)
 		return
 	}
-	class, unique := h.classify(r, b.ID, now)
-	h.rec.RecordScan(Scan{Board: b.ID, Site: b.Site, At: now, Class: class, Unique: unique})
+	class, unique, visit := h.classify(r, b.ID, now)
+	h.rec.RecordScan(Scan{Board: b.ID, Site: b.Site, At: now, Class: class, Unique: unique, visit: visit})
 
 	// no-store: every scan must reach the hub to be counted, and a changed
 	// target must apply at once, so neither browsers nor proxies may keep
@@ -269,30 +316,41 @@ func (h *Handler) serveScan(w http.ResponseWriter, r *http.Request) {
 // classify decides the Class of a request for a known board. The order
 // matters for cost: cheap checks first; the rate limiter before the slow
 // crawler list, so a client inventing agents pays for few slow checks.
-func (h *Handler) classify(r *http.Request, board string, now time.Time) (Class, bool) {
+func (h *Handler) classify(r *http.Request, board string, now time.Time) (Class, bool, clientKey) {
 	if r.Method == http.MethodHead || isPrefetch(r) {
-		return ClassBot, false
+		return ClassBot, false, clientKey{}
 	}
 	ua := truncateAgent(r.Header.Get("User-Agent"))
 	bot, known := h.agents.quick(ua)
 	if bot {
-		return ClassBot, false
+		return ClassBot, false, clientKey{}
 	}
 	s, err := h.salt.get(now)
 	if err != nil {
 		// No salt means no way to remember the client without its address:
 		// count the scan as human and non-unique rather than store an IP.
 		h.log.Error("scan: no daily salt; counting without uniqueness", "err", err)
-		return ClassHuman, false
+		return ClassHuman, false, clientKey{}
 	}
 	addr := h.proxies.clientAddr(r)
 	if !h.allow(s.key("rate", addr), now) {
-		return ClassRateLimited, false
+		return ClassRateLimited, false, clientKey{}
 	}
 	if !known && h.agents.slow(ua) {
-		return ClassBot, false
+		return ClassBot, false, clientKey{}
 	}
-	return ClassHuman, h.firstInWindow(s.key("uniq", addr, ua, board), now)
+	visit := s.key("uniq", addr, ua, board)
+	return ClassHuman, h.firstInWindow(visit, now), visit
+}
+
+// derivedSalt is the salt of the day holding now when instances share a
+// secret: HMAC-SHA256(secret, "villagehub scan salt" 0 YYYY-MM-DD).
+func derivedSalt(secret []byte, day string) [32]byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("villagehub scan salt\x00" + day))
+	var out [32]byte
+	copy(out[:], m.Sum(nil))
+	return out
 }
 
 // allow takes one token from the client's bucket.

@@ -74,7 +74,7 @@ func (s *State) apply(ev *event.Event) (Result, event.Reason) {
 		if r != event.OK {
 			return Rejected, r
 		}
-		return s.applyBoard(b, ev), event.OK
+		return s.applyBoard(b, ev)
 	}
 	if ev.Type == event.InputStatus {
 		return s.applyInputStatus(ev)
@@ -210,21 +210,24 @@ func (s *State) applyStatus(online *int8, since *time.Time, kind, site, id strin
 	return Accepted
 }
 
-func (s *State) applyBoard(b *Board, ev *event.Event) Result {
+func (s *State) applyBoard(b *Board, ev *event.Event) (Result, event.Reason) {
 	s.dirtyBrds[b] = struct{}{}
 	if ev.Received.After(b.LastSeen) {
 		b.LastSeen = ev.Received
 	}
 	switch ev.Type {
 	case event.Status:
-		return s.applyStatus(&b.Online, &b.StatusSince, event.Board.String(), b.Site, b.ID, ev)
+		return s.applyStatus(&b.Online, &b.StatusSince, event.Board.String(), b.Site, b.ID, ev), event.OK
 	case event.QRTotal:
+		n, r := b.Counter.applyBounded(ev.BootBytes, ev.Total, ev.Time, ev.HasTS, ev.Received, s.qrBounds)
+		if r != event.OK {
+			return Rejected, r
+		}
 		if ev.Time.After(b.LastReport) {
 			b.LastReport = ev.Time
 		}
-		n := b.Counter.apply(ev.BootBytes, ev.Total, ev.Time, ev.HasTS)
 		if n == 0 {
-			return Duplicate
+			return Duplicate, event.OK
 		}
 		b.ScansMQTT += uint64(n)
 		s.countToday(b, uint64(n), ev.Time)
@@ -236,9 +239,9 @@ func (s *State) applyBoard(b *Board, ev *event.Event) Result {
 			}
 			s.qrPoint(b.Site, b.ID, SourceMQTT, n, t)
 		}
-		return Accepted
+		return Accepted, event.OK
 	}
-	return Duplicate
+	return Duplicate, event.OK
 }
 
 // event records a motion or status event (and its InfluxDB point; n is the

@@ -214,7 +214,7 @@ func (p *boardPersisted) appendTo(b []byte) []byte {
 		e.t(ep.Last)
 		e.u(ep.Used)
 	}
-	return e.b
+	return p.GatewayIDs.appendTo(e.b)
 }
 
 func (p *boardPersisted) decode(b []byte) error {
@@ -248,5 +248,8 @@ func (p *boardPersisted) decode(b []byte) error {
 		ep.Last = d.t()
 		ep.Used = d.u()
 	}
-	return d.err
+	if d.err != nil {
+		return d.err
+	}
+	return p.GatewayIDs.decode(d.b) // absent in records written before gateways
 }

@@ -36,9 +36,10 @@ import "villagehub/hub/ingest"
 const MaxDeliveries = 8192
 
 // deliveryLog is the ring of remembered identities. Seq numbers them in
-// the store: identity Seq-MaxDeliveries is forgotten when Seq is written.
+// the store: identity Seq-MaxDeliveries is forgotten when Seq is written,
+// and the ring holds identity Seq at Seq % MaxDeliveries.
 type deliveryLog struct {
-	ids  []uint64 // ring, len up to MaxDeliveries
+	ids  []uint64 // MaxDeliveries slots once the first is used; 0 = empty
 	next uint64   // sequence number of the next identity
 	set  map[uint64]uint32
 }
@@ -47,29 +48,33 @@ func newDeliveryLog() *deliveryLog { return &deliveryLog{set: map[uint64]uint32{
 
 func (l *deliveryLog) has(id uint64) bool { return l.set[id] > 0 }
 
-// add remembers id, forgetting the oldest past MaxDeliveries; it returns
-// the sequence number under which to store it.
+// add remembers id, forgetting the one MaxDeliveries before it; it
+// returns the sequence number under which to store it.
 func (l *deliveryLog) add(id uint64) uint64 {
 	seq := l.next
 	l.next++
-	i := int(seq % MaxDeliveries)
-	if i < len(l.ids) {
-		old := l.ids[i]
+	l.put(seq, id)
+	return seq
+}
+
+func (l *deliveryLog) put(seq, id uint64) {
+	if l.ids == nil {
+		l.ids = make([]uint64, MaxDeliveries)
+	}
+	i := seq % MaxDeliveries
+	if old := l.ids[i]; old != 0 {
 		if l.set[old]--; l.set[old] == 0 {
 			delete(l.set, old)
 		}
-		l.ids[i] = id
-	} else {
-		l.ids = append(l.ids, id)
 	}
+	l.ids[i] = id
 	l.set[id]++
-	return seq
 }
 
 // load puts back an identity read from the store, in sequence order.
 func (l *deliveryLog) load(seq, id uint64) {
-	l.next = seq
-	l.add(id)
+	l.put(seq, id)
+	l.next = seq + 1
 }
 
 // deliveryID is the identity of a QoS 1 delivery (0: none). FNV-1a, 64

@@ -139,3 +139,25 @@ func (c *Camera) appendV1Tail(v2 []byte) []byte {
 	tail.i(c.Dets.Horizon)
 	return v2[:len(v2)-len(tail.b)]
 }
+
+// TestDeliveryLogRing: the log forgets exactly the identities more than
+// MaxDeliveries behind, also after it was loaded from the store.
+func TestDeliveryLogRing(t *testing.T) {
+	var l = newDeliveryLog()
+	for i := range uint64(MaxDeliveries + 100) {
+		l.add(i + 1)
+	}
+	fresh := newDeliveryLog()
+	for seq := uint64(100); seq < MaxDeliveries+100; seq++ {
+		fresh.load(seq, seq+1)
+	}
+	for _, lg := range []*deliveryLog{l, fresh} {
+		if lg.has(100) || !lg.has(101) || !lg.has(MaxDeliveries+100) || len(lg.set) != MaxDeliveries {
+			t.Fatalf("has(100)=%v has(101)=%v has(last)=%v size %d", lg.has(100), lg.has(101), lg.has(MaxDeliveries+100), len(lg.set))
+		}
+		seq := lg.add(999999)
+		if seq != MaxDeliveries+100 || lg.has(101) || !lg.has(102) {
+			t.Fatalf("after one more: seq %d has(101)=%v has(102)=%v", seq, lg.has(101), lg.has(102))
+		}
+	}
+}

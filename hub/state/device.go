@@ -81,6 +81,9 @@ type boardPersisted struct {
 	TodayDay                         int32 // days since 1970-01-01 in the village's zone
 	Today                            uint64
 	Counter                          qrCounter
+	// GatewayIDs are the IDs of the latest scans a QR gateway sent down,
+	// committed with the counts they added (gateway.go).
+	GatewayIDs gatewayIDs
 }
 
 // CameraView is a copy of a camera's state for readers.

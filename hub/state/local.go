@@ -175,8 +175,13 @@ func (s *State) applyScan(sc *scan.Scan) {
 		s.orphans++ // removed from the config since the request
 		return
 	}
+	if sc.ID != "" && !b.GatewayIDs.add(sc.ID) {
+		return // a gateway scan already counted (redelivered); see gateway.go
+	}
 	rec := ScanRecord{Site: b.Site, Board: b.ID, Source: SourcePrinted, Time: sc.At}
-	points := s.cfg.InfluxPoints
+	// A gateway's scans are in the central InfluxDB already (written by the
+	// gateway); the hub counts them but writes no second point.
+	points := s.cfg.InfluxPoints && sc.ID == ""
 	switch sc.Class {
 	case scan.ClassHuman:
 		rec.N = 1

@@ -1,6 +1,56 @@
 package state
 
-import "time"
+import (
+	"time"
+
+	"villagehub/hub/event"
+)
+
+// Bounds on what one QR board report may add (issue 12): a total of
+// 9223372036854775807 under a new boot once added 9.2e18 scans, and a
+// report stamped 2020 added scans to January 2020. A QR board is scanned
+// by people with phones; tens of thousands of scans an hour would be a
+// queue of people scanning non-stop, so the defaults are far above any
+// real board and far below anything that overflows.
+const (
+	DefaultMaxQRPerReport = 10_000
+	DefaultMaxQRPerHour   = 360_000
+	DefaultMaxPast        = 48 * time.Hour
+)
+
+// qrBounds are the limits applied to QR reports.
+type qrBounds struct {
+	perReport, perHour int64
+	maxPast            time.Duration
+}
+
+// applyBounded is apply within the bounds: a report whose ts is older than
+// maxPast before it was received is stale (it would rewrite a period the
+// village may already have reported), and one that would add more than
+// perReport scans, or take the board over perHour scans in the hour it was
+// received, is implausible. Either is rejected and changes nothing: the
+// counter is restored, so a forged huge total cannot raise a boot's
+// largest total and swallow the board's real counts after it.
+func (c *qrCounter) applyBounded(boot []byte, total int64, ts time.Time, hasTS bool, received time.Time, b qrBounds) (int64, event.Reason) {
+	if hasTS && ts.Before(received.Add(-b.maxPast)) {
+		return 0, event.StaleTS
+	}
+	var saved [maxBoots]epoch
+	n, clock := copy(saved[:], c.Epochs), c.Clock
+	inc := c.apply(boot, total, ts, hasTS)
+	hour := received.Unix() / 3600
+	if hour != c.hour {
+		c.hour, c.hourN = hour, 0
+	}
+	if inc > b.perReport || inc > b.perHour-c.hourN {
+		c.Epochs = c.Epochs[:n]
+		copy(c.Epochs, saved[:n])
+		c.Clock = clock
+		return 0, event.Implausible
+	}
+	c.hourN += inc
+	return inc, event.OK
+}
 
 // maxBoots is how many boots (or, for boards that send no boot, counting
 // epochs) a board remembers. The contract asks for at least 8.
@@ -21,6 +71,9 @@ type epoch struct {
 type qrCounter struct {
 	Epochs []epoch
 	Clock  uint64
+	// Scans added in the hour (unix hours, by time received) hour; not
+	// persisted: a restart starts a new allowance.
+	hour, hourN int64
 }
 
 // apply returns how many new scans a report adds. boot is empty for boards

@@ -1,7 +1,10 @@
-// Package state is the one owner of live device state. It applies typed
-// events from hub/ingest in order, keeps the idempotent QR counts, makes the
-// effects durable through a Store before messages are acknowledged, and
-// serves consistent snapshots to everything that reads (metrics, API, web,
+// Package state is the one owner of live device state. It decodes the
+// queued MQTT messages with the input each belongs to (hub/input), applies
+// the typed events in order together with the hub's own traffic (probe
+// results, printed scans, events of inputs that run on their own), keeps
+// the idempotent QR counts and exactly-once motion, makes the effects
+// durable through a Store before messages are acknowledged, and serves
+// consistent snapshots to everything that reads (metrics, API, web,
 // alerts).
 package state
 
@@ -78,6 +81,13 @@ type Config struct {
 	// Mono is a monotonic clock (time since any fixed start; nil: the
 	// runtime's), which the hub runs on while Now is below the floor.
 	Mono func() time.Duration
+	// MaxQRPerReport and MaxQRPerHour bound the scans one QR report, and
+	// one board in an hour, may add; MaxPast is how old a report's ts may
+	// be. Past them a report is rejected (implausible, stale_ts). Zero
+	// means the defaults (DefaultMaxQRPerReport, ...).
+	MaxQRPerReport int64
+	MaxQRPerHour   int64
+	MaxPast        time.Duration
 }
 
 // Decoder turns an MQTT message into typed events (hub/input.MQTT). State
@@ -131,6 +141,8 @@ type State struct {
 	deliv     *deliveryLog
 	lastTS    map[seriesKey]int64 // InfluxDB series -> last timestamp used
 	sources   map[string]*inputState
+
+	qrBounds qrBounds
 }
 
 // Result of one message, for villagehub_mqtt_messages_total.
@@ -169,6 +181,15 @@ func New(cfg Config) (*State, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxQRPerReport <= 0 {
+		cfg.MaxQRPerReport = DefaultMaxQRPerReport
+	}
+	if cfg.MaxQRPerHour <= 0 {
+		cfg.MaxQRPerHour = DefaultMaxQRPerHour
+	}
+	if cfg.MaxPast <= 0 {
+		cfg.MaxPast = DefaultMaxPast
+	}
 	loc := cfg.Location
 	if loc == nil {
 		var err error
@@ -177,6 +198,7 @@ func New(cfg Config) (*State, error) {
 		}
 	}
 	s := &State{
+		qrBounds:  qrBounds{perReport: cfg.MaxQRPerReport, perHour: cfg.MaxQRPerHour, maxPast: cfg.MaxPast},
 		cfg:       cfg,
 		log:       cfg.Logger,
 		now:       cfg.Now,

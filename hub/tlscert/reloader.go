@@ -117,11 +117,26 @@ func (r *Reloader) Certificate() *tls.Certificate { return r.cert.Load() }
 
 // TLSConfig is a server configuration serving the reloadable certificate.
 // TLS 1.2 is the floor: cheap cameras and ESP32 boards rarely speak 1.3.
+// In TLS 1.2 only forward-secret AEAD suites are offered (Go's defaults
+// also offer CBC with SHA-1, which is legacy); mbedTLS on an ESP32 and
+// every current browser speak ECDHE with AES-GCM. TLS 1.3 suites are not
+// configurable and all AEAD.
 func (r *Reloader) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   CipherSuites,
 		GetCertificate: r.GetCertificate,
 	}
+}
+
+// CipherSuites are the TLS 1.2 suites the hub's listeners offer.
+var CipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // Describe implements prometheus.Collector.

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -12,6 +13,9 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"net/url"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +85,16 @@ type AccessConfig struct {
 	SessionTTL time.Duration
 	// SecureCookies marks cookies Secure (the hub serves HTTPS).
 	SecureCookies bool
+	// Pprof serves /debug/pprof/ to admins (debug.pprof: true); off,
+	// it is not served at all.
+	Pprof bool
+	// UsersFile holds users made by `villagehub user add` (and the
+	// first-run page), besides Users.
+	UsersFile string
+	// LoopbackUntilUsers limits LoopbackAdmin to while no user exists:
+	// a fresh hub is administered from its own machine until its first
+	// administrator is made.
+	LoopbackUntilUsers bool
 }
 
 const (
@@ -96,8 +110,58 @@ type access struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	logins   map[string]*rate.Limiter // per client address, bounded
+	// badAuth holds failed logins per account ("u:<name>") and per
+	// address ("a:<ip>") over every path: the login form, HTTP Basic
+	// and bearer tokens. Bounded like logins.
+	badAuth  map[string]*rate.Limiter
 	failures [numFailures]atomic.Uint64
+	// bcryptSem bounds concurrent bcrypt checks to half the CPUs, so
+	// password guessing cannot take the CPU from other requests.
+	bcryptSem chan struct{}
+	// verified remembers a password that passed its bcrypt check (as an
+	// HMAC under macKey, per user), so a client sending Basic auth on
+	// every request (a Prometheus scrape) costs a hash, not a bcrypt run.
+	macKey   []byte
+	verified sync.Map // user name -> verifiedPW
+	file     usersFromFile
 }
+
+// users is every user: the config's, then the users file's (the config
+// wins a name both have).
+func (a *access) users() []User {
+	a.mu.Lock()
+	fu := a.file.current(time.Now())
+	a.mu.Unlock()
+	if len(fu) == 0 {
+		return a.cfg.Users
+	}
+	out := make([]User, 0, len(a.cfg.Users)+len(fu))
+	out = append(out, a.cfg.Users...)
+	for _, u := range fu {
+		dup := false
+		for _, c := range a.cfg.Users {
+			dup = dup || c.Name == u.Name
+		}
+		if !dup {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+func (a *access) hasUsers() bool { return len(a.users()) > 0 }
+
+// Failed logins: each account and each address may fail badAuthBurst
+// times, then once per badAuthEvery; past that, checks that would cost a
+// bcrypt run (or a token guess) are answered 429 without one. A user whose
+// right password is already verified is never held back, so guessing a
+// user's password cannot lock that user out.
+const (
+	badAuthBurst = 5
+	badAuthEvery = 10 * time.Second
+	// How long a request may wait for a bcrypt slot before 503.
+	bcryptWait = 2 * time.Second
+)
 
 type session struct {
 	user    string
@@ -113,16 +177,174 @@ const (
 	failForbidden
 	failUnauthenticated
 	failLoginRate
+	failBusy
 	numFailures
 )
 
-var failureNames = [numFailures]string{"bad_password", "bad_token", "csrf", "forbidden", "unauthenticated", "login_rate_limited"}
+var failureNames = [numFailures]string{"bad_password", "bad_token", "csrf", "forbidden", "unauthenticated", "login_rate_limited", "busy"}
 
 func newAccess(cfg AccessConfig) *access {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 12 * time.Hour
 	}
-	return &access{cfg: cfg, sessions: map[string]*session{}, logins: map[string]*rate.Limiter{}}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	return &access{cfg: cfg, sessions: map[string]*session{}, logins: map[string]*rate.Limiter{},
+		badAuth: map[string]*rate.Limiter{}, bcryptSem: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)), macKey: key,
+		file: usersFromFile{path: cfg.UsersFile}}
+}
+
+// authLimited reports whether the address or the user (if any) has no
+// failed logins left.
+func (a *access) authLimited(ip, user string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	keys := []string{"a:" + ip}
+	if user != "" {
+		keys = append(keys, "u:"+user)
+	}
+	for _, k := range keys {
+		if l := a.badAuth[k]; l != nil && l.Tokens() < 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// authFailed takes a failed login from the address's and the user's
+// allowance.
+func (a *access) authFailed(ip, user string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.badAuth) >= 2*maxSessions {
+		for k, l := range a.badAuth {
+			if l.Tokens() >= badAuthBurst {
+				delete(a.badAuth, k)
+			}
+		}
+		if len(a.badAuth) >= 2*maxSessions {
+			clear(a.badAuth)
+		}
+	}
+	keys := []string{"a:" + ip}
+	if user != "" {
+		keys = append(keys, "u:"+user)
+	}
+	for _, k := range keys {
+		l := a.badAuth[k]
+		if l == nil {
+			l = rate.NewLimiter(rate.Every(badAuthEvery), badAuthBurst)
+			a.badAuth[k] = l
+		}
+		l.Allow()
+	}
+}
+
+func (a *access) mac(name, password string) [32]byte {
+	m := hmac.New(sha256.New, a.macKey)
+	m.Write([]byte(name))
+	m.Write([]byte{0})
+	m.Write([]byte(password))
+	var out [32]byte
+	m.Sum(out[:0])
+	return out
+}
+
+// Results of checkUser besides a match.
+const (
+	userBad     = iota // wrong name or password
+	userLimited        // too many failures: not checked
+	userBusy           // no bcrypt slot in time: not checked
+	userOK
+)
+
+// checkUser checks a name and password from list, with the failure
+// limits and the bcrypt bound every password path shares.
+func (a *access) checkUser(r *http.Request, list []User, name, password string) (User, int) {
+	ip := clientIP(r)
+	if len(name) > 128 || len(password) > 1024 {
+		a.authFailed(ip, "")
+		return User{}, userBad
+	}
+	sum := a.mac(name, password)
+	if v, ok := a.verified.Load(name); ok {
+		if want := v.(verifiedPW); hmac.Equal(want.sum[:], sum[:]) {
+			for _, u := range list {
+				// Only against the hash it was verified with: a new
+				// password (villagehub user passwd) voids the old one.
+				if u.Name == name && u.PasswordHash == want.hash {
+					return u, userOK
+				}
+			}
+		}
+	}
+	if a.authLimited(ip, name) {
+		return User{}, userLimited
+	}
+	t := time.NewTimer(bcryptWait)
+	defer t.Stop()
+	select {
+	case a.bcryptSem <- struct{}{}:
+	case <-t.C:
+		return User{}, userBusy
+	case <-r.Context().Done():
+		return User{}, userBusy
+	}
+	u, ok := matchUser(list, name, password)
+	<-a.bcryptSem
+	if !ok {
+		a.authFailed(ip, name)
+		return User{}, userBad
+	}
+	a.verified.Store(name, verifiedPW{sum: sum, hash: u.PasswordHash})
+	return u, userOK
+}
+
+type verifiedPW struct {
+	sum  [32]byte
+	hash string
+}
+
+// checkToken checks a bearer token, with the address's failure limit.
+func (a *access) checkToken(r *http.Request, list []Token, tok string) (Token, int) {
+	ip := clientIP(r)
+	if a.authLimited(ip, "") {
+		return Token{}, userLimited
+	}
+	t, ok := matchToken(list, tok)
+	if !ok {
+		a.authFailed(ip, "")
+		return Token{}, userBad
+	}
+	return t, userOK
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+type userCtxKey struct{}
+
+// UserName is who made a request, as access control saw it: a user's or
+// token's name, "loopback" or "anonymous".
+func UserName(r *http.Request) string {
+	s, _ := r.Context().Value(userCtxKey{}).(string)
+	return s
+}
+
+// WithUserName makes a middleware that passes UserName to set, e.g.
+// alert.WithUser, so that what a handler records (a silence's
+// created_by) is the authenticated user, never what the body claims.
+func WithUserName(set func(context.Context, string) context.Context) func(http.Handler) http.Handler {
+	return func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(w, r.WithContext(set(r.Context(), UserName(r))))
+		})
+	}
 }
 
 // publicPath is reachable without any role: printed QR codes, health, the
@@ -178,19 +400,29 @@ var dummyHash = sync.OnceValue(func() []byte {
 
 // who works out the role of a request and whether it came with ambient
 // credentials (a cookie, or none at all), which need CSRF protection.
-func (a *access) who(r *http.Request) (role Role, ambient bool, bad int) {
+func (a *access) who(r *http.Request) (role Role, ambient bool, name string, bad int) {
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		if tok, ok := strings.CutPrefix(auth, "Bearer "); ok {
-			if t, ok := matchToken(a.cfg.Tokens, tok); ok {
-				return t.Role, false, -1
+			t, res := a.checkToken(r, a.cfg.Tokens, tok)
+			switch res {
+			case userOK:
+				return t.Role, false, "token:" + t.Name, -1
+			case userLimited:
+				return RoleNone, false, "", failLoginRate
 			}
-			return RoleNone, false, failToken
+			return RoleNone, false, "", failToken
 		}
 		if name, pw, ok := r.BasicAuth(); ok {
-			if u, ok := matchUser(a.cfg.Users, name, pw); ok {
-				return u.Role, false, -1
+			u, res := a.checkUser(r, a.users(), name, pw)
+			switch res {
+			case userOK:
+				return u.Role, false, u.Name, -1
+			case userLimited:
+				return RoleNone, false, "", failLoginRate
+			case userBusy:
+				return RoleNone, false, "", failBusy
 			}
-			return RoleNone, false, failLogin
+			return RoleNone, false, "", failLogin
 		}
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
@@ -201,15 +433,26 @@ func (a *access) who(r *http.Request) (role Role, ambient bool, bad int) {
 			s = nil
 		}
 		a.mu.Unlock()
-		if s != nil {
-			return s.role, true, -1
+		if s != nil && a.userExists(s.user) {
+			return s.role, true, s.user, -1
 		}
 	}
-	role = a.cfg.Anonymous
-	if a.cfg.LoopbackAdmin && loopback(r) {
-		role = RoleAdmin
+	role, name = a.cfg.Anonymous, "anonymous"
+	if a.cfg.LoopbackAdmin && loopback(r) && !(a.cfg.LoopbackUntilUsers && a.hasUsers()) {
+		role, name = RoleAdmin, "loopback"
 	}
-	return role, true, -1
+	return role, true, name, -1
+}
+
+// userExists reports whether a session's user is still a user (one
+// removed with `villagehub user remove` loses its sessions at once).
+func (a *access) userExists(name string) bool {
+	for _, u := range a.users() {
+		if u.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // metricsAllowed checks /metrics' own credentials, when configured.
@@ -219,12 +462,12 @@ func (a *access) metricsAllowed(r *http.Request) (guarded, ok bool) {
 	}
 	auth := r.Header.Get("Authorization")
 	if tok, isBearer := strings.CutPrefix(auth, "Bearer "); isBearer {
-		_, ok = matchToken(a.cfg.MetricsTokens, tok)
-		return true, ok
+		_, res := a.checkToken(r, a.cfg.MetricsTokens, tok)
+		return true, res == userOK
 	}
 	if name, pw, isBasic := r.BasicAuth(); isBasic {
-		_, ok = matchUser(a.cfg.MetricsUsers, name, pw)
-		return true, ok
+		_, res := a.checkUser(r, a.cfg.MetricsUsers, name, pw)
+		return true, res == userOK
 	}
 	return true, false
 }
@@ -247,6 +490,20 @@ func csrfOK(r *http.Request, formValue string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(c.Value)) == 1
 }
 
+// sameOrigin reports whether a browser says the request comes from the
+// hub's own pages: Sec-Fetch-Site same-origin, or (browsers without it)
+// an Origin naming this host. Neither header: not shown to be.
+func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin"
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		u, err := url.Parse(o)
+		return err == nil && u.Host == r.Host
+	}
+	return false
+}
+
 func randomToken(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -265,6 +522,14 @@ func (a *access) ensureCSRFCookie(w http.ResponseWriter, r *http.Request) string
 
 func (a *access) fail(w http.ResponseWriter, code, reason int, msg string) {
 	a.failures[reason].Add(1)
+	switch reason {
+	case failLoginRate:
+		code, msg = http.StatusTooManyRequests, "too many failed logins; try again later"
+		w.Header().Set("Retry-After", strconv.Itoa(int(badAuthEvery.Seconds())))
+	case failBusy:
+		code, msg = http.StatusServiceUnavailable, "busy checking passwords; try again"
+		w.Header().Set("Retry-After", "1")
+	}
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="villagehub"`)
 	}
@@ -288,14 +553,18 @@ func (a *access) wrap(h http.Handler) http.Handler {
 		if p == "/metrics" {
 			if guarded, ok := a.metricsAllowed(r); guarded {
 				if !ok {
-					a.fail(w, http.StatusUnauthorized, failToken, "/metrics needs its bearer token or basic auth")
+					reason := failToken
+					if a.authLimited(clientIP(r), "") {
+						reason = failLoginRate
+					}
+					a.fail(w, http.StatusUnauthorized, reason, "/metrics needs its bearer token or basic auth")
 					return
 				}
 				h.ServeHTTP(w, r)
 				return
 			}
 		}
-		role, ambient, bad := a.who(r)
+		role, ambient, name, bad := a.who(r)
 		if bad < 0 {
 			// The dashboard shows the login or logout link and the admin
 			// area from this (see RequestRole).
@@ -304,6 +573,16 @@ func (a *access) wrap(h http.Handler) http.Handler {
 		if bad >= 0 {
 			a.fail(w, http.StatusUnauthorized, bad, "wrong credentials")
 			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), userCtxKey{}, name))
+		if strings.HasPrefix(p, "/debug/pprof/") {
+			// Profiles show the command line and can load the CPU for
+			// 30 s at a time: administrators only, and only when
+			// debug.pprof is on (otherwise the path does not exist).
+			if role < RoleAdmin {
+				a.fail(w, http.StatusForbidden, failForbidden, "only an administrator may do this")
+				return
+			}
 		}
 		if readOnly(r.Method) {
 			if role < RoleViewer {
@@ -385,8 +664,17 @@ func (a *access) routes(mux *http.ServeMux) {
 			show(http.StatusForbidden, "Phiên đã hết hạn, hãy thử lại (reload and try again).")
 			return
 		}
-		u, ok := matchUser(a.cfg.Users, r.PostFormValue("username"), r.PostFormValue("password"))
-		if !ok {
+		u, res := a.checkUser(r, a.users(), r.PostFormValue("username"), r.PostFormValue("password"))
+		switch res {
+		case userLimited:
+			a.failures[failLoginRate].Add(1)
+			show(http.StatusTooManyRequests, "Thử lại sau ít phút (too many attempts).")
+			return
+		case userBusy:
+			a.failures[failBusy].Add(1)
+			show(http.StatusServiceUnavailable, "Máy bận, hãy thử lại (busy, try again).")
+			return
+		case userBad:
 			a.failures[failLogin].Add(1)
 			show(http.StatusUnauthorized, "Sai tên đăng nhập hoặc mật khẩu (wrong username or password).")
 			return
@@ -413,6 +701,16 @@ func (a *access) routes(mux *http.ServeMux) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	})
 	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
+		// A cross-site page must not be able to log a user out: the CSRF
+		// token, or the browser's word that the form is the hub's own
+		// (Sec-Fetch-Site, else Origin), as the dashboard's plain logout
+		// form sends.
+		_ = r.ParseForm()
+		if !csrfOK(r, r.PostFormValue("csrf")) && !sameOrigin(r) {
+			a.failures[failCSRF].Add(1)
+			writeError(w, http.StatusForbidden, "missing or wrong CSRF token (reload the page)")
+			return
+		}
 		if c, err := r.Cookie(sessionCookie); err == nil {
 			a.mu.Lock()
 			delete(a.sessions, c.Value)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"villagehub/hub/report"
 	"villagehub/hub/state"
@@ -104,13 +105,36 @@ func New(cfg Config) (*Server, error) {
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		// net/http logs one line per failed TLS handshake: a client can
+		// provoke them at will, so about one a second is kept.
+		ErrorLog: slog.NewLogLogger(&limitedHandler{Handler: cfg.Logger.Handler(), limit: rate.NewLimiter(1, 10)}, slog.LevelWarn),
 	}
 	return s, nil
 }
 
+// limitedHandler drops records past its rate.
+type limitedHandler struct {
+	slog.Handler
+	limit *rate.Limiter
+}
+
+func (l *limitedHandler) Handle(ctx context.Context, r slog.Record) error {
+	if !l.limit.Allow() {
+		return nil
+	}
+	return l.Handler.Handle(ctx, r)
+}
+
 // Addr is the bound address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL is the server's base URL as bound: https:// when it serves TLS.
+func (s *Server) URL() string {
+	if s.cfg.TLS != nil {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
+}
 
 // Run serves until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
@@ -146,13 +170,16 @@ func (s *Server) routes() http.Handler {
 			EnableOpenMetrics: true,
 		}))
 	}
-	// Profiling, as Prometheus and most Go servers offer it: the heap
-	// profile with ?gc=1 gives exact post-GC memory figures.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	// Profiling, as Prometheus and most Go servers offer it (the heap
+	// profile with ?gc=1 gives exact post-GC memory figures), only with
+	// debug.pprof: true, and then for administrators (access.wrap).
+	if s.cfg.Access.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /api/v1/cameras", s.cameras)
 	mux.HandleFunc("GET /api/v1/qr-boards", s.boards)
 	mux.HandleFunc("GET /api/v1/qr-boards/{board}", s.board)
@@ -170,20 +197,27 @@ func (s *Server) routes() http.Handler {
 		m(mux)
 	}
 	s.access.routes(mux)
-	return securityHeaders(s.access.wrap(mux))
+	return securityHeaders(s.access.wrap(mux), s.cfg.TLS != nil)
 }
 
-// securityHeaders sets headers every response should carry. The values
-// are built once and assigned by their canonical keys: Header.Set would
-// canonicalise each key and allocate each value on every request, a visible
-// share of the cost of a /q/ redirect. (Each slice has len == cap, so a
-// handler that Adds to one gets a copy, never a shared array.)
-func securityHeaders(h http.Handler) http.Handler {
+// securityHeaders sets headers every response should carry; over HTTPS
+// also HSTS, so a browser that has once reached the hub securely does not
+// fall back to plain HTTP (no includeSubDomains: a village hub's name
+// is rarely a domain of its own). The values are built once and assigned by
+// their canonical keys: Header.Set would canonicalise each key and allocate
+// each value on every request, a visible share of the cost of a /q/
+// redirect. (Each slice has len == cap, so a handler that Adds to one gets a
+// copy, never a shared array.)
+func securityHeaders(h http.Handler, https bool) http.Handler {
+	hsts := []string{"max-age=31536000"}
 	nosniff := []string{"nosniff"}
 	noReferrer := []string{"no-referrer"}
 	csp := []string{"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
+		if https {
+			hd["Strict-Transport-Security"] = hsts
+		}
 		hd["X-Content-Type-Options"] = nosniff
 		hd["Referrer-Policy"] = noReferrer
 		hd["Content-Security-Policy"] = csp

@@ -1,0 +1,66 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"villagehub/hub/testenv"
+)
+
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardWriter) WriteHeader(code int)        { d.code = code }
+
+// BenchmarkGatewayScan is one counted human scan through a gateway's
+// handler: classification, a journal line (fsync off here: the group
+// commit is measured by scripts/bench-gateway.sh), metrics, the 302.
+func BenchmarkGatewayScan(b *testing.B) {
+	dir := b.TempDir()
+	salt := filepath.Join(dir, "salt")
+	os.WriteFile(salt, []byte("0123456789abcdef0123456789abcdef"), 0o600)
+	f := false
+	cfg := &Config{Listen: "127.0.0.1:0", PublicURL: "https://qr.example.org", DataDir: dir, TopicPrefix: "village",
+		Instance: "bench", MaxBoards: 1000, JournalSync: &f, Broker: Broker{URL: "tcp://" + testenv.FreeAddr(b), ClientID: "b"},
+		QR: QR{TrustedProxies: []string{"127.0.0.1"}, RatePerSecond: 1e9, SaltFile: salt}}
+	g, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.ln.Close()
+	if err := g.targets.set("cho-ban", "sap-007", TargetMessage{Target: "https://example.vn/sap-7", Site: "cho-ban", Place: Place{Province: "thanh-hoa"}}); err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]*http.Request, 1024)
+	for i := range reqs {
+		r, _ := http.NewRequest("GET", "http://qr.example.org/q/cho-ban/sap-007", nil)
+		r.RemoteAddr = "127.0.0.1:40000"
+		r.Header.Set("User-Agent", "Mozilla/5.0 (Linux; Android 13; SM-A536E) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/125.0 Mobile Safari/537.36 Zalo android/12100621 ZaloTheme/light ZaloLanguage/vi")
+		r.Header.Set("X-Forwarded-For", fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
+		reqs[i] = r
+	}
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	i := 0
+	start := time.Now()
+	for b.Loop() {
+		clear(w.h)
+		g.srv.Handler.ServeHTTP(w, reqs[i&1023])
+		i++
+	}
+	if w.code != http.StatusFound {
+		b.Fatalf("status %d", w.code)
+	}
+	b.ReportMetric(float64(i)/time.Since(start).Seconds(), "scans/s")
+	g.journal.close()
+}

@@ -1,0 +1,425 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// journal is the gateway's durable log of counted scans: one line per
+// scan, appended before the phone gets its redirect, read by two
+// consumers at their own pace, each with its own cursor: "influx" (into
+// the InfluxDB writer's spool) and "village" (QoS 1 down to the village
+// hub). A consumer advances its cursor only after its sink took the
+// lines, so after a crash or kill -9 it sends the last lines again;
+// both sinks are idempotent (InfluxDB points keyed by scan id, the
+// village hub's ID check). Segments are deleted when every cursor has
+// passed them.
+//
+// Appends are written in groups (leader/follower group commit): a request
+// puts its line in a shared buffer; if no write is running it becomes the
+// writer and writes everything buffered with one write(2) (and, with sync
+// on, one fdatasync), while the requests arriving meanwhile fill the next
+// group; each request returns once its group is written. Once write
+// returns the line survives a kill -9 of the gateway; with sync on it
+// also survives a power cut. No lock is held across a system call: on a
+// busy machine one write that stalls (ext4 waits for a journal commit, a
+// page under writeback) then delays one group, not every request in turn.
+type journal struct {
+	dir    string
+	sync   bool
+	async  bool // append returns before the write (see Config.JournalAsync)
+	segMax int64
+
+	// The writer's: only the request that is writing touches these.
+	f   *os.File
+	seg uint64
+	off int64
+
+	mu        sync.Mutex // guards the fields below
+	cond      *sync.Cond
+	buf       []byte
+	spare     []byte
+	open      uint64 // number of the group being filled
+	written   uint64 // groups before this one are written (or failed)
+	writing   bool
+	errGroup  uint64
+	err       error
+	asyncErrs uint64 // async groups that failed (their appenders had returned)
+	closed    bool
+
+	dmu     sync.Mutex // guards active and cursors
+	active  uint64
+	size    int64 // bytes written to the active segment
+	cursors map[string]*cursor
+}
+
+type jpos struct {
+	Seg uint64
+	Off int64
+}
+
+type cursor struct {
+	pos    jpos
+	notify chan struct{}
+}
+
+const defaultSegMax = 8 << 20
+
+func segName(id uint64) string { return fmt.Sprintf("%012d.seg", id) }
+
+// openJournal opens (or creates) the journal in dir with the named
+// consumers.
+func openJournal(dir string, doSync bool, consumers ...string) (*journal, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	j := &journal{dir: dir, sync: doSync, segMax: defaultSegMax, cursors: map[string]*cursor{}, open: 1, written: 1}
+	j.cond = sync.NewCond(&j.mu)
+	segs, err := j.segments()
+	if err != nil {
+		return nil, err
+	}
+	if len(segs) == 0 {
+		segs = []uint64{1}
+	}
+	j.seg = segs[len(segs)-1]
+	if j.f, err = os.OpenFile(filepath.Join(dir, segName(j.seg)), os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600); err != nil {
+		return nil, err
+	}
+	if j.off, err = trimPartial(j.f); err != nil {
+		j.f.Close()
+		return nil, err
+	}
+	j.active, j.size = j.seg, j.off
+	for _, name := range consumers {
+		c := &cursor{pos: jpos{segs[0], 0}, notify: make(chan struct{}, 1)}
+		if b, err := os.ReadFile(filepath.Join(dir, "cursor-"+name)); err == nil {
+			var p jpos
+			if _, err := fmt.Sscanf(string(b), "%d %d", &p.Seg, &p.Off); err == nil && p.Seg >= segs[0] &&
+				(p.Seg < j.seg || (p.Seg == j.seg && p.Off <= j.off)) {
+				c.pos = p
+			}
+		}
+		j.cursors[name] = c
+	}
+	return j, nil
+}
+
+// trimPartial drops a partly written last line (a kill during a write)
+// and returns the file's size.
+func trimPartial(f *os.File) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return 0, err
+	}
+	size := fi.Size()
+	start := max(size-64<<10, 0)
+	buf := make([]byte, size-start)
+	if _, err := f.ReadAt(buf, start); err != nil {
+		return 0, err
+	}
+	if buf[len(buf)-1] == '\n' {
+		return size, nil
+	}
+	keep := start + int64(bytes.LastIndexByte(buf, '\n')+1)
+	return keep, f.Truncate(keep)
+}
+
+func (j *journal) segments() ([]uint64, error) {
+	ents, err := os.ReadDir(j.dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []uint64
+	for _, e := range ents {
+		if n, ok := strings.CutSuffix(e.Name(), ".seg"); ok {
+			if id, err := strconv.ParseUint(n, 10, 64); err == nil {
+				out = append(out, id)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+var errJournalClosed = errors.New("journal closed")
+
+// append writes one line (ending in '\n'); it returns once the line is
+// in the kernel (with sync on: on disk).
+func (j *journal) append(line []byte) error {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return errJournalClosed
+	}
+	j.buf = append(j.buf, line...)
+	mine := j.open
+	if j.async && len(j.buf) < maxAsyncBuffer {
+		if !j.writing {
+			j.writing = true
+			go j.drain()
+		}
+		j.mu.Unlock()
+		return nil
+	}
+	for j.written <= mine {
+		if j.writing {
+			j.cond.Wait()
+			continue
+		}
+		// Become the writer of everything buffered so far.
+		j.writing = true
+		data, group := j.buf, j.open
+		j.buf, j.spare = j.spare[:0], nil
+		j.open++
+		j.mu.Unlock()
+		err := j.writeGroup(data)
+		j.mu.Lock()
+		j.spare = data[:0]
+		if err != nil {
+			j.errGroup, j.err = group, err
+		}
+		j.written = group + 1
+		j.writing = false
+		j.cond.Broadcast()
+	}
+	var err error
+	if j.errGroup == mine {
+		err = j.err
+	}
+	j.mu.Unlock()
+	return err
+}
+
+// maxAsyncBuffer bounds what async appends may leave unwritten: past it
+// an append waits for the disk like a synchronous one.
+const maxAsyncBuffer = 4 << 20
+
+// drain writes groups until the buffer is empty (async appends).
+func (j *journal) drain() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for len(j.buf) > 0 {
+		data, group := j.buf, j.open
+		j.buf, j.spare = j.spare[:0], nil
+		j.open++
+		j.mu.Unlock()
+		err := j.writeGroup(data)
+		j.mu.Lock()
+		j.spare = data[:0]
+		if err != nil {
+			j.errGroup, j.err = group, err
+			j.asyncErrs++
+		}
+		j.written = group + 1
+		j.cond.Broadcast()
+	}
+	j.writing = false
+	j.cond.Broadcast()
+}
+
+// writeGroup writes one group, rolling to a new segment first when the
+// active one is full. Only the current writer calls it.
+func (j *journal) writeGroup(data []byte) error {
+	if j.off >= j.segMax {
+		if err := j.roll(); err != nil {
+			return err
+		}
+	}
+	n, err := j.f.Write(data)
+	j.off += int64(n)
+	if err != nil {
+		// A short write leaves part of a line: cut back to the last whole
+		// line so later groups stay readable.
+		if off, terr := trimPartial(j.f); terr == nil {
+			j.off = off
+		}
+		return err
+	}
+	if j.sync {
+		if err := fdatasync(j.f); err != nil {
+			return err
+		}
+	}
+	j.dmu.Lock()
+	j.size = j.off
+	for _, c := range j.cursors {
+		select {
+		case c.notify <- struct{}{}:
+		default:
+		}
+	}
+	j.dmu.Unlock()
+	return nil
+}
+
+// roll starts a new segment (the writer, between groups).
+func (j *journal) roll() error {
+	if err := fdatasync(j.f); err != nil {
+		return err
+	}
+	nf, err := os.OpenFile(filepath.Join(j.dir, segName(j.seg+1)), os.O_CREATE|os.O_RDWR|os.O_APPEND|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	j.f.Close()
+	j.f, j.seg, j.off = nf, j.seg+1, 0
+	j.dmu.Lock()
+	j.active, j.size = j.seg, 0
+	j.dmu.Unlock()
+	return nil
+}
+
+// read returns up to maxBytes of complete lines after the named
+// consumer's cursor, and the position after them. No lines means nothing
+// new.
+func (j *journal) read(name string, maxBytes int) ([]byte, jpos, error) {
+	j.dmu.Lock()
+	c, active := j.cursors[name].pos, j.active
+	j.dmu.Unlock()
+	for {
+		fi, err := os.Stat(filepath.Join(j.dir, segName(c.Seg)))
+		if errors.Is(err, os.ErrNotExist) && c.Seg < active {
+			c = jpos{c.Seg + 1, 0}
+			continue
+		}
+		if err != nil {
+			return nil, c, err
+		}
+		end := fi.Size()
+		if c.Off >= end {
+			if c.Seg < active {
+				// A segment is finished once it is not the active one: a
+				// roll waits for the writes in flight.
+				c = jpos{c.Seg + 1, 0}
+				if err := j.advance(name, c); err != nil {
+					return nil, c, err
+				}
+				continue
+			}
+			return nil, c, nil
+		}
+		n := min(end-c.Off, int64(maxBytes))
+		f, err := os.Open(filepath.Join(j.dir, segName(c.Seg)))
+		if err != nil {
+			return nil, c, err
+		}
+		buf := make([]byte, n)
+		n2, err := f.ReadAt(buf, c.Off)
+		f.Close()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, c, err
+		}
+		buf = buf[:n2]
+		k := bytes.LastIndexByte(buf, '\n')
+		if k < 0 {
+			if int64(n2) >= int64(maxBytes) {
+				return nil, c, fmt.Errorf("journal %s: a line longer than %d bytes at %d", segName(c.Seg), maxBytes, c.Off)
+			}
+			return nil, c, nil // a line being written
+		}
+		return buf[:k+1], jpos{c.Seg, c.Off + int64(k+1)}, nil
+	}
+}
+
+// advance moves a consumer's cursor (after its sink took the lines),
+// persists it, and deletes segments every consumer has passed.
+func (j *journal) advance(name string, p jpos) error {
+	j.dmu.Lock()
+	j.cursors[name].pos = p
+	minSeg := p.Seg
+	for _, c := range j.cursors {
+		minSeg = min(minSeg, c.pos.Seg)
+	}
+	j.dmu.Unlock()
+	if err := writeFileAtomic(filepath.Join(j.dir, "cursor-"+name), fmt.Appendf(nil, "%d %d\n", p.Seg, p.Off), j.sync); err != nil {
+		return err
+	}
+	segs, err := j.segments()
+	if err != nil {
+		return err
+	}
+	j.dmu.Lock()
+	active := j.active
+	j.dmu.Unlock()
+	for _, s := range segs {
+		if s < minSeg && s < active {
+			os.Remove(filepath.Join(j.dir, segName(s)))
+		}
+	}
+	return nil
+}
+
+// notify is the channel that gets a value when lines may be waiting for
+// the named consumer.
+func (j *journal) notify(name string) <-chan struct{} { return j.cursors[name].notify }
+
+// lag is how many bytes the named consumer has not taken yet (earlier
+// segments counted as full).
+func (j *journal) lag(name string) int64 {
+	j.dmu.Lock()
+	c, active, end := j.cursors[name].pos, j.active, j.size
+	j.dmu.Unlock()
+	if c.Seg == active {
+		return max(end-c.Off, 0)
+	}
+	return int64(active-c.Seg-1)*j.segMax + max(j.segMax-c.Off, 0) + end
+}
+
+func (j *journal) close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return nil
+	}
+	j.closed = true
+	for j.writing || len(j.buf) > 0 && j.written < j.open {
+		j.cond.Wait() // the writer finishes; waiting appenders write the rest
+	}
+	err := fdatasync(j.f)
+	if cerr := j.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// writeFileAtomic replaces path with data: a temporary file, fsynced
+// (when sync), renamed over it.
+func writeFileAtomic(path string, data []byte, sync bool) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if err == nil && sync {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o600)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if sync {
+		if d, err := os.Open(filepath.Dir(path)); err == nil {
+			d.Sync()
+			d.Close()
+		}
+	}
+	return nil
+}

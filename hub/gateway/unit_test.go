@@ -1,0 +1,239 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"villagehub/hub/scan"
+)
+
+func TestURLWarnings(t *testing.T) {
+	warn := map[string]string{
+		"http://127.0.0.1:8080":    "loopback",
+		"http://localhost:8080":    "this machine",
+		"http://[::1]:8080":        "loopback",
+		"http://0.0.0.0:8080":      "loopback",
+		"http://192.168.1.10:8080": "private",
+		"http://10.0.0.5":          "private",
+		"http://172.16.4.1":        "private",
+		"http://[fd00::1]":         "private",
+		"http://169.254.10.1":      "link-local",
+		"http://100.64.3.2":        "carrier-grade NAT",
+		"http://100.127.255.1":     "carrier-grade NAT",
+		"http://hub.example.vn":    "placeholder",
+		"https://example.com":      "placeholder",
+		"http://203.0.113.7":       "documentation",
+		"http://villagehub":        "without a domain",
+		"http://hub.local":         "local-network",
+		"http://hub.lan:8080":      "local-network",
+		"hub.tinh.gov.vn/q":        "not an absolute",
+	}
+	for u, want := range warn {
+		got := URLWarnings(u)
+		if len(got) == 0 || !strings.Contains(got[0], want) {
+			t.Errorf("%s: warnings %q, want one saying %q", u, got, want)
+		}
+	}
+	for _, u := range []string{"https://qr.thanhhoa.gov.vn", "http://14.160.32.5:8080", "https://100.128.0.1", "https://hub.tan-ngu.vn/"} {
+		if got := URLWarnings(u); len(got) > 0 {
+			t.Errorf("%s: unexpected warnings %q", u, got)
+		}
+	}
+	var w bytes.Buffer
+	gw := LinkConfig{PublicURL: "https://qr.thanhhoa.gov.vn/", Broker: LinkBroker{URL: "tcp://b:1883"}, Place: Place{Village: "tan-ngu-2"}}
+	fn := PrintedURLs("http://192.168.1.10:8080", gw, &w)
+	if u, err := fn("market-07"); err != nil || u != "https://qr.thanhhoa.gov.vn/q/tan-ngu-2/market-07" {
+		t.Errorf("gateway URL %q %v", u, err)
+	}
+	if w.Len() != 0 {
+		t.Errorf("warned about a reachable gateway address: %s", w.String())
+	}
+	fn = PrintedURLs("http://192.168.1.10:8080", LinkConfig{}, &w)
+	if u, _ := fn("market-07"); u != "http://192.168.1.10:8080/q/market-07" || !strings.Contains(w.String(), "WARNING: http.public_url") {
+		t.Errorf("hub URL %q, warning %q", u, w.String())
+	}
+}
+
+// The same scan written twice is the same InfluxDB line (a retry
+// overwrites itself); the unique point is the same for any scan of the
+// same phone, board and window.
+func TestRecordLinesIdempotent(t *testing.T) {
+	at := time.Date(2026, 12, 2, 9, 30, 1, 234567891, time.UTC).UnixNano()
+	r := record{At: at, Class: scan.ClassHuman, Unique: true, HasVisit: true, Province: "thanh-hoa", Village: "tan-ngu-2", Hub: "hub1", Site: "s", Board: "market-07"}
+	copy(r.ID[:], "0123456789abcdef")
+	copy(r.Visit[:], "visitvisitvisit!")
+	line := r.appendTo(nil)
+	back, err := parseRecord(bytes.TrimSuffix(line, []byte("\n")))
+	if err != nil || back != r {
+		t.Fatalf("round trip: %v\n%+v\n%+v", err, back, r)
+	}
+	w := 30 * time.Second
+	a, n, err := r.appendLines(nil, w)
+	b, _, _ := back.appendLines(nil, w)
+	if err != nil || n != 2 || !bytes.Equal(a, b) {
+		t.Fatalf("lines differ or wrong: %v %d\n%s\n%s", err, n, a, b)
+	}
+	if !strings.Contains(string(a), "qr_scans,board=market-07,hub=hub1,province=thanh-hoa,site=s,village=tan-ngu-2,source=printed scans=1i ") ||
+		!strings.Contains(string(a), "qr_visits,board=market-07,hub=hub1,province=thanh-hoa,site=s,village=tan-ngu-2,class=unique visits=1i ") {
+		t.Fatalf("lines:\n%s", a)
+	}
+	later := r
+	later.At += int64(10 * time.Second) // same fixed window (…:30–…:60)
+	copy(later.ID[:], "fedcba9876543210")
+	c, _, _ := later.appendLines(nil, w)
+	if strings.Split(string(a), "\n")[1] != strings.Split(string(c), "\n")[1] {
+		t.Fatalf("two scans of one phone in one window give different unique points:\n%s\n%s", a, c)
+	}
+	if strings.Split(string(a), "\n")[0] == strings.Split(string(c), "\n")[0] {
+		t.Fatal("two scans give the same scan point")
+	}
+}
+
+// The journal survives a reopen with each consumer's cursor, drops a
+// partly written last line, and deletes segments both consumers passed.
+func TestJournalCursors(t *testing.T) {
+	dir := t.TempDir()
+	j, err := openJournal(dir, true, "a", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.segMax = 64
+	for i := range 10 {
+		if err := j.append([]byte(strings.Repeat("x", 20) + string(rune('0'+i)) + "\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readAll := func(j *journal, name string, advance bool) []string {
+		var out []string
+		for {
+			lines, next, err := j.read(name, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(lines) == 0 {
+				return out
+			}
+			out = append(out, strings.Split(strings.TrimSpace(string(lines)), "\n")...)
+			if advance {
+				if err := j.advance(name, next); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !advance {
+				return out
+			}
+		}
+	}
+	if got := readAll(j, "a", true); len(got) != 10 {
+		t.Fatalf("a read %d lines", len(got))
+	}
+	j.close()
+	// A kill during a write leaves half a line.
+	segs, _ := j.segments()
+	last := filepath.Join(dir, segName(segs[len(segs)-1]))
+	f, _ := os.OpenFile(last, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("half a li")
+	f.Close()
+	j, err = openJournal(dir, true, "a", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(j, "a", true); len(got) != 0 {
+		t.Fatalf("a read again after reopen: %q", got)
+	}
+	if got := readAll(j, "b", true); len(got) != 10 {
+		t.Fatalf("b read %d lines, want 10: %q", len(got), got)
+	}
+	j.append([]byte("after\n"))
+	if got := readAll(j, "b", true); len(got) != 1 || got[0] != "after" {
+		t.Fatalf("b after reopen read %q", got)
+	}
+	if segs, _ := j.segments(); len(segs) > 2 {
+		t.Fatalf("segments passed by both consumers kept: %v", segs)
+	}
+}
+
+// Async appends return before the write and are all on disk after close,
+// in order of their groups; concurrent appenders never interleave lines.
+func TestJournalAsyncAndConcurrent(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		dir := t.TempDir()
+		j, err := openJournal(dir, false, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.async = async
+		j.segMax = 4096
+		done := make(chan struct{})
+		for w := range 8 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				for i := range 200 {
+					if err := j.append(fmt.Appendf(nil, "w%d-%03d %s\n", w, i, strings.Repeat("x", 40))); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		for range 8 {
+			<-done
+		}
+		if err := j.close(); err != nil {
+			t.Fatal(err)
+		}
+		j, err = openJournal(dir, false, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for {
+			lines, next, err := j.read("a", 1<<16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(lines) == 0 {
+				break
+			}
+			for _, l := range strings.Split(strings.TrimSpace(string(lines)), "\n") {
+				if len(l) != 47 || seen[l] {
+					t.Fatalf("async=%v: torn or repeated line %q", async, l)
+				}
+				seen[l] = true
+			}
+			j.advance("a", next)
+		}
+		if len(seen) != 1600 {
+			t.Fatalf("async=%v: read %d lines, want 1600", async, len(seen))
+		}
+		j.close()
+	}
+}
+
+// Config errors name the file, line and key; an unknown key is refused;
+// a secret file readable by others is refused without quoting it.
+func TestGatewayConfigErrors(t *testing.T) {
+	_, err := ParseConfig("gw.yaml", []byte("listen: 127.0.0.1:0\npublic_url: qr.example.org\nbroker: { url: \"tcp://b:1883\", password: hunter2-secret }\n"))
+	if err == nil || !strings.Contains(err.Error(), "gw.yaml:2: public_url") || !strings.Contains(err.Error(), "qr.salt_file") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error %v", err)
+	}
+	if _, err := ParseConfig("gw.yaml", []byte("public_url: https://qr.example.org\nbogus: 1\n")); err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("unknown key: %v", err)
+	}
+	dir := t.TempDir()
+	salt := filepath.Join(dir, "salt")
+	os.WriteFile(salt, []byte("very-secret-salt-value-0123456789abcdef"), 0o644)
+	if _, err := readSecret(salt, "qr.salt_file"); err == nil || !strings.Contains(err.Error(), "chmod 600") || strings.Contains(err.Error(), "very-secret") {
+		t.Fatalf("world-readable secret: %v", err)
+	}
+	os.Chmod(salt, 0o600)
+	c, err := ParseConfig("gw.yaml", []byte("public_url: https://qr.example.org\nbroker: { url: \"tcp://b:1883\" }\nqr: { salt_file: "+salt+" }\n"))
+	if err != nil || c.Listen != DefaultListen || c.TopicPrefix != "village" || c.Sync() || c.Broker.ClientID == "" {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+}
