@@ -152,6 +152,9 @@ for nw in $WORKERS; do
 	}'
 	echo "         ($n live workers at the end; VmRSS summed (shared pages counted twice): $((vr / 1024)) MB; probes so far: ${probes:-?}; simulator: $(grep -h "published" "$d/sim.out" "$d/sim.err" 2>/dev/null | tail -1 | cut -c1-120))"
 	kill "$sim" "$hub" 2>/dev/null || true
+	# thousands of simulated clients may take long to say goodbye
+	for _ in $(seq 50); do kill -0 "$sim" 2>/dev/null || break; sleep 0.2; done
+	kill -9 "$sim" 2>/dev/null || true
 	wait "$sim" "$hub" 2>/dev/null || true
 done
 echo "%core: CPU seconds per wall second x 100 (one core = 100). MB: PSS from /proc/<pid>/smaps_rollup (shared pages divided among the processes sharing them)."
