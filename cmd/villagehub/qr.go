@@ -54,12 +54,9 @@ func qrCommand(args []string, stdout, stderr io.Writer) int {
 	if *public != "" {
 		cfg.HTTP.PublicURL = *public
 	}
-	if cfg.HTTP.PublicURL == "" {
-		fmt.Fprintln(stderr, "villagehub qr print: set http.public_url (or --public-url): the codes must encode an address phones can reach")
+	if cfg.HTTP.PublicURL == "" && !cfg.GatewayLink().Enabled() {
+		fmt.Fprintln(stderr, "villagehub qr print: set http.public_url (or --public-url), or gateway.public_url: the codes must encode an address phones can reach")
 		return 1
-	}
-	for _, w := range report.PublicURLWarnings(cfg.HTTP.PublicURL) {
-		fmt.Fprintln(stderr, "villagehub qr print: cảnh báo (warning):", w)
 	}
 	var lv qrcode.Level
 	if *level != "" {

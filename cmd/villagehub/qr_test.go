@@ -8,9 +8,9 @@ import (
 	"testing"
 )
 
-// qr print warns when the codes would encode an address phones cannot
-// reach (the reference config's example host, the hub's loopback), and
-// counts boards in proper English.
+// qr print warns when the codes would encode an address phones on mobile
+// data cannot reach (the reference config's example host, the hub's
+// loopback, a private LAN address), and counts boards in proper English.
 func TestQRPrintWarnsAboutUnreachableURL(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "v.yaml")
@@ -25,12 +25,12 @@ qr_boards:
 	for _, tc := range []struct {
 		url  string
 		warn bool
-	}{{"http://hub.example.vn", true}, {"http://127.0.0.1:8080", true}, {"http://192.168.1.10:8080", false}} {
+	}{{"http://hub.example.vn", true}, {"http://127.0.0.1:8080", true}, {"http://192.168.1.10:8080", true}, {"https://cho-ban.vn", false}} {
 		var out, errb bytes.Buffer
 		if code := run([]string{"qr", "print", "--config", cfgPath, "--out", dir, "--public-url", tc.url}, &out, &errb); code != 0 {
 			t.Fatalf("%s: exit %d: %s", tc.url, code, errb.String())
 		}
-		if got := strings.Contains(errb.String(), "cảnh báo (warning)"); got != tc.warn {
+		if got := strings.Contains(errb.String(), "CẢNH BÁO / WARNING"); got != tc.warn {
 			t.Errorf("%s: warning %v, want %v: %q", tc.url, got, tc.warn, errb.String())
 		}
 		if !strings.Contains(out.String(), ": 1 board of Thôn 1") {

@@ -63,23 +63,26 @@ type Hub struct {
 	boards  atomic.Pointer[map[string]scan.Board]
 	log     *slog.Logger
 	started time.Time
-	prober  *probe.Supervisor // nil when no camera has an RTSP URL
-	life    context.Context   // ends when Run returns
-	endLife context.CancelFunc
-	queue   *ingest.Queue
-	store   *store.Store
-	state   *state.State
-	metrics *metrics.Metrics
-	mqtt    mqttSide
-	broker  *broker.Broker // nil with an external broker
-	web     *web.Server
-	ui      *ui.UI
-	alerts  *alert.Engine
-	influx  *influx.Writer // nil without InfluxDB
-	gwLink  *gateway.Link  // nil without a gateway: block
-	uplink  *uplink.Uplink // nil without uplink.remote_write
-	auth    *auth.Hook     // nil with an external broker
-	inputs  []input.Input
+	// printedURL is each board's printed address (hub or gateway), one
+	// function for /qr/ images and the dashboard's sheets.
+	printedURL func(board string) (string, error)
+	prober     *probe.Supervisor // nil when no camera has an RTSP URL
+	life       context.Context   // ends when Run returns
+	endLife    context.CancelFunc
+	queue      *ingest.Queue
+	store      *store.Store
+	state      *state.State
+	metrics    *metrics.Metrics
+	mqtt       mqttSide
+	broker     *broker.Broker // nil with an external broker
+	web        *web.Server
+	ui         *ui.UI
+	alerts     *alert.Engine
+	influx     *influx.Writer // nil without InfluxDB
+	gwLink     *gateway.Link  // nil without a gateway: block
+	uplink     *uplink.Uplink // nil without uplink.remote_write
+	auth       *auth.Hook     // nil with an external broker
+	inputs     []input.Input
 	// TLS certificates, reloaded with the configuration; nil without TLS.
 	brokerTLS, httpTLS *tlscert.Reloader
 
@@ -325,6 +328,19 @@ func (h *Hub) newWeb() error {
 		ConfigFile: cfg.Path,
 		Reload:     func(ctx context.Context) error { return h.ReloadFromFile(ctx, "dashboard") },
 		Notifiers:  uiNotifiers{h.alerts},
+		// First run: the admin goes into the users file, live; "needs
+		// setup" counts users from the config and the users file alike.
+		NeedsSetup:  func() bool { return h.web != nil && h.web.NeedsFirstUser() },
+		CreateAdmin: func(name, pw string) error { return h.web.CreateFirstAdmin(name, pw) },
+		// Sheets printed from the dashboard carry what /qr/ and `qr print`
+		// carry: the gateway's address when configured.
+		CodeURL: h.printedURL,
+		PrintedBase: func() string {
+			if gw := h.cfg.Load().GatewayLink(); gw.Enabled() {
+				return gw.PublicURL
+			}
+			return h.cfg.Load().HTTP.PublicURL
+		},
 	}); err != nil {
 		return err
 	}
@@ -424,6 +440,7 @@ func (h *Hub) newScans() (*scan.Handler, error) {
 		public = "http://" + cfg.HTTP.Addr
 		h.log.Warn("http.public_url is not set; printed QR codes will point at " + public + ", which phones may not reach")
 	}
+	h.printedURL = h.codeURL(public)
 	hd, err := scan.NewHandler(scan.Config{
 		PublicURL:      public,
 		UniqueWindow:   time.Duration(cfg.QR.UniqueWindow),
@@ -434,7 +451,7 @@ func (h *Hub) newScans() (*scan.Handler, error) {
 		BotAgents:      cfg.QR.BotAgents,
 		Location:       cfg.Location,
 		Logger:         h.log.With("component", "qr"),
-		CodeURL:        h.codeURL(public),
+		CodeURL:        h.printedURL,
 	}, boardLookup{&h.boards}, h.state)
 	if err != nil {
 		return nil, fmt.Errorf("qr: %w", err)

@@ -179,14 +179,3 @@ func TestMonthPDFRenders(t *testing.T) {
 		}
 	}
 }
-
-func TestPublicURLWarnings(t *testing.T) {
-	for u, want := range map[string]int{
-		"http://hub.example.vn": 1, "http://127.0.0.1:8080": 1, "http://localhost:8080": 1, "http://0.0.0.0": 1,
-		"hub.local": 1, "http://192.168.1.10:8080": 0, "https://cho-ban.vn": 0,
-	} {
-		if got := PublicURLWarnings(u); len(got) != want {
-			t.Errorf("%s: %d warnings %q, want %d", u, len(got), got, want)
-		}
-	}
-}

@@ -109,7 +109,7 @@ func (u *UI) adminInfo(w http.ResponseWriter, r *http.Request) {
 	if pub == "" {
 		out["public_url_warnings"] = []string{"Chưa đặt địa chỉ công khai của hub (http.public_url): chưa in được mã QR. Set http.public_url to print QR codes."}
 	} else {
-		out["public_url_warnings"] = report.PublicURLWarnings(pub)
+		out["public_url_warnings"] = qrcode.URLWarnings(u.printedBase(pub))
 	}
 	out["reports"] = u.cfg.QR != nil
 	if role >= web.RoleAdmin {
@@ -123,6 +123,17 @@ func (u *UI) adminInfo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// printedBase is the address printed codes carry: the gateway's when the
+// hub has one, else the hub's public URL.
+func (u *UI) printedBase(pub string) string {
+	if u.cfg.PrintedBase != nil {
+		if b := u.cfg.PrintedBase(); b != "" {
+			return b
+		}
+	}
+	return pub
 }
 
 func (u *UI) publicURL() string {
@@ -202,7 +213,7 @@ func (u *UI) qrSheet(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusConflict, "Chưa đặt địa chỉ công khai của hub (http.public_url is not set)")
 		return
 	}
-	sheet := qrcode.Sheet{PublicURL: pub}
+	sheet := qrcode.Sheet{PublicURL: pub, URLFor: u.cfg.CodeURL}
 	for _, s := range u.cfg.Source.Sites() {
 		if s.ID == site {
 			sheet.Title = s.Name

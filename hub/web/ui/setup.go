@@ -14,7 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"villagehub/hub/report"
+	"villagehub/hub/qrcode"
 	"villagehub/hub/web"
 )
 
@@ -126,7 +126,7 @@ func (u *UI) setupCSRF(w http.ResponseWriter, r *http.Request) string {
 }
 
 func (u *UI) renderSetup(w http.ResponseWriter, code int, p setupPage) {
-	p.Warnings = report.PublicURLWarnings(p.PublicURL)
+	p.Warnings = qrcode.URLWarnings(p.PublicURL)
 	if p.PublicURL == "" {
 		p.Warnings = nil
 	}
@@ -209,9 +209,18 @@ func (u *UI) postSetup(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if u.cfg.CreateAdmin != nil {
+		// Live: the users file, which the running hub rereads.
+		if err := u.cfg.CreateAdmin(p.AdminName, pw); err != nil {
+			fail("Không tạo được quản trị viên (could not create the administrator): " + err.Error())
+			return
+		}
+	}
 	err = u.cfgFile.edit(func(root *yaml.Node) error {
-		if err := addAdmin(root, p.AdminName, hash); err != nil {
-			return err
+		if u.cfg.CreateAdmin == nil {
+			if err := addAdmin(root, p.AdminName, hash); err != nil {
+				return err
+			}
 		}
 		if p.PublicURL != "" {
 			return setPublicURL(root, p.PublicURL)

@@ -86,9 +86,19 @@ type Config struct {
 	Reload     func(ctx context.Context) error
 	// Notifiers backs the "Gửi thử" (send a test) button.
 	Notifiers Notifiers
+	// CodeURL, if set, is each board's printed address (the gateway's
+	// <public_url>/q/<village>/<board> when the hub has a gateway: block),
+	// so the sheets downloaded here match /qr/<board>.png and `qr print`;
+	// PrintedBase is that address's base, for the reachability warnings.
+	CodeURL     func(board string) (string, error)
+	PrintedBase func() string
 	// NeedsSetup says no administrator exists yet (default: the config
 	// file lists no admin user or token).
 	NeedsSetup func() bool
+	// CreateAdmin, if set, makes the first administrator live (the hub's
+	// users file, as `villagehub user add` writes it) instead of in the
+	// config file, so the new admin can log in at once.
+	CreateAdmin func(name, password string) error
 }
 
 // UI serves the dashboard. Mount adds its routes; Run drives live updates.
