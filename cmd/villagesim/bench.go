@@ -609,16 +609,21 @@ func startHub(tmp string, o benchOpts, mqttURL string) (*hubProc, error) {
 	h := &hubProc{http: freeAddr(), broker: freeAddr()}
 	// The load comes from a few anonymous publishers going flat out.
 	cfgPath := filepath.Join(dir, "bench.yaml")
-	cfg := "broker: { allow_anonymous: true, publish_rate: 10000000, publish_burst: 10000000, max_pending: 100000, max_pending_per_source: 100000 }\n"
-	if err := os.WriteFile(cfgPath, []byte(cfg+pprofKey), 0o644); err != nil {
-		return nil, err
-	}
-	// Profiles and the heap figures need /debug/pprof, behind debug.pprof
-	// in hubs that have the key; older hubs serve it always and reject
-	// the key.
-	if exec.Command(o.hubBin, "check-config", cfgPath).Run() != nil {
+	// The newest keys first: /debug/pprof (for profiles and the heap
+	// figures) is behind debug.pprof, and connections before CONNECT are
+	// capped (max_pending), in hubs that have those keys; older hubs (a
+	// baseline binary) reject them, and serve pprof always.
+	base := "broker: { allow_anonymous: true, publish_rate: 10000000, publish_burst: 10000000"
+	for _, cfg := range []string{
+		base + ", max_pending: 100000, max_pending_per_source: 100000 }\n" + pprofKey,
+		base + " }\n" + pprofKey,
+		base + " }\n",
+	} {
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			return nil, err
+		}
+		if exec.Command(o.hubBin, "check-config", cfgPath).Run() == nil {
+			break
 		}
 	}
 	args := []string{"--config", cfgPath, "--data-dir", dir, "--http-addr", h.http, "--broker-addr", h.broker, "--log-level", "error"}
