@@ -44,7 +44,8 @@ Usage:
                                      started and supervised by the hub
   villagehub device [--config F] add camera|qr <site> <id>
                                      give a device its MQTT username and
-                                     password (printed once); also passwd,
+                                     password (printed once); also
+                                     add viewer|hub|frigate <name>, passwd,
                                      remove, list
   villagehub cert [--config F] NAME...
                                      make a village CA and a server

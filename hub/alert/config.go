@@ -26,6 +26,9 @@ const (
 	// NotifierFailing is a notifier in trouble; its device is the
 	// notifier's name.
 	NotifierFailing = "NotifierFailing"
+	// FrigateDown is a configured Frigate that said `offline` (or
+	// `stopped`) on <prefix>/available; its device is the Frigate's name.
+	FrigateDown = "FrigateDown"
 )
 
 // HubSite is the site of HubDegraded alerts: the hub itself, as in the
@@ -66,6 +69,19 @@ type Rules struct {
 	// NotifierFailing: a notifier that failed repeatedly or lost its
 	// credentials, told through every other notifier.
 	NotifierFailing NotifierFailingRule `yaml:"notifier_failing"`
+	// FrigateDown: a configured Frigate reported offline on its
+	// available topic.
+	FrigateDown FrigateDownRule `yaml:"frigate_down"`
+}
+
+// FrigateDownRule fires FrigateDown (site: the Frigate's site, device:
+// its name) once a configured Frigate has said `offline` or `stopped` on
+// <prefix>/available for `for` (default 1m: a Frigate restart or an
+// upgrade takes well under that); `online` resolves it after recover_for
+// evaluations (default 1, i.e. at once). Default severity critical: while
+// it lasts the motion of all its cameras is unknown.
+type FrigateDownRule struct {
+	RuleBase `yaml:",inline"`
 }
 
 // NotifierFailingRule fires NotifierFailing (site _hub, device the
@@ -286,7 +302,7 @@ var (
 	nameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_-]{0,63}$`)
 )
 
-var alertNames = []string{CameraDown, CameraDegraded, QRBoardSilent, HubDegraded, NotifierFailing}
+var alertNames = []string{CameraDown, CameraDegraded, QRBoardSilent, HubDegraded, NotifierFailing, FrigateDown}
 
 func knownAlert(s string) bool {
 	for _, n := range alertNames {
@@ -331,12 +347,13 @@ func (c *Config) Validate() []Problem {
 	} else if r.NotifierFailing.After < 1 || r.NotifierFailing.After > 1000 {
 		bad("must be between 1 and 1000", "rules", "notifier_failing", "after")
 	}
+	defBase(&r.FrigateDown.RuleBase, time.Minute, 1, "critical")
 	for _, rb := range []struct {
 		key string
 		b   *RuleBase
 	}{{"camera_down", &r.CameraDown.RuleBase}, {"camera_degraded", &r.CameraDegraded.RuleBase},
 		{"qr_board_silent", &r.QRBoardSilent.RuleBase}, {"hub_degraded", &r.HubDegraded.RuleBase},
-		{"notifier_failing", &r.NotifierFailing.RuleBase}} {
+		{"notifier_failing", &r.NotifierFailing.RuleBase}, {"frigate_down", &r.FrigateDown.RuleBase}} {
 		if rb.b.For < 0 {
 			bad("must not be negative", "rules", rb.key, "for")
 		}

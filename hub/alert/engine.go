@@ -1,7 +1,8 @@
 // Package alert turns the hub's live state into alerts and notifications:
 // a camera without video (CameraDown), a poor stream (CameraDegraded), a QR
 // board that stopped reporting (QRBoardSilent), a hub in trouble
-// (HubDegraded) and a notifier that stopped working (NotifierFailing).
+// (HubDegraded), a notifier that stopped working (NotifierFailing) and a
+// Frigate that went offline (FrigateDown).
 // Each alert is a small state machine with a `for` duration before it
 // fires and `recover_for` good observations before it resolves, so a
 // flapping camera gives one alert, not one per flap. Alerts, their
@@ -46,6 +47,9 @@ type State interface {
 	Cameras() []state.CameraView
 	Boards() []state.BoardView
 	Sites() []state.Site
+	// Inputs is each input's own availability (a Frigate's available
+	// topic), for FrigateDown.
+	Inputs() []state.Input
 }
 
 // Publisher publishes an MQTT message; the hub's embedded broker and its
@@ -76,6 +80,12 @@ type Deps struct {
 	IngestQueue     func() (length, capacity int)
 	SpoolPoints     func() int64
 
+	// Frigates names the configured Frigate inputs ("frigate/<name>"):
+	// only these can fire FrigateDown, so a Frigate removed from the
+	// config whose last word (kept in the store) was offline does not
+	// fire forever. Nil: every "frigate/" input the state reports.
+	Frigates []string
+
 	// Changed, if set, wakes the engine to evaluate at once (at most every
 	// 100 ms) besides its 1 s tick: e.g. after the state applied a batch.
 	Changed <-chan struct{}
@@ -97,7 +107,7 @@ type Engine struct {
 	loc  *time.Location
 	db   *db
 
-	down, degr, silent, hubSpec, notifSpec spec
+	down, degr, silent, hubSpec, notifSpec, frigSpec spec
 
 	// senders, by config order; replaced by Reload. runCtx is Run's
 	// context, for senders a reload starts.
@@ -112,6 +122,7 @@ type Engine struct {
 	boards map[devKey]*boardTrack
 	hub    map[string]*hubTrack
 	notif  map[string]*track // NotifierFailing, by notifier name
+	frig   map[string]*track // FrigateDown, by input name (frigate/<name>)
 	// restored: firing alerts loaded from alerts.db that no observation
 	// has confirmed since the start; no repeat goes out for them until
 	// one has (the device may have recovered while the hub was down).
@@ -165,7 +176,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, loc: loc,
 		cams: map[devKey]*camTrack{}, boards: map[devKey]*boardTrack{}, hub: map[string]*hubTrack{},
-		notif: map[string]*track{}, restored: map[string]bool{},
+		notif: map[string]*track{}, frig: map[string]*track{}, restored: map[string]bool{},
 		firing: map[string]*Alert{}, started: deps.Now(),
 	}
 	e.setSpecs(&cfg.Rules)
@@ -198,6 +209,7 @@ func (e *Engine) setSpecs(r *Rules) {
 	e.silent = spec{name: QRBoardSilent, recoverFor: r.QRBoardSilent.RecoverFor, severity: r.QRBoardSilent.Severity}
 	e.hubSpec = spec{name: HubDegraded, forDur: time.Duration(r.HubDegraded.For), recoverFor: r.HubDegraded.RecoverFor, severity: r.HubDegraded.Severity}
 	e.notifSpec = spec{name: NotifierFailing, forDur: time.Duration(r.NotifierFailing.For), recoverFor: r.NotifierFailing.RecoverFor, severity: r.NotifierFailing.Severity}
+	e.frigSpec = spec{name: FrigateDown, forDur: time.Duration(r.FrigateDown.For), recoverFor: r.FrigateDown.RecoverFor, severity: r.FrigateDown.Severity}
 }
 
 // newSender builds one notifier's sender with what notifiers may need.
@@ -251,6 +263,9 @@ func (e *Engine) load() error {
 		case NotifierFailing:
 			nt := *t
 			e.notif[a.Device] = &nt
+		case FrigateDown:
+			ft := *t
+			e.frig[frigatePrefix+a.Device] = &ft
 		}
 	}
 	e.silences = append(e.silences, configSilences(e.cfg.Silences)...)
@@ -457,6 +472,9 @@ func (e *Engine) evaluate(now time.Time) {
 	if r.NotifierFailing.on() {
 		e.checkNotifiers(now)
 	}
+	if r.FrigateDown.on() {
+		e.checkFrigates(now)
+	}
 	if downOn || degrOn {
 		e.checkRemoved(now)
 	}
@@ -554,6 +572,8 @@ func (e *Engine) name(cs []change) {
 				}
 			}
 			n = boards[devKey{a.Site, a.Device}]
+		case FrigateDown:
+			n = "Frigate " + a.Device
 		}
 		if a.DeviceName == "" {
 			a.DeviceName = n

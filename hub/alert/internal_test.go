@@ -319,3 +319,16 @@ func TestClassifyZalo(t *testing.T) {
 		}
 	}
 }
+
+// TestFrigateDownTitles: the notice titles of FrigateDown in both
+// languages (docs/terms.md, a_FrigateDown).
+func TestFrigateDownTitles(t *testing.T) {
+	n := &Notification{Alert: FrigateDown, State: KindFiring, Kind: KindFiring, Reason: "offline"}
+	if v, e := title(n, vi), title(n, en); v != "Frigate mất kết nối" || e != "Frigate offline" {
+		t.Errorf("firing: %q / %q", v, e)
+	}
+	n.State, n.Kind = KindResolved, KindResolved
+	if v, e := title(n, vi), title(n, en); v != "Frigate kết nối lại" || e != "Frigate back online" {
+		t.Errorf("resolved: %q / %q", v, e)
+	}
+}

@@ -41,7 +41,7 @@ func (e *Engine) Collect(ch chan<- prometheus.Metric) {
 	type key struct{ alert, site string }
 	firing, silenced := map[key]float64{}, map[key]float64{}
 	for _, s := range e.deps.State.Sites() {
-		for _, n := range []string{CameraDown, CameraDegraded, QRBoardSilent} {
+		for _, n := range []string{CameraDown, CameraDegraded, QRBoardSilent, FrigateDown} {
 			firing[key{n, s.ID}] = 0
 			silenced[key{n, s.ID}] = 0
 		}

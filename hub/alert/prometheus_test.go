@@ -31,7 +31,7 @@ const (
 func TestPrometheusRules(t *testing.T) {
 	t.Parallel()
 	out := testenv.Promtool(t, "check", "rules", rulesFile)
-	if !strings.Contains(out, "SUCCESS: 11 rules found") {
+	if !strings.Contains(out, "SUCCESS: 12 rules found") {
 		t.Errorf("promtool check rules:\n%s", out)
 	}
 	out = testenv.Promtool(t, "test", "rules", rulesTestFile)
@@ -66,8 +66,8 @@ func TestPrometheusRules(t *testing.T) {
 	for _, g := range res.Groups {
 		n += len(g.Rules)
 	}
-	if n != 11 {
-		t.Errorf("Prometheus loaded %d rules, want 11\n%s", n, p.Output())
+	if n != 12 {
+		t.Errorf("Prometheus loaded %d rules, want 12\n%s", n, p.Output())
 	}
 	// With nothing scraped, HubAbsent's condition holds at once.
 	testenv.WaitFor(t, 10*time.Second, "HubAbsent pending in Prometheus", func() bool {

@@ -157,6 +157,14 @@ func (e *Engine) retireDisabled(now time.Time) {
 			e.retire(t, now, devKey{HubSite, name}, "rule_disabled", "the rule was turned off")
 		}
 	}
+	if !r.FrigateDown.on() {
+		for name, t := range e.frig {
+			if t.alert != nil {
+				e.retire(t, now, devKey{t.alert.Site, t.alert.Device}, "rule_disabled", "the rule was turned off")
+			}
+			delete(e.frig, name)
+		}
+	}
 }
 
 // configSilences turns the config's silences into the engine's.

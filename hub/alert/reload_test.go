@@ -181,14 +181,14 @@ func TestRestartRepublishesAndDoesNotRepeat(t *testing.T) {
 		Edit: func(d *alert.Deps) { d.Now = clk.Now; d.Publisher = pub1 }})
 	r.status(t, "camera", "tan-ngu-2", "cam-0", "offline")
 	step(t, r.Engine, clk, 2*time.Second)
-	testenv.WaitFor(t, 5*time.Second, "the firing notice", func() bool { return rc.count("cam-0", "firing") == 1 && len(pub1.all()) == 1 })
+	testenv.WaitFor(t, 20*time.Second, "the firing notice", func() bool { return rc.count("cam-0", "firing") == 1 && len(pub1.all()) == 1 })
 	r.Stop()
 
 	clk.Add(10 * time.Minute) // down for longer than the repeat interval
 	pub2 := &publisher{}
 	r = startRig(t, rigConfig{DataDir: dir, StoreDir: t.TempDir(), Sites: sites, Cameras: statusCameras(1), Alerts: cfg(),
 		Edit: func(d *alert.Deps) { d.Now = clk.Now; d.Publisher = pub2 }})
-	testenv.WaitFor(t, 5*time.Second, "the retained alert republished", func() bool { return len(pub2.all()) == 1 })
+	testenv.WaitFor(t, 20*time.Second, "the retained alert republished", func() bool { return len(pub2.all()) == 1 })
 	m1, m2 := pub1.all()[0], pub2.all()[0]
 	if m1.Topic != m2.Topic || string(m1.Payload) != string(m2.Payload) || !m2.Retain {
 		t.Errorf("republished %s %s, first %s %s", m2.Topic, m2.Payload, m1.Topic, m1.Payload)
@@ -196,7 +196,7 @@ func TestRestartRepublishesAndDoesNotRepeat(t *testing.T) {
 	step(t, r.Engine, clk, 5*time.Second)
 	r.status(t, "camera", "tan-ngu-2", "cam-0", "online")
 	step(t, r.Engine, clk, time.Second)
-	testenv.WaitFor(t, 5*time.Second, "the resolution", func() bool { return rc.count("cam-0", "resolved") == 1 })
+	testenv.WaitFor(t, 20*time.Second, "the resolution", func() bool { return rc.count("cam-0", "resolved") == 1 })
 	if n := rc.count("cam-0", "repeat"); n != 0 {
 		t.Errorf("%d repeat notices for an alert no look confirmed after the restart", n)
 	}

@@ -178,7 +178,7 @@ func TestZaloKillAfterRefresh(t *testing.T) {
 	p := start(cs)
 	testenv.WaitFor(t, 10*time.Second, "the refresh at start", func() bool { n, _, _, _ := z.Counts(); return n == 1 })
 	state := filepath.Join(cs.DataDir, "zalo", "zalo-thon.json")
-	testenv.WaitFor(t, 5*time.Second, "the persisted token", func() bool { _, err := os.Stat(state); return err == nil })
+	testenv.WaitFor(t, 20*time.Second, "the persisted token", func() bool { _, err := os.Stat(state); return err == nil })
 	p.Kill()
 	if fi, err := os.Stat(state); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("state file %v %v", fi, err)

@@ -2,6 +2,7 @@ package alert
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"villagehub/hub/state"
@@ -402,5 +403,60 @@ func (e *Engine) checkHub(now time.Time) {
 				detail: fmt.Sprintf("%d points waiting for InfluxDB", n)}
 		}
 		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
+	}
+}
+
+// frigatePrefix starts the state's name of a Frigate input; ONVIF
+// cameras report there too (onvif/<site>/<camera>) and are not Frigates.
+const frigatePrefix = "frigate/"
+
+// checkFrigates runs FrigateDown: each configured Frigate's last word on
+// its available topic. offline (or stopped) is bad from when it was said,
+// online is good from when it was said, and a Frigate that never spoke
+// tells nothing. Called with e.mu.
+func (e *Engine) checkFrigates(now time.Time) {
+	var conf map[string]bool
+	if e.deps.Frigates != nil {
+		conf = make(map[string]bool, len(e.deps.Frigates))
+		for _, n := range e.deps.Frigates {
+			conf[n] = true
+		}
+	}
+	seen := map[string]bool{}
+	for _, in := range e.deps.State.Inputs() {
+		name, ok := strings.CutPrefix(in.Name, frigatePrefix)
+		if !ok || name == "" || (conf != nil && !conf[in.Name]) {
+			continue
+		}
+		seen[in.Name] = true
+		t := e.frig[in.Name]
+		if t == nil {
+			t = &track{}
+			e.frig[in.Name] = t
+		}
+		var at time.Time
+		if in.Since != nil {
+			at = *in.Since
+		}
+		var o obs
+		switch in.Status {
+		case "offline":
+			o = obs{cond: bad, start: at, reason: "offline", detail: in.Name + " reported offline on its available topic"}
+		case "online":
+			o = obs{cond: good, n: 1, start: at}
+		}
+		site := in.Site
+		if site == "" {
+			site = HubSite
+		}
+		e.stepTrack(t, o, now, &e.frigSpec, devKey{site, name})
+	}
+	for name, t := range e.frig {
+		if !seen[name] {
+			if a := t.alert; a != nil {
+				e.gone(t, now, devKey{a.Site, a.Device})
+			}
+			delete(e.frig, name)
+		}
 	}
 }

@@ -92,6 +92,9 @@ var titles = map[string][2][2]string{
 	QRBoardSilent:   {{"Bảng QR không gửi dữ liệu", "Bảng QR hoạt động trở lại"}, {"QR board silent", "QR board reporting again"}},
 	HubDegraded:     {{"Hub gặp sự cố", "Hub hoạt động bình thường trở lại"}, {"Hub degraded", "Hub back to normal"}},
 	NotifierFailing: {{"Kênh báo tin bị lỗi", "Kênh báo tin hoạt động trở lại"}, {"Notifier failing", "Notifier working again"}},
+	// "mất kết nối": Frigate's own MQTT link (its last will), as for a
+	// camera's link in docs/terms.md; its cameras may still record.
+	FrigateDown: {{"Frigate mất kết nối", "Frigate kết nối lại"}, {"Frigate offline", "Frigate back online"}},
 }
 
 // offlineTitles name an outage of the device's MQTT link only (reason

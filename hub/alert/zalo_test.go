@@ -235,7 +235,7 @@ func TestZaloBrokenChainFailsOver(t *testing.T) {
 	cfg := alert.Config{Rules: fastRules(), Notifiers: []alert.Notifier{zn, webhookCfg(rc.URL)}}
 	start := time.Now()
 	r := startRig(t, rigConfig{Sites: sites, Alerts: cfg, Logger: log})
-	testenv.WaitFor(t, 5*time.Second, "NotifierFailing through the webhook", func() bool { return rc.count("zalo-thon", "firing") == 1 })
+	testenv.WaitFor(t, 20*time.Second, "NotifierFailing through the webhook", func() bool { return rc.count("zalo-thon", "firing") == 1 })
 	t.Logf("NotifierFailing delivered %v after start", time.Since(start).Round(time.Millisecond))
 	n := rc.notices(true)[0].N
 	if n.Alert != alert.NotifierFailing || n.Site != alert.HubSite || n.Reason != "credentials" || !strings.Contains(n.Detail, "refresh_token_file") {
@@ -271,7 +271,7 @@ func TestZaloBrokenChainFailsOver(t *testing.T) {
 	if m := z.Messages(); len(m) != 1 || !strings.Contains(m[0].Text, "Tin nhắn thử") {
 		t.Errorf("messages %+v", m)
 	}
-	testenv.WaitFor(t, 5*time.Second, "NotifierFailing resolved", func() bool { return rc.count("zalo-thon", "resolved") == 1 })
+	testenv.WaitFor(t, 20*time.Second, "NotifierFailing resolved", func() bool { return rc.count("zalo-thon", "resolved") == 1 })
 	for _, m := range z.Messages() {
 		if strings.Contains(m.Text, "Kênh báo tin") {
 			t.Errorf("the broken channel was told about itself: %q", m.Text)

@@ -264,6 +264,7 @@ func (h *Hub) newAlerts() error {
 		BrokerConnected: h.mqtt.Connected,
 		IngestQueue:     func() (int, int) { return h.queue.Len(), h.queue.Cap() },
 		SpoolPoints:     h.influxBacklog,
+		Frigates:        frigateInputs(cfg),
 		Changed:         h.state.Changed(),
 		Logger:          h.log.With("component", "alert"),
 		Now:             h.state.Now, // the hub's clock (docs/time.md)
@@ -496,10 +497,24 @@ func probeSettings(p config.ProbeSettings) probe.Settings {
 	}
 }
 
+// frigateInputs are the configured Frigates' input names (frigate/<name>),
+// the only ones FrigateDown watches.
+func frigateInputs(cfg *config.Config) []string {
+	out := []string{}
+	for _, f := range cfg.Frigate {
+		out = append(out, "frigate/"+f.Name)
+	}
+	return out
+}
+
 // authConfig is the embedded broker's access settings.
 func (h *Hub) authConfig(cfg *config.Config) auth.Config {
 	ac := cfg.Broker.Config
 	ac.Prefix, ac.DataDir, ac.Logger = cfg.TopicPrefix, cfg.DataDir, h.log
+	ac.Frigates = map[string]string{}
+	for _, f := range cfg.Frigate {
+		ac.Frigates[f.Name] = f.TopicPrefix
+	}
 	return ac
 }
 

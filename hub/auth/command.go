@@ -15,6 +15,9 @@ const deviceUsage = `usage: villagehub device <command>
 
   add camera|qr <site> <id>   make a device's MQTT credentials; prints its password once
   add viewer|hub <name>       make a read-only (viewer) or full-rights (hub) account "_<name>"
+  add frigate <name>          make the account "_frigate/<name>" of the Frigate whose
+                              frigate: entry is named <name>: it may publish only
+                              under that entry's topic_prefix
   passwd <username>           make a new password (the old one stops working)
   remove <username>           remove a user; its connected clients are cut off
   list                        list users (never passwords or hashes)
@@ -72,10 +75,13 @@ func userFromArgs(args []string) (string, Role, error) {
 	case len(args) == 2 && (args[0] == string(RoleViewer) || args[0] == string(RoleHub)):
 		u := RoleUsername(args[1])
 		return u, Role(args[0]), parseUsername(u, Role(args[0]))
+	case len(args) == 2 && args[0] == string(RoleFrigate):
+		u := FrigateUsername(args[1])
+		return u, RoleFrigate, parseUsername(u, RoleFrigate)
 	case len(args) == 3 || len(args) == 2:
-		return "", "", usageError(fmt.Sprintf("unknown kind %q (camera, qr, viewer or hub)", args[0]))
+		return "", "", usageError(fmt.Sprintf("unknown kind %q (camera, qr, viewer, hub or frigate)", args[0]))
 	}
-	return "", "", usageError("expected camera|qr <site> <id> or viewer|hub <name>")
+	return "", "", usageError("expected camera|qr <site> <id>, viewer|hub <name> or frigate <name>")
 }
 
 // edit runs f on the file's users under the writers' lock and writes the

@@ -80,6 +80,11 @@ type Config struct {
 
 	// Prefix is the topic prefix ("village"); set by the hub, not the file.
 	Prefix string `yaml:"-"`
+	// Frigates maps each configured Frigate's name to its topic_prefix
+	// (the hub's frigate: entries); set by the hub. A frigate account
+	// "_frigate/<name>" may use only its entry's prefix, and nothing if
+	// no entry has its name.
+	Frigates map[string]string `yaml:"-"`
 	// DataDir is where a relative CredentialsFile lives; set by the hub.
 	DataDir string `yaml:"-"`
 	// Logger receives authentication failures and reloads.

@@ -32,6 +32,11 @@ const (
 	// RoleHub has every right: another hub or a bridge. The embedded
 	// broker's own (inline) client needs no credentials.
 	RoleHub Role = "hub"
+	// RoleFrigate is one Frigate NVR (docs/frigate.md): it publishes and
+	// subscribes only under the topic_prefix of the frigate: entry with
+	// its name in the hub's config, its last will only on
+	// <topic_prefix>/available.
+	RoleFrigate Role = "frigate"
 )
 
 // Device kinds and the topic level that names them.
@@ -57,6 +62,14 @@ func DeviceUsername(kind, site, id string) string { return site + "/" + kind + "
 // so Mosquitto's %u patterns give it nothing a device could use.
 func RoleUsername(name string) string { return "_" + name }
 
+// FrigateUsername is the username of a Frigate's account:
+// "_frigate/<name>", <name> being its frigate: entry's name. The "_" keeps
+// it out of every site's tree, as for role accounts, and the "/" out of
+// the viewer and hub names (which cannot hold one).
+func FrigateUsername(name string) string { return frigateUserPrefix + name }
+
+const frigateUserPrefix = "_frigate/"
+
 // parseUsername checks that a username fits its role, returning the
 // device's topic path ("<site>/<kind>/<id>") for devices.
 func parseUsername(username string, role Role) error {
@@ -79,8 +92,13 @@ func parseUsername(username string, role Role) error {
 		if !strings.HasPrefix(username, "_") || !idPattern.MatchString(username[1:]) {
 			return fmt.Errorf("%s username %q must be _<name> with <name> matching %s", role, username, idPattern)
 		}
+	case RoleFrigate:
+		name, ok := strings.CutPrefix(username, frigateUserPrefix)
+		if !ok || !idPattern.MatchString(name) {
+			return fmt.Errorf("frigate username %q must be %s<name> with <name> matching %s", username, frigateUserPrefix, idPattern)
+		}
 	default:
-		return fmt.Errorf("unknown role %q (device, viewer or hub)", role)
+		return fmt.Errorf("unknown role %q (device, viewer, hub or frigate)", role)
 	}
 	return nil
 }

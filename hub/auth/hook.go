@@ -93,7 +93,9 @@ type identity struct {
 	role     Role
 	hash     []byte
 	// own is "<prefix>/<site>/<kind>/<id>/" for a device, leaf its
-	// kind's report topic (motion or scans), dev its <id>.
+	// kind's report topic (motion or scans), dev its <id>. For a Frigate
+	// own is "<its topic_prefix>/", or "" when no frigate: entry has its
+	// name (it may then do nothing).
 	own, leaf, dev string
 	// verified is an HMAC of the last password that matched hash, so a
 	// reconnecting device costs a hash rather than a bcrypt run.
@@ -124,8 +126,24 @@ func (id *identity) allows(topic string, write bool, prefix string) bool {
 			return rest == "status" || rest == id.leaf
 		}
 		return rest == "cmd" || strings.HasPrefix(rest, "cmd/")
+	case RoleFrigate:
+		// Everything Frigate publishes (events, stats, motion, snapshots,
+		// its state topics) and subscribes to (its .../set commands) is
+		// under its own prefix; the hub's tree is refused even though the
+		// config already keeps the two apart.
+		return id.own != "" && strings.HasPrefix(topic, id.own) && !strings.HasPrefix(topic, prefix)
 	}
 	return false
+}
+
+// willAllowed: a device's last will may go wherever it may publish; a
+// Frigate's only on <its prefix>/available, where Frigate sets it
+// (offline), since any other will would be a message it never sent.
+func (id *identity) willAllowed(topic, prefix string) bool {
+	if id.role == RoleFrigate {
+		return id.own != "" && topic == id.own+"available"
+	}
+	return id.allows(topic, true, prefix)
 }
 
 // credSet is one load of the credentials file; it is replaced whole.
@@ -173,6 +191,9 @@ type Hook struct {
 	log       *slog.Logger
 	srv       *mqtt.Server
 	maxPacket int
+	// frigates: each configured Frigate's topic prefix by name (written
+	// under cfgMu, read by load).
+	frigates map[string]string
 
 	creds    atomic.Pointer[credSet]
 	seen     atomic.Pointer[fileSeen]
@@ -232,6 +253,7 @@ func New(cfg Config) (*Hook, error) {
 	}
 	h := &Hook{
 		prefix:    cfg.Prefix + "/",
+		frigates:  cfg.Frigates,
 		log:       cfg.Logger.With("component", "broker-auth"),
 		maxPacket: cfg.MaxPacketSize,
 		inflight:  uint16(cfg.MaxInflight),
@@ -381,7 +403,10 @@ func (h *Hook) Reconfigure(cfg Config) error {
 	h.cfgMu.Lock()
 	defer h.cfgMu.Unlock()
 	old := h.creds.Load()
+	oldFrigates := h.frigates
+	h.frigates = cfg.Frigates
 	if err := h.load(cfg.CredentialsPath(cfg.DataDir)); err != nil {
+		h.frigates = oldFrigates
 		return err
 	}
 	s := settingsOf(cfg)
@@ -435,6 +460,14 @@ func (h *Hook) load(path string) error {
 				id.leaf = "motion"
 			}
 		}
+		if e.Role == RoleFrigate {
+			name := strings.TrimPrefix(e.Username, frigateUserPrefix)
+			if p, ok := h.frigates[name]; ok && p != "" {
+				id.own = p + "/"
+			} else {
+				h.log.Warn("MQTT frigate account without a frigate: entry of that name in the config: it may publish nothing", "username", e.Username)
+			}
+		}
 		if old != nil {
 			if prev := old.users[e.Username]; prev != nil {
 				id.limiter.Store(prev.limiter.Load())
@@ -451,7 +484,7 @@ func (h *Hook) load(path string) error {
 		h.log.Warn("MQTT credentials file is readable by others; chmod 600 it", "file", path, "mode", st.Mode().Perm().String())
 	}
 	if old != nil {
-		h.log.Info("MQTT credentials reloaded", "file", path, "devices", cs.roles[RoleDevice], "viewers", cs.roles[RoleViewer], "hubs", cs.roles[RoleHub])
+		h.log.Info("MQTT credentials reloaded", "file", path, "devices", cs.roles[RoleDevice], "viewers", cs.roles[RoleViewer], "hubs", cs.roles[RoleHub], "frigates", cs.roles[RoleFrigate])
 	}
 	return nil
 }
@@ -557,7 +590,7 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.logf("MQTT connection refused: bad username or password", "username", clip(user), "client", clip(cl.ID), "remote", cl.Net.Remote)
 		return false
 	}
-	if cl.Properties.Will.Flag == 1 && !id.allows(cl.Properties.Will.TopicName, true, h.prefix) {
+	if cl.Properties.Will.Flag == 1 && !id.willAllowed(cl.Properties.Will.TopicName, h.prefix) {
 		return h.refuseWill(cl, user)
 	}
 	if id.role == RoleDevice && pk.Connect.ClientIdentifier != "" && !ownClientID(id, pk.Connect.ClientIdentifier) {
@@ -777,21 +810,26 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 }
 
 // checkRetain keeps retained messages to what the contract has: a device's
-// status ("online"/"offline", its last will), small, and a bounded number
+// status ("online"/"offline", its last will; a Frigate's
+// <prefix>/available), small, and a bounded number
 // in all. Anything else loses its retain flag: it is still delivered and
 // ingested, only not stored in the broker, where 300 retained 60 KB
 // messages on made-up topics took 55 MB (issue 12). Clearing a retained
 // message (empty payload) is always allowed. The hub role is not checked.
 func (h *Hook) checkRetain(cl *mqtt.Client, pk *packets.Packet) {
+	// A Frigate's status topic is <its prefix>/available.
+	status := strings.HasSuffix(pk.TopicName, "/status")
 	if u := cl.Properties.Username; len(u) > 0 {
 		if id := h.creds.Load().users[string(u)]; id != nil && id.role == RoleHub {
 			return
+		} else if id != nil && id.role == RoleFrigate {
+			status = id.own != "" && pk.TopicName == id.own+"available"
 		}
 	}
 	s := h.set.Load()
 	reason := -1
 	switch {
-	case !strings.HasSuffix(pk.TopicName, "/status"):
+	case !status:
 		reason = retainTopic
 	case len(pk.Payload) > s.maxRetainedBytes:
 		reason = retainSize
@@ -914,7 +952,7 @@ func (h *Hook) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(h.descPending, prometheus.GaugeValue, float64(h.PendingConnections()))
 	roles := h.creds.Load().roles
-	for _, r := range []Role{RoleDevice, RoleViewer, RoleHub} {
+	for _, r := range []Role{RoleDevice, RoleViewer, RoleHub, RoleFrigate} {
 		ch <- prometheus.MustNewConstMetric(h.descCreds, prometheus.GaugeValue, float64(roles[r]), string(r))
 	}
 }

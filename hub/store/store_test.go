@@ -28,6 +28,9 @@ func start(t testing.TB, dir string) *rig {
 	s, err := state.New(state.Config{
 		Queue: q, Store: st, Location: time.UTC,
 		Boards: []state.BoardInfo{{ID: "market-07", Site: "s1", Name: "Chợ Bản, sạp 7"}},
+		// TestPrune stores a report 500 days old, as a store kept from
+		// before the stale_ts horizon (limits.max_past) could hold.
+		MaxPast: 1000 * 24 * time.Hour,
 	})
 	if err != nil {
 		t.Fatal(err)

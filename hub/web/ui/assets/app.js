@@ -65,7 +65,7 @@
       silence_failed: 'Không tạm tắt được: {e}',
       a_CameraDown: 'Camera mất hình', a_CameraDown_offline: 'Camera mất kết nối', a_CameraDegraded: 'Camera hình kém', a_QRBoardSilent: 'Bảng QR không gửi dữ liệu',
       a_QRBoardSilent_offline: 'Bảng QR mất kết nối',
-      a_HubDegraded: 'Hub gặp sự cố',
+      a_HubDegraded: 'Hub gặp sự cố', a_FrigateDown: 'Frigate mất kết nối',
       r_offline: 'mất kết nối', r_low_fps: 'số khung hình thấp', r_low_bitrate: 'bitrate thấp', r_poor_grade: 'chất lượng kém',
       r_silent: 'không gửi báo cáo', r_flapping: 'chập chờn', r_disconnected: 'mất kết nối MQTT broker',
       r_queue_saturated: 'hàng đợi gần đầy', r_spool_not_draining: 'dữ liệu chờ ghi InfluxDB ùn ứ', r_removed: 'thiết bị đã bị gỡ'
@@ -126,7 +126,7 @@
       resolved: 'resolved', firing_state: 'firing', silence_failed: 'Could not silence: {e}',
       a_CameraDown: 'Camera has no picture', a_CameraDown_offline: 'Camera disconnected', a_CameraDegraded: 'Camera picture poor', a_QRBoardSilent: 'QR board silent',
       a_QRBoardSilent_offline: 'QR board disconnected',
-      a_HubDegraded: 'Hub degraded',
+      a_HubDegraded: 'Hub degraded', a_FrigateDown: 'Frigate offline',
       r_offline: 'disconnected', r_low_fps: 'low frame rate', r_low_bitrate: 'low bitrate', r_poor_grade: 'poor quality',
       r_silent: 'no reports', r_flapping: 'flapping', r_disconnected: 'MQTT broker disconnected',
       r_queue_saturated: 'ingest queue saturated', r_spool_not_draining: 'InfluxDB spool not draining', r_removed: 'device removed'
