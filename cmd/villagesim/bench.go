@@ -48,7 +48,17 @@ type benchOpts struct {
 	modes                                         []string
 	hubBin, mosquittoConf                         string
 	influxURL, influxBucket                       string
-	out                                           io.Writer
+	// profileDir, if set, receives a CPU profile of the hub during each
+	// hub run (from its /debug/pprof/profile), named <broker>-qos<N>.pprof.
+	profileDir string
+	// profileSecs is how long each profile samples.
+	profileSecs int
+	// sideBySide adds, through Mosquitto, a bare subscriber in its own
+	// process and Telegraf (binary telegraf) to discard and to
+	// prometheus_client (sidebyside.go).
+	sideBySide bool
+	telegraf   string
+	out        io.Writer
 }
 
 func runBench(args []string, stdout, stderr io.Writer) int {
@@ -67,6 +77,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.mosquittoConf, "mosquitto-conf", "configs/mosquitto/mosquitto.conf", "Mosquitto config whose tuning to use")
 	fs.StringVar(&o.influxURL, "influx-url", "", "also write the hub's history to this InfluxDB (with its durable spool), e.g. http://127.0.0.1:8086")
 	fs.StringVar(&o.influxBucket, "influx-bucket", "village/autogen", "InfluxDB bucket (database/retention-policy for 1.8)")
+	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of the hub during each hub run to this directory (go tool pprof -top FILE)")
+	fs.IntVar(&o.profileSecs, "cpuprofile-seconds", 5, "seconds each CPU profile samples, from the first publish")
+	fs.BoolVar(&o.sideBySide, "side-by-side", false, "through Mosquitto, also run a bare subscriber process and Telegraf mqtt_consumer (JSON) to discard and to prometheus_client, each with its CPU per message")
+	telegraf := fs.String("telegraf", "", "Telegraf binary for --side-by-side (default: telegraf on PATH or in $(go env GOPATH)/bin; scripts/install-telegraf.sh)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -82,6 +96,12 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		o.qos = append(o.qos, byte(n))
 	}
 	o.modes = strings.Split(*modes, ",")
+	if o.sideBySide {
+		if o.telegraf = findTelegraf(*telegraf); o.telegraf == "" {
+			fmt.Fprintln(stderr, "villagesim bench: --side-by-side needs Telegraf: run scripts/install-telegraf.sh or pass --telegraf")
+			return 2
+		}
+	}
 	if err := bench(o); err != nil {
 		fmt.Fprintln(stderr, "villagesim bench:", err)
 		return 1
@@ -109,7 +129,7 @@ func bench(o benchOpts) error {
 		fmt.Fprintf(o.out, "the hub also writes every point to InfluxDB at %s through its outbox and disk spool\n", o.influxURL)
 	}
 	fmt.Fprintln(o.out)
-	fmt.Fprintf(o.out, "%-10s %-4s %-16s %10s %8s %12s %10s %10s %6s\n", "broker", "qos", "consumer", "msgs/s", "ratio", "hub µs/msg", "p50", "p99", "lost")
+	fmt.Fprintf(o.out, "%-10s %-4s %-16s %10s %8s %12s %12s %12s %10s %10s %6s\n", "broker", "qos", "consumer", "msgs/s", "ratio", "hub µs/msg", "sys µs/msg", "pub µs/msg", "p50", "p99", "lost")
 	ceiling := map[byte]float64{}
 	for _, mode := range o.modes {
 		for _, q := range o.qos {
@@ -138,12 +158,16 @@ func bench(o benchOpts) error {
 			if brokerURL == "" {
 				brokerURL = "tcp://" + hub.broker
 			}
-			r, err := runHub(o, hub, brokerURL, q)
-			hub.stop()
+			var brokerCPU func() float64
 			if mq != nil {
-				mq.stop()
+				brokerCPU = func() float64 { return procCPU(mq.cmd.Process.Pid) }
 			}
+			r, err := runHub(o, hub, brokerURL, q, mode, brokerCPU)
+			hub.stop()
 			if err != nil {
+				if mq != nil {
+					mq.stop()
+				}
 				return err
 			}
 			ratio := 0.0
@@ -151,6 +175,16 @@ func bench(o benchOpts) error {
 				ratio = r.rate / ceiling[q]
 			}
 			r.print(o.out, mode, q, "villagehub", ratio)
+			if mq != nil && o.sideBySide {
+				err := sideBySide(o, tmp, brokerURL, q, mq, ceiling[q])
+				if err != nil {
+					mq.stop()
+					return err
+				}
+			}
+			if mq != nil {
+				mq.stop()
+			}
 		}
 	}
 	if o.devices > 0 {
@@ -166,6 +200,9 @@ func bench(o benchOpts) error {
 		fmt.Fprintf(o.out, "\nmemory with %d cameras and %d boards registered: %.0f B/device resident (RssAnon: without the store's memory-mapped file), %.0f B/device Go heap in use after GC\n", o.devices, o.devices, per, heap)
 	}
 	fmt.Fprintln(o.out, "\nratio: the hub's rate over the bare subscriber's through Mosquitto at the same QoS.")
+	fmt.Fprintln(o.out, "µs/msg: CPU (utime+stime from /proc) per message handled: hub = the consumer's process (villagehub: with the")
+	fmt.Fprintln(o.out, "        embedded broker, the whole system; or the bare subscriber process, or Telegraf); sys = that + Mosquitto;")
+	fmt.Fprintln(o.out, "        pub = the publishers (this process). Telegraf: its internal_gather_metrics_gathered counts, flush 100 ms.")
 	fmt.Fprintln(o.out, "p50/p99: embedded broker: publish to PUBACK, which the hub sends only once the message is durable;")
 	fmt.Fprintln(o.out, "         Mosquitto: bare subscriber publish to delivery; villagehub: receipt to durable acknowledgement (hub histogram).")
 	return nil
@@ -173,7 +210,12 @@ func bench(o benchOpts) error {
 
 type result struct {
 	rate, cpuPerMsg, p50, p99 float64
-	lost                      int64
+	// sysCPUPerMsg adds the broker's CPU (Mosquitto) to the hub's;
+	// pubCPUPerMsg is the publishers' (this process's).
+	sysCPUPerMsg, pubCPUPerMsg float64
+	// perCommit is messages per store commit (the commit group size).
+	perCommit float64
+	lost      int64
 	// With --influx-url: reports confirmed by InfluxDB per second, from
 	// the first publish, and reports counted but not in InfluxDB.
 	influxRate float64
@@ -181,14 +223,19 @@ type result struct {
 }
 
 func (r result) print(w io.Writer, mode string, q byte, who string, ratio float64) {
-	cpu, rs := "-", "-"
+	cpu, sys, pub, rs := "-", "-", "-", "-"
 	if r.cpuPerMsg > 0 {
 		cpu = fmt.Sprintf("%.1f", r.cpuPerMsg*1e6)
+		sys = fmt.Sprintf("%.1f", r.sysCPUPerMsg*1e6)
+		pub = fmt.Sprintf("%.1f", r.pubCPUPerMsg*1e6)
 	}
 	if ratio > 0 {
 		rs = fmt.Sprintf("%.2f", ratio)
 	}
-	fmt.Fprintf(w, "%-10s %-4d %-16s %10.0f %8s %12s %10s %10s %6d", mode, q, who, r.rate, rs, cpu, dur(r.p50), dur(r.p99), r.lost)
+	fmt.Fprintf(w, "%-10s %-4d %-16s %10.0f %8s %12s %12s %12s %10s %10s %6d", mode, q, who, r.rate, rs, cpu, sys, pub, dur(r.p50), dur(r.p99), r.lost)
+	if r.perCommit > 0 {
+		fmt.Fprintf(w, "   %.0f msgs/commit", r.perCommit)
+	}
 	if r.influxRate > 0 {
 		fmt.Fprintf(w, "   into InfluxDB: %.0f/s, %d missing", r.influxRate, r.influxLost)
 	}
@@ -326,13 +373,25 @@ func waitStable(count func() int64, want int64) {
 	}
 }
 
-func runHub(o benchOpts, h *hubProc, brokerURL string, q byte) (result, error) {
+func runHub(o benchOpts, h *hubProc, brokerURL string, q byte, mode string, brokerCPU func() float64) (result, error) {
 	m0, err := scrape(h.http)
 	if err != nil {
 		return result{}, err
 	}
 	base := handledCount(m0)
 	cpu0 := h.cpu()
+	var bcpu0 float64
+	if brokerCPU != nil {
+		bcpu0 = brokerCPU()
+	}
+	pub0 := selfCPU()
+	var prof chan error
+	if o.profileDir != "" {
+		prof = make(chan error, 1)
+		go func() {
+			prof <- fetchProfile(h.http, o.profileSecs, filepath.Join(o.profileDir, fmt.Sprintf("%s-qos%d.pprof", mode, q)))
+		}()
+	}
 	start := time.Now()
 	var lastChange time.Time
 	var handled int64
@@ -354,6 +413,28 @@ func runHub(o benchOpts, h *hubProc, brokerURL string, q byte) (result, error) {
 	cpu := h.cpu() - cpu0
 	el := lastChange.Sub(start).Seconds()
 	r := result{rate: float64(handled) / el, cpuPerMsg: cpu / float64(handled), lost: acked - handled}
+	// The whole system: the hub plus the broker it goes through (none
+	// beyond itself with the embedded broker); the publishers apart.
+	r.sysCPUPerMsg = r.cpuPerMsg
+	if brokerCPU != nil {
+		r.sysCPUPerMsg += (brokerCPU() - bcpu0) / float64(handled)
+	}
+	r.pubCPUPerMsg = (selfCPU() - pub0) / float64(handled)
+	if m1, err := scrape(h.http); err == nil {
+		if c := counter(m1, "villagehub_store_commits_total") - counter(m0, "villagehub_store_commits_total"); c > 0 {
+			r.perCommit = float64(handled) / c
+		}
+	}
+	if prof != nil {
+		if err := <-prof; err != nil {
+			return result{}, fmt.Errorf("CPU profile: %w", err)
+		}
+		// And where the hub allocated, since it started (go tool pprof
+		// -sample_index=alloc_space).
+		if err := fetchURL("http://"+h.http+"/debug/pprof/allocs", filepath.Join(o.profileDir, fmt.Sprintf("%s-qos%d.allocs.pprof", mode, q))); err != nil {
+			return result{}, fmt.Errorf("allocation profile: %w", err)
+		}
+	}
 	if o.influxURL != "" {
 		// Every report raises its board's total, so each makes one point:
 		// wait until InfluxDB has confirmed them all.
@@ -528,8 +609,22 @@ func startHub(tmp string, o benchOpts, mqttURL string) (*hubProc, error) {
 	h := &hubProc{http: freeAddr(), broker: freeAddr()}
 	// The load comes from a few anonymous publishers going flat out.
 	cfgPath := filepath.Join(dir, "bench.yaml")
-	if err := os.WriteFile(cfgPath, []byte("broker: { allow_anonymous: true, publish_rate: 10000000, publish_burst: 10000000, max_pending: 100000, max_pending_per_source: 100000 }\ndebug: { pprof: true }\n"), 0o644); err != nil {
-		return nil, err
+	// The newest keys first: /debug/pprof (for profiles and the heap
+	// figures) is behind debug.pprof, and connections before CONNECT are
+	// capped (max_pending), in hubs that have those keys; older hubs (a
+	// baseline binary) reject them, and serve pprof always.
+	base := "broker: { allow_anonymous: true, publish_rate: 10000000, publish_burst: 10000000"
+	for _, cfg := range []string{
+		base + ", max_pending: 100000, max_pending_per_source: 100000 }\n" + pprofKey,
+		base + " }\n" + pprofKey,
+		base + " }\n",
+	} {
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+			return nil, err
+		}
+		if exec.Command(o.hubBin, "check-config", cfgPath).Run() == nil {
+			break
+		}
 	}
 	args := []string{"--config", cfgPath, "--data-dir", dir, "--http-addr", h.http, "--broker-addr", h.broker, "--log-level", "error"}
 	if mqttURL != "" {
@@ -558,6 +653,9 @@ func startHub(tmp string, o benchOpts, mqttURL string) (*hubProc, error) {
 	}
 }
 
+// pprofKey turns on /debug/pprof (served to loopback administrators).
+const pprofKey = "debug: { pprof: true }\n"
+
 func (h *hubProc) stop() {
 	h.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
@@ -571,8 +669,41 @@ func (h *hubProc) stop() {
 }
 
 // cpu is the hub process's user+system CPU seconds so far.
-func (h *hubProc) cpu() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", h.cmd.Process.Pid))
+func (h *hubProc) cpu() float64 { return procCPU(h.cmd.Process.Pid) }
+
+// selfCPU is this process's user+system CPU seconds so far.
+func selfCPU() float64 { return procCPU(os.Getpid()) }
+
+// fetchProfile saves a CPU profile of the hub sampled for secs seconds.
+func fetchProfile(addr string, secs int, path string) error {
+	return fetchURL(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), path)
+}
+
+// fetchURL saves what url answers to path.
+func fetchURL(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s (is debug.pprof on?)", resp.Request.URL, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// procCPU is a process's user+system CPU seconds so far (its threads
+// included; /proc/<pid>/stat fields 14 and 15).
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}

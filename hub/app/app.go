@@ -267,6 +267,7 @@ func (h *Hub) newAlerts() error {
 		Frigates:        frigateInputs(cfg),
 		Changed:         h.state.Changed(),
 		Logger:          h.log.With("component", "alert"),
+		Now:             h.state.Now, // the hub's clock (docs/time.md)
 	})
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
@@ -254,5 +255,46 @@ func TestLogDropsPacket(t *testing.T) {
 	out := buf.String()
 	if strings.Contains(out, "hunter2") || strings.Contains(out, "client connected") || !strings.Contains(out, "client=b") {
 		t.Fatalf("log: %s", out)
+	}
+}
+
+// TestQoS1BatchedAcks: a device with many QoS 1 messages in flight gets
+// every PUBACK once the hub acknowledges them as a batch (they are written
+// together), none before; a subscriber gets every message, in order.
+func TestQoS1BatchedAcks(t *testing.T) {
+	r := startBroker(t)
+	subs := make(chan paho.Message, 64)
+	sc := testenv.MQTT(t, r.url, "sub-batch")
+	if tok := sc.Subscribe("village/s1/qr/#", 1, func(_ paho.Client, m paho.Message) { subs <- m }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	dev := testenv.MQTT(t, r.url, "board1")
+	const n = 40
+	toks := make([]paho.Token, n)
+	for i := range n {
+		toks[i] = dev.Publish("village/s1/qr/b1/scans", 1, false, fmt.Sprintf(`{"total":%d,"boot":"x"}`, i+1))
+	}
+	var msgs []ingest.Message
+	for range n {
+		msgs = append(msgs, r.pop(t))
+	}
+	for i, tok := range toks {
+		if tok.WaitTimeout(0) {
+			t.Fatalf("message %d acknowledged before the hub acknowledged it", i)
+		}
+	}
+	for _, m := range msgs {
+		m.Ack()
+	}
+	for i, tok := range toks {
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("no PUBACK for message %d: %v", i, tok.Error())
+		}
+	}
+	for i := range n {
+		got := receive(t, subs, "forwarded report")
+		if want := fmt.Sprintf(`{"total":%d,"boot":"x"}`, i+1); string(got.Payload()) != want {
+			t.Fatalf("forward %d: %q, want %q", i, got.Payload(), want)
+		}
 	}
 }

@@ -75,11 +75,14 @@ func isZaloPreview(lowerUA string) bool {
 // isPrefetch reports a request a browser or app makes ahead of the person
 // (link prefetch, prerender, Safari's preview): it may never be seen.
 func isPrefetch(r *http.Request) bool {
+	// Canonical keys looked up directly: Header.Get would canonicalise
+	// each on every /q/ request.
 	for _, h := range [...]string{"Sec-Purpose", "Purpose", "X-Purpose", "X-Moz"} {
-		v := r.Header.Get(h)
-		if v == "" {
+		vs := r.Header[h]
+		if len(vs) == 0 || vs[0] == "" {
 			continue
 		}
+		v := vs[0]
 		v = strings.ToLower(v)
 		if strings.Contains(v, "prefetch") || strings.Contains(v, "prerender") || strings.Contains(v, "preview") {
 			return true

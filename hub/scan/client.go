@@ -141,8 +141,11 @@ func (p proxies) clientAddr(r *http.Request) string {
 	if len(p) == 0 || !p.trusted(peer) {
 		return canonical(peer)
 	}
-	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-		all := strings.Join(xff, ",")
+	if xff := r.Header["X-Forwarded-For"]; len(xff) > 0 {
+		all := xff[0]
+		if len(xff) > 1 { // several headers: one list (RFC 9110 5.3)
+			all = strings.Join(xff, ",")
+		}
 		client := peer
 		for rest := all; rest != ""; {
 			i := strings.LastIndexByte(rest, ',')

@@ -13,6 +13,7 @@ import (
 // Run goroutine only.
 func (s *State) applyMessage(m *ingest.Message) {
 	s.cur = m // for the motion rules' delivery identity
+	m.Received = s.clk.received(m.Received)
 	kind, r := event.KindUnknown, event.BadTopic
 	evs := s.evs[:0]
 	for _, in := range s.inputs {
@@ -165,6 +166,7 @@ func (s *State) applyMotion(c *Camera, ev *event.Event) Result {
 			return Duplicate
 		}
 		c.MotionActive, c.MotionStart, c.MotionZone = true, ev.Time, ev.Zone
+		c.motionMono, c.motionSteps = s.clk.monoSteps()
 		c.MotionEvents++
 		s.event(EventRecord{
 			Time: ev.Time, Type: EventMotionStart, Kind: event.Camera.String(), Site: c.Site, Device: c.ID,
@@ -176,6 +178,12 @@ func (s *State) applyMotion(c *Camera, ev *event.Event) Result {
 		return Duplicate
 	}
 	d := ev.Time.Sub(c.MotionStart).Seconds()
+	if mono, steps := s.clk.monoSteps(); !ev.HasTS && c.motionMono != 0 && steps != c.motionSteps {
+		// The hub's clock stepped during the event (NTP arrived): its
+		// receipt times are on two different clocks, the monotonic one
+		// is not (docs/time.md).
+		d = (mono - c.motionMono).Seconds()
+	}
 	c.MotionActive, c.MotionEnd, c.LastMotionDur = false, ev.Time, d
 	zone := ev.Zone
 	if zone == "" {

@@ -20,6 +20,11 @@ type Camera struct {
 	probe *Probe
 	// stats is nil until an input (Frigate) reports the camera's figures.
 	stats *CameraStats
+	// motionMono and motionSteps: the monotonic clock and the hub clock's
+	// step count when the open motion event started (clock.go), so that a
+	// clock step during the event does not become its duration.
+	motionMono  time.Duration
+	motionSteps uint32
 }
 
 func newCamera(site, id string, info CameraInfo) *Camera {

@@ -75,8 +75,12 @@ type Config struct {
 	ObserveProbe func(site string, seconds float64)
 	// InfluxPoints makes every batch carry its InfluxDB points.
 	InfluxPoints bool
-	// Now is the clock (time.Now if nil); tests set it.
+	// Now is the clock (time.Now if nil); tests set it. The hub's time is
+	// derived from it (clock.go, docs/time.md).
 	Now func() time.Time
+	// Mono is a monotonic clock (time since any fixed start; nil: the
+	// runtime's), which the hub runs on while Now is below the floor.
+	Mono func() time.Duration
 	// MaxQRPerReport and MaxQRPerHour bound the scans one QR report, and
 	// one board in an hour, may add; MaxPast is how old a report's ts may
 	// be. Past them a report is rejected (implausible, stale_ts). Zero
@@ -105,6 +109,7 @@ type State struct {
 	cfg     Config
 	log     *slog.Logger
 	now     func() time.Time
+	clk     *hubClock
 	loc     *time.Location
 	inputs  []Decoder
 	evs     []event.Event   // decoded events of one message, reused
@@ -172,6 +177,7 @@ func New(cfg Config) (*State, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	systemClock := cfg.Now == nil
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -219,6 +225,18 @@ func New(cfg Config) (*State, error) {
 	if err := cfg.Store.LoadDevices(s.loadDevice); err != nil {
 		return nil, fmt.Errorf("state: loading devices from the store: %w", err)
 	}
+	// The hub's clock (clock.go): floored at what the store remembers.
+	mono := cfg.Mono
+	if mono == nil && systemClock {
+		start := time.Now()
+		mono = func() time.Duration { return time.Since(start) }
+	}
+	s.clk = newHubClock(cfg.Now, mono)
+	if systemClock {
+		s.clk.raiseFloor(MinTrustedTime)
+	}
+	s.raiseFloorFromDevices()
+	s.now = s.clk.now
 	if dl, ok := cfg.Store.(DeliveryLoader); ok {
 		if err := dl.LoadDeliveries(func(seq, id uint64) error { s.deliv.load(seq, id); return nil }); err != nil {
 			return nil, fmt.Errorf("state: loading delivery identities from the store: %w", err)

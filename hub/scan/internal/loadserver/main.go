@@ -60,14 +60,15 @@ func main() {
 	duration := flag.Duration("duration", time.Minute, "stop after this long")
 	ratePerSec := flag.Float64("rate", 0, "per-client rate limit in scans/s (0 = the package default)")
 	burst := flag.Int("burst", 0, "per-client burst (0 = the package default)")
+	bare := flag.Bool("bare", false, "answer /q/ with a bare 302 from net/http, nothing counted: the floor of any Go server here")
 	flag.Parse()
-	if err := run(*addr, *duration, *ratePerSec, *burst); err != nil {
+	if err := run(*addr, *duration, *ratePerSec, *burst, *bare); err != nil {
 		fmt.Fprintln(os.Stderr, "loadserver:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string, duration time.Duration, ratePerSec float64, burst int) error {
+func run(addr string, duration time.Duration, ratePerSec float64, burst int, bare bool) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("parsing -addr: %w", err)
@@ -87,7 +88,14 @@ func run(addr string, duration time.Duration, ratePerSec float64, burst int) err
 		return err
 	}
 	mux := http.NewServeMux()
-	h.Register(mux)
+	if bare {
+		mux.HandleFunc("GET /q/{board}", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header()["Location"] = []string{"https://example.vn/cho-ban/sap-7"}
+			w.WriteHeader(http.StatusFound)
+		})
+	} else {
+		h.Register(mux)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", addr, err)

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# bench-redirect.sh — the hub's /q/<board> redirect (counting on) against the
+# ceiling: Debian's nginx answering a bare 302, measured the same way in one
+# run on this machine.
+#
+#   scripts/bench-redirect.sh [HUB_BINARY...]
+#
+# With several hub binaries (say a baseline and a candidate) each is run in
+# turn in every round, so they are compared under the same load.
+# Both servers listen on free loopback ports; wrk (Debian 4.1) runs
+# `wrk -t2 -c50 -d15s --latency` against each with the same requests:
+# a phone browser's User-Agent (Zalo on Android) and an X-Forwarded-For
+# from one of $PHONES (5,000) phones, the hub trusting 127.0.0.1 as its
+# proxy (hub/scan/internal/loadserver/scan.lua). Every hub request is
+# counted (unique/rate-limited as the phone's history says).
+# Needs: nginx-light, wrk (scripts/install-deps.sh). Environment:
+#   DURATION (15s), CONNS (50), THREADS (2), PHONES (5000), ROUNDS (1):
+#   ROUNDS>1 repeats the three runs (nginx, Go's net/http with a bare 302,
+#   the hub) that many times: a shared machine is noisy. PROFILE=path
+#   saves a CPU profile of the hub during each of its runs (path.N).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-15s}
+CONNS=${CONNS:-50}
+THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-1}
+export PHONES=${PHONES:-5000}
+LUA=hub/scan/internal/loadserver/scan.lua
+for c in nginx wrk; do
+	command -v $c >/dev/null || [ -x /usr/sbin/$c ] || { echo "bench-redirect: $c missing (scripts/install-deps.sh)" >&2; exit 1; }
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+tmp=$(mktemp -d /tmp/bench-redirect.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+waitport() {
+	for _ in $(seq 200); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.05
+	done
+	echo "bench-redirect: nothing listening on $1" >&2
+	return 1
+}
+
+HUBS=("$@")
+if [ ${#HUBS[@]} -eq 0 ]; then
+	HUBS=("$tmp/villagehub")
+	go build -o "${HUBS[0]}" ./cmd/villagehub
+fi
+# A third row: Go's net/http answering a bare 302 (nothing counted), the
+# floor of any Go server on this machine.
+go build -o "$tmp/loadserver" ./hub/scan/internal/loadserver
+GPORT=$(freeport)
+"$tmp/loadserver" -bare -addr "127.0.0.1:$GPORT" -duration 2h >/dev/null &
+pids+=($!)
+
+# nginx: one worker, no master (as its own user, in the foreground), logs
+# off: the bare cost of a 302 on this machine.
+NPORT=$(freeport)
+mkdir -p "$tmp/nginx"
+cat >"$tmp/nginx/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+error_log $tmp/nginx/error.log warn;
+pid $tmp/nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  fastcgi_temp_path $tmp/nginx/fastcgi;
+  uwsgi_temp_path $tmp/nginx/uwsgi;
+  scgi_temp_path $tmp/nginx/scgi;
+  server {
+    listen 127.0.0.1:$NPORT;
+    location /q/ { add_header Cache-Control no-store; return 302 https://example.vn/cho-ban/sap-7; }
+  }
+}
+EOF
+"$NGINX" -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" &
+pids+=($!)
+
+# The hubs: one board each, loopback as the trusted proxy, logs at error.
+HPORTS=()
+HUBPIDS=()
+i=0
+for bin in "${HUBS[@]}"; do
+	i=$((i + 1))
+	port=$(freeport)
+	d="$tmp/hub$i"
+	mkdir -p "$d"
+	printf '%s\n' "http:" "  public_url: http://127.0.0.1:$port" "qr:" "  trusted_proxies: [127.0.0.1]" \
+		"sites:" '  - { id: cho-ban, name: "Chợ Bản" }' "qr_boards:" \
+		'  - { id: market-07, site: cho-ban, name: "Chợ Bản, sạp 7", target_url: "https://example.vn/cho-ban/sap-7" }' >"$d/hub.yaml"
+	# /debug/pprof for PROFILE, where the hub has the debug.pprof key.
+	if [ -n "${PROFILE:-}" ]; then
+		cp "$d/hub.yaml" "$d/hub.yaml.base"
+		echo "debug: { pprof: true }" >>"$d/hub.yaml"
+		"$bin" check-config "$d/hub.yaml" >/dev/null 2>&1 || mv "$d/hub.yaml.base" "$d/hub.yaml"
+	fi
+	"$bin" --config "$d/hub.yaml" --data-dir "$d" --http-addr "127.0.0.1:$port" \
+		--broker-addr "127.0.0.1:$(freeport)" --log-level error &
+	pids+=($!)
+	HUBPIDS+=($!)
+	HPORTS+=("$port")
+done
+waitport "$NPORT"
+waitport "$GPORT"
+for port in "${HPORTS[@]}"; do
+	waitport "$port"
+	for _ in $(seq 200); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+done
+
+# wrk's summary: requests/s, p50, p99 (in ms).
+run() {
+	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "$1" >"$tmp/wrk.out"
+	awk '
+	function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+	/^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
+	/^Requests\/sec/ { rps = $2 }
+	/Non-2xx or 3xx/ { bad = $NF }
+	END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, bad }' "$tmp/wrk.out"
+}
+hubcpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# Visits a hub counted (scans, rate-limited and bot visits) and dropped.
+visits() {
+	curl -fs "http://127.0.0.1:$1/metrics" | awk '
+	/^villagehub_qr_(scans_total|rate_limited_visits_total|bot_visits_total)\{/ { s += $2 }
+	/^villagehub_qr_scans_dropped_total/ { d += $2 }
+	END { printf "%.0f %.0f\n", s, d }'
+}
+
+echo "bench-redirect: $(date -u +%FT%TZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); wrk -t$THREADS -c$CONNS -d$DURATION, $PHONES phones"
+printf "%-6s %-22s %10s %9s %9s %8s\n" round server req/s p50-ms p99-ms non-3xx
+for r in $(seq "$ROUNDS"); do
+	read -r n_rps n_p50 n_p99 n_bad < <(run "http://127.0.0.1:$NPORT/q/market-07")
+	printf "%-6s %-22s %10s %9s %9s %8s\n" "$r" "nginx 302 (ceiling)" "$n_rps" "$n_p50" "$n_p99" "$n_bad"
+	read -r g_rps g_p50 g_p99 g_bad < <(run "http://127.0.0.1:$GPORT/q/market-07")
+	printf "%-6s %-22s %10s %9s %9s %8s\n" "$r" "Go net/http bare 302" "$g_rps" "$g_p50" "$g_p99" "$g_bad"
+	for k in "${!HUBS[@]}"; do
+		HPORT=${HPORTS[$k]}
+		HUBPID=${HUBPIDS[$k]}
+		name="villagehub /q/"
+		[ ${#HUBS[@]} -eq 1 ] || name="hub$((k + 1)) $(basename "${HUBS[$k]}")"
+		c0=$(hubcpu "$HUBPID")
+		read -r s0 d0 < <(visits "$HPORT")
+		if [ -n "${PROFILE:-}" ]; then
+			# A CPU profile of the hub during the run (go tool pprof -top).
+			curl -fs -o "$PROFILE.$((k + 1)).$r" "http://127.0.0.1:$HPORT/debug/pprof/profile?seconds=$((${DURATION%s} - 3))" &
+			profpid=$!
+		fi
+		read -r h_rps h_p50 h_p99 h_bad < <(run "http://127.0.0.1:$HPORT/q/market-07")
+		[ -z "${PROFILE:-}" ] || wait "$profpid" || echo "bench-redirect: no profile (is /debug/pprof on?)" >&2
+		c1=$(hubcpu "$HUBPID")
+		read -r s1 d1 < <(visits "$HPORT")
+		printf "%-6s %-22s %10s %9s %9s %8s\n" "$r" "$name" "$h_rps" "$h_p50" "$h_p99" "$h_bad"
+		echo "       rate $(awk -v a="$h_rps" -v b="$n_rps" 'BEGIN{printf "%.2f", a/b}')x nginx (target >= 0.7), $(awk -v a="$h_rps" -v b="$g_rps" 'BEGIN{printf "%.2f", a/b}')x Go bare; p99 $(awk -v a="$h_p99" -v b="$n_p99" 'BEGIN{printf "%.2f", a/b}')x nginx (target <= 1.2); visits counted $((s1 - s0)), dropped $((d1 - d0)), hub CPU $(awk -v c=$((c1 - c0)) -v n=$((s1 - s0)) 'BEGIN{ if (n > 0) printf "%.1f", c*10000/n; else print "-" }') µs/visit"
+	done
+done
