@@ -108,15 +108,22 @@ func TestChoBanMarketDayBurst(t *testing.T) {
 		}
 		return true
 	})
+	// Scans, unique and bot points reach InfluxDB in separate batches:
+	// wait for all three totals before checking each stall.
 	testenv.WaitFor(t, 60*time.Second, "the counts in InfluxDB", func() bool {
 		c := influxCounts(t, influxDB)
-		n := int64(0)
+		var n, u, b int64
 		for k, v := range c {
-			if strings.HasSuffix(k, "/scans") {
+			switch {
+			case strings.HasSuffix(k, "/scans"):
 				n += v
+			case strings.HasSuffix(k, "/unique"):
+				u += v
+			case strings.HasSuffix(k, "/bot"):
+				b += v
 			}
 		}
-		return n == stalls*perStall
+		return n == stalls*perStall && u >= stalls*perStall && b >= previews
 	})
 	c := influxCounts(t, influxDB)
 	var bots, uniques int64
