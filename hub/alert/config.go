@@ -41,6 +41,7 @@ const (
 	CheckBroker      = "broker"
 	CheckIngestQueue = "ingest_queue"
 	CheckInfluxSpool = "influx_spool"
+	CheckProbes      = "probes"
 )
 
 // Config is the alerting configuration, embedded by the hub under

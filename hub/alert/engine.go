@@ -79,6 +79,10 @@ type Deps struct {
 	BrokerConnected func() bool
 	IngestQueue     func() (length, capacity int)
 	SpoolPoints     func() int64
+	// ProbeProblem says why RTSP probing is unavailable ("" while it
+	// works): a probe worker that cannot start degrades the hub, it does
+	// not stop ingest and alerting.
+	ProbeProblem func() string
 
 	// Frigates names the configured Frigate inputs ("frigate/<name>"):
 	// only these can fire FrigateDown, so a Frigate removed from the

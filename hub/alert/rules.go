@@ -384,6 +384,14 @@ func (e *Engine) checkHub(now time.Time) {
 		}
 		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
 	}
+	if f := e.deps.ProbeProblem; f != nil {
+		h, key := k(CheckProbes)
+		o := obs{cond: good, n: 1}
+		if p := f(); p != "" {
+			o = obs{cond: bad, reason: "probes_unavailable", detail: p}
+		}
+		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
+	}
 	if f := e.deps.SpoolPoints; f != nil {
 		h, key := k(CheckInfluxSpool)
 		n := f()

@@ -67,6 +67,7 @@ type Hub struct {
 	// function for /qr/ images and the dashboard's sheets.
 	printedURL func(board string) (string, error)
 	prober     *probe.Supervisor // nil when no camera has an RTSP URL
+	probeErr   atomic.Value      // string: why probing stopped ("" or unset: it runs)
 	life       context.Context   // ends when Run returns
 	endLife    context.CancelFunc
 	queue      *ingest.Queue
@@ -254,6 +255,12 @@ func (h *Hub) newState() error {
 	return err
 }
 
+// probeProblem says why RTSP probing stopped, "" while it runs.
+func (h *Hub) probeProblem() string {
+	s, _ := h.probeErr.Load().(string)
+	return s
+}
+
 // newAlerts makes the alerting engine.
 func (h *Hub) newAlerts() error {
 	cfg := h.cfg.Load()
@@ -264,6 +271,7 @@ func (h *Hub) newAlerts() error {
 		BrokerConnected: h.mqtt.Connected,
 		IngestQueue:     func() (int, int) { return h.queue.Len(), h.queue.Cap() },
 		SpoolPoints:     h.influxBacklog,
+		ProbeProblem:    h.probeProblem,
 		Frigates:        frigateInputs(cfg),
 		Changed:         h.state.Changed(),
 		Logger:          h.log.With("component", "alert"),
@@ -655,7 +663,17 @@ func (h *Hub) Run(ctx context.Context) error {
 	g.Go(func() error { return h.alerts.Run(gctx) })
 	g.Go(func() error { return h.store.Run(gctx, h.log) })
 	if h.prober != nil {
-		g.Go(func() error { return h.prober.Run(gctx) })
+		g.Go(func() error {
+			// A probe worker that cannot start (a missing or foreign
+			// binary, no memory) degrades the hub to "probes unavailable"
+			// with a HubDegraded alert; ingest, alerts and the dashboard
+			// keep running.
+			if err := h.prober.Run(gctx); err != nil && gctx.Err() == nil {
+				h.probeErr.Store(err.Error())
+				h.log.Error("RTSP probing unavailable; the hub keeps ingesting and alerting", "err", err)
+			}
+			return nil
+		})
 	}
 	if h.gwLink != nil {
 		g.Go(func() error { return h.gwLink.Run(gctx) })

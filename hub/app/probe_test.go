@@ -83,3 +83,44 @@ func TestProbeEndToEnd(t *testing.T) {
 		t.Error("/metrics shows the password")
 	}
 }
+
+// TestProbeWorkerCannotStart: a probe worker that cannot start (here a
+// binary that does not exist, as a foreign-architecture build or a full
+// disk would give) degrades the hub instead of stopping it: MQTT ingest
+// and the API keep working, and HubDegraded fires with reason
+// probes_unavailable, through the alert API and /metrics.
+func TestProbeWorkerCannotStart(t *testing.T) {
+	cfg, err := config.Parse("test.yaml", []byte(village))
+	if err != nil {
+		t.Fatal(err)
+	}
+	apptest.Prepare(t, cfg)
+	apptest.EnableProbe(cfg)
+	cfg.Cameras = []config.Camera{{ID: "gate", Site: "tan-ngu-2", RTSPURL: "rtsp://127.0.0.1:1/none"}}
+	cfg.Alerts.Rules.HubDegraded.For = config.Duration(time.Second)
+	h := apptest.StartWorker(t, cfg, nil, []string{"/nonexistent/villagehub", "probe-worker"})
+
+	pub := testenv.MQTT(t, "tcp://"+h.BrokerAddr(), "still-ingesting")
+	testenv.Publish(t, pub, "village/tan-ngu-2/qr/market-07/scans", 1, false, `{"total":3,"boot":"x"}`)
+	testenv.WaitFor(t, 20*time.Second, "the scan counted with probing down", func() bool {
+		v, _ := testenv.Scrape(t, h.URL).Value("villagehub_qr_scans_total", "board=market-07")
+		return v == 3
+	})
+	testenv.WaitFor(t, 20*time.Second, "HubDegraded for the probes", func() bool {
+		v, _ := testenv.Scrape(t, h.URL).Value("villagehub_alerts_firing", "alert=HubDegraded")
+		return v >= 1
+	})
+	var a struct {
+		Firing []struct {
+			Alert, Device, Reason string
+		} `json:"firing"`
+	}
+	getJSON(t, h.URL+"/api/v1/alerts", &a)
+	found := false
+	for _, f := range a.Firing {
+		found = found || (f.Alert == "HubDegraded" && f.Device == "probes" && f.Reason == "probes_unavailable")
+	}
+	if !found {
+		t.Errorf("/api/v1/alerts firing: %+v", a.Firing)
+	}
+}

@@ -56,13 +56,19 @@ func EnableProbe(cfg *config.Config) {
 // hub stops at the end of the test. log may be nil (discard).
 func Start(t testing.TB, cfg *config.Config, log *slog.Logger) *Hub {
 	t.Helper()
+	return StartWorker(t, cfg, log, []string{testenv.Build(t, "./cmd/villagehub"), "probe-worker"})
+}
+
+// StartWorker is Start with the command that starts probe workers.
+func StartWorker(t testing.TB, cfg *config.Config, log *slog.Logger, worker []string) *Hub {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	h, err := app.New(cfg, app.Options{Logger: log, ProbeWorker: []string{testenv.Build(t, "./cmd/villagehub"), "probe-worker"}})
+	h, err := app.New(cfg, app.Options{Logger: log, ProbeWorker: worker})
 	if err != nil {
 		t.Fatal(err)
 	}
