@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -155,24 +154,6 @@ func mustUnmarshal(t *testing.T, b []byte, v any) {
 	}
 }
 
-// syncBuf is a log sink for several goroutines.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestSecretsStayHidden: a Telegram-style webhook whose URL carries the bot
 // token (read from url_file) and a Zalo-style one with the token in a
 // header file deliver through the shipped templates, one of them after
@@ -196,7 +177,7 @@ func TestSecretsStayHidden(t *testing.T) {
 	zlN := webhookCfg(zl.URL + "/v3.0/oa/message/cs")
 	zlN.Name, zlN.TemplateFile = "zalo", filepath.Join(templatesDir, "zalo.json.tmpl")
 	zlN.HeaderFiles, zlN.Vars = map[string]string{"access_token": write("zalo-token", oaToken)}, map[string]string{"user_id": "42"}
-	var logs syncBuf
+	var logs testenv.SyncBuffer
 	r := startRig(t, rigConfig{Sites: sites, Cameras: statusCameras(1),
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Alerts: alert.Config{Rules: fastRules(), Notifiers: []alert.Notifier{tgN, zlN}}})

@@ -35,24 +35,6 @@ func zaloCfg(t *testing.T, z *testenv.FakeZalo, refresh string) alert.Notifier {
 		Retry: alert.Retry{Initial: dur(50 * time.Millisecond), Max: dur(300 * time.Millisecond), MaxElapsed: dur(time.Minute)}}
 }
 
-// syncLog is a log sink tests can search.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncLog) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncLog) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func zaloTexts(z *testenv.FakeZalo) []string {
 	var out []string
 	for _, m := range z.Messages() {
@@ -230,7 +212,7 @@ func TestZaloBrokenChainFailsOver(t *testing.T) {
 
 	rc := newReceiver(t, 0)
 	zn := zaloCfg(t, z, first)
-	logs := &syncLog{}
+	logs := &testenv.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := alert.Config{Rules: fastRules(), Notifiers: []alert.Notifier{zn, webhookCfg(rc.URL)}}
 	start := time.Now()

@@ -1,11 +1,9 @@
 package mqttclient
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,29 +11,12 @@ import (
 	"villagehub/hub/testenv"
 )
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A wrong or dead broker URL is logged at once and again periodically,
 // with the reason; when the broker comes up the hub says so.
 func TestUnreachableBrokerIsLogged(t *testing.T) {
 	m := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
 	m.Stop() // its address is now closed
-	var logs syncBuf
+	var logs testenv.SyncBuffer
 	c, err := New(Config{
 		URL: m.URL(), Queue: ingest.NewQueue(8), HubID: "mqtttest", Prefix: "village", ClientID: "mqtttest", KeepAlive: 5 * time.Second,
 		Logger:           slog.New(slog.NewTextHandler(&logs, nil)),

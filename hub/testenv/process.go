@@ -57,6 +57,10 @@ type Process struct {
 	err  error
 }
 
+// SyncBuffer is a buffer several goroutines may write while a test reads
+// it: a log sink for the code under test.
+type SyncBuffer = syncBuffer
+
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

@@ -1,14 +1,12 @@
 package onvifevents_test
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,14 +15,6 @@ import (
 	"villagehub/hub/config"
 	"villagehub/hub/testenv"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // A camera with onvif: set: its ONVIF motion events reach the hub's motion
 // path (the same counters and gauges as the MQTT motion topic), through a
@@ -55,7 +45,7 @@ cameras:
 		t.Fatal(err)
 	}
 	apptest.Prepare(t, cfg)
-	logs := &syncBuf{}
+	logs := &testenv.SyncBuffer{}
 	h := apptest.Start(t, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 
 	metric := func(name string) float64 {
