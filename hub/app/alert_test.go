@@ -2,10 +2,7 @@ package app_test
 
 import (
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,23 +27,8 @@ func TestAlertsWired(t *testing.T) {
 	defer cams.Close()
 	gate, _ := cams.AddCamera("gate", rtspcam.CameraOptions{})
 
-	var mu sync.Mutex
-	var got []alert.Notification
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var n alert.Notification
-		if err := json.NewDecoder(r.Body).Decode(&n); err != nil {
-			t.Errorf("webhook body: %v", err)
-		}
-		mu.Lock()
-		got = append(got, n)
-		mu.Unlock()
-	}))
-	defer hook.Close()
-	notices := func() []alert.Notification {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]alert.Notification(nil), got...)
-	}
+	hook := apptest.NewWebhook(t)
+	notices := hook.Notices
 
 	h := startHub(t, func(c *config.Config) {
 		apptest.EnableProbe(c)

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,23 +28,8 @@ import (
 // `for` (not before) at both notifiers; Frigate reconnecting and saying
 // online resolves it at both.
 func TestFrigateDownAlert(t *testing.T) {
-	var mu sync.Mutex
-	var got []alert.Notification
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var n alert.Notification
-		if err := json.NewDecoder(r.Body).Decode(&n); err != nil {
-			t.Errorf("webhook body: %v", err)
-		}
-		mu.Lock()
-		got = append(got, n)
-		mu.Unlock()
-	}))
-	defer hook.Close()
-	notices := func() []alert.Notification {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]alert.Notification(nil), got...)
-	}
+	hook := apptest.NewWebhook(t)
+	notices := hook.Notices
 
 	const forDur = 2 * time.Second
 	cfg := hubConfig(t, "")
