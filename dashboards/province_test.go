@@ -3,8 +3,6 @@ package dashboards_test
 import (
 	"context"
 	"fmt"
-	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -200,20 +198,6 @@ func apiQuery(api promv1.API, expr string) (model.Value, error) {
 // apiLabelValues runs label_values(selector, label) as Grafana does.
 func apiLabelValues(t *testing.T, api promv1.API, q string, vars map[string]string) []string {
 	t.Helper()
-	m := regexp.MustCompile(`^label_values\((.+),\s*(\w+)\)$`).FindStringSubmatch(strings.TrimSpace(q))
-	if m == nil {
-		t.Fatalf("variable query %q is not label_values(selector, label)", q)
-	}
-	all := map[string]string{"district": ".*", "commune": ".*", "village": ".*"}
-	sel := substitute(m[1], vars, all, time.Now(), time.Now(), false)
-	v, err := apiQuery(api, fmt.Sprintf("count by (%s) (%s)", m[2], sel))
-	if err != nil {
-		t.Fatalf("variable query %q: %v", q, err)
-	}
-	var out []string
-	for _, s := range v.(model.Vector) {
-		out = append(out, string(s.Metric[model.LabelName(m[2])]))
-	}
-	slices.Sort(out)
-	return out
+	return runLabelValues(t, func(e string) (model.Value, error) { return apiQuery(api, e) }, q, vars,
+		map[string]string{"district": ".*", "commune": ".*", "village": ".*"})
 }

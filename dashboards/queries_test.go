@@ -218,12 +218,19 @@ scrape_configs:
 // way Grafana does: the label's values among the metric's series.
 func labelValues(t *testing.T, prom *testenv.Prometheus, q string, vars map[string]string) []string {
 	t.Helper()
+	return runLabelValues(t, func(e string) (model.Value, error) { return query(prom, e) }, q, vars, map[string]string{"site": ".*"})
+}
+
+// runLabelValues runs label_values(selector, label) as Grafana does, with
+// run answering the query; variables not in vars match all.
+func runLabelValues(t *testing.T, run func(expr string) (model.Value, error), q string, vars, all map[string]string) []string {
+	t.Helper()
 	m := regexp.MustCompile(`^label_values\((.+),\s*(\w+)\)$`).FindStringSubmatch(strings.TrimSpace(q))
 	if m == nil {
 		t.Fatalf("variable query %q is not label_values(selector, label)", q)
 	}
-	sel := substitute(m[1], vars, map[string]string{"site": ".*"}, time.Now(), time.Now(), false)
-	v, err := query(prom, fmt.Sprintf("count by (%s) (%s)", m[2], sel))
+	sel := substitute(m[1], vars, all, time.Now(), time.Now(), false)
+	v, err := run(fmt.Sprintf("count by (%s) (%s)", m[2], sel))
 	if err != nil {
 		t.Fatalf("variable query %q: %v", q, err)
 	}
