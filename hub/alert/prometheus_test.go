@@ -167,6 +167,11 @@ func TestAlertmanager(t *testing.T) {
 		}
 		return false
 	})
+	// A notice counts as sent once it left the outbox, a moment after
+	// Alertmanager had it.
+	testenv.WaitFor(t, 20*time.Second, "the resolved notice counted as sent", func() bool {
+		return counter(t, r.Engine, "villagehub_notifications_total", "alertmanager", "", "sent") >= 2
+	})
 	if v := counter(t, r.Engine, "villagehub_notifications_total", "alertmanager", "", "sent"); v != 2 {
 		t.Errorf("alertmanager notifier sent %v notices, want 2", v)
 	}

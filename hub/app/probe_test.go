@@ -74,8 +74,13 @@ func TestProbeEndToEnd(t *testing.T) {
 	if v, _ := m.Value("villagehub_camera_probe_failures_total", "camera=market", "reason=not_found"); v < 1 {
 		t.Errorf("probe_failures_total{market,not_found} = %v", v)
 	}
+	// The live view changes as the batch is applied; the event log
+	// answers once the batch is committed.
 	var page struct{ Events []state.EventRecord }
-	getJSON(t, h.URL+"/api/v1/events?device=market&type=camera_down", &page)
+	testenv.WaitFor(t, 10*time.Second, "the camera_down event in the log", func() bool {
+		getJSON(t, h.URL+"/api/v1/events?device=market&type=camera_down", &page)
+		return len(page.Events) > 0
+	})
 	if len(page.Events) != 1 || page.Events[0].Reason != "not_found" {
 		t.Errorf("camera_down events: %+v", page.Events)
 	}
