@@ -47,13 +47,7 @@ func newTestBroker(t *testing.T, cfg auth.Config) (*Broker, *auth.Hook) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, "the condition", cond)
 }
 
 func metric(t *testing.T, c prometheus.Collector, name string, label ...string) float64 {
