@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the tests need and the machine lacks: Debian packages of the
-# real servers the tests run (Mosquitto, Prometheus, Alertmanager, Chromium,
-# ffmpeg, poppler, GStreamer's RTSP server) and a real InfluxDB 1.8 built
-# once and cached.
+# real servers and tools the tests run (Mosquitto, Prometheus, Alertmanager,
+# Chromium, ffmpeg, poppler, GStreamer's RTSP server, nginx in front of the
+# QR gateway, qemu-user for the arm64 build, iproute2/util-linux for the
+# network namespaces of the WS-Discovery tests, wrk for the benchmark
+# scripts), and a real InfluxDB 1.8 and VictoriaMetrics built once and
+# cached.
 # Idempotent: a second run installs nothing and takes well under a second.
 set -euo pipefail
 
