@@ -177,25 +177,33 @@ func (j *journal) append(line []byte) error {
 		}
 		// Become the writer of everything buffered so far.
 		j.writing = true
-		data, group := j.buf, j.open
-		j.buf, j.spare = j.spare[:0], nil
-		j.open++
-		j.mu.Unlock()
-		err := j.writeGroup(data)
-		j.mu.Lock()
-		j.spare = data[:0]
-		if err != nil {
-			j.errGroup, j.err = group, err
-		}
-		j.written = group + 1
+		j.flushGroup()
 		j.writing = false
-		j.cond.Broadcast()
 	}
 	var err error
 	if j.errGroup == mine {
 		err = j.err
 	}
 	j.mu.Unlock()
+	return err
+}
+
+// flushGroup writes everything buffered as one group. Called with j.mu
+// held, it releases the lock while writing (appends go on buffering) and
+// wakes the waiters once the group's outcome is recorded.
+func (j *journal) flushGroup() error {
+	data, group := j.buf, j.open
+	j.buf, j.spare = j.spare[:0], nil
+	j.open++
+	j.mu.Unlock()
+	err := j.writeGroup(data)
+	j.mu.Lock()
+	j.spare = data[:0]
+	if err != nil {
+		j.errGroup, j.err = group, err
+	}
+	j.written = group + 1
+	j.cond.Broadcast()
 	return err
 }
 
@@ -208,19 +216,9 @@ func (j *journal) drain() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for len(j.buf) > 0 {
-		data, group := j.buf, j.open
-		j.buf, j.spare = j.spare[:0], nil
-		j.open++
-		j.mu.Unlock()
-		err := j.writeGroup(data)
-		j.mu.Lock()
-		j.spare = data[:0]
-		if err != nil {
-			j.errGroup, j.err = group, err
+		if j.flushGroup() != nil {
 			j.asyncErrs++
 		}
-		j.written = group + 1
-		j.cond.Broadcast()
 	}
 	j.writing = false
 	j.cond.Broadcast()
