@@ -62,6 +62,20 @@ type Config struct {
 	// paths). Default rtsp://<host>:554/Streaming/Channels/101 and 102.
 	MainURI, SubURI string
 
+	// Media2 makes the camera list and answer the Media2 service (ONVIF
+	// ver20, Profile T) at /onvif/media2_service, as cameras that can
+	// encode H.265 do. MainEncoding is the main profile's codec ("H264",
+	// the default, or "H265"). An H.265 main profile is answered by the
+	// Media (ver10) service without its VideoEncoderConfiguration, since
+	// that service cannot name H.265: what Dahua confirmed its cameras do
+	// (GuilhermeC18/node-onvif issue 78); others label it H264
+	// (quatanium/python-onvif issue 96). NoMedia1 drops the ver10 service
+	// altogether (cameras that offer only Media2: Jazea/Onvif.Core
+	// issue 43).
+	Media2       bool
+	MainEncoding string
+	NoMedia1     bool
+
 	// OldFirmware makes the camera answer GetServices with
 	// ActionNotSupported, as ONVIF 1.x firmwares do: clients must fall back
 	// to GetCapabilities.
@@ -123,6 +137,9 @@ func New(cfg Config) (*Camera, error) {
 	}
 	if cfg.DiscoveryAddr == "" {
 		cfg.DiscoveryAddr = "239.255.255.250:3702"
+	}
+	if cfg.MainEncoding == "" {
+		cfg.MainEncoding = "H264"
 	}
 	c := &Camera{cfg: cfg, uuid: newUUID(), addr: cfg.Addr}
 	if err := c.PowerOn(); err != nil {

@@ -18,7 +18,7 @@ import (
 // envelopeOpen is the gSOAP-style envelope real cameras answer with (the
 // namespace list abridged to what the bodies use).
 const envelopeOpen = `<?xml version="1.0" encoding="UTF-8"?>
-<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://www.w3.org/2003/05/soap-envelope" xmlns:wsa5="http://www.w3.org/2005/08/addressing" xmlns:tt="http://www.onvif.org/ver10/schema" xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:trt="http://www.onvif.org/ver10/media/wsdl" xmlns:tev="http://www.onvif.org/ver10/events/wsdl" xmlns:wsnt="http://docs.oasis-open.org/wsn/b-2" xmlns:wsrf-r="http://docs.oasis-open.org/wsrf/r-2" xmlns:tns1="http://www.onvif.org/ver10/topics" xmlns:ter="http://www.onvif.org/ver10/error">`
+<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://www.w3.org/2003/05/soap-envelope" xmlns:wsa5="http://www.w3.org/2005/08/addressing" xmlns:tt="http://www.onvif.org/ver10/schema" xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:trt="http://www.onvif.org/ver10/media/wsdl" xmlns:tr2="http://www.onvif.org/ver20/media/wsdl" xmlns:tev="http://www.onvif.org/ver10/events/wsdl" xmlns:wsnt="http://docs.oasis-open.org/wsn/b-2" xmlns:wsrf-r="http://docs.oasis-open.org/wsrf/r-2" xmlns:tns1="http://www.onvif.org/ver10/topics" xmlns:ter="http://www.onvif.org/ver10/error">`
 
 type request struct {
 	Header struct {
@@ -104,6 +104,12 @@ func (c *Camera) serveSOAP(w http.ResponseWriter, r *http.Request) {
 	if op == "GetServices" && c.cfg.OldFirmware {
 		op = "unsupported GetServices"
 	}
+	// Media and Media2 share operation names; the service URL tells them
+	// apart.
+	media2 := strings.HasSuffix(r.URL.Path, "/media2_service")
+	if (media2 && !c.cfg.Media2) || (!media2 && c.cfg.NoMedia1 && (op == "GetProfiles" || op == "GetStreamUri")) {
+		op = "unsupported " + op
+	}
 	switch op {
 	case "GetSystemDateAndTime":
 		c.getSystemDateAndTime(w)
@@ -114,7 +120,7 @@ func (c *Camera) serveSOAP(w http.ResponseWriter, r *http.Request) {
 		base := "http://" + c.Addr() + "/onvif/"
 		reply(w, 200, `<tds:GetServicesResponse>`+
 			svc("http://www.onvif.org/ver10/device/wsdl", base+"device_service", 2, 61)+
-			svc("http://www.onvif.org/ver10/media/wsdl", base+"media_service", 2, 60)+
+			c.mediaServices(base)+
 			svc("http://www.onvif.org/ver10/events/wsdl", base+"event_service", 2, 60)+
 			`</tds:GetServicesResponse>`)
 	case "GetCapabilities":
@@ -125,12 +131,19 @@ func (c *Camera) serveSOAP(w http.ResponseWriter, r *http.Request) {
 			`<tt:Media><tt:XAddr>`+base+`media_service</tt:XAddr><tt:StreamingCapabilities><tt:RTPMulticast>true</tt:RTPMulticast><tt:RTP_TCP>true</tt:RTP_TCP><tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP></tt:StreamingCapabilities></tt:Media>`+
 			`</tds:Capabilities></tds:GetCapabilitiesResponse>`)
 	case "GetProfiles":
+		if media2 {
+			reply(w, 200, `<tr2:GetProfilesResponse>`+
+				profile2("Profile_1", "mainStream", c.cfg.MainEncoding, 1920, 1080, 25)+
+				profile2("Profile_2", "subStream", "H264", 640, 360, 15)+
+				`</tr2:GetProfilesResponse>`)
+			return
+		}
 		reply(w, 200, `<trt:GetProfilesResponse>`+
-			profile("Profile_1", "mainStream", 1920, 1080, 25)+
-			profile("Profile_2", "subStream", 640, 360, 15)+
+			profile("Profile_1", "mainStream", c.cfg.MainEncoding, 1920, 1080, 25)+
+			profile("Profile_2", "subStream", "H264", 640, 360, 15)+
 			`</trt:GetProfilesResponse>`)
 	case "GetStreamUri":
-		c.getStreamUri(w, req.Body.Inner)
+		c.getStreamUri(w, req.Body.Inner, media2)
 	case "CreatePullPointSubscription":
 		c.createPullPoint(w, req.Body.Inner)
 	case "PullMessages":
@@ -148,11 +161,41 @@ func svc(ns, xaddr string, major, minor int) string {
 	return fmt.Sprintf(`<tds:Service><tds:Namespace>%s</tds:Namespace><tds:XAddr>%s</tds:XAddr><tds:Version><tt:Major>%d</tt:Major><tt:Minor>%d</tt:Minor></tds:Version></tds:Service>`, ns, xaddr, major, minor)
 }
 
-func profile(token, name string, w, h, fps int) string {
+// mediaServices are the GetServices entries of the media services the
+// camera offers.
+func (c *Camera) mediaServices(base string) string {
+	s := ""
+	if !c.cfg.NoMedia1 {
+		s += svc("http://www.onvif.org/ver10/media/wsdl", base+"media_service", 2, 60)
+	}
+	if c.cfg.Media2 {
+		s += svc("http://www.onvif.org/ver20/media/wsdl", base+"media2_service", 2, 60)
+	}
+	return s
+}
+
+// profile is a Media (ver10) profile. Its encoder configuration can only
+// say JPEG, MPEG4 or H264: an H.265 profile goes without one.
+func profile(token, name, enc string, w, h, fps int) string {
+	encoder := ""
+	if enc == "H264" {
+		encoder = fmt.Sprintf(`<tt:VideoEncoderConfiguration token="VideoEncoderToken_%s"><tt:Name>VideoEncoder_%s</tt:Name><tt:UseCount>1</tt:UseCount><tt:Encoding>H264</tt:Encoding><tt:Resolution><tt:Width>%d</tt:Width><tt:Height>%d</tt:Height></tt:Resolution><tt:Quality>3</tt:Quality><tt:RateControl><tt:FrameRateLimit>%d</tt:FrameRateLimit><tt:EncodingInterval>1</tt:EncodingInterval><tt:BitrateLimit>2048</tt:BitrateLimit></tt:RateControl><tt:H264><tt:GovLength>50</tt:GovLength><tt:H264Profile>Main</tt:H264Profile></tt:H264><tt:SessionTimeout>PT5S</tt:SessionTimeout></tt:VideoEncoderConfiguration>`,
+			token, token, w, h, fps)
+	}
 	return fmt.Sprintf(`<trt:Profiles token="%s" fixed="true"><tt:Name>%s</tt:Name>`+
 		`<tt:VideoSourceConfiguration token="VideoSourceToken"><tt:Name>VideoSourceConfig</tt:Name><tt:UseCount>2</tt:UseCount><tt:SourceToken>VideoSource_1</tt:SourceToken><tt:Bounds x="0" y="0" width="1920" height="1080"></tt:Bounds></tt:VideoSourceConfiguration>`+
-		`<tt:VideoEncoderConfiguration token="VideoEncoderToken_%s"><tt:Name>VideoEncoder_%s</tt:Name><tt:UseCount>1</tt:UseCount><tt:Encoding>H264</tt:Encoding><tt:Resolution><tt:Width>%d</tt:Width><tt:Height>%d</tt:Height></tt:Resolution><tt:Quality>3</tt:Quality><tt:RateControl><tt:FrameRateLimit>%d</tt:FrameRateLimit><tt:EncodingInterval>1</tt:EncodingInterval><tt:BitrateLimit>2048</tt:BitrateLimit></tt:RateControl><tt:H264><tt:GovLength>50</tt:GovLength><tt:H264Profile>Main</tt:H264Profile></tt:H264><tt:SessionTimeout>PT5S</tt:SessionTimeout></tt:VideoEncoderConfiguration>`+
-		`</trt:Profiles>`, token, name, token, token, w, h, fps)
+		`%s</trt:Profiles>`, token, name, encoder)
+}
+
+// profile2 is a Media2 profile, shaped as the GetProfilesResponse a real
+// camera answered with in agsh/onvif issue 233 (tr2:Configurations holding
+// tr2:VideoSource and tr2:VideoEncoder with Profile and GovLength
+// attributes).
+func profile2(token, name, enc string, w, h, fps int) string {
+	return fmt.Sprintf(`<tr2:Profiles fixed="true" token="%s"><tr2:Name>%s</tr2:Name><tr2:Configurations>`+
+		`<tr2:VideoSource token="VideoSourceToken"><tt:Name>VideoSourceConfig</tt:Name><tt:UseCount>2</tt:UseCount><tt:SourceToken>VideoSource_1</tt:SourceToken><tt:Bounds height="1080" width="1920" y="0" x="0"/></tr2:VideoSource>`+
+		`<tr2:VideoEncoder Profile="Main" GovLength="50" token="VideoEncoderToken_%s"><tt:Name>VideoEncoder_%s</tt:Name><tt:UseCount>1</tt:UseCount><tt:Encoding>%s</tt:Encoding><tt:Resolution><tt:Width>%d</tt:Width><tt:Height>%d</tt:Height></tt:Resolution><tt:RateControl><tt:FrameRateLimit>%d</tt:FrameRateLimit><tt:BitrateLimit>2048</tt:BitrateLimit></tt:RateControl><tt:Quality>3</tt:Quality></tr2:VideoEncoder>`+
+		`</tr2:Configurations></tr2:Profiles>`, token, name, token, token, enc, w, h, fps)
 }
 
 func (c *Camera) getSystemDateAndTime(w http.ResponseWriter) {
@@ -163,9 +206,10 @@ func (c *Camera) getSystemDateAndTime(w http.ResponseWriter) {
 		t.Hour(), t.Minute(), t.Second(), t.Year(), int(t.Month()), t.Day()))
 }
 
-func (c *Camera) getStreamUri(w http.ResponseWriter, body []byte) {
+func (c *Camera) getStreamUri(w http.ResponseWriter, body []byte, media2 bool) {
 	var q struct {
 		ProfileToken string `xml:"ProfileToken"`
+		Protocol     string `xml:"Protocol"` // Media2
 	}
 	_ = xml.Unmarshal(body, &q)
 	host, _, _ := strings.Cut(c.Addr(), ":")
@@ -183,6 +227,16 @@ func (c *Camera) getStreamUri(w http.ResponseWriter, body []byte) {
 		}
 	default:
 		fault(w, http.StatusBadRequest, "SOAP-ENV:Sender", "ter:NoProfile", "no such profile")
+		return
+	}
+	if media2 {
+		// Media2 names the transport with one word; "RTSP" is RTP over
+		// RTSP over TCP (the only one this camera serves).
+		if p := strings.TrimSpace(q.Protocol); p != "RTSP" {
+			fault(w, http.StatusBadRequest, "SOAP-ENV:Sender", "ter:InvalidArgVal", "protocol "+p+" not supported")
+			return
+		}
+		reply(w, 200, `<tr2:GetStreamUriResponse><tr2:Uri>`+xmlEscape(uri)+`</tr2:Uri></tr2:GetStreamUriResponse>`)
 		return
 	}
 	reply(w, 200, `<trt:GetStreamUriResponse><trt:MediaUri><tt:Uri>`+xmlEscape(uri)+`</tt:Uri><tt:InvalidAfterConnect>false</tt:InvalidAfterConnect><tt:InvalidAfterReboot>false</tt:InvalidAfterReboot><tt:Timeout>PT60S</tt:Timeout></trt:MediaUri></trt:GetStreamUriResponse>`)

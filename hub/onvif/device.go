@@ -116,16 +116,23 @@ func (c *Client) ensureClock(ctx context.Context) error {
 }
 
 // Services finds the media and events service URLs: GetServices first
-// (ONVIF 2.0 and later), GetCapabilities for older cameras.
+// (ONVIF 2.0 and later), GetCapabilities for older cameras. media is the
+// Media (ver10) service; a camera that offers only Media2 (ver20) answers
+// "" there and is still usable through GetProfiles and GetStreamUri.
 func (c *Client) Services(ctx context.Context) (media, events string, err error) {
+	s, err := c.services(ctx)
+	return s.media, s.events, err
+}
+
+func (c *Client) services(ctx context.Context) (services, error) {
 	c.mu.Lock()
 	s := c.svc
 	c.mu.Unlock()
-	if s.media != "" {
-		return s.media, s.events, nil
+	if s.found {
+		return s, nil
 	}
 	if err := c.ensureClock(ctx); err != nil {
-		return "", "", err
+		return s, err
 	}
 	var gs struct {
 		Service []struct {
@@ -133,26 +140,28 @@ func (c *Client) Services(ctx context.Context) (media, events string, err error)
 			XAddr     string `xml:"XAddr"`
 		} `xml:"Service"`
 	}
-	err = c.call(ctx, c.XAddr, nsDevice+"/GetServices", true,
+	err := c.call(ctx, c.XAddr, nsDevice+"/GetServices", true,
 		struct {
 			XMLName           xml.Name `xml:"tds:GetServices"`
 			NS                string   `xml:"xmlns:tds,attr"`
 			IncludeCapability bool     `xml:"tds:IncludeCapability"`
 		}{NS: nsDevice}, &gs)
 	if errors.Is(err, ErrUnauthorized) {
-		return "", "", err
+		return s, err
 	}
 	if err == nil {
 		for _, sv := range gs.Service {
 			switch strings.TrimSpace(sv.Namespace) {
 			case nsMedia:
 				s.media = strings.TrimSpace(sv.XAddr)
+			case nsMedia2:
+				s.media2 = strings.TrimSpace(sv.XAddr)
 			case nsEvents:
 				s.events = strings.TrimSpace(sv.XAddr)
 			}
 		}
 	}
-	if s.media == "" {
+	if s.media == "" && s.media2 == "" {
 		var caps struct {
 			Capabilities struct {
 				Media  struct{ XAddr string } `xml:"Media"`
@@ -166,16 +175,17 @@ func (c *Client) Services(ctx context.Context) (media, events string, err error)
 				Category string   `xml:"tds:Category"`
 			}{NS: nsDevice, Category: "All"}, &caps)
 		if err != nil {
-			return "", "", err
+			return s, err
 		}
 		s.media = strings.TrimSpace(caps.Capabilities.Media.XAddr)
 		s.events = strings.TrimSpace(caps.Capabilities.Events.XAddr)
 	}
-	if s.media == "" {
-		return "", "", fmt.Errorf("onvif: %s lists no media service", c.XAddr)
+	if s.media == "" && s.media2 == "" {
+		return s, fmt.Errorf("onvif: %s lists no media service", c.XAddr)
 	}
+	s.found = true
 	c.mu.Lock()
 	c.svc = s
 	c.mu.Unlock()
-	return s.media, s.events, nil
+	return s, nil
 }

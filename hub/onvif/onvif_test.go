@@ -67,6 +67,43 @@ func TestInspectCameraWithOldClock(t *testing.T) {
 	}
 }
 
+func TestInspectMedia2H265Camera(t *testing.T) {
+	// Media (ver10) cannot name H.265: a camera whose main stream is H.265
+	// answers it there without an encoder configuration. Read through
+	// Media2 the stream is named, sized and its URI asked there; a camera
+	// offering only Media2 is read the same way; one whose Media2 is
+	// missing falls back to Media.
+	for _, tc := range []struct {
+		name    string
+		cfg     onvifcam.Config
+		mainEnc string
+	}{
+		{"media1+media2", onvifcam.Config{Media2: true, MainEncoding: "H265"}, "H265"},
+		{"media2 only", onvifcam.Config{Media2: true, NoMedia1: true, MainEncoding: "H265"}, "H265"},
+		{"media1 only", onvifcam.Config{MainEncoding: "H265"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.Username, cfg.Password, cfg.Auth = "admin", "pw", onvifcam.AuthDigest
+			cfg.MainURI, cfg.SubURI = "rtsp://127.0.0.1:8554/h265", "rtsp://127.0.0.1:8554/sub"
+			cam := newCam(t, cfg)
+			d := onvif.Inspect(context.Background(), cam.XAddr(), onvif.DiscoverOptions{Username: "admin", Password: "pw"})
+			if d.Error != "" {
+				t.Fatalf("Inspect: %s", d.Error)
+			}
+			if d.MainURI != cfg.MainURI || d.SubURI != cfg.SubURI {
+				t.Fatalf("streams: main %q sub %q", d.MainURI, d.SubURI)
+			}
+			if len(d.Streams) != 2 || d.Streams[0].Encoding != tc.mainEnc || d.Streams[1].Encoding != "H264" || d.Streams[1].Width != 640 {
+				t.Fatalf("streams = %+v, want main %q", d.Streams, tc.mainEnc)
+			}
+			if tc.mainEnc != "" && (d.Streams[0].Width != 1920 || d.Streams[0].Height != 1080) {
+				t.Fatalf("main stream size %dx%d", d.Streams[0].Width, d.Streams[0].Height)
+			}
+		})
+	}
+}
+
 // rawCall sends a signed GetDeviceInformation with a token created at
 // `created` (our clock, uncorrected): what a client that ignores the
 // camera's clock would send.

@@ -34,6 +34,7 @@ const (
 	nsWSU    = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
 	nsDevice = "http://www.onvif.org/ver10/device/wsdl"
 	nsMedia  = "http://www.onvif.org/ver10/media/wsdl"
+	nsMedia2 = "http://www.onvif.org/ver20/media/wsdl"
 	nsEvents = "http://www.onvif.org/ver10/events/wsdl"
 	nsSchema = "http://www.onvif.org/ver10/schema"
 	nsWSNT   = "http://docs.oasis-open.org/wsn/b-2"
@@ -137,7 +138,11 @@ type Client struct {
 
 // services are the service URLs learnt from the device service.
 type services struct {
-	media, events string
+	media, media2, events string
+	found                 bool
+	// profilesFrom2: GetProfiles was answered by Media2, so its tokens are
+	// asked for stream URIs there too.
+	profilesFrom2 bool
 }
 
 func (c *Client) now() time.Time {
