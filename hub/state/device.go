@@ -174,6 +174,10 @@ type BoardView struct {
 	RateLimited   uint64 `json:"rate_limited"`
 	Boot          string `json:"boot,omitempty"`
 	LastTotal     int64  `json:"last_total"`
+	// Battery (percent) and RSSI (dBm), when the board's device sends
+	// them; nil when it never did.
+	Battery *float64 `json:"battery,omitempty"`
+	RSSI    *float64 `json:"rssi,omitempty"`
 }
 
 func statusText(online int8) string {
