@@ -106,18 +106,20 @@ func TestRejectAndBoardHealthInBrowser(t *testing.T) {
 	// Battery and signal, only where sent; the low battery highlighted.
 	row := func(key string) string { return `document.querySelector('#qr-table tr[data-key="` + key + `"]')` }
 	for js, want := range map[string]string{
-		row("tan-ngu-2/market-07") + `.querySelector('.batt').textContent`:                                                                                    "Pin 87%",
-		row("tan-ngu-2/market-07") + `.querySelector('.batt').dataset.low`:                                                                                    "false",
-		row("tan-ngu-2/market-07") + `.querySelector('.rssi').textContent`:                                                                                    "Sóng -67\u00a0dBm",
-		row("tan-ngu-2/ben-xe") + `.querySelector('.batt.low').textContent`:                                                                                   "Pin 12% (pin yếu)",
-		`String(!!` + row("tan-ngu-2/ben-xe") + `.querySelector('.rssi'))`:                                                                                    "false",
-		`String(!!` + row("tan-ngu-2/cho-cu") + `.querySelector('.health'))`:                                                                                  "false",
-		`String(document.getElementById('legend-battery').getClientRects().length > 0 && document.getElementById('legend-rssi').getClientRects().length > 0)`: "true",
-		`document.querySelector('#legend-battery dd').textContent`:                                                                                            "mức pin thiết bị của bảng tự báo về; dưới 20% là pin yếu, cần sạc hoặc thay pin.",
+		row("tan-ngu-2/market-07") + `.querySelector('.batt').textContent`:   "Pin 87%",
+		row("tan-ngu-2/market-07") + `.querySelector('.batt').dataset.low`:   "false",
+		row("tan-ngu-2/market-07") + `.querySelector('.rssi').textContent`:   "Sóng -67\u00a0dBm",
+		row("tan-ngu-2/ben-xe") + `.querySelector('.batt.low').textContent`:  "Pin 12% (pin yếu)",
+		`String(!!` + row("tan-ngu-2/ben-xe") + `.querySelector('.rssi'))`:   "false",
+		`String(!!` + row("tan-ngu-2/cho-cu") + `.querySelector('.health'))`: "false",
+		`document.querySelector('#legend-battery dd').textContent`:           "mức pin thiết bị của bảng tự báo về; dưới 20% là pin yếu, cần sạc hoặc thay pin.",
 	} {
 		if got := run[string](t, ctx, js); got != want {
 			t.Errorf("%s = %q, want %q", js, got, want)
 		}
+	}
+	if !run[bool](t, ctx, `document.getElementById('legend-battery').getClientRects().length > 0 && document.getElementById('legend-rssi').getClientRects().length > 0`) {
+		t.Error("the meanings of battery and signal are not shown under the table")
 	}
 	if bg := run[string](t, ctx, `getComputedStyle(`+row("tan-ngu-2/ben-xe")+`.querySelector('.batt.low')).backgroundColor`); bg == "rgba(0, 0, 0, 0)" {
 		t.Error("the low battery is not highlighted")
