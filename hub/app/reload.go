@@ -72,11 +72,12 @@ var sections = []section{
 	{key: "debug", restart: restartAll},
 	{key: "probe", restart: []string{"probe.workers", "probe.concurrency", "probe.recycle_after"}, plan: planDevices},
 	{key: "sites", plan: planDevices},
+	// A camera's onvif: block included: its event subscription starts,
+	// stops or restarts with the reload (liveInput).
 	{key: "cameras", plan: planDevices},
 	{key: "qr_boards", plan: planDevices},
 	{key: "gateway", restart: restartAll},
-	// Inputs (a Frigate's topics, a camera's ONVIF events) are built and
-	// subscribed at start.
+	// A Frigate's topics are built and subscribed at start.
 	{key: "frigate", restart: restartAll},
 	// The uplink's labels, receivers and queues are fixed at start
 	// (docs/province.md).
@@ -120,13 +121,30 @@ func planDevices(h *Hub, old, next *config.Config) (applyFn, error) {
 		}
 		return nil, &restartError{keys: []string{key}, why: "RTSP probing was off at start (no camera had an rtsp_url, or probe.enabled was false)"}
 	}
-	if ids := onvifChanged(old, next); len(ids) > 0 {
-		return nil, &restartError{keys: []string{"cameras.onvif"}, why: "ONVIF event inputs start with the hub (cameras: " + strings.Join(ids, ", ") + ")"}
+	// Inputs that follow the cameras (ONVIF events) check the new list
+	// here, so that a password file that cannot be read refuses the
+	// reload before anything changed.
+	var inputs []func()
+	for _, in := range h.inputs {
+		if li, ok := in.(liveInput); ok {
+			apply, err := li.Plan(next)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", in.Name(), err)
+			}
+			if apply != nil {
+				inputs = append(inputs, apply)
+			}
+		}
 	}
 	return func(ctx context.Context) error {
 		sites, cams, boards := stateDevices(next)
 		if err := h.state.SetDevices(ctx, sites, cams, boards); err != nil {
 			return fmt.Errorf("applying devices: %w", err)
+		}
+		// After SetDevices: a new camera is configured before its first
+		// event arrives.
+		for _, apply := range inputs {
+			apply()
 		}
 		if h.prober != nil {
 			if !next.ProbeEnabled() {
@@ -140,27 +158,12 @@ func planDevices(h *Hub, old, next *config.Config) (applyFn, error) {
 	}, nil
 }
 
-// onvifChanged lists the cameras whose onvif block was added, removed or
-// changed.
-func onvifChanged(old, next *config.Config) []string {
-	was := map[string]*config.CameraONVIF{}
-	for _, c := range old.Cameras {
-		was[c.Site+"/"+c.ID] = c.ONVIF
-	}
-	var ids []string
-	for _, c := range next.Cameras {
-		k := c.Site + "/" + c.ID
-		if o, seen := was[k]; (seen || c.ONVIF != nil) && !reflect.DeepEqual(o, c.ONVIF) {
-			ids = append(ids, k)
-		}
-		delete(was, k)
-	}
-	for k, o := range was {
-		if o != nil {
-			ids = append(ids, k)
-		}
-	}
-	return ids
+// liveInput is an input that follows the configuration while it runs
+// (hub/input/onvifevents: a subscription per camera with an onvif: block).
+// Plan changes nothing; the apply it returns (nil: nothing to do) cannot
+// fail.
+type liveInput interface {
+	Plan(next *config.Config) (apply func(), err error)
 }
 
 // restartError refuses a reload because keys need a restart.

@@ -16,6 +16,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"villagehub/devices/onvifcam"
 	"villagehub/hub/alert"
 	"villagehub/hub/app"
 	"villagehub/hub/app/apptest"
@@ -63,6 +64,11 @@ qr_boards: [{ id: b1, site: s1, name: "Bảng", target_url: "http://example.inva
 		}
 		return c
 	}
+	onvifCam, err := onvifcam.New(onvifcam.Config{Addr: "127.0.0.1:0", Username: "admin", Password: "mk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(onvifCam.Close)
 	log := testenv.NewLog(t)
 	h := apptest.Start(t, base(nil), log.Logger)
 	var next *config.Config
@@ -121,9 +127,6 @@ qr_boards: [{ id: b1, site: s1, name: "Bảng", target_url: "http://example.inva
 		restart("frigate", "frigate", func(c *config.Config) {
 			c.Frigate = []config.Frigate{{Name: "nvr", TopicPrefix: "frigate", Site: "s1"}}
 		}),
-		restart("cameras", "cameras.onvif", func(c *config.Config) {
-			c.Cameras = append(c.Cameras, config.Camera{ID: "cam", Site: "s1", ONVIF: &config.CameraONVIF{URL: "http://127.0.0.1:1/onvif/device_service"}})
-		}),
 		restart("place", "place.village", func(c *config.Config) { c.Place.Village = "ban-moi" }),
 		restart("uplink", "uplink.interval", func(c *config.Config) { c.Uplink.Interval = config.Duration(time.Minute) }),
 		restart("probe", "probe.enabled", func(c *config.Config) {
@@ -151,6 +154,15 @@ qr_boards: [{ id: b1, site: s1, name: "Bảng", target_url: "http://example.inva
 			if len(cs.Cameras) != 1 || cs.Cameras[0].ID != "gate" || !cs.Cameras[0].Configured {
 				t.Fatalf("cameras after reload: %+v", cs.Cameras)
 			}
+		}},
+		// After "new camera": a camera removed by a reload stays listed
+		// as self-registered.
+		{section: "cameras", name: "onvif", change: func(c *config.Config) {
+			c.Cameras = append(c.Cameras, config.Camera{ID: "cam", Site: "s1", ONVIF: &config.CameraONVIF{URL: onvifCam.XAddr(), Username: "admin", Password: "mk"}})
+		}, check: func(t *testing.T, h *apptest.Hub) {
+			// Its events are subscribed to at once (TestReloadONVIFCameraLive
+			// follows motion, a change and the removal).
+			testenv.WaitFor(t, 20*time.Second, "the ONVIF camera subscribed", func() bool { return onvifCam.Stats().LiveSubscriptions == 1 })
 		}},
 		{section: "probe", name: "probe.interval", change: func(c *config.Config) {
 			c.Probe.Interval = config.Duration(time.Minute)
