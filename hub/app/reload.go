@@ -61,7 +61,8 @@ var sections = []section{
 	{key: "shutdown_timeout", restart: restartAll},
 	// The listener, its certificate files and the access rules are fixed
 	// at start; the certificate's contents reload (see reloadCertificates).
-	{key: "http", restart: restartAll},
+	// public_url is live (planPublicURL).
+	{key: "http", restart: []string{"http.addr", "http.tls", "http.auth"}, plan: planPublicURL},
 	{key: "mqtt", restart: restartAll},
 	{key: "influx", restart: restartAll},
 	{key: "store", restart: restartAll},
@@ -154,6 +155,31 @@ func planDevices(h *Hub, old, next *config.Config) (applyFn, error) {
 		}
 		h.boards.Store(newBoardLookup(next))
 		h.refreshGateway()
+		return nil
+	}, nil
+}
+
+// planPublicURL applies a new http.public_url to what reads it: printed
+// codes (/qr/ images, the dashboard's sheets, through h.printed), the
+// dashboard's address and warnings and the alert links (both read the
+// current config), and the reachability warnings, logged again. Two
+// readers are fixed at start, so those changes need a restart: the
+// session cookies' Secure flag (http vs https) and the QR gateway link,
+// which completes board targets with it.
+func planPublicURL(h *Hub, old, next *config.Config) (applyFn, error) {
+	if old.HTTP.PublicURL == next.HTTP.PublicURL {
+		return nil, nil
+	}
+	if https := func(c *config.Config) bool { return strings.HasPrefix(c.HTTP.PublicURL, "https://") }; https(old) != https(next) {
+		return nil, &restartError{keys: []string{"http.public_url"}, why: "between http and https: the session cookies' Secure flag is set at start"}
+	}
+	if old.GatewayLink().Enabled() || next.GatewayLink().Enabled() {
+		return nil, &restartError{keys: []string{"http.public_url"}, why: "the QR gateway link takes the hub's public URL at start"}
+	}
+	return func(context.Context) error {
+		public, fn := h.printedURLs(next) // logs the new address's warnings
+		h.printed.Store(&fn)
+		h.log.Info("http.public_url changed; printed QR codes now point at it", "public_url", public)
 		return nil
 	}, nil
 }

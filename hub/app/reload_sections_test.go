@@ -110,7 +110,18 @@ qr_boards: [{ id: b1, site: s1, name: "Bảng", target_url: "http://example.inva
 		restart("timezone", "timezone", func(c *config.Config) { c.Timezone = "Asia/Bangkok" }),
 		restart("topic_prefix", "topic_prefix", func(c *config.Config) { c.TopicPrefix = "lang" }),
 		restart("shutdown_timeout", "shutdown_timeout", func(c *config.Config) { c.ShutdownTimeout = config.Duration(20 * time.Second) }),
-		restart("http", "http.public_url", func(c *config.Config) { c.HTTP.PublicURL = "http://hub.example.vn" }),
+		restart("http", "http.addr", func(c *config.Config) { c.HTTP.Addr = testenv.FreeAddr(t) }),
+		{section: "http", name: "public_url", change: func(c *config.Config) { c.HTTP.PublicURL = "http://hub.example.vn" },
+			check: func(t *testing.T, h *apptest.Hub) {
+				// What prints and links follows (TestReloadPublicURLLive).
+				var info struct {
+					PublicURL string `json:"public_url"`
+				}
+				getJSON(t, h.URL+"/api/v1/admin/info", &info)
+				if info.PublicURL != "http://hub.example.vn" {
+					t.Fatalf("admin info public_url %q after reload", info.PublicURL)
+				}
+			}},
 		restart("broker", "broker.max_packet_size", func(c *config.Config) { c.Broker.MaxPacketSize = 2048 }),
 		restart("broker", "broker.max_inflight", func(c *config.Config) { c.Broker.MaxInflight = 10 }),
 		restart("mqtt", "mqtt.keepalive", func(c *config.Config) { c.MQTT.KeepAlive = config.Duration(time.Minute) }),
