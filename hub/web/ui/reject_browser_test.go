@@ -81,9 +81,10 @@ func f64(v float64) *float64 { return &v }
 func TestRejectAndBoardHealthInBrowser(t *testing.T) {
 	src := &forgetSource{}
 	now := time.Now()
+	threeDaysAgo := now.Add(-72 * time.Hour)
 	src.boards = []state.BoardView{
-		{ID: "market-07", Site: "tan-ngu-2", Name: "Chợ Bản, sạp 7", Configured: true, Status: "online", LastReport: &now, Battery: f64(87.4), RSSI: f64(-67)},
-		{ID: "ben-xe", Site: "tan-ngu-2", Name: "Bến xe", Configured: true, Status: "online", LastReport: &now, Battery: f64(12)},
+		{ID: "market-07", Site: "tan-ngu-2", Name: "Chợ Bản, sạp 7", Configured: true, Status: "online", LastReport: &now, Battery: f64(87.4), BatteryAt: &now, RSSI: f64(-67), RSSIAt: &threeDaysAgo},
+		{ID: "ben-xe", Site: "tan-ngu-2", Name: "Bến xe", Configured: true, Status: "online", LastReport: &now, Battery: f64(12), BatteryAt: &now},
 		{ID: "cho-cu", Site: "tan-ngu-2", Name: "Chợ cũ", Configured: true, Status: "unknown"},
 		{ID: "market-7", Site: "tan-ngu-2", Configured: false, Status: "unknown", LastReport: &now, ScansToday: 2, ScansTotal: 2},
 		{ID: "loi", Site: "tan-ngu-2", Configured: false, Status: "unknown"},
@@ -106,13 +107,14 @@ func TestRejectAndBoardHealthInBrowser(t *testing.T) {
 	// Battery and signal, only where sent; the low battery highlighted.
 	row := func(key string) string { return `document.querySelector('#qr-table tr[data-key="` + key + `"]')` }
 	for js, want := range map[string]string{
-		row("tan-ngu-2/market-07") + `.querySelector('.batt').textContent`:   "Pin 87%",
-		row("tan-ngu-2/market-07") + `.querySelector('.batt').dataset.low`:   "false",
-		row("tan-ngu-2/market-07") + `.querySelector('.rssi').textContent`:   "Sóng -67\u00a0dBm",
-		row("tan-ngu-2/ben-xe") + `.querySelector('.batt.low').textContent`:  "Pin 12% (pin yếu)",
-		`String(!!` + row("tan-ngu-2/ben-xe") + `.querySelector('.rssi'))`:   "false",
-		`String(!!` + row("tan-ngu-2/cho-cu") + `.querySelector('.health'))`: "false",
-		`document.querySelector('#legend-battery dd').textContent`:           "mức pin thiết bị của bảng tự báo về; dưới 20% là pin yếu, cần sạc hoặc thay pin.",
+		row("tan-ngu-2/market-07") + `.querySelector('.batt').textContent`: "Pin 87%",
+		row("tan-ngu-2/market-07") + `.querySelector('.batt').dataset.low`: "false",
+		// Three days old: says when.
+		row("tan-ngu-2/market-07") + `.querySelector('.rssi').textContent.replace(/\(báo lúc .+\)$/, '(báo lúc …)')`: "Sóng -67\u00a0dBm (báo lúc …)",
+		row("tan-ngu-2/ben-xe") + `.querySelector('.batt.low').textContent`:                                          "Pin 12% (pin yếu)",
+		`String(!!` + row("tan-ngu-2/ben-xe") + `.querySelector('.rssi'))`:                                           "false",
+		`String(!!` + row("tan-ngu-2/cho-cu") + `.querySelector('.health'))`:                                         "false",
+		`document.querySelector('#legend-battery dd').textContent`:                                                   "mức pin thiết bị của bảng tự báo về; dưới 20% là pin yếu, cần sạc hoặc thay pin.",
 	} {
 		if got := run[string](t, ctx, js); got != want {
 			t.Errorf("%s = %q, want %q", js, got, want)

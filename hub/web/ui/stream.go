@@ -54,8 +54,10 @@ type boardItem struct {
 	ScansTotal  uint64     `json:"scans_total"`
 	// Battery (%) and RSSI (dBm) only when the board sends them, rounded
 	// to whole units so that jitter does not make every snapshot a change.
-	Battery *float64 `json:"battery,omitempty"`
-	RSSI    *float64 `json:"rssi,omitempty"`
+	Battery   *float64   `json:"battery,omitempty"`
+	BatteryAt *time.Time `json:"battery_at,omitempty"`
+	RSSI      *float64   `json:"rssi,omitempty"`
+	RSSIAt    *time.Time `json:"rssi_at,omitempty"`
 }
 
 func newCameraItem(c *state.CameraView) cameraItem {
@@ -84,7 +86,7 @@ func newBoardItem(b *state.BoardView) boardItem {
 		ID: b.ID, Site: b.Site, Name: b.Name, Location: b.Location, Configured: b.Configured,
 		Status: b.Status, StatusSince: b.StatusSince, LastReport: b.LastReport,
 		ScansToday: b.ScansToday, ScansTotal: b.ScansTotal,
-		Battery: rounded(b.Battery), RSSI: rounded(b.RSSI),
+		Battery: rounded(b.Battery), BatteryAt: b.BatteryAt, RSSI: rounded(b.RSSI), RSSIAt: b.RSSIAt,
 	}
 }
 

@@ -35,7 +35,7 @@
       m_unique: 'lượt quét mã in từ điện thoại chưa quét bảng này gần đây; “—” khi bảng chỉ có thiết bị đếm.',
       m_status: 'thiết bị của bảng đang nối với hub qua MQTT hay đã mất kết nối.',
       bs_online: 'Hoạt động', bs_offline: 'Mất kết nối', bs_unknown: 'Chưa rõ', not_approved: 'chưa duyệt',
-      battery: 'Pin', rssi: 'Sóng', battery_low: 'pin yếu',
+      battery: 'Pin', rssi: 'Sóng', battery_low: 'pin yếu', reported_at: 'báo lúc {t}',
       m_battery: 'mức pin thiết bị của bảng tự báo về; dưới 20% là pin yếu, cần sạc hoặc thay pin.',
       m_rssi: 'cường độ sóng Wi-Fi thiết bị của bảng nhận được, đơn vị dBm: càng gần 0 càng mạnh, dưới -80 là yếu.',
       alerts_error: 'Không tải được cảnh báo từ hub, đang thử lại…', silence_login: 'Đăng nhập quản trị để tạm tắt cảnh báo.',
@@ -109,7 +109,7 @@
       m_unique: 'printed-code scans from a phone that had not just scanned this board; "—" for device-only boards.',
       m_status: 'whether the board\'s device is connected to the hub over MQTT.',
       bs_online: 'Online', bs_offline: 'Disconnected', bs_unknown: 'Unknown', not_approved: 'not approved',
-      battery: 'Battery', rssi: 'Signal', battery_low: 'battery low',
+      battery: 'Battery', rssi: 'Signal', battery_low: 'battery low', reported_at: 'reported {t}',
       m_battery: 'the battery level the board\'s device reports; below 20% is low: charge or replace it.',
       m_rssi: 'Wi-Fi signal strength at the board\'s device, in dBm: nearer 0 is stronger, below -80 is weak.',
       alerts_error: 'Could not load alerts from the hub, retrying…', silence_login: 'Log in as an administrator to silence alerts.',
@@ -397,17 +397,24 @@
       var s = boardSums(boardKey(b)), bs = boardStatus(b);
       var st = el('td', { class: 'bstatus', 'data-label': t('board_status') },
         el('span', { class: 'bst bst-' + bs, text: t('bs_' + bs) }));
-      // Battery and signal only when the board's device sends them.
+      // Battery and signal only when the board's device sends them; a
+      // reading more than a day old says when it was sent, so an old
+      // "Pin 87%" is not read as today's.
       var health = el('span', { class: 'health' });
+      function when(at) {
+        var ms = at ? Date.parse(at) : NaN;
+        return ms < Date.now() + S.offset - 86400000 ? ' (' + t('reported_at', { t: dateTime(at) }) + ')' : '';
+      }
       if (typeof b.battery === 'number') {
         var low = b.battery < 20;
-        health.append(el('span', { class: low ? 'batt low' : 'batt', 'data-low': String(low),
-          text: t('battery') + ' ' + num(b.battery) + '%' + (low ? ' (' + t('battery_low') + ')' : '') }));
+        health.append(el('span', { class: low ? 'batt low' : 'batt', 'data-low': String(low), title: b.battery_at ? t('reported_at', { t: dateTime(b.battery_at) }) : null,
+          text: t('battery') + ' ' + num(b.battery) + '%' + (low ? ' (' + t('battery_low') + ')' : '') + when(b.battery_at) }));
         anyBattery = true;
       }
       if (typeof b.rssi === 'number') {
         if (health.childNodes.length) health.append(' · ');
-        health.append(el('span', { class: 'rssi', text: t('rssi') + ' ' + num(b.rssi) + '\u00a0dBm' }));
+        health.append(el('span', { class: 'rssi', title: b.rssi_at ? t('reported_at', { t: dateTime(b.rssi_at) }) : null,
+          text: t('rssi') + ' ' + num(b.rssi) + '\u00a0dBm' + when(b.rssi_at) }));
         anyRSSI = true;
       }
       if (health.childNodes.length) st.append(' ', health);
