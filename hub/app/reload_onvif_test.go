@@ -90,6 +90,14 @@ qr_boards: [{ id: b1, site: s1, target_url: "http://example.invalid/old" }]
 		t.Fatalf("%d authentication failures: the password file was not used", s.AuthFailures)
 	}
 
+	// A change elsewhere in the camera (its name) keeps the subscription.
+	next = with(cam1.XAddr(), pwFile, "http://example.invalid/old")
+	next.Cameras[0].Name = "Cổng mới"
+	reload(http.StatusOK)
+	if s := cam1.Stats(); s.Subscribes != 1 || s.Unsubscribes != 0 || s.LiveSubscriptions != 1 {
+		t.Fatalf("camera 1 after a rename: %+v, want the same subscription", s)
+	}
+
 	// A password file that cannot be read when the reload applies (it was
 	// there when the file was checked): refused whole.
 	gone := filepath.Join(dir, "gone.pw")
