@@ -678,7 +678,14 @@ func (r *reader) finish() {
 			gop = keyIdx[1] - keyIdx[0]
 		}
 		m.FPS = frameRate(frames[from:to+1], gop)
+		// bytes are those of to-from frames: over the time those frames
+		// cover at the measured frame rate, so the bitrate follows the same
+		// clock as fps (the camera's while delivery keeps up) and a busy
+		// receiver's late first or last frame does not skew it.
 		m.BitrateBps = float64(bytes) * 8 / span
+		if m.FPS > 0 {
+			m.BitrateBps = float64(bytes) * 8 * m.FPS / float64(to-from)
+		}
 	}
 }
 
