@@ -71,6 +71,9 @@ type Deps struct {
 	// PublicURL is the hub's address as people reach it, for links in
 	// notices (http.public_url).
 	PublicURL string
+	// CurrentPublicURL, if set, is read instead of PublicURL for each
+	// notice, so that a reloaded http.public_url reaches the links.
+	CurrentPublicURL func() string
 	// Location is the village's time zone (Asia/Ho_Chi_Minh if nil and the
 	// config names none).
 	Location *time.Location
@@ -671,10 +674,14 @@ func (e *Engine) apply(changes []change, now time.Time) error {
 }
 
 func (e *Engine) link() string {
-	if e.deps.PublicURL == "" {
+	u := e.deps.PublicURL
+	if e.deps.CurrentPublicURL != nil {
+		u = e.deps.CurrentPublicURL()
+	}
+	if u == "" {
 		return ""
 	}
-	return strings.TrimRight(e.deps.PublicURL, "/") + "/"
+	return strings.TrimRight(u, "/") + "/"
 }
 
 // Evaluations is how many times the rules were evaluated (the metric

@@ -64,8 +64,10 @@ type Hub struct {
 	log     *slog.Logger
 	started time.Time
 	// printedURL is each board's printed address (hub or gateway), one
-	// function for /qr/ images and the dashboard's sheets.
+	// function for /qr/ images and the dashboard's sheets; it calls
+	// printed, which a reload of http.public_url replaces.
 	printedURL func(board string) (string, error)
+	printed    atomic.Pointer[func(board string) (string, error)]
 	prober     *probe.Supervisor // nil when no camera has an RTSP URL
 	probeErr   atomic.Value      // string: why probing stopped ("" or unset: it runs)
 	life       context.Context   // ends when Run returns
@@ -267,7 +269,9 @@ func (h *Hub) newAlerts() error {
 	var err error
 	h.alerts, err = alert.New(cfg.Alerts, alert.Deps{
 		State: h.state, Publisher: h.mqtt, Prefix: cfg.TopicPrefix, HubID: cfg.HubID,
-		DataDir: cfg.DataDir, PublicURL: cfg.HTTP.PublicURL, Location: cfg.Location,
+		DataDir: cfg.DataDir, PublicURL: cfg.HTTP.PublicURL,
+		// Links in notices follow a reloaded http.public_url.
+		CurrentPublicURL: func() string { return h.cfg.Load().HTTP.PublicURL }, Location: cfg.Location,
 		BrokerConnected: h.mqtt.Connected,
 		IngestQueue:     func() (int, int) { return h.queue.Len(), h.queue.Cap() },
 		SpoolPoints:     h.influxBacklog,
@@ -445,12 +449,9 @@ func (h *Hub) certs() []*tlscert.Reloader {
 // codes themselves at /qr/<board>.png|svg.
 func (h *Hub) newScans() (*scan.Handler, error) {
 	cfg := h.cfg.Load()
-	public := cfg.HTTP.PublicURL
-	if public == "" {
-		public = "http://" + cfg.HTTP.Addr
-		h.log.Warn("http.public_url is not set; printed QR codes will point at " + public + ", which phones may not reach")
-	}
-	h.printedURL = h.codeURL(public)
+	public, printed := h.printedURLs(cfg)
+	h.printed.Store(&printed)
+	h.printedURL = func(board string) (string, error) { return (*h.printed.Load())(board) }
 	hd, err := scan.NewHandler(scan.Config{
 		PublicURL:      public,
 		UniqueWindow:   time.Duration(cfg.QR.UniqueWindow),

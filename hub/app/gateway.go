@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 
+	"villagehub/hub/config"
 	"villagehub/hub/gateway"
 )
 
@@ -39,18 +40,25 @@ func (h *Hub) refreshGateway() {
 	}
 }
 
-// codeURL is what /qr/<board>.png|svg prints: the gateway's address when
-// configured. An unreachable printed address is logged loudly at start.
-func (h *Hub) codeURL(public string) func(string) (string, error) {
-	cfg := h.cfg.Load()
+// printedURLs is what /qr/<board>.png|svg and the dashboard's sheets print
+// for cfg: the gateway's address when configured, else the hub's public URL
+// (its listen address when http.public_url is unset). An unreachable
+// printed address is logged loudly, at start and at a reload that changes
+// it. public is the hub's base URL as used.
+func (h *Hub) printedURLs(cfg *config.Config) (public string, fn func(string) (string, error)) {
+	public = cfg.HTTP.PublicURL
+	if public == "" {
+		public = "http://" + cfg.HTTP.Addr
+		h.log.Warn("http.public_url is not set; printed QR codes will point at " + public + ", which phones may not reach")
+	}
 	var warn bytes.Buffer
-	fn := gateway.PrintedURLs(public, cfg.GatewayLink(), &warn)
+	fn = gateway.PrintedURLs(public, cfg.GatewayLink(), &warn)
 	for _, line := range strings.Split(strings.TrimSpace(warn.String()), "\n") {
 		if line != "" {
 			h.log.Warn(line)
 		}
 	}
-	return fn
+	return public, fn
 }
 
 // GatewayConnected reports whether the link to the province's broker is

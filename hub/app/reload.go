@@ -61,7 +61,8 @@ var sections = []section{
 	{key: "shutdown_timeout", restart: restartAll},
 	// The listener, its certificate files and the access rules are fixed
 	// at start; the certificate's contents reload (see reloadCertificates).
-	{key: "http", restart: restartAll},
+	// public_url is live (planPublicURL).
+	{key: "http", restart: []string{"http.addr", "http.tls", "http.auth"}, plan: planPublicURL},
 	{key: "mqtt", restart: restartAll},
 	{key: "influx", restart: restartAll},
 	{key: "store", restart: restartAll},
@@ -72,11 +73,12 @@ var sections = []section{
 	{key: "debug", restart: restartAll},
 	{key: "probe", restart: []string{"probe.workers", "probe.concurrency", "probe.recycle_after"}, plan: planDevices},
 	{key: "sites", plan: planDevices},
+	// A camera's onvif: block included: its event subscription starts,
+	// stops or restarts with the reload (liveInput).
 	{key: "cameras", plan: planDevices},
 	{key: "qr_boards", plan: planDevices},
 	{key: "gateway", restart: restartAll},
-	// Inputs (a Frigate's topics, a camera's ONVIF events) are built and
-	// subscribed at start.
+	// A Frigate's topics are built and subscribed at start.
 	{key: "frigate", restart: restartAll},
 	// The uplink's labels, receivers and queues are fixed at start
 	// (docs/province.md).
@@ -120,13 +122,30 @@ func planDevices(h *Hub, old, next *config.Config) (applyFn, error) {
 		}
 		return nil, &restartError{keys: []string{key}, why: "RTSP probing was off at start (no camera had an rtsp_url, or probe.enabled was false)"}
 	}
-	if ids := onvifChanged(old, next); len(ids) > 0 {
-		return nil, &restartError{keys: []string{"cameras.onvif"}, why: "ONVIF event inputs start with the hub (cameras: " + strings.Join(ids, ", ") + ")"}
+	// Inputs that follow the cameras (ONVIF events) check the new list
+	// here, so that a password file that cannot be read refuses the
+	// reload before anything changed.
+	var inputs []func()
+	for _, in := range h.inputs {
+		if li, ok := in.(liveInput); ok {
+			apply, err := li.Plan(next)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", in.Name(), err)
+			}
+			if apply != nil {
+				inputs = append(inputs, apply)
+			}
+		}
 	}
 	return func(ctx context.Context) error {
 		sites, cams, boards := stateDevices(next)
 		if err := h.state.SetDevices(ctx, sites, cams, boards); err != nil {
 			return fmt.Errorf("applying devices: %w", err)
+		}
+		// After SetDevices: a new camera is configured before its first
+		// event arrives.
+		for _, apply := range inputs {
+			apply()
 		}
 		if h.prober != nil {
 			if !next.ProbeEnabled() {
@@ -140,27 +159,37 @@ func planDevices(h *Hub, old, next *config.Config) (applyFn, error) {
 	}, nil
 }
 
-// onvifChanged lists the cameras whose onvif block was added, removed or
-// changed.
-func onvifChanged(old, next *config.Config) []string {
-	was := map[string]*config.CameraONVIF{}
-	for _, c := range old.Cameras {
-		was[c.Site+"/"+c.ID] = c.ONVIF
+// planPublicURL applies a new http.public_url to what reads it: printed
+// codes (/qr/ images, the dashboard's sheets, through h.printed), the
+// dashboard's address and warnings and the alert links (both read the
+// current config), and the reachability warnings, logged again. Two
+// readers are fixed at start, so those changes need a restart: the
+// session cookies' Secure flag (http vs https) and the QR gateway link,
+// which completes board targets with it.
+func planPublicURL(h *Hub, old, next *config.Config) (applyFn, error) {
+	if old.HTTP.PublicURL == next.HTTP.PublicURL {
+		return nil, nil
 	}
-	var ids []string
-	for _, c := range next.Cameras {
-		k := c.Site + "/" + c.ID
-		if o, seen := was[k]; (seen || c.ONVIF != nil) && !reflect.DeepEqual(o, c.ONVIF) {
-			ids = append(ids, k)
-		}
-		delete(was, k)
+	if https := func(c *config.Config) bool { return strings.HasPrefix(c.HTTP.PublicURL, "https://") }; https(old) != https(next) {
+		return nil, &restartError{keys: []string{"http.public_url"}, why: "between http and https: the session cookies' Secure flag is set at start"}
 	}
-	for k, o := range was {
-		if o != nil {
-			ids = append(ids, k)
-		}
+	if old.GatewayLink().Enabled() || next.GatewayLink().Enabled() {
+		return nil, &restartError{keys: []string{"http.public_url"}, why: "the QR gateway link takes the hub's public URL at start"}
 	}
-	return ids
+	return func(context.Context) error {
+		public, fn := h.printedURLs(next) // logs the new address's warnings
+		h.printed.Store(&fn)
+		h.log.Info("http.public_url changed; printed QR codes now point at it", "public_url", public)
+		return nil
+	}, nil
+}
+
+// liveInput is an input that follows the configuration while it runs
+// (hub/input/onvifevents: a subscription per camera with an onvif: block).
+// Plan changes nothing; the apply it returns (nil: nothing to do) cannot
+// fail.
+type liveInput interface {
+	Plan(next *config.Config) (apply func(), err error)
 }
 
 // restartError refuses a reload because keys need a restart.

@@ -16,6 +16,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"villagehub/devices/onvifcam"
 	"villagehub/hub/alert"
 	"villagehub/hub/app"
 	"villagehub/hub/app/apptest"
@@ -63,6 +64,11 @@ qr_boards: [{ id: b1, site: s1, name: "Bảng", target_url: "http://example.inva
 		}
 		return c
 	}
+	onvifCam, err := onvifcam.New(onvifcam.Config{Addr: "127.0.0.1:0", Username: "admin", Password: "mk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(onvifCam.Close)
 	log := testenv.NewLog(t)
 	h := apptest.Start(t, base(nil), log.Logger)
 	var next *config.Config
@@ -104,7 +110,18 @@ qr_boards: [{ id: b1, site: s1, name: "Bảng", target_url: "http://example.inva
 		restart("timezone", "timezone", func(c *config.Config) { c.Timezone = "Asia/Bangkok" }),
 		restart("topic_prefix", "topic_prefix", func(c *config.Config) { c.TopicPrefix = "lang" }),
 		restart("shutdown_timeout", "shutdown_timeout", func(c *config.Config) { c.ShutdownTimeout = config.Duration(20 * time.Second) }),
-		restart("http", "http.public_url", func(c *config.Config) { c.HTTP.PublicURL = "http://hub.example.vn" }),
+		restart("http", "http.addr", func(c *config.Config) { c.HTTP.Addr = testenv.FreeAddr(t) }),
+		{section: "http", name: "public_url", change: func(c *config.Config) { c.HTTP.PublicURL = "http://hub.example.vn" },
+			check: func(t *testing.T, h *apptest.Hub) {
+				// What prints and links follows (TestReloadPublicURLLive).
+				var info struct {
+					PublicURL string `json:"public_url"`
+				}
+				getJSON(t, h.URL+"/api/v1/admin/info", &info)
+				if info.PublicURL != "http://hub.example.vn" {
+					t.Fatalf("admin info public_url %q after reload", info.PublicURL)
+				}
+			}},
 		restart("broker", "broker.max_packet_size", func(c *config.Config) { c.Broker.MaxPacketSize = 2048 }),
 		restart("broker", "broker.max_inflight", func(c *config.Config) { c.Broker.MaxInflight = 10 }),
 		restart("mqtt", "mqtt.keepalive", func(c *config.Config) { c.MQTT.KeepAlive = config.Duration(time.Minute) }),
@@ -120,9 +137,6 @@ qr_boards: [{ id: b1, site: s1, name: "Bảng", target_url: "http://example.inva
 		restart("probe", "probe.workers", func(c *config.Config) { c.Probe.Workers = 3 }),
 		restart("frigate", "frigate", func(c *config.Config) {
 			c.Frigate = []config.Frigate{{Name: "nvr", TopicPrefix: "frigate", Site: "s1"}}
-		}),
-		restart("cameras", "cameras.onvif", func(c *config.Config) {
-			c.Cameras = append(c.Cameras, config.Camera{ID: "cam", Site: "s1", ONVIF: &config.CameraONVIF{URL: "http://127.0.0.1:1/onvif/device_service"}})
 		}),
 		restart("place", "place.village", func(c *config.Config) { c.Place.Village = "ban-moi" }),
 		restart("uplink", "uplink.interval", func(c *config.Config) { c.Uplink.Interval = config.Duration(time.Minute) }),
@@ -151,6 +165,15 @@ qr_boards: [{ id: b1, site: s1, name: "Bảng", target_url: "http://example.inva
 			if len(cs.Cameras) != 1 || cs.Cameras[0].ID != "gate" || !cs.Cameras[0].Configured {
 				t.Fatalf("cameras after reload: %+v", cs.Cameras)
 			}
+		}},
+		// After "new camera": a camera removed by a reload stays listed
+		// as self-registered.
+		{section: "cameras", name: "onvif", change: func(c *config.Config) {
+			c.Cameras = append(c.Cameras, config.Camera{ID: "cam", Site: "s1", ONVIF: &config.CameraONVIF{URL: onvifCam.XAddr(), Username: "admin", Password: "mk"}})
+		}, check: func(t *testing.T, h *apptest.Hub) {
+			// Its events are subscribed to at once (TestReloadONVIFCameraLive
+			// follows motion, a change and the removal).
+			testenv.WaitFor(t, 20*time.Second, "the ONVIF camera subscribed", func() bool { return onvifCam.Stats().LiveSubscriptions == 1 })
 		}},
 		{section: "probe", name: "probe.interval", change: func(c *config.Config) {
 			c.Probe.Interval = config.Duration(time.Minute)

@@ -174,6 +174,12 @@ type BoardView struct {
 	RateLimited   uint64 `json:"rate_limited"`
 	Boot          string `json:"boot,omitempty"`
 	LastTotal     int64  `json:"last_total"`
+	// The last battery level (percent) and signal strength (dBm) the
+	// board reported, and when; absent if it never sent them.
+	Battery   *float64   `json:"battery,omitempty"`
+	BatteryAt *time.Time `json:"battery_at,omitempty"`
+	RSSI      *float64   `json:"rssi,omitempty"`
+	RSSIAt    *time.Time `json:"rssi_at,omitempty"`
 }
 
 func statusText(online int8) string {

@@ -323,17 +323,48 @@ func (u *UI) renameDevice(w http.ResponseWriter, r *http.Request) {
 	editAnswer(w, err, http.StatusOK, "renamed")
 }
 
+// rejectDevice forgets a self-registered device. Only those: a device in
+// the config file is removed there (the hub would list it again at the
+// next reload otherwise). Answers are Vietnamese first, as the page shows
+// them as they come.
 func (u *UI) rejectDevice(w http.ResponseWriter, r *http.Request) {
 	f, ok := u.cfg.Source.(Forgetter)
 	if !ok {
-		writeJSONError(w, http.StatusNotImplemented, "this hub cannot forget devices yet")
+		writeJSONError(w, http.StatusNotImplemented, "Hub này chưa từ chối được thiết bị (this hub cannot forget devices)")
 		return
 	}
 	kind, site, id := r.PathValue("kind"), r.PathValue("site"), r.PathValue("id")
-	if err := f.Forget(kind, site, id); err != nil {
-		writeJSONError(w, http.StatusUnprocessableEntity, err.Error())
+	configured, found := false, false
+	switch kind {
+	case "camera":
+		for _, c := range u.cfg.Source.Cameras() {
+			if c.Site == site && c.ID == id {
+				found, configured = true, c.Configured
+			}
+		}
+	case "board":
+		for _, b := range u.cfg.Source.Boards() {
+			if b.Site == site && b.ID == id {
+				found, configured = true, b.Configured
+			}
+		}
+	default:
+		writeJSONError(w, http.StatusBadRequest, "Loại thiết bị phải là camera hoặc board (kind must be camera or board, not "+kind+")")
 		return
 	}
+	switch {
+	case !found:
+		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("Không có thiết bị %s/%s (no %s %s/%s)", site, id, kind, site, id))
+		return
+	case configured:
+		writeJSONError(w, http.StatusConflict, fmt.Sprintf("%s/%s có trong tệp cấu hình, không phải thiết bị tự đăng ký; chỉ từ chối được thiết bị chưa duyệt (%s %s/%s is configured; only self-registered devices can be rejected)", site, id, kind, site, id))
+		return
+	}
+	if err := f.Forget(kind, site, id); err != nil {
+		writeJSONError(w, http.StatusUnprocessableEntity, "Hub không quên được thiết bị này (could not forget the device): "+err.Error())
+		return
+	}
+	u.log.Info("self-registered device rejected from the dashboard", "kind", kind, "site", site, "id", id)
 	writeJSON(w, http.StatusOK, map[string]string{"status": "rejected"})
 }
 

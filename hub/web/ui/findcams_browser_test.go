@@ -25,8 +25,8 @@ import (
 // shown as such, the right one lists make, model and main stream; adding
 // it writes the camera into the config file with the password in a 0600
 // file under data_dir (never in the YAML, never shown again), and the hub
-// reloads and shows the camera. Changes without the CSRF header are
-// refused.
+// reloads, shows the camera and subscribes to its events (no restart).
+// Changes without the CSRF header are refused.
 func TestFindCamerasInBrowser(t *testing.T) {
 	const camPassword = "Cổng-làng#1"
 	cam, err := onvifcam.New(onvifcam.Config{Addr: testenv.FreeAddr(t), Username: "admin", Password: camPassword,
@@ -119,12 +119,18 @@ cameras:
 	}
 	shots(t, ctx, dir, "admin-find-cameras")
 
-	// Add it: written to the file, and the hub asked to reload, which says
-	// a camera with an onvif block needs a restart (ONVIF inputs start with
-	// the hub): the page says so.
+	// Add it: written to the file, and the running hub reloads it and
+	// subscribes to the camera's ONVIF events at once, with the password
+	// from the file: no restart.
 	do(t, ctx, chromedp.Click(chromedp.ID("onvif-add")))
 	id := "cam-127-0-0-1-" + cam.XAddr()[strings.LastIndex(cam.XAddr(), ":")+1:strings.Index(cam.XAddr(), "/onvif")]
-	poll(t, ctx, 20*time.Second, "the camera added", `document.getElementById('onvif-msg').className === 'ok' && document.getElementById('onvif-msg').textContent.startsWith('Đã thêm 1 camera vào tệp cấu hình: `+id+`. Hub sẽ theo dõi camera mới khi khởi động lại')`)
+	poll(t, ctx, 20*time.Second, "the camera added", `document.getElementById('onvif-msg').className === 'ok' && document.getElementById('onvif-msg').textContent === 'Đã thêm 1 camera: `+id+`. Hub đã nạp lại cấu hình.'`)
+	failures := cam.Stats().AuthFailures
+	testenv.WaitFor(t, 30*time.Second, "the running hub subscribed to the new camera's ONVIF events", func() bool { return cam.Stats().LiveSubscriptions == 1 })
+	if n := cam.Stats().AuthFailures - failures; n != 0 {
+		t.Errorf("%d authentication failures at the camera: the password file is wrong", n)
+	}
+	poll(t, ctx, 15*time.Second, "the camera on the dashboard", `document.querySelector('#cam-grid li[data-key="ban-chieng/`+id+`"]')`)
 	if v := run[string](t, ctx, `document.getElementById('onvif-pass').value`); v != "" {
 		t.Errorf("the password field still holds %d characters after adding", len(v))
 	}
@@ -181,10 +187,13 @@ cameras:
 		t.Errorf("%d password files after adding nothing, want 1 (the unused one removed)", len(ents))
 	}
 
-	// A hub started from the file (the restart) has the camera, and reads
-	// its motion over ONVIF with the password from the file.
+	// A hub started from the file (a later restart) has the camera too,
+	// and reads its motion over ONVIF with the password from the file.
 	h.stop()
-	failures := cam.Stats().AuthFailures
+	if s := cam.Stats(); s.LiveSubscriptions != 0 {
+		t.Errorf("the stopped hub did not give its subscription back: %+v", s)
+	}
+	failures = cam.Stats().AuthFailures
 	h2 := startFileHubAt(t, h.path)
 	inState := false
 	for _, c := range h2.State().Cameras() {
@@ -193,7 +202,7 @@ cameras:
 	if !inState {
 		t.Error("a hub started from the edited file does not have the new camera")
 	}
-	testenv.WaitFor(t, 30*time.Second, "the restarted hub subscribed to the camera's ONVIF events", func() bool { return cam.Stats().Subscribes > 0 })
+	testenv.WaitFor(t, 30*time.Second, "the restarted hub subscribed to the camera's ONVIF events", func() bool { return cam.Stats().LiveSubscriptions == 1 })
 	if n := cam.Stats().AuthFailures - failures; n != 0 {
 		t.Errorf("%d authentication failures at the camera after the restart: the password file is wrong", n)
 	}

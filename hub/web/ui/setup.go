@@ -194,8 +194,10 @@ func (u *UI) postSetup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The first camera first, applied by a reload; then the administrator
-	// and the public URL, which the running hub may only take on restart
-	// (access control and printed-code URLs are built at start).
+	// (live through CreateAdmin; written into the config file it waits for
+	// a restart, access control being built at start) and the public URL
+	// (live, unless the hub cannot take it without a restart: then the
+	// done page says so).
 	if p.CamID != "" {
 		err = u.applyEdit(r.Context(), func(root *yaml.Node) error {
 			if err := ensureSite(root, p.SiteID, p.SiteName); err != nil {

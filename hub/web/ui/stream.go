@@ -52,6 +52,12 @@ type boardItem struct {
 	LastReport  *time.Time `json:"last_report,omitempty"`
 	ScansToday  uint64     `json:"scans_today"`
 	ScansTotal  uint64     `json:"scans_total"`
+	// Battery (%) and RSSI (dBm) only when the board sends them, rounded
+	// to whole units so that jitter does not make every snapshot a change.
+	Battery   *float64   `json:"battery,omitempty"`
+	BatteryAt *time.Time `json:"battery_at,omitempty"`
+	RSSI      *float64   `json:"rssi,omitempty"`
+	RSSIAt    *time.Time `json:"rssi_at,omitempty"`
 }
 
 func newCameraItem(c *state.CameraView) cameraItem {
@@ -80,7 +86,16 @@ func newBoardItem(b *state.BoardView) boardItem {
 		ID: b.ID, Site: b.Site, Name: b.Name, Location: b.Location, Configured: b.Configured,
 		Status: b.Status, StatusSince: b.StatusSince, LastReport: b.LastReport,
 		ScansToday: b.ScansToday, ScansTotal: b.ScansTotal,
+		Battery: rounded(b.Battery), BatteryAt: b.BatteryAt, RSSI: rounded(b.RSSI), RSSIAt: b.RSSIAt,
 	}
+}
+
+func rounded(v *float64) *float64 {
+	if v == nil || math.IsNaN(*v) || math.IsInf(*v, 0) {
+		return nil
+	}
+	r := math.Round(*v)
+	return &r
 }
 
 // frame is one snapshot: every item encoded on its own so the next

@@ -35,7 +35,9 @@
       m_unique: 'lượt quét mã in từ điện thoại chưa quét bảng này gần đây; “—” khi bảng chỉ có thiết bị đếm.',
       m_status: 'thiết bị của bảng đang nối với hub qua MQTT hay đã mất kết nối.',
       bs_online: 'Hoạt động', bs_offline: 'Mất kết nối', bs_unknown: 'Chưa rõ', not_approved: 'chưa duyệt',
-      battery: 'pin', rssi: 'sóng',
+      battery: 'Pin', rssi: 'Sóng', battery_low: 'pin yếu', reported_at: 'báo lúc {t}',
+      m_battery: 'mức pin thiết bị của bảng tự báo về; dưới 20% là pin yếu, cần sạc hoặc thay pin.',
+      m_rssi: 'cường độ sóng Wi-Fi thiết bị của bảng nhận được, đơn vị dBm: càng gần 0 càng mạnh, dưới -80 là yếu.',
       alerts_error: 'Không tải được cảnh báo từ hub, đang thử lại…', silence_login: 'Đăng nhập quản trị để tạm tắt cảnh báo.',
       reports: 'Báo cáo', month_report: 'Báo cáo lượt quét QR theo tháng', month: 'Tháng', download_pdf: 'Tải PDF',
       download_csv_excel: 'Tải CSV (mở bằng Excel)', qr_sheets: 'Tờ mã QR để in (mỗi thôn một tệp PDF)', sheet_for: 'Mã QR của {s} ({n} bảng)',
@@ -45,6 +47,8 @@
       dev_id: 'Mã (chữ thường không dấu)', dev_name: 'Tên', dev_url: 'Địa chỉ RTSP (camera) hoặc trang đích (bảng)', add: 'Thêm',
       no_devices: 'Chưa có thiết bị nào.', devices: 'Thiết bị', approval: 'Duyệt', actions: 'Việc', approved: 'đã duyệt', auto_registered: 'tự đăng ký, chưa duyệt',
       rename: 'Đổi tên', approve: 'Duyệt', reject: 'Từ chối', saved: 'Đã lưu vào tệp cấu hình.', save_failed: 'Không lưu được: {e}',
+      reject_confirm: 'Từ chối {d}? Hub sẽ quên thiết bị này và không cho nó tự đăng ký lại.', rejected: 'Đã từ chối {d}; hub đã quên thiết bị này.',
+      reject_failed: 'Không từ chối được: {e}',
       saved_restart: 'Đã lưu vào tệp cấu hình; hub sẽ áp dụng khi khởi động lại.',
       new_name: 'Tên mới của {d}', save: 'Lưu', cancel: 'Hủy',
       notifiers: 'Kênh gửi thông báo', no_notifiers: 'Hub này chưa cấu hình kênh gửi thông báo.', test_send: 'Gửi thử',
@@ -54,7 +58,7 @@
       main_stream: 'Luồng chính', note: 'Ghi chú', add_chosen: 'Thêm camera đã chọn', searching: 'Đang tìm…', reading: 'Đang đọc camera…',
       found_n: 'Tìm thấy {n} camera.', found_none: 'Không thấy camera nào trả lời. Camera ở mạng khác: nhập địa chỉ ONVIF rồi bấm “Đọc theo địa chỉ”.',
       need_url: 'Nhập địa chỉ ONVIF của camera.', cam_unauthorized: 'sai tên đăng nhập hoặc mật khẩu', cam_known: 'đã có trong cấu hình',
-      cam_ok: 'đọc được', clock_off: 'đồng hồ camera lệch {d}', added_cams: 'Đã thêm {n} camera: {ids}. Hub đã nạp lại cấu hình.', added_cams_restart: 'Đã thêm {n} camera vào tệp cấu hình: {ids}. Hub sẽ theo dõi camera mới khi khởi động lại (camera ONVIF chỉ bắt đầu khi hub khởi động).', adding: 'Đang thêm…',
+      cam_ok: 'đọc được', clock_off: 'đồng hồ camera lệch {d}', added_cams: 'Đã thêm {n} camera: {ids}. Hub đã nạp lại cấu hình.', added_cams_restart: 'Đã thêm {n} camera vào tệp cấu hình: {ids}. Hub sẽ theo dõi camera mới khi khởi động lại (tệp cấu hình còn thay đổi khác cần khởi động lại).', adding: 'Đang thêm…',
       cams_unchanged: 'Các camera đã chọn đã có trong cấu hình.', find_failed: 'Không làm được: {e}',
       sending: 'Đang gửi…', test_ok: 'Kênh đã nhận tin thử.', test_failed: 'Kênh từ chối tin thử.', channel_answer: 'Kênh trả lời',
       healthy: 'hoạt động', unhealthy: 'đang lỗi',
@@ -105,7 +109,9 @@
       m_unique: 'printed-code scans from a phone that had not just scanned this board; "—" for device-only boards.',
       m_status: 'whether the board\'s device is connected to the hub over MQTT.',
       bs_online: 'Online', bs_offline: 'Disconnected', bs_unknown: 'Unknown', not_approved: 'not approved',
-      battery: 'battery', rssi: 'signal',
+      battery: 'Battery', rssi: 'Signal', battery_low: 'battery low', reported_at: 'reported {t}',
+      m_battery: 'the battery level the board\'s device reports; below 20% is low: charge or replace it.',
+      m_rssi: 'Wi-Fi signal strength at the board\'s device, in dBm: nearer 0 is stronger, below -80 is weak.',
       alerts_error: 'Could not load alerts from the hub, retrying…', silence_login: 'Log in as an administrator to silence alerts.',
       reports: 'Reports', month_report: 'Monthly QR scan report', month: 'Month', download_pdf: 'Download PDF',
       download_csv_excel: 'Download CSV (opens in Excel)', qr_sheets: 'Printable QR sheets (one PDF per site)', sheet_for: 'QR codes of {s} ({n} boards)',
@@ -115,6 +121,8 @@
       dev_id: 'ID (lowercase, no accents)', dev_name: 'Name', dev_url: 'RTSP URL (camera) or target page (board)', add: 'Add',
       no_devices: 'No devices yet.', devices: 'Devices', approval: 'Approval', actions: 'Actions', approved: 'approved', auto_registered: 'self-registered, not approved',
       rename: 'Rename', approve: 'Approve', reject: 'Reject', saved: 'Saved to the config file.', save_failed: 'Could not save: {e}',
+      reject_confirm: 'Reject {d}? The hub forgets this device and will not let it register itself again.', rejected: 'Rejected {d}; the hub forgot it.',
+      reject_failed: 'Could not reject: {e}',
       saved_restart: 'Saved to the config file; the hub applies it at its next start.',
       new_name: 'New name for {d}', save: 'Save', cancel: 'Cancel',
       notifiers: 'Notification channels', no_notifiers: 'No notification channels configured.', test_send: 'Send a test',
@@ -124,7 +132,7 @@
       main_stream: 'Main stream', note: 'Note', add_chosen: 'Add the chosen cameras', searching: 'Searching…', reading: 'Reading the camera…',
       found_n: '{n} camera(s) found.', found_none: 'No camera answered. For a camera on another network, enter its ONVIF URL and press “Read by URL”.',
       need_url: 'Enter the camera\'s ONVIF URL.', cam_unauthorized: 'wrong username or password', cam_known: 'already in the config',
-      cam_ok: 'read', clock_off: 'camera clock off by {d}', added_cams: 'Added {n} camera(s): {ids}. The hub reloaded its config.', added_cams_restart: 'Added {n} camera(s) to the config file: {ids}. The hub watches them after its next restart (ONVIF cameras start with the hub).', adding: 'Adding…',
+      cam_ok: 'read', clock_off: 'camera clock off by {d}', added_cams: 'Added {n} camera(s): {ids}. The hub reloaded its config.', added_cams_restart: 'Added {n} camera(s) to the config file: {ids}. The hub watches them after its next restart (another change in the config file needs a restart).', adding: 'Adding…',
       cams_unchanged: 'The chosen cameras are already in the config.', find_failed: 'Could not do it: {e}',
       sending: 'Sending…', test_ok: 'The channel accepted the test.', test_failed: 'The channel refused the test.', channel_answer: 'Channel\'s answer',
       healthy: 'healthy', unhealthy: 'failing',
@@ -384,14 +392,32 @@
       return (a.site < b.site ? -1 : a.site > b.site ? 1 : 0) || (a.name || a.id).localeCompare(b.name || b.id, LOCALE[S.lang]);
     });
     function cell(label, text, cls) { return el('td', { class: cls, 'data-label': t(label), text: text }); }
+    var anyBattery = false, anyRSSI = false;
     list.forEach(function (b) {
       var s = boardSums(boardKey(b)), bs = boardStatus(b);
       var st = el('td', { class: 'bstatus', 'data-label': t('board_status') },
         el('span', { class: 'bst bst-' + bs, text: t('bs_' + bs) }));
-      var extra = [];
-      if (typeof b.battery === 'number') extra.push(t('battery') + ' ' + num(b.battery) + '%');
-      if (typeof b.rssi === 'number') extra.push(t('rssi') + ' ' + num(b.rssi) + '\u00a0dBm');
-      if (extra.length) st.append(' ', el('span', { class: 'since', text: extra.join(' · ') }));
+      // Battery and signal only when the board's device sends them; a
+      // reading more than a day old says when it was sent, so an old
+      // "Pin 87%" is not read as today's.
+      var health = el('span', { class: 'health' });
+      function when(at) {
+        var ms = at ? Date.parse(at) : NaN;
+        return ms < Date.now() + S.offset - 86400000 ? ' (' + t('reported_at', { t: dateTime(at) }) + ')' : '';
+      }
+      if (typeof b.battery === 'number') {
+        var low = b.battery < 20;
+        health.append(el('span', { class: low ? 'batt low' : 'batt', 'data-low': String(low), title: b.battery_at ? t('reported_at', { t: dateTime(b.battery_at) }) : null,
+          text: t('battery') + ' ' + num(b.battery) + '%' + (low ? ' (' + t('battery_low') + ')' : '') + when(b.battery_at) }));
+        anyBattery = true;
+      }
+      if (typeof b.rssi === 'number') {
+        if (health.childNodes.length) health.append(' · ');
+        health.append(el('span', { class: 'rssi', title: b.rssi_at ? t('reported_at', { t: dateTime(b.rssi_at) }) : null,
+          text: t('rssi') + ' ' + num(b.rssi) + '\u00a0dBm' + when(b.rssi_at) }));
+        anyRSSI = true;
+      }
+      if (health.childNodes.length) st.append(' ', health);
       var uniq = s.unique === null ? '…' : (s.printed ? num(s.unique) : '—');
       rows.push(el('tr', { 'data-key': boardKey(b), 'data-status': bs },
         el('th', { scope: 'row' }, b.name || b.id, b.configured === false ? el('span', { class: 'auto', text: t('not_approved') }) : null),
@@ -410,6 +436,9 @@
       else return; // the skeleton rows stay
     } else if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: '10', text: t('no_boards') })));
     body.replaceChildren.apply(body, rows);
+    // The meaning of battery and signal only where some board shows them.
+    $('legend-battery').hidden = !anyBattery;
+    $('legend-rssi').hidden = !anyRSSI;
     // No chart, picker or CSV for a hub without boards.
     $('qr').classList.toggle('no-boards', S.loaded && !list.length);
 
@@ -797,6 +826,32 @@
       setTimeout(function () { inp.focus(); }, 0);
       return f;
     }
+    // Rejecting asks first, in the row (window.confirm is blocked in
+    // in-app browsers too). kind is "camera" or "board", as the hub's
+    // DELETE /api/v1/admin/devices/{kind}/{site}/{id} takes it.
+    function rejectRow(kind, d) {
+      var label = d.name || d.id;
+      var f = el('form', { id: 'dev-edit', class: 'row-form reject' });
+      var yes = el('button', { type: 'submit', class: 'danger', text: t('reject') });
+      var cancel = el('button', { type: 'button', class: 'link', text: t('cancel') });
+      f.append(el('p', { class: 'confirm', text: t('reject_confirm', { d: label }) }), yes, cancel);
+      function done() { S.editing = null; renderAdmin(); }
+      cancel.addEventListener('click', done);
+      f.addEventListener('submit', function (e) {
+        e.preventDefault();
+        yes.disabled = true;
+        sendJSON('DELETE', '/api/v1/admin/devices/' + kind + '/' + encodeURIComponent(d.site) + '/' + encodeURIComponent(d.id)).then(function () {
+          // The hub forgot it: it leaves the page now, not at the next
+          // snapshot (which will not list it either).
+          var k = d.site + '/' + d.id;
+          if (kind === 'camera') { S.cams.delete(k); renderCameras([k]); } else { S.boards.delete(k); renderBoards(); }
+          renderReports();
+          deviceMsg(true, t('rejected', { d: label }));
+        }, function (err) { deviceMsg(false, t('reject_failed', { e: err.message })); }).then(done);
+      });
+      setTimeout(function () { yes.focus(); }, 0);
+      return f;
+    }
     function devRow(kind, d) {
       var key = kind + '/' + d.site + '/' + d.id, label = d.name || d.id;
       var acts = el('td', { 'data-label': t('actions') });
@@ -811,14 +866,11 @@
       if (canEdit && d.configured === false) {
         act('approve', t('approve'), function () { S.editing = { key: key, mode: 'approve' }; renderAdmin(); });
         if (a.can_reject) {
-          act('reject', t('reject'), function () {
-            sendJSON('DELETE', '/api/v1/admin/devices/' + kind + '/' + encodeURIComponent(d.site) + '/' + encodeURIComponent(d.id))
-              .then(savedMsg, function (e) { deviceMsg(false, t('save_failed', { e: e.message })); });
-          });
+          act('reject', t('reject'), function () { S.editing = { key: key, mode: 'reject' }; renderAdmin(); });
         }
       }
       var nameCell = el('th', { scope: 'row' });
-      if (S.editing && S.editing.key === key) nameCell.append(editRow(kind, d, S.editing.mode));
+      if (S.editing && S.editing.key === key) nameCell.append(S.editing.mode === 'reject' ? rejectRow(kind, d) : editRow(kind, d, S.editing.mode));
       else nameCell.textContent = label;
       rows.push(el('tr', { 'data-key': key, 'data-configured': String(d.configured !== false) },
         nameCell,
