@@ -141,8 +141,13 @@ type Engine struct {
 	nextDue    time.Time // earliest moment a pending alert could fire
 	changes    []change
 	unwritten  []change // changes whose write to alerts.db failed
-	evalNanos  int64    // last evaluation's cost, for the metric
-	evals      uint64
+	// undelivered: the outbox as New found it, for Run to send. Read in
+	// New, not in Run: an Evaluate between the two (a reload as the hub
+	// starts) commits new notices to the outbox and hands them to the
+	// senders itself, and Run would send them a second time.
+	undelivered []outboxEntry
+	evalNanos   int64 // last evaluation's cost, for the metric
+	evals       uint64
 
 	closeOnce sync.Once
 }
@@ -203,6 +208,10 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if err := e.load(); err != nil {
 		d.close()
 		return nil, err
+	}
+	if e.undelivered, err = d.loadOutbox(); err != nil {
+		d.close()
+		return nil, fmt.Errorf("alert: loading the outbox: %w", err)
 	}
 	return e, nil
 }
@@ -307,10 +316,8 @@ func (e *Engine) Close() error {
 // notifiers, until ctx ends. Notices not delivered by then stay in the
 // outbox and go out after the next start.
 func (e *Engine) Run(ctx context.Context) error {
-	pending, err := e.db.loadOutbox()
-	if err != nil {
-		return fmt.Errorf("alert: loading the outbox: %w", err)
-	}
+	pending := e.undelivered
+	e.undelivered = nil
 	g, gctx := errgroup.WithContext(ctx)
 	e.smu.Lock()
 	e.runCtx = gctx
