@@ -1,6 +1,7 @@
 package onvif
 
 import (
+	"cmp"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -42,19 +43,7 @@ func (c *Client) GetProfiles(ctx context.Context) ([]Profile, error) {
 			return nil, err
 		}
 	}
-	var out struct {
-		Profiles []struct {
-			Token string `xml:"token,attr"`
-			Name  string `xml:"Name"`
-			Video *struct {
-				Encoding   string `xml:"Encoding"`
-				Resolution struct {
-					Width  int `xml:"Width"`
-					Height int `xml:"Height"`
-				} `xml:"Resolution"`
-			} `xml:"VideoEncoderConfiguration"`
-		} `xml:"Profiles"`
-	}
+	var out profilesReply
 	err = c.call(ctx, s.media, nsMedia+"/GetProfiles", true,
 		struct {
 			XMLName xml.Name `xml:"trt:GetProfiles"`
@@ -63,34 +52,46 @@ func (c *Client) GetProfiles(ctx context.Context) ([]Profile, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps := make([]Profile, 0, len(out.Profiles))
-	for _, p := range out.Profiles {
+	return out.profiles(), nil
+}
+
+// profilesReply is a GetProfilesResponse of either media service: Media
+// (ver10) holds the encoder in VideoEncoderConfiguration, Media2 in
+// Configurations/VideoEncoder, with the same Encoding and Resolution.
+type profilesReply struct {
+	Profiles []struct {
+		Token  string           `xml:"token,attr"`
+		Name   string           `xml:"Name"`
+		Video  *videoEncoderXML `xml:"VideoEncoderConfiguration"`
+		Video2 *videoEncoderXML `xml:"Configurations>VideoEncoder"`
+	} `xml:"Profiles"`
+}
+
+type videoEncoderXML struct {
+	Encoding   string `xml:"Encoding"`
+	Resolution struct {
+		Width  int `xml:"Width"`
+		Height int `xml:"Height"`
+	} `xml:"Resolution"`
+}
+
+func (r *profilesReply) profiles() []Profile {
+	ps := make([]Profile, 0, len(r.Profiles))
+	for _, p := range r.Profiles {
 		q := Profile{Token: p.Token, Name: strings.TrimSpace(p.Name)}
-		if p.Video != nil {
-			q.Encoding = strings.TrimSpace(p.Video.Encoding)
-			q.Width, q.Height = p.Video.Resolution.Width, p.Video.Resolution.Height
+		if v := cmp.Or(p.Video, p.Video2); v != nil {
+			q.Encoding = strings.TrimSpace(v.Encoding)
+			q.Width, q.Height = v.Resolution.Width, v.Resolution.Height
 		}
 		ps = append(ps, q)
 	}
-	return ps, nil
+	return ps
 }
 
 // getProfiles2 is Media2's GetProfiles (ONVIF Media2 Service
 // Specification, 5.2.1), asking for the video encoder configuration only.
 func (c *Client) getProfiles2(ctx context.Context, xaddr string) ([]Profile, error) {
-	var out struct {
-		Profiles []struct {
-			Token string `xml:"token,attr"`
-			Name  string `xml:"Name"`
-			Video *struct {
-				Encoding   string `xml:"Encoding"`
-				Resolution struct {
-					Width  int `xml:"Width"`
-					Height int `xml:"Height"`
-				} `xml:"Resolution"`
-			} `xml:"Configurations>VideoEncoder"`
-		} `xml:"Profiles"`
-	}
+	var out profilesReply
 	err := c.call(ctx, xaddr, nsMedia2+"/GetProfiles", true,
 		struct {
 			XMLName xml.Name `xml:"tr2:GetProfiles"`
@@ -100,16 +101,7 @@ func (c *Client) getProfiles2(ctx context.Context, xaddr string) ([]Profile, err
 	if err != nil {
 		return nil, err
 	}
-	ps := make([]Profile, 0, len(out.Profiles))
-	for _, p := range out.Profiles {
-		q := Profile{Token: p.Token, Name: strings.TrimSpace(p.Name)}
-		if p.Video != nil {
-			q.Encoding = strings.TrimSpace(p.Video.Encoding)
-			q.Width, q.Height = p.Video.Resolution.Width, p.Video.Resolution.Height
-		}
-		ps = append(ps, q)
-	}
-	return ps, nil
+	return out.profiles(), nil
 }
 
 // GetStreamUri returns the RTSP URL of a profile (RTP over RTSP over TCP,
