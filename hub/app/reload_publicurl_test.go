@@ -6,15 +6,9 @@ import (
 	"image/png"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/makiuchi-d/gozxing"
-	zxqr "github.com/makiuchi-d/gozxing/qrcode"
 
 	"villagehub/hub/alert"
 	"villagehub/hub/app/apptest"
@@ -67,11 +61,7 @@ qr_boards: [{ id: b1, site: s1, name: "Chợ" }]
 		if err != nil {
 			t.Fatal(err)
 		}
-		bmp, _ := gozxing.NewBinaryBitmapFromImage(img)
-		res, err := zxqr.NewQRCodeReader().Decode(bmp, nil)
-		if err != nil {
-			t.Fatalf("decoding /qr/b1.png: %v", err)
-		}
+		code = testenv.DecodeQR(t, img)
 		resp, err = http.Get(h.URL + "/api/v1/qr-sheets/s1.pdf")
 		if err != nil {
 			t.Fatal(err)
@@ -81,7 +71,7 @@ qr_boards: [{ id: b1, site: s1, name: "Chợ" }]
 		if resp.StatusCode != 200 {
 			t.Fatalf("sheet: %s %s", resp.Status, pdf)
 		}
-		return res.GetText(), pdfText(t, pdf)
+		return code, testenv.PDFText(t, pdf)
 	}
 	shown := func() string {
 		var info struct {
@@ -159,21 +149,4 @@ qr_boards: [{ id: b1, site: s1, name: "Chợ" }]
 	if code, _ := printed(); code != "http://127.0.0.1:8080/q/b1" {
 		t.Errorf("a refused reload changed the printed code to %q", code)
 	}
-}
-
-func pdfText(t *testing.T, pdf []byte) string {
-	t.Helper()
-	tool, err := exec.LookPath("pdftotext")
-	if err != nil {
-		t.Fatalf("pdftotext not found (apt-get install -y poppler-utils): %v", err)
-	}
-	f := filepath.Join(t.TempDir(), "x.pdf")
-	if err := os.WriteFile(f, pdf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(tool, "-layout", f, "-").Output()
-	if err != nil {
-		t.Fatalf("pdftotext: %v", err)
-	}
-	return string(out)
 }

@@ -4,33 +4,14 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
-	"image"
 	"image/png"
 	"io"
 	"net/url"
 	"strings"
 	"testing"
 
-	"github.com/makiuchi-d/gozxing"
-	zxqr "github.com/makiuchi-d/gozxing/qrcode"
+	"villagehub/hub/testenv"
 )
-
-// decode reads one QR code from img with an independent decoder (a Go port of
-// ZXing), so an encoding or rendering bug here cannot hide behind itself.
-func decode(t *testing.T, img image.Image) string {
-	t.Helper()
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		t.Fatalf("binarizing image: %v", err)
-	}
-	res, err := zxqr.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]interface{}{
-		gozxing.DecodeHintType_PURE_BARCODE: false,
-	})
-	if err != nil {
-		t.Fatalf("decoding QR code: %v", err)
-	}
-	return res.GetText()
-}
 
 func TestPNGDecodesToExactURLAtEveryLevel(t *testing.T) {
 	urls := []string{
@@ -53,7 +34,7 @@ func TestPNGDecodesToExactURLAtEveryLevel(t *testing.T) {
 					if got := img.Bounds().Dx(); got != 300 || img.Bounds().Dy() != 300 {
 						t.Fatalf("image is %v, want 300×300", img.Bounds())
 					}
-					if got := decode(t, img); got != u {
+					if got := testenv.DecodeQR(t, img); got != u {
 						t.Fatalf("decoded %q, want %q", got, u)
 					}
 				})

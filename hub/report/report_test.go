@@ -3,15 +3,13 @@ package report
 import (
 	"bytes"
 	"encoding/csv"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"villagehub/hub/state"
 	"villagehub/hub/store"
+	"villagehub/hub/testenv"
 )
 
 // hours is a Source holding fixed hourly counts; the store's own tests
@@ -160,19 +158,7 @@ func TestMonthPDFRenders(t *testing.T) {
 	if err := WriteMonthPDF(&b, MonthReport{Title: "Thôn Tân Ngữ 2", Month: time.Date(2026, 11, 1, 0, 0, 0, 0, vn), Location: vn, Rows: monthFixture(t)}); err != nil {
 		t.Fatal(err)
 	}
-	tool, err := exec.LookPath("pdftotext")
-	if err != nil {
-		t.Fatalf("pdftotext not found (apt-get install -y poppler-utils): %v", err)
-	}
-	f := filepath.Join(t.TempDir(), "r.pdf")
-	if err := os.WriteFile(f, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(tool, "-layout", f, "-").Output()
-	if err != nil {
-		t.Fatalf("pdftotext: %v", err)
-	}
-	txt := string(out)
+	txt := testenv.PDFText(t, b.Bytes())
 	for _, want := range []string{"Lượt quét mã QR tháng 11/2026", "Thôn Tân Ngữ 2", "Chợ Bản, sạp 7", "Điểm chờ xe buýt", "Người quét khác nhau:", "thiết bị đếm", "tất cả các bảng", "Bot: xem trước liên kết"} {
 		if !strings.Contains(txt, want) {
 			t.Errorf("PDF text lacks %q:\n%s", want, txt)

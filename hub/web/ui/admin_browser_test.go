@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -112,23 +111,6 @@ func httpGet(t *testing.T, c *http.Client, u string) ([]byte, http.Header) {
 		t.Fatalf("GET %s: %s %s", u, resp.Status, b)
 	}
 	return b, resp.Header
-}
-
-func pdfText(t *testing.T, pdf []byte) string {
-	t.Helper()
-	tool, err := exec.LookPath("pdftotext")
-	if err != nil {
-		t.Fatalf("pdftotext not found (apt-get install -y poppler-utils): %v", err)
-	}
-	f := filepath.Join(t.TempDir(), "x.pdf")
-	if err := os.WriteFile(f, pdf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(tool, "-layout", f, "-").Output()
-	if err != nil {
-		t.Fatalf("pdftotext: %v", err)
-	}
-	return string(out)
 }
 
 // TestAdminAreaInBrowser walks the village head's path with no shell: a
@@ -301,11 +283,11 @@ qr_boards:
 		t.Errorf("monthly CSV (%s):\n%s", hdr.Get("Content-Type"), csvBody)
 	}
 	pdfBody, _ := httpGet(t, c, pdfHref)
-	if txt := pdfText(t, pdfBody); !strings.Contains(txt, "Lượt quét mã QR tháng") || !strings.Contains(txt, "Chợ Bản, sạp 7 (mới)") {
+	if txt := testenv.PDFText(t, pdfBody); !strings.Contains(txt, "Lượt quét mã QR tháng") || !strings.Contains(txt, "Chợ Bản, sạp 7 (mới)") {
 		t.Errorf("monthly PDF text:\n%s", txt)
 	}
 	sheetBody, _ := httpGet(t, c, sheetHref)
-	if txt := pdfText(t, sheetBody); !strings.Contains(txt, "Thôn Tân Ngữ 2") || !strings.Contains(txt, "http://192.168.1.10:8080/q/market-07") || !strings.Contains(txt, "Bảng gõ nhầm") {
+	if txt := testenv.PDFText(t, sheetBody); !strings.Contains(txt, "Thôn Tân Ngữ 2") || !strings.Contains(txt, "http://192.168.1.10:8080/q/market-07") || !strings.Contains(txt, "Bảng gõ nhầm") {
 		t.Errorf("QR sheet text:\n%s", txt)
 	}
 	do(t, ctx, chromedp.Navigate(h.url+"/#admin"))
