@@ -22,14 +22,13 @@ PHONES=${PHONES:-100000}
 SYNC=${SYNC:-false}
 for b in wrk nginx; do command -v $b >/dev/null || { echo "needs $b (apt-get install -y wrk nginx-light)"; exit 1; }; done
 NGINX=$(command -v nginx)
-tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-GW=127.0.0.1:$(free_port); NG=127.0.0.1:$(free_port); DEAD=127.0.0.1:$(free_port)
+. scripts/bench-lib.sh
+bench_setup bench-gateway
+GW=127.0.0.1:$(freeport); NG=127.0.0.1:$(freeport); DEAD=127.0.0.1:$(freeport)
 
 go build -o "$tmp/villagehub" ./cmd/villagehub
 go build -o "$tmp/loadserver" ./hub/scan/internal/loadserver
-LS=127.0.0.1:$(free_port)
+LS=127.0.0.1:$(freeport)
 "$tmp/villagehub" gateway salt "$tmp/salt" >/dev/null
 mkdir -p "$tmp/data"
 # The village's targets as a gateway keeps them (as if received from the

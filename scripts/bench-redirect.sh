@@ -31,24 +31,8 @@ for c in nginx wrk; do
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-tmp=$(mktemp -d /tmp/bench-redirect.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitport() {
-	for _ in $(seq 200); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.05
-	done
-	echo "bench-redirect: nothing listening on $1" >&2
-	return 1
-}
+. scripts/bench-lib.sh
+bench_setup bench-redirect
 
 HUBS=("$@")
 if [ ${#HUBS[@]} -eq 0 ]; then
