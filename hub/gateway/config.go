@@ -94,6 +94,12 @@ type QR struct {
 	SaltFile string `yaml:"salt_file"`
 	// Timezone of "a day" for the salt (default Asia/Ho_Chi_Minh).
 	Timezone string `yaml:"timezone"`
+	// RequestIDHeader names the header the load balancer sets to one value
+	// per client request, kept across its retries (nginx: X-Request-ID from
+	// $request_id, with X-Request-Start "t=${msec}"): a request one
+	// instance counted and failed to answer, retried on another, is then
+	// counted once. Believed only from trusted_proxies. Empty: off.
+	RequestIDHeader string `yaml:"request_id_header"`
 }
 
 // Defaults.
@@ -212,6 +218,13 @@ func (c *Config) Validate() error {
 			bad("unknown time zone", "qr", "timezone")
 		}
 	}
+	if h := c.QR.RequestIDHeader; h != "" {
+		if !scan.ValidHeaderName(h) {
+			bad("must be a header name, e.g. X-Request-ID", "qr", "request_id_header")
+		} else if len(c.QR.TrustedProxies) == 0 {
+			bad("needs qr.trusted_proxies: the header is believed only from the load balancer", "qr", "request_id_header")
+		}
+	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "\n"))
 	}
@@ -257,7 +270,7 @@ func (c *Config) scanConfig(secret []byte) (scan.Config, error) {
 	return scan.Config{
 		PublicURL: c.PublicURL, UniqueWindow: c.QR.UniqueWindow, TrustedProxies: c.QR.TrustedProxies,
 		RatePerSecond: c.QR.RatePerSecond, RateBurst: c.QR.RateBurst, MaxClients: c.QR.MaxClients,
-		BotAgents: c.QR.BotAgents, SaltSecret: secret, Location: loc,
+		BotAgents: c.QR.BotAgents, SaltSecret: secret, Location: loc, RequestIDHeader: c.QR.RequestIDHeader,
 	}, nil
 }
 

@@ -229,6 +229,7 @@ qr:
   rate_per_second: 0.0001
   rate_burst: 4
   salt_file: %q
+  request_id_header: X-Request-ID
 `, listen, filepath.Join(dir, "data"), filepath.Base(dir), broker, influxURL, testenv.InfluxBucket, salt)
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)

@@ -252,7 +252,11 @@ func (g *Gateway) RecordScan(s scan.Scan) {
 	r := record{At: s.At.UnixNano(), Class: s.Class, Unique: s.Unique, Province: t.Place.Province, District: t.Place.District,
 		Commune: t.Place.Commune, Village: t.Village, Hub: t.Hub, Site: t.Site, Board: t.Board}
 	r.Visit, r.HasVisit = s.VisitKey()
-	_, _ = rand.Read(r.ID[:]) // never fails (crypto/rand panics rather)
+	if k, ok := s.RequestKey(); ok {
+		r.ID = k // the proxy's request id: a retried request is the same scan
+	} else {
+		_, _ = rand.Read(r.ID[:]) // never fails (crypto/rand panics rather)
+	}
 	var buf [256]byte
 	if err := g.journal.append(r.appendTo(buf[:0])); err != nil {
 		g.m.journalErrors.Inc()

@@ -205,4 +205,15 @@ func TestGatewayConfigErrors(t *testing.T) {
 	if err != nil || c.Listen != DefaultListen || c.TopicPrefix != "village" || c.Sync() || c.Broker.ClientID == "" {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
+	// A request id header is believed only from the load balancer: it
+	// needs trusted_proxies, and must be a header name.
+	for yaml, want := range map[string]string{
+		"qr:\n  salt_file: " + salt + "\n  request_id_header: X-Request-ID\n":                            "gw.yaml:5: qr.request_id_header: needs qr.trusted_proxies",
+		"qr:\n  salt_file: " + salt + "\n  trusted_proxies: [10.0.0.2]\n  request_id_header: \"X Id\"\n": "gw.yaml:6: qr.request_id_header: must be a header name",
+	} {
+		_, err := ParseConfig("gw.yaml", []byte("public_url: https://qr.example.org\nbroker: { url: \"tcp://b:1883\" }\n"+yaml))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", yaml, err, want)
+		}
+	}
 }

@@ -114,8 +114,9 @@ func TestNoRawAddressIsKept(t *testing.T) {
 	}
 	// ID is a random scan id (gateway scans); visit is the same salted
 	// 16-byte hash the handler keys its uniqueness memory with (checked in
-	// 3. below), never an address.
-	if got := strings.Join(fields, ","); got != "Board,Site,At,Class,Unique,ID,visit" {
+	// 3. below), never an address; request is a hash of the load
+	// balancer's own request id, which holds no client data.
+	if got := strings.Join(fields, ","); got != "Board,Site,At,Class,Unique,ID,visit,request" {
 		t.Fatalf("Scan grew fields %s: check none can carry client data", got)
 	}
 

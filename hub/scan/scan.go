@@ -33,6 +33,7 @@ import (
 	"math"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -79,6 +80,16 @@ type Scan struct {
 	// visit is the salted key of (phone, board) of a ClassHuman scan; see
 	// VisitKey. Never stored by the hub.
 	visit clientKey
+	// request is the key of the proxy's request id; see RequestKey.
+	request clientKey
+}
+
+// RequestKey is a key drawn from the request id a trusted proxy sent
+// (Config.RequestIDHeader): the same at every instance for the same client
+// request, also when the proxy retried it elsewhere. ok is false when the
+// handler has no RequestIDHeader or the request carried none.
+func (s Scan) RequestKey() (key [16]byte, ok bool) {
+	return s.request, s.request != clientKey{}
 }
 
 // VisitKey is an opaque, salted hash of (client address, agent, board) of
@@ -158,11 +169,26 @@ type Config struct {
 	// Location is where "a day" is measured for the salt's daily rotation.
 	// Nil means Vietnam's time (UTC+7, no daylight saving).
 	Location *time.Location
+	// RequestIDHeader, if set, names a header that a trusted reverse proxy
+	// sets to one value per client request and keeps when it retries the
+	// request on another instance (nginx: proxy_set_header X-Request-ID
+	// $request_id). The scan's id is drawn from it, and its time from the
+	// proxy's X-Request-Start (t=<unix seconds>[.<fraction>], nginx
+	// "t=${msec}"), so that a request which one gateway instance counted
+	// before it failed to answer, and which the proxy then retried on
+	// another, is the same scan at both: counted once (hub/gateway). Both
+	// headers are believed only from TrustedProxies.
+	RequestIDHeader string
 	// Now is the clock; nil means time.Now. Tests inject one.
 	Now func() time.Time
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
+
+// maxRequestStartSkew bounds how far a proxy's X-Request-Start may lie
+// from the handler's clock before it is ignored: a retry comes within
+// seconds, and a proxy with a wrong clock must not date scans elsewhere.
+const maxRequestStartSkew = 5 * time.Minute
 
 // Handler serves /q/ and /qr/. It starts no goroutines: the daily salt is
 // replaced by the first request after midnight.
@@ -177,6 +203,7 @@ type Handler struct {
 	now       func() time.Time
 	log       *slog.Logger
 	proxies   proxies
+	reqHeader string
 	agents    *agentClassifier
 	salt      *salter
 	images    *imageCache
@@ -213,6 +240,10 @@ func NewHandler(cfg Config, boards BoardLookup, rec Recorder) (*Handler, error) 
 		burst:     or(cfg.RateBurst, DefaultRateBurst),
 		now:       cfg.Now,
 		log:       cfg.Logger,
+		reqHeader: cfg.RequestIDHeader,
+	}
+	if h.reqHeader != "" && !ValidHeaderName(h.reqHeader) {
+		return nil, fmt.Errorf("scan handler: request id header %q is not a header name", h.reqHeader)
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -298,7 +329,11 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	class, unique, visit := h.classify(r, b.ID, now)
-	h.rec.RecordScan(Scan{Board: b.ID, Site: b.Site, At: now, Class: class, Unique: unique, visit: visit})
+	sc := Scan{Board: b.ID, Site: b.Site, At: now, Class: class, Unique: unique, visit: visit}
+	if h.reqHeader != "" {
+		sc.request, sc.At = h.proxyRequest(r, now)
+	}
+	h.rec.RecordScan(sc)
 
 	// no-store: every scan must reach the hub to be counted, and a changed
 	// target must apply at once, so neither browsers nor proxies may keep
@@ -341,6 +376,44 @@ func (h *Handler) classify(r *http.Request, board string, now time.Time) (Class,
 	}
 	visit := s.key("uniq", addr, ua, board)
 	return ClassHuman, h.firstInWindow(visit, now), visit
+}
+
+// proxyRequest reads the request id and start time a trusted proxy sent
+// (Config.RequestIDHeader): the key of the id (zero if none) and the scan's
+// time (now if the proxy sent none, or one further than
+// maxRequestStartSkew from now).
+func (h *Handler) proxyRequest(r *http.Request, now time.Time) (clientKey, time.Time) {
+	peer, ok := parseHostAddr(r.RemoteAddr)
+	if !ok || !h.proxies.trusted(peer) {
+		return clientKey{}, now
+	}
+	id := r.Header.Get(h.reqHeader)
+	if id == "" || len(id) > 256 {
+		return clientKey{}, now
+	}
+	sum := sha256.Sum256([]byte("villagehub request\x00" + id))
+	var k clientKey
+	copy(k[:], sum[:])
+	at := now
+	if v, ok := strings.CutPrefix(r.Header.Get("X-Request-Start"), "t="); ok {
+		if f, err := strconv.ParseFloat(v, 64); err == nil && f > 0 {
+			t := time.UnixMilli(int64(math.Round(f * 1e3))) // nginx's $msec has milliseconds
+			if d := t.Sub(now); d < maxRequestStartSkew && d > -maxRequestStartSkew {
+				at = t
+			}
+		}
+	}
+	return k, at
+}
+
+// ValidHeaderName reports whether s is a header name (an RFC 9110 token).
+func ValidHeaderName(s string) bool {
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // derivedSalt is the salt of the day holding now when instances share a

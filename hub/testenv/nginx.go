@@ -25,6 +25,10 @@ type NginxOptions struct {
 	// Extra lines inside the server block (e.g. a bare "location =
 	// /nginx-302 { return 302 ...; }" for a benchmark anchor).
 	Extra string
+	// KeepFailed leaves a backend that failed in the rotation (max_fails=0)
+	// instead of taking it out for 2 s, so that every request it gets is
+	// retried on the next one.
+	KeepFailed bool
 }
 
 // Nginx is a real nginx (Debian's nginx-light) run as one foreground
@@ -37,8 +41,8 @@ type Nginx struct {
 }
 
 // StartNginx starts nginx in front of opts.Upstreams and waits until it
-// accepts connections. It passes each request on with X-Forwarded-For
-// and retries a backend that refuses or drops the connection before
+// accepts connections. It passes each request on with X-Forwarded-For,
+// X-Request-ID and X-Request-Start (kept when it retries), and retries a backend that refuses or drops the connection before
 // answering on the next one (proxy_next_upstream error), as a production
 // load balancer in front of several gateway instances would.
 func StartNginx(t testing.TB, opts NginxOptions) *Nginx {
@@ -49,8 +53,12 @@ func StartNginx(t testing.TB, opts NginxOptions) *Nginx {
 	dir := t.TempDir()
 	n := &Nginx{Addr: FreeAddr(t), Dir: dir}
 	var servers strings.Builder
+	fails := "max_fails=1 fail_timeout=2s"
+	if opts.KeepFailed {
+		fails = "max_fails=0"
+	}
 	for _, u := range opts.Upstreams {
-		fmt.Fprintf(&servers, "    server %s max_fails=1 fail_timeout=2s;\n", u)
+		fmt.Fprintf(&servers, "    server %s %s;\n", u, fails)
 	}
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
@@ -77,6 +85,8 @@ http {
       proxy_set_header Connection "";
       proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Request-ID $request_id;
+      proxy_set_header X-Request-Start "t=${msec}";
       proxy_next_upstream error timeout;
       proxy_connect_timeout 2s;
     }
