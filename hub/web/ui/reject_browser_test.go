@@ -136,7 +136,7 @@ func TestRejectAndBoardHealthInBrowser(t *testing.T) {
 	}
 
 	// Asked first; "Hủy" forgets nothing.
-	do(t, ctx, chromedp.Click(chromedp.CSS(`#dev-table tr[data-key="board/tan-ngu-2/market-7"] button[data-act="reject"]`)))
+	askReject(t, ctx, "board/tan-ngu-2/market-7")
 	poll(t, ctx, 5*time.Second, "the confirmation in the row", `(() => { const f = document.querySelector('#dev-table tr[data-key="board/tan-ngu-2/market-7"] #dev-edit');
 		return f && f.querySelector('.confirm').textContent === 'Từ chối market-7? Hub sẽ quên thiết bị này và không cho nó tự đăng ký lại.' && f.querySelector('button.danger').textContent === 'Từ chối'; })()`)
 	shots(t, ctx, dir, "admin-reject-confirm")
@@ -147,7 +147,7 @@ func TestRejectAndBoardHealthInBrowser(t *testing.T) {
 	}
 
 	// Confirmed: forgotten as a "board", gone from both tables.
-	do(t, ctx, chromedp.Click(chromedp.CSS(`#dev-table tr[data-key="board/tan-ngu-2/market-7"] button[data-act="reject"]`)))
+	askReject(t, ctx, "board/tan-ngu-2/market-7")
 	poll(t, ctx, 5*time.Second, "asked again", `document.querySelector('#dev-edit button.danger')`)
 	do(t, ctx, chromedp.Click(chromedp.CSS(`#dev-edit button.danger`)))
 	poll(t, ctx, 10*time.Second, "the board gone from the page", `document.getElementById('device-msg').className === 'ok' &&
@@ -158,14 +158,14 @@ func TestRejectAndBoardHealthInBrowser(t *testing.T) {
 	if !run[bool](t, ctx, `document.querySelectorAll('#cam-grid > li').length === 2`) {
 		t.Fatal("two camera cards expected before rejecting one")
 	}
-	do(t, ctx, chromedp.Click(chromedp.CSS(`#dev-table tr[data-key="camera/tan-ngu-2/cam-la"] button[data-act="reject"]`)))
+	askReject(t, ctx, "camera/tan-ngu-2/cam-la")
 	poll(t, ctx, 5*time.Second, "asked", `document.querySelector('#dev-edit button.danger')`)
 	do(t, ctx, chromedp.Click(chromedp.CSS(`#dev-edit button.danger`)))
 	poll(t, ctx, 10*time.Second, "the camera gone from the page", `document.getElementById('device-msg').textContent === 'Đã từ chối cam-la; hub đã quên thiết bị này.' &&
 		!document.querySelector('#dev-table tr[data-key="camera/tan-ngu-2/cam-la"]') && document.querySelectorAll('#cam-grid > li').length === 1`)
 
 	// A refusal: Vietnamese first, the row stays.
-	do(t, ctx, chromedp.Click(chromedp.CSS(`#dev-table tr[data-key="board/tan-ngu-2/loi"] button[data-act="reject"]`)))
+	askReject(t, ctx, "board/tan-ngu-2/loi")
 	poll(t, ctx, 5*time.Second, "asked", `document.querySelector('#dev-edit button.danger')`)
 	do(t, ctx, chromedp.Click(chromedp.CSS(`#dev-edit button.danger`)))
 	poll(t, ctx, 10*time.Second, "the refusal shown", `document.getElementById('device-msg').className === 'error' &&
@@ -183,4 +183,15 @@ func TestRejectAndBoardHealthInBrowser(t *testing.T) {
 	// In English the same, from the same table of words.
 	do(t, ctx, chromedp.Click(chromedp.ID("lang")))
 	poll(t, ctx, 5*time.Second, "English battery and signal", row("tan-ngu-2/market-07")+`.querySelector('.batt').textContent === 'Battery 87%' && `+row("tan-ngu-2/ben-xe")+`.querySelector('.batt').textContent === 'Battery 12% (battery low)'`)
+}
+
+// askReject clicks a row's "Từ chối" button. It clicks the node that is in
+// the page at that moment (a DOM click, not a mouse event at coordinates
+// read a moment earlier): a snapshot may rebuild the table in between, and
+// a mouse click would then land on whatever moved under it.
+func askReject(t *testing.T, ctx context.Context, key string) {
+	t.Helper()
+	sel := `#dev-table tr[data-key="` + key + `"] button[data-act="reject"]`
+	poll(t, ctx, 5*time.Second, "the reject button of "+key, `document.querySelector('`+sel+`')`)
+	run[bool](t, ctx, `(document.querySelector('`+sel+`').click(), true)`)
 }
