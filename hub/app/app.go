@@ -102,6 +102,10 @@ type Hub struct {
 // New builds every component, in the order they depend on each other.
 // Listening sockets are bound here, so a port in use fails New with a
 // message naming the setting to change.
+// The state is the dashboard's Forgetter: the admin area's "Từ chối"
+// rejects a self-registered device through State.Forget.
+var _ ui.Forgetter = (*state.State)(nil)
+
 func New(cfg *config.Config, opts Options) (*Hub, error) {
 	log := opts.Logger
 	if log == nil {

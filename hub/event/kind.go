@@ -54,6 +54,16 @@ func Kinds() []Kind {
 	return ks
 }
 
+// KindByName finds the kind called name ("camera", "board").
+func KindByName(name string) (Kind, bool) {
+	for k := Kind(1); k < numKinds; k++ {
+		if kinds[k].Name == name {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
 // KindByStoreKey finds the kind whose device records start with b.
 func KindByStoreKey(b byte) (Kind, bool) {
 	for k := Kind(1); k < numKinds; k++ {

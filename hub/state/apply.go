@@ -84,7 +84,7 @@ func (s *State) apply(ev *event.Event) (Result, event.Reason) {
 
 // camera finds or auto-registers a camera.
 func (s *State) camera(site, id string) (*Camera, event.Reason) {
-	return lookupOrRegister(s.cameras, &s.autoCams, s.cfg.MaxAutoCameras, site, id, func(site, id string) *Camera {
+	return lookupOrRegister(s, event.Camera, s.cameras, &s.autoCams, s.cfg.MaxAutoCameras, site, id, func(site, id string) *Camera {
 		c := newCamera(site, id, CameraInfo{ID: id, Site: site})
 		c.Auto = true
 		return c
@@ -93,7 +93,7 @@ func (s *State) camera(site, id string) (*Camera, event.Reason) {
 
 // board finds or auto-registers a QR board.
 func (s *State) board(site, id string) (*Board, event.Reason) {
-	return lookupOrRegister(s.boards, &s.autoBoards, s.cfg.MaxAutoBoards, site, id, func(site, id string) *Board {
+	return lookupOrRegister(s, event.Board, s.boards, &s.autoBoards, s.cfg.MaxAutoBoards, site, id, func(site, id string) *Board {
 		b := newBoard(site, id, BoardInfo{ID: id, Site: site})
 		b.Auto = true
 		return b
@@ -101,10 +101,14 @@ func (s *State) board(site, id string) (*Board, event.Reason) {
 }
 
 // lookupOrRegister finds a device, or registers it with mk while fewer than
-// limit devices were auto-registered (counted in *auto).
-func lookupOrRegister[D any](m map[devKey]*D, auto *int, limit int, site, id string, mk func(site, id string) *D) (*D, event.Reason) {
+// limit devices were auto-registered (counted in *auto) and the device
+// was not rejected by an administrator.
+func lookupOrRegister[D any](s *State, kind event.Kind, m map[devKey]*D, auto *int, limit int, site, id string, mk func(site, id string) *D) (*D, event.Reason) {
 	if d := m[devKey{site, id}]; d != nil {
 		return d, event.OK
+	}
+	if s.isRejected(kind, site, id) {
+		return nil, event.RejectedDevice
 	}
 	if *auto >= limit {
 		return nil, event.CapReached
@@ -217,12 +221,14 @@ func (s *State) applyBoard(b *Board, ev *event.Event) (Result, event.Reason) {
 	}
 	switch ev.Type {
 	case event.Status:
+		b.health.take(ev)
 		return s.applyStatus(&b.Online, &b.StatusSince, event.Board.String(), b.Site, b.ID, ev), event.OK
 	case event.QRTotal:
 		n, r := b.Counter.applyBounded(ev.BootBytes, ev.Total, ev.Time, ev.HasTS, ev.Received, s.qrBounds)
 		if r != event.OK {
 			return Rejected, r
 		}
+		b.health.take(ev)
 		if ev.Time.After(b.LastReport) {
 			b.LastReport = ev.Time
 		}

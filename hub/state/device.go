@@ -66,6 +66,27 @@ type Board struct {
 	Configured bool
 	info       BoardInfo
 	boardPersisted
+	// health is the last battery and signal the board reported; in memory
+	// only (a board that sends them does so with every status and report).
+	health boardHealth
+}
+
+// boardHealth is a board's last battery level (percent) and signal
+// strength (dBm), and when each was reported; zero times: never.
+type boardHealth struct {
+	Battery, RSSI     float64
+	BatteryAt, RSSIAt time.Time
+}
+
+// take keeps the event's readings unless they are older than those kept
+// (a redelivered report).
+func (h *boardHealth) take(ev *event.Event) {
+	if ev.HasBattery && !ev.Time.Before(h.BatteryAt) {
+		h.Battery, h.BatteryAt = ev.Battery, ev.Time
+	}
+	if ev.HasRSSI && !ev.Time.Before(h.RSSIAt) {
+		h.RSSI, h.RSSIAt = ev.RSSI, ev.Time
+	}
 }
 
 type boardPersisted struct {
@@ -262,6 +283,12 @@ func (b *Board) view(today int32) BoardView {
 	}
 	if last != nil {
 		v.Boot, v.LastTotal = last.Boot, last.Max
+	}
+	if h := b.health; !h.BatteryAt.IsZero() {
+		v.Battery, v.BatteryAt = &h.Battery, &h.BatteryAt
+	}
+	if h := b.health; !h.RSSIAt.IsZero() {
+		v.RSSI, v.RSSIAt = &h.RSSI, &h.RSSIAt
 	}
 	return v
 }

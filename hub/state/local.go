@@ -247,6 +247,7 @@ func (s *State) applyDevices(d *devices) {
 	for _, st := range d.sites {
 		s.sites[st.ID] = st
 	}
+	s.liftConfigured(d.cameras, d.boards)
 	reconcile(s.cameras, d.cameras, &s.autoCams, s.dirtyCams, func(i CameraInfo) devKey { return devKey{i.Site, i.ID} },
 		func(k devKey, i CameraInfo) *Camera { return newCamera(k.site, k.id, i) })
 	reconcile(s.boards, d.boards, &s.autoBoards, s.dirtyBrds, func(i BoardInfo) devKey { return devKey{i.Site, i.ID} },

@@ -95,6 +95,10 @@ type BoardSample struct {
 	LastReport, LastSeen             time.Time
 	ScansMQTT, ScansPrnt             uint64
 	PrintedUnique, Bots, RateLimited uint64
+	// The last battery (percent) and signal (dBm) reported; a zero time:
+	// never reported.
+	Battery, RSSI     float64
+	BatteryAt, RSSIAt time.Time
 }
 
 // EachCamera calls fn for every camera under a read lock. fn must not call
@@ -114,7 +118,8 @@ func (s *State) EachBoard(fn func(BoardSample)) {
 	defer s.mu.RUnlock()
 	for _, b := range s.boards {
 		fn(BoardSample{Site: b.Site, ID: b.ID, Online: b.Online, LastReport: b.LastReport, LastSeen: b.LastSeen, ScansMQTT: b.ScansMQTT, ScansPrnt: b.ScansPrinted,
-			PrintedUnique: b.PrintedUnique, Bots: b.Bots, RateLimited: b.RateLimited})
+			PrintedUnique: b.PrintedUnique, Bots: b.Bots, RateLimited: b.RateLimited,
+			Battery: b.health.Battery, RSSI: b.health.RSSI, BatteryAt: b.health.BatteryAt, RSSIAt: b.health.RSSIAt})
 	}
 }
 

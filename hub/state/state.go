@@ -141,6 +141,8 @@ type State struct {
 	deliv     *deliveryLog
 	lastTS    map[seriesKey]int64 // InfluxDB series -> last timestamp used
 	sources   map[string]*inputState
+	// rejectedDevs are the devices an administrator rejected (forget.go).
+	rejectedDevs map[rejectKey]struct{}
 
 	qrBounds qrBounds
 }
@@ -198,23 +200,24 @@ func New(cfg Config) (*State, error) {
 		}
 	}
 	s := &State{
-		qrBounds:  qrBounds{perReport: cfg.MaxQRPerReport, perHour: cfg.MaxQRPerHour, maxPast: cfg.MaxPast},
-		cfg:       cfg,
-		log:       cfg.Logger,
-		now:       cfg.Now,
-		loc:       loc,
-		inputs:    cfg.Inputs,
-		rejects:   newRejectLog(time.Minute, 4096),
-		sites:     map[string]Site{},
-		cameras:   map[devKey]*Camera{},
-		boards:    map[devKey]*Board{},
-		dirtyCams: map[*Camera]struct{}{},
-		dirtyBrds: map[*Board]struct{}{},
-		changed:   make(chan struct{}, 1),
-		lastTS:    map[seriesKey]int64{},
-		sources:   map[string]*inputState{},
-		killAfter: failpointFromEnv(),
-		deliv:     newDeliveryLog(),
+		qrBounds:     qrBounds{perReport: cfg.MaxQRPerReport, perHour: cfg.MaxQRPerHour, maxPast: cfg.MaxPast},
+		cfg:          cfg,
+		log:          cfg.Logger,
+		now:          cfg.Now,
+		loc:          loc,
+		inputs:       cfg.Inputs,
+		rejects:      newRejectLog(time.Minute, 4096),
+		sites:        map[string]Site{},
+		cameras:      map[devKey]*Camera{},
+		boards:       map[devKey]*Board{},
+		dirtyCams:    map[*Camera]struct{}{},
+		dirtyBrds:    map[*Board]struct{}{},
+		changed:      make(chan struct{}, 1),
+		lastTS:       map[seriesKey]int64{},
+		sources:      map[string]*inputState{},
+		rejectedDevs: map[rejectKey]struct{}{},
+		killAfter:    failpointFromEnv(),
+		deliv:        newDeliveryLog(),
 	}
 	if len(s.inputs) == 0 {
 		s.inputs = []Decoder{ingest.NewDecoder(cfg.Decoder)}
@@ -225,6 +228,7 @@ func New(cfg Config) (*State, error) {
 	if err := cfg.Store.LoadDevices(s.loadDevice); err != nil {
 		return nil, fmt.Errorf("state: loading devices from the store: %w", err)
 	}
+	s.settleRejected()
 	// The hub's clock (clock.go): floored at what the store remembers.
 	mono := cfg.Mono
 	if mono == nil && systemClock {
@@ -257,6 +261,9 @@ func (s *State) loadDevice(key string, value []byte) error {
 			return fmt.Errorf("decoding input %s: %w", key, err)
 		}
 		return nil
+	}
+	if strings.HasPrefix(key, rejectKeyPrefix) {
+		return s.loadRejected(key, value)
 	}
 	if len(key) < 2 || key[1] != '/' {
 		return fmt.Errorf("bad device key %q", key)
