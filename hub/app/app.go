@@ -294,7 +294,6 @@ func (h *Hub) newAlerts() error {
 // newMetrics makes the Prometheus registry with every component's
 // collector.
 func (h *Hub) newMetrics() error {
-	cfg := h.cfg.Load()
 	var extra []prometheus.Collector
 	for _, c := range []prometheus.Collector{h.influx, h.auth, h.brokerTLS, h.prober, h.alerts} {
 		// A nil pointer in an interface is not nil: check the pointer.
@@ -305,7 +304,6 @@ func (h *Hub) newMetrics() error {
 	var err error
 	h.metrics, err = metrics.New(metrics.Config{
 		State: h.state, Queue: h.queue, Broker: h.mqtt, Latency: h.latency, ProbeDuration: h.probeDur,
-		MaxAutoCameras: cfg.Limits.MaxAutoCameras, MaxAutoBoards: cfg.Limits.MaxAutoBoards,
 		Extra:  extra,
 		Outbox: func() (int64, bool) { return h.store.OutboxPoints(), h.influx != nil },
 	})

@@ -28,8 +28,6 @@ type Config struct {
 	State  *state.State
 	Queue  *ingest.Queue
 	Broker Broker
-	// MaxAutoCameras and MaxAutoBoards are the auto-registration caps.
-	MaxAutoCameras, MaxAutoBoards int
 	// Latency is the processing latency histogram (NewLatency), observed
 	// by the state pipeline.
 	Latency prometheus.Histogram
@@ -298,12 +296,14 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	if !cn.LastCommit.IsZero() {
 		ch <- prometheus.MustNewConstMetric(descLastCommit, prometheus.GaugeValue, float64(cn.LastCommit.UnixNano())/1e9)
 	}
-	ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(cn.Cameras-cn.AutoCams), "camera", "configured")
-	ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(cn.AutoCams), "camera", "auto")
-	ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(cn.Boards-cn.AutoBoards), "board", "configured")
-	ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(cn.AutoBoards), "board", "auto")
-	ch <- prometheus.MustNewConstMetric(descAutoCap, prometheus.GaugeValue, float64(c.cfg.MaxAutoCameras), "camera")
-	ch <- prometheus.MustNewConstMetric(descAutoCap, prometheus.GaugeValue, float64(c.cfg.MaxAutoBoards), "board")
+	// Every device kind, from the state's tables: a new kind is counted
+	// here without a line of its own.
+	for _, k := range event.Kinds() {
+		d := cn.Devices[k]
+		ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(d.Total-d.Auto), k.String(), "configured")
+		ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(d.Auto), k.String(), "auto")
+		ch <- prometheus.MustNewConstMetric(descAutoCap, prometheus.GaugeValue, float64(d.Limit), k.String())
+	}
 	if c.cfg.Broker != nil {
 		ch <- prometheus.MustNewConstMetric(descBroker, prometheus.GaugeValue, b2f(c.cfg.Broker.Connected()))
 	}

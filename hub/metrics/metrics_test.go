@@ -74,7 +74,7 @@ func TestCollectorReadsState(t *testing.T) {
 	submit(event.Event{Type: event.Motion, Kind: event.Camera, Site: "s1", Device: "door", Source: "frigate/nvr", Active: true})
 	submit(event.Event{Type: event.InputStatus, Site: "s1", Source: "frigate/nvr", Online: false})
 
-	m, err := New(Config{State: s, Broker: broker(true), MaxAutoCameras: 5, MaxAutoBoards: 7, Latency: NewLatency(), ProbeDuration: NewProbeDuration()})
+	m, err := New(Config{State: s, Broker: broker(true), Latency: NewLatency(), ProbeDuration: NewProbeDuration()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,34 +78,13 @@ func (s *State) Forget(kind, site, id string) error {
 
 // forget runs on the Run goroutine with s.mu held.
 func (s *State) forget(k rejectKey) error {
-	var record []byte
-	switch k.kind {
-	case event.Camera:
-		c := s.cameras[devKey{k.site, k.id}]
-		if c == nil {
-			return ErrUnknownDevice
-		}
-		if c.Configured {
-			return ErrConfigured
-		}
-		delete(s.cameras, devKey{k.site, k.id})
-		delete(s.dirtyCams, c)
-		s.autoCams--
-		record = newCamera(k.site, k.id, CameraInfo{}).appendTo(nil)
-	case event.Board:
-		b := s.boards[devKey{k.site, k.id}]
-		if b == nil {
-			return ErrUnknownDevice
-		}
-		if b.Configured {
-			return ErrConfigured
-		}
-		delete(s.boards, devKey{k.site, k.id})
-		delete(s.dirtyBrds, b)
-		s.autoBoards--
-		record = newBoard(k.site, k.id, BoardInfo{}).appendTo(nil)
-	default:
+	t := s.tables[k.kind]
+	if t == nil {
 		return ErrUnknownDevice
+	}
+	record, err := t.forget(k.site, k.id)
+	if err != nil {
+		return err
 	}
 	k.site, k.id = strings.Clone(k.site), strings.Clone(k.id)
 	s.rejectedDevs[k] = struct{}{}
@@ -145,26 +124,8 @@ func (s *State) loadRejected(key string, value []byte) error {
 // and one now in the config has its rejection lifted.
 func (s *State) settleRejected() {
 	for k := range s.rejectedDevs {
-		dk := devKey{k.site, k.id}
-		switch k.kind {
-		case event.Camera:
-			if c := s.cameras[dk]; c != nil {
-				if c.Configured {
-					s.liftRejection(k)
-					continue
-				}
-				delete(s.cameras, dk)
-				s.autoCams--
-			}
-		case event.Board:
-			if b := s.boards[dk]; b != nil {
-				if b.Configured {
-					s.liftRejection(k)
-					continue
-				}
-				delete(s.boards, dk)
-				s.autoBoards--
-			}
+		if t := s.tables[k.kind]; t != nil && t.settle(k.site, k.id) {
+			s.liftRejection(k)
 		}
 	}
 }
@@ -176,19 +137,11 @@ func (s *State) liftRejection(k rejectKey) {
 	s.log.Info("rejected device added to the config: its messages are accepted again", "kind", k.kind.String(), "site", k.site, "id", k.id)
 }
 
-// liftConfigured lifts the rejection of every rejected device in the
-// config (a reload).
-func (s *State) liftConfigured(cameras []CameraInfo, boards []BoardInfo) {
-	if len(s.rejectedDevs) == 0 {
-		return
-	}
-	for _, c := range cameras {
-		if k := (rejectKey{event.Camera, c.Site, c.ID}); s.isRejected(k.kind, k.site, k.id) {
-			s.liftRejection(k)
-		}
-	}
-	for _, b := range boards {
-		if k := (rejectKey{event.Board, b.Site, b.ID}); s.isRejected(k.kind, k.site, k.id) {
+// liftConfigured lifts the rejection of every rejected device now in the
+// config (after a reload).
+func (s *State) liftConfigured() {
+	for k := range s.rejectedDevs {
+		if t := s.tables[k.kind]; t != nil && t.configured(k.site, k.id) {
 			s.liftRejection(k)
 		}
 	}

@@ -99,7 +99,7 @@ func TestStoreFormatGolden(t *testing.T) {
 	local(25, &ingest.Local{Event: detection("ev1", 19, 25)})
 	// A reload: yard leaves the config (auto now), auto-b joins it.
 	local(26, &ingest.Local{Call: func() {
-		s.applyDevices(&devices{sites: []Site{{ID: "s1"}},
+		s.applyDevices(&deviceList{sites: []Site{{ID: "s1"}},
 			cameras: []CameraInfo{{ID: "gate", Site: "s1"}},
 			boards:  []BoardInfo{{ID: "b1", Site: "s1"}, {ID: "b2", Site: "s1"}, {ID: "auto-b", Site: "s1"}}})
 	}})
@@ -161,10 +161,12 @@ func dumpDevices(devs map[string][]byte) string {
 
 // markAllDirty marks every camera and board to be written.
 func (s *State) markAllDirty() {
-	for _, c := range s.cameras {
-		s.dirtyCams[c] = struct{}{}
-	}
-	for _, b := range s.boards {
-		s.dirtyBrds[b] = struct{}{}
+	s.cameras().markAllDirty()
+	s.boards().markAllDirty()
+}
+
+func (t *devices[D]) markAllDirty() {
+	for _, d := range t.m {
+		t.dirty[d] = struct{}{}
 	}
 }

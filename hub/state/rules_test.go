@@ -284,7 +284,7 @@ func TestAutoRegistrationCap(t *testing.T) {
 	// A camera taken out of the config keeps its history and counts as
 	// auto-registered; one put into it stops counting.
 	s.mu.Lock()
-	s.applyDevices(&devices{sites: []Site{{ID: "s1"}}, cameras: []CameraInfo{{ID: "a", Site: "s1"}}})
+	s.applyDevices(&deviceList{sites: []Site{{ID: "s1"}}, cameras: []CameraInfo{{ID: "a", Site: "s1"}}})
 	s.mu.Unlock()
 	if c := s.Counters(); c.AutoCams != 2 || !camera(t, s, "a").Configured || camera(t, s, "gate").Configured || camera(t, s, "gate").MotionEvents != 1 {
 		t.Fatalf("after the reload: auto %d, a configured %v, gate configured %v", c.AutoCams, camera(t, s, "a").Configured, camera(t, s, "gate").Configured)
