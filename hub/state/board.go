@@ -72,10 +72,10 @@ func (b *Board) takeHealth(ev *event.Event) {
 }
 
 // boardPersisted is what survives a restart. Its fields are in memory
-// order, not the codec's (codec.go writes them
-// explicitly): TodayDay beside the two small ones fills what would be
-// padding, which keeps a Board within the 352-byte allocation class with
-// its health pointer (BenchmarkMemoryPerDevice).
+// order, not the codec's (codec.go writes them explicitly): TodayDay
+// beside the two small ones fills what would be padding, which keeps a
+// Board within the 352-byte allocation class with its health pointer
+// (BenchmarkMemoryPerDevice).
 type boardPersisted struct {
 	Auto         bool
 	Online       int8
