@@ -102,6 +102,10 @@ type Hub struct {
 // New builds every component, in the order they depend on each other.
 // Listening sockets are bound here, so a port in use fails New with a
 // message naming the setting to change.
+// The state is the dashboard's Forgetter: the admin area's "Từ chối"
+// rejects a self-registered device through State.Forget.
+var _ ui.Forgetter = (*state.State)(nil)
+
 func New(cfg *config.Config, opts Options) (*Hub, error) {
 	log := opts.Logger
 	if log == nil {
@@ -290,7 +294,6 @@ func (h *Hub) newAlerts() error {
 // newMetrics makes the Prometheus registry with every component's
 // collector.
 func (h *Hub) newMetrics() error {
-	cfg := h.cfg.Load()
 	var extra []prometheus.Collector
 	for _, c := range []prometheus.Collector{h.influx, h.auth, h.brokerTLS, h.prober, h.alerts} {
 		// A nil pointer in an interface is not nil: check the pointer.
@@ -301,7 +304,6 @@ func (h *Hub) newMetrics() error {
 	var err error
 	h.metrics, err = metrics.New(metrics.Config{
 		State: h.state, Queue: h.queue, Broker: h.mqtt, Latency: h.latency, ProbeDuration: h.probeDur,
-		MaxAutoCameras: cfg.Limits.MaxAutoCameras, MaxAutoBoards: cfg.Limits.MaxAutoBoards,
 		Extra:  extra,
 		Outbox: func() (int64, bool) { return h.store.OutboxPoints(), h.influx != nil },
 	})

@@ -82,6 +82,12 @@ type Event struct {
 	Total     int64
 	BootBytes []byte
 
+	// A board's health, from its status or scans payload when it sent
+	// them: battery level in percent (0-100) and signal strength in dBm
+	// (-150..0). HasBattery and HasRSSI say whether it did.
+	Battery, RSSI       float64
+	HasBattery, HasRSSI bool
+
 	// Detection and CameraStats payloads.
 	Detection *DetectionInfo
 	Stats     *Stats

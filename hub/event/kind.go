@@ -12,8 +12,15 @@ type Kind uint8
 const (
 	Camera Kind = iota + 1
 	Board
-	numKinds
+	// NumKinds sizes per-kind arrays (hub/state's device tables). Keep it
+	// last.
+	NumKinds
 )
+
+// A new device kind is a constant above and a row below, then its state
+// (hub/state/<kind>.go: its device type, codec, view and rules, registered
+// with registerKind), its metrics (hub/metrics) and the input that decodes
+// its messages (docs/architecture.md has a worked example).
 
 // KindInfo describes a device kind.
 type KindInfo struct {
@@ -25,14 +32,14 @@ type KindInfo struct {
 	StoreKey byte
 }
 
-var kinds = [numKinds]KindInfo{
+var kinds = [NumKinds]KindInfo{
 	Camera: {Name: "camera", StoreKey: 'c'},
 	Board:  {Name: "board", StoreKey: 'b'},
 }
 
 // Info returns the kind's row of the table.
 func (k Kind) Info() KindInfo {
-	if k < numKinds {
+	if k < NumKinds {
 		return kinds[k]
 	}
 	return KindInfo{}
@@ -47,16 +54,26 @@ func (k Kind) String() string {
 
 // Kinds lists every device kind.
 func Kinds() []Kind {
-	ks := make([]Kind, 0, numKinds-1)
-	for k := Kind(1); k < numKinds; k++ {
+	ks := make([]Kind, 0, NumKinds-1)
+	for k := Kind(1); k < NumKinds; k++ {
 		ks = append(ks, k)
 	}
 	return ks
 }
 
+// KindByName finds the kind called name ("camera", "board").
+func KindByName(name string) (Kind, bool) {
+	for k := Kind(1); k < NumKinds; k++ {
+		if kinds[k].Name == name {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
 // KindByStoreKey finds the kind whose device records start with b.
 func KindByStoreKey(b byte) (Kind, bool) {
-	for k := Kind(1); k < numKinds; k++ {
+	for k := Kind(1); k < NumKinds; k++ {
 		if kinds[k].StoreKey == b {
 			return k, true
 		}

@@ -24,25 +24,29 @@ const (
 	// older than the horizon (limits.max_past).
 	Implausible
 	StaleTS
+	// RejectedDevice is decided by hub/state: the device was rejected by an
+	// administrator (State.Forget) and is not in the config.
+	RejectedDevice
 	// NumReasons sizes per-reason arrays. Keep it last.
 	NumReasons
 )
 
 var reasonNames = [NumReasons]string{
-	OK:            "ok",
-	TooLarge:      "too_large",
-	BadUTF8:       "bad_utf8",
-	BadJSON:       "bad_json",
-	BadType:       "bad_type",
-	BadValue:      "bad_value",
-	BadTopic:      "bad_topic",
-	BadID:         "bad_id",
-	NegativeTotal: "negative_total",
-	FutureTS:      "future_ts",
-	BadTS:         "bad_ts",
-	CapReached:    "cap_reached",
-	Implausible:   "implausible",
-	StaleTS:       "stale_ts",
+	OK:             "ok",
+	TooLarge:       "too_large",
+	BadUTF8:        "bad_utf8",
+	BadJSON:        "bad_json",
+	BadType:        "bad_type",
+	BadValue:       "bad_value",
+	BadTopic:       "bad_topic",
+	BadID:          "bad_id",
+	NegativeTotal:  "negative_total",
+	FutureTS:       "future_ts",
+	BadTS:          "bad_ts",
+	CapReached:     "cap_reached",
+	Implausible:    "implausible",
+	StaleTS:        "stale_ts",
+	RejectedDevice: "rejected_device",
 }
 
 func (r Reason) String() string {

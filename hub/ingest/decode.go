@@ -172,7 +172,7 @@ func (d *Decoder) DecodeOne(topic string, payload []byte, received time.Time) (e
 		r = d.qrTotal(&ev, payload)
 	case event.KindBoardStatus:
 		ev.Type, ev.Kind = event.Status, event.Board
-		r = status(&ev, payload)
+		r = d.boardStatus(&ev, payload)
 	}
 	return ev, kind, r
 }
@@ -187,6 +187,67 @@ func status(ev *event.Event, payload []byte) event.Reason {
 		return event.BadValue
 	}
 	return event.OK
+}
+
+// Bounds of a board's health readings (README, "MQTT contract").
+const (
+	minBattery, maxBattery = 0, 100
+	minRSSI, maxRSSI       = -150, 0
+)
+
+// boardStatus reads a board's status: online or offline as text, or a JSON
+// object {"status":"online","battery":87,"rssi":-67} for a board that
+// reports its health with it.
+func (d *Decoder) boardStatus(ev *event.Event, payload []byte) event.Reason {
+	p := bytes.TrimSpace(payload)
+	if len(p) == 0 || p[0] != '{' {
+		return status(ev, payload)
+	}
+	v, err := d.p.ParseBytes(p)
+	if err != nil {
+		return event.BadJSON
+	}
+	o, err := v.Object()
+	if err != nil {
+		return event.BadType
+	}
+	st := o.Get("status")
+	if st == nil {
+		return event.BadValue
+	}
+	if st.Type() != fastjson.TypeString {
+		return event.BadType
+	}
+	sb, _ := st.StringBytes()
+	if r := status(ev, sb); r != event.OK {
+		return r
+	}
+	return health(ev, o)
+}
+
+// health reads the optional battery and rssi of a board's payload: a
+// number in range, or null for none.
+func health(ev *event.Event, o *fastjson.Object) event.Reason {
+	var r event.Reason
+	if ev.Battery, ev.HasBattery, r = bounded(o.Get("battery"), minBattery, maxBattery); r != event.OK {
+		return r
+	}
+	ev.RSSI, ev.HasRSSI, r = bounded(o.Get("rssi"), minRSSI, maxRSSI)
+	return r
+}
+
+func bounded(v *fastjson.Value, lo, hi float64) (float64, bool, event.Reason) {
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return 0, false, event.OK
+	}
+	if v.Type() != fastjson.TypeNumber {
+		return 0, false, event.BadType
+	}
+	f, err := v.Float64()
+	if err != nil || math.IsNaN(f) || f < lo || f > hi {
+		return 0, false, event.BadValue
+	}
+	return f, true, event.OK
 }
 
 func (d *Decoder) motion(ev *event.Event, payload []byte) event.Reason {
@@ -289,6 +350,9 @@ func (d *Decoder) qrTotal(ev *event.Event, payload []byte) event.Reason {
 		default:
 			return event.BadType
 		}
+	}
+	if r := health(ev, o); r != event.OK {
+		return r
 	}
 	return d.ts(ev, o.Get("ts"))
 }

@@ -70,6 +70,17 @@ func TestDecodeAccepts(t *testing.T) {
 		{"qr no boot", "village/s/qr/b/scans", `{"total":0}`, func(e event.Event) bool { return e.Total == 0 && e.BootBytes == nil && !e.HasTS }},
 		{"qr numeric boot", "village/s/qr/b/scans", `{"total":5,"boot":42}`, func(e event.Event) bool { return string(e.BootBytes) == "42" }},
 		{"qr 1970 clock", "village/s/qr/b/scans", `{"total":5,"ts":1000}`, func(e event.Event) bool { return !e.HasTS && e.Time.Equal(now) }},
+		{"board health in status", "village/s/qr/b/status", `{"status":"online","battery":87.5,"rssi":-67}`, func(e event.Event) bool {
+			return e.Type == event.Status && e.Online && e.HasBattery && e.Battery == 87.5 && e.HasRSSI && e.RSSI == -67
+		}},
+		{"board health bounds", "village/s/qr/b/status", ` {"status":"offline","battery":0,"rssi":-150} `, func(e event.Event) bool {
+			return !e.Online && e.HasBattery && e.Battery == 0 && e.HasRSSI && e.RSSI == -150
+		}},
+		{"board health null", "village/s/qr/b/status", `{"status":"online","battery":null}`, func(e event.Event) bool { return e.Online && !e.HasBattery && !e.HasRSSI }},
+		{"board health in scans", "village/s/qr/b/scans", `{"total":3,"battery":100,"rssi":0}`, func(e event.Event) bool {
+			return e.Total == 3 && e.HasBattery && e.Battery == 100 && e.HasRSSI && e.RSSI == 0
+		}},
+		{"qr without health", "village/s/qr/b/scans", `{"total":3}`, func(e event.Event) bool { return !e.HasBattery && !e.HasRSSI }},
 		{"qr ts within 24h", "village/s/qr/b/scans", `{"total":5,"ts":"2026-11-28T07:00:00Z"}`, func(e event.Event) bool { return e.HasTS }},
 	}
 	for _, c := range cases {
@@ -112,6 +123,17 @@ func TestDecodeRejects(t *testing.T) {
 		{"zone number", "village/s/camera/c/motion", `{"active":true,"zone":7}`, event.BadType},
 		{"motion word", "village/s/camera/c/motion", "MAYBE", event.BadValue},
 		{"status word", "village/s/camera/c/status", "up", event.BadValue},
+		{"camera status json", "village/s/camera/c/status", `{"status":"online"}`, event.BadValue},
+		{"board status json word", "village/s/qr/b/status", `{"status":"up"}`, event.BadValue},
+		{"board status json missing", "village/s/qr/b/status", `{"battery":50}`, event.BadValue},
+		{"board status json number", "village/s/qr/b/status", `{"status":1}`, event.BadType},
+		{"board status bad json", "village/s/qr/b/status", `{"status":"online"`, event.BadJSON},
+		{"battery over 100", "village/s/qr/b/status", `{"status":"online","battery":101}`, event.BadValue},
+		{"battery negative", "village/s/qr/b/scans", `{"total":1,"battery":-1}`, event.BadValue},
+		{"battery string", "village/s/qr/b/scans", `{"total":1,"battery":"87%"}`, event.BadType},
+		{"rssi positive", "village/s/qr/b/status", `{"status":"online","rssi":3}`, event.BadValue},
+		{"rssi too low", "village/s/qr/b/scans", `{"total":1,"rssi":-151}`, event.BadValue},
+		{"rssi bool", "village/s/qr/b/status", `{"status":"online","rssi":true}`, event.BadType},
 		{"bad id", "village/s/camera/UPPER/motion", "ON", event.BadID},
 		{"bad topic", "village/s/door/c/motion", "ON", event.BadTopic},
 	}

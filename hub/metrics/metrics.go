@@ -28,8 +28,6 @@ type Config struct {
 	State  *state.State
 	Queue  *ingest.Queue
 	Broker Broker
-	// MaxAutoCameras and MaxAutoBoards are the auto-registration caps.
-	MaxAutoCameras, MaxAutoBoards int
 	// Latency is the processing latency histogram (NewLatency), observed
 	// by the state pipeline.
 	Latency prometheus.Histogram
@@ -111,6 +109,10 @@ var (
 		"Visits to a board's printed-code link by link previewers, crawlers, HEAD and prefetch requests: not counted as scans.", []string{"site", "board"}, nil)
 	descQRLimited = prometheus.NewDesc("villagehub_qr_rate_limited_visits_total",
 		"Visits to a board's printed-code link from a client over the rate limit: redirected, not counted as scans.", []string{"site", "board"}, nil)
+	descBattery = prometheus.NewDesc("villagehub_board_battery_percent",
+		"The battery level a QR board last reported (percent); absent for boards that never sent one.", []string{"site", "board"}, nil)
+	descRSSI = prometheus.NewDesc("villagehub_board_rssi_dbm",
+		"The signal strength a QR board last reported (dBm, nearer 0 is stronger); absent for boards that never sent one.", []string{"site", "board"}, nil)
 	descQROrphans = prometheus.NewDesc("villagehub_qr_orphan_visits_total",
 		"Visits to /q/<board> for boards the hub does not know.", nil, nil)
 	descQRDropped = prometheus.NewDesc("villagehub_qr_scans_dropped_total",
@@ -208,7 +210,7 @@ func collectProbe(ch chan<- prometheus.Metric, site, id string, p *state.Probe) 
 
 func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMotionEvents, descMotionActive, descOnline, descQRScans, descQRScansSource,
-		descQRUnique, descQRBots, descQRLimited, descQROrphans, descQRDropped,
+		descQRUnique, descQRBots, descQRLimited, descBattery, descRSSI, descQROrphans, descQRDropped,
 		descMessages, descRejected, descQueueLen, descQueueCap, descQueueWaits, descQueueOver,
 		descUp, descFPS, descBitrate, descFailures, descStreamInfo, descTTFF, descKeyint, descLastOK, descQuality, descOutbox,
 		descCommits, descCommitErrs, descLastCommit, descDevices, descAutoCap, descBroker, descBuild,
@@ -257,6 +259,12 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 		if s.Online >= 0 {
 			ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, float64(s.Online), s.Site, "board", s.ID)
 		}
+		if !s.BatteryAt.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descBattery, prometheus.GaugeValue, s.Battery, s.Site, s.ID)
+		}
+		if !s.RSSIAt.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descRSSI, prometheus.GaugeValue, s.RSSI, s.Site, s.ID)
+		}
 	})
 	for _, in := range st.Inputs() {
 		if in.Status != "unknown" {
@@ -288,12 +296,14 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	if !cn.LastCommit.IsZero() {
 		ch <- prometheus.MustNewConstMetric(descLastCommit, prometheus.GaugeValue, float64(cn.LastCommit.UnixNano())/1e9)
 	}
-	ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(cn.Cameras-cn.AutoCams), "camera", "configured")
-	ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(cn.AutoCams), "camera", "auto")
-	ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(cn.Boards-cn.AutoBoards), "board", "configured")
-	ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(cn.AutoBoards), "board", "auto")
-	ch <- prometheus.MustNewConstMetric(descAutoCap, prometheus.GaugeValue, float64(c.cfg.MaxAutoCameras), "camera")
-	ch <- prometheus.MustNewConstMetric(descAutoCap, prometheus.GaugeValue, float64(c.cfg.MaxAutoBoards), "board")
+	// Every device kind, from the state's tables: a new kind is counted
+	// here without a line of its own.
+	for _, k := range event.Kinds() {
+		d := cn.Devices[k]
+		ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(d.Total-d.Auto), k.String(), "configured")
+		ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(d.Auto), k.String(), "auto")
+		ch <- prometheus.MustNewConstMetric(descAutoCap, prometheus.GaugeValue, float64(d.Limit), k.String())
+	}
 	if c.cfg.Broker != nil {
 		ch <- prometheus.MustNewConstMetric(descBroker, prometheus.GaugeValue, b2f(c.cfg.Broker.Connected()))
 	}

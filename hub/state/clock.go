@@ -122,11 +122,10 @@ func (c *hubClock) trust(t time.Time) time.Time {
 // device's ts may be up to a day ahead (MaxFuture) and must not move the
 // hub's clock.
 func (s *State) raiseFloorFromDevices() {
-	for _, c := range s.cameras {
-		s.clk.raiseFloor(c.LastSeen)
-	}
-	for _, b := range s.boards {
-		s.clk.raiseFloor(b.LastSeen)
+	for _, t := range s.tables {
+		if t != nil {
+			t.eachLastSeen(s.clk.raiseFloor)
+		}
 	}
 }
 

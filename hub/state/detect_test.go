@@ -59,7 +59,7 @@ func TestDetectionsOncePerID(t *testing.T) {
 
 func (s *State) camMust(t *testing.T) *Camera {
 	t.Helper()
-	c := s.cameras[devKey{"s1", "gate"}]
+	c := s.cameras().m[devKey{"s1", "gate"}]
 	if c == nil {
 		t.Fatal("no camera")
 	}

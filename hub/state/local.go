@@ -131,7 +131,7 @@ func (s *State) applyProbe(r *probe.Result) {
 			s.event(EventRecord{Time: at, Type: typ, Kind: event.Camera.String(), Site: c.Site, Device: c.ID, Reason: r.Reason}, 0)
 		}
 		p.Up, p.Since = up, at
-		s.dirtyCams[c] = struct{}{}
+		s.cameras().markDirty(c)
 	}
 	p.LastProbe, p.Reason, p.Detail, p.Mode = at, r.Reason, r.Detail, string(r.Mode)
 	p.Duration, p.Grade, p.Isolated = r.Duration, r.Grade, r.Isolated
@@ -170,8 +170,8 @@ func (s *State) applyScan(sc *scan.Scan) {
 		s.orphans++
 		return
 	}
-	b := s.boards[devKey{sc.Site, sc.Board}]
-	if b == nil {
+	b, ok := s.boards().get(sc.Site, sc.Board)
+	if !ok {
 		s.orphans++ // removed from the config since the request
 		return
 	}
@@ -212,12 +212,12 @@ func (s *State) applyScan(sc *scan.Scan) {
 	default:
 		return
 	}
-	s.dirtyBrds[b] = struct{}{}
+	s.boards().markDirty(b)
 	s.batch.Scans = append(s.batch.Scans, rec)
 }
 
-// devices is a new list of configured devices (a config reload).
-type devices struct {
+// deviceList is a new list of configured devices (a config reload).
+type deviceList struct {
 	sites   []Site
 	cameras []CameraInfo
 	boards  []BoardInfo
@@ -229,7 +229,7 @@ type devices struct {
 // devices now in the config become configured.
 func (s *State) SetDevices(ctx context.Context, sites []Site, cameras []CameraInfo, boards []BoardInfo) error {
 	done := make(chan struct{}, 1)
-	d := &devices{sites, cameras, boards}
+	d := &deviceList{sites, cameras, boards}
 	call := func() { s.applyDevices(d) }
 	if err := s.cfg.Queue.Push(ctx, ingest.Message{Local: &ingest.Local{Call: call}, Received: s.now(), Done: done}, true); err != nil {
 		return err
@@ -242,15 +242,17 @@ func (s *State) SetDevices(ctx context.Context, sites []Site, cameras []CameraIn
 	}
 }
 
-func (s *State) applyDevices(d *devices) {
+func (s *State) applyDevices(d *deviceList) {
 	s.sites = map[string]Site{}
 	for _, st := range d.sites {
 		s.sites[st.ID] = st
 	}
-	reconcile(s.cameras, d.cameras, &s.autoCams, s.dirtyCams, func(i CameraInfo) devKey { return devKey{i.Site, i.ID} },
+	cams, brds := s.cameras(), s.boards()
+	reconcile(cams.m, d.cameras, &cams.auto, cams.dirty, func(i CameraInfo) devKey { return devKey{i.Site, i.ID} },
 		func(k devKey, i CameraInfo) *Camera { return newCamera(k.site, k.id, i) })
-	reconcile(s.boards, d.boards, &s.autoBoards, s.dirtyBrds, func(i BoardInfo) devKey { return devKey{i.Site, i.ID} },
+	reconcile(brds.m, d.boards, &brds.auto, brds.dirty, func(i BoardInfo) devKey { return devKey{i.Site, i.ID} },
 		func(k devKey, i BoardInfo) *Board { return newBoard(k.site, k.id, i) })
+	s.liftConfigured()
 }
 
 // configurable is a camera or a board as a config reload sees it.
@@ -284,36 +286,4 @@ func reconcile[D configurable[I], I any](devs map[devKey]D, list []I, auto *int,
 		d.configure(info, true)
 		devs[k] = d
 	}
-}
-
-func (c *Camera) configure(info CameraInfo, ok bool) int {
-	switch {
-	case ok:
-		c.info = info
-		if !c.Configured {
-			c.Configured, c.Auto = true, false
-			return -1
-		}
-	case c.Configured:
-		c.Configured, c.Auto = false, true
-		c.info = CameraInfo{ID: c.ID, Site: c.Site}
-		return 1
-	}
-	return 0
-}
-
-func (b *Board) configure(info BoardInfo, ok bool) int {
-	switch {
-	case ok:
-		b.info = info
-		if !b.Configured {
-			b.Configured, b.Auto = true, false
-			return -1
-		}
-	case b.Configured:
-		b.Configured, b.Auto = false, true
-		b.info = BoardInfo{ID: b.ID, Site: b.Site}
-		return 1
-	}
-	return 0
 }

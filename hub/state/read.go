@@ -8,57 +8,6 @@ import (
 	"villagehub/hub/event"
 )
 
-// Cameras returns a copy of every camera's state, sorted by site and ID.
-func (s *State) Cameras() []CameraView {
-	s.mu.RLock()
-	out := make([]CameraView, 0, len(s.cameras))
-	for _, c := range s.cameras {
-		v := c.view()
-		v.MotionUnknown = s.sourceDown(c)
-		out = append(out, v)
-	}
-	s.mu.RUnlock()
-	slices.SortFunc(out, func(a, b CameraView) int {
-		return cmp.Or(cmp.Compare(a.Site, b.Site), cmp.Compare(a.ID, b.ID))
-	})
-	return out
-}
-
-// Boards returns a copy of every board's state, sorted by site and ID.
-func (s *State) Boards() []BoardView {
-	today := dayNumber(s.now(), s.loc)
-	s.mu.RLock()
-	out := make([]BoardView, 0, len(s.boards))
-	for _, b := range s.boards {
-		out = append(out, b.view(today))
-	}
-	s.mu.RUnlock()
-	slices.SortFunc(out, func(a, b BoardView) int {
-		return cmp.Or(cmp.Compare(a.Site, b.Site), cmp.Compare(a.ID, b.ID))
-	})
-	return out
-}
-
-// Board returns one board's state. An empty site finds the board with that
-// ID in any site (the first by site order when several share it).
-func (s *State) Board(site, id string) (BoardView, bool) {
-	today := dayNumber(s.now(), s.loc)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	b := s.boards[devKey{site, id}]
-	if site == "" {
-		for k, x := range s.boards {
-			if k.id == id && (b == nil || k.site < b.Site) {
-				b = x
-			}
-		}
-	}
-	if b == nil {
-		return BoardView{}, false
-	}
-	return b.view(today), true
-}
-
 // Sites returns the configured sites.
 func (s *State) Sites() []Site {
 	s.mu.RLock()
@@ -69,53 +18,6 @@ func (s *State) Sites() []Site {
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Site) int { return cmp.Compare(a.ID, b.ID) })
 	return out
-}
-
-// CameraSample and BoardSample are the few numbers the metrics collector
-// reads per device, without building full views.
-type CameraSample struct {
-	Site, ID     string
-	Online       int8
-	StatusSince  time.Time
-	MotionActive bool
-	MotionEvents uint64
-	// Probe is the stream health; nil (or Up -1) until the first probe.
-	Probe *Probe
-	// MotionUnknown: the input the camera's motion comes from is offline.
-	MotionUnknown bool
-	// Detections by label (sorted), and the input's processing figures
-	// (nil until reported).
-	Detections []LabelCount
-	Stats      *CameraStats
-}
-
-type BoardSample struct {
-	Site, ID                         string
-	Online                           int8
-	LastReport, LastSeen             time.Time
-	ScansMQTT, ScansPrnt             uint64
-	PrintedUnique, Bots, RateLimited uint64
-}
-
-// EachCamera calls fn for every camera under a read lock. fn must not call
-// back into the State nor keep the sample's pointers and slices.
-func (s *State) EachCamera(fn func(CameraSample)) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, c := range s.cameras {
-		fn(CameraSample{Site: c.Site, ID: c.ID, Online: c.Online, StatusSince: c.StatusSince, MotionActive: c.MotionActive, MotionEvents: c.MotionEvents, Probe: c.probe,
-			MotionUnknown: s.sourceDown(c), Detections: c.Dets.Labels, Stats: c.stats})
-	}
-}
-
-// EachBoard calls fn for every board under a read lock.
-func (s *State) EachBoard(fn func(BoardSample)) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, b := range s.boards {
-		fn(BoardSample{Site: b.Site, ID: b.ID, Online: b.Online, LastReport: b.LastReport, LastSeen: b.LastSeen, ScansMQTT: b.ScansMQTT, ScansPrnt: b.ScansPrinted,
-			PrintedUnique: b.PrintedUnique, Bots: b.Bots, RateLimited: b.RateLimited})
-	}
 }
 
 // Counters are the ingest counters.
@@ -132,22 +34,32 @@ type Counters struct {
 	// scans lost because the pipeline was full.
 	Orphans      uint64
 	ScansDropped uint64
-	AutoCams     int
-	AutoBoards   int
-	Cameras      int
-	Boards       int
+	// Devices are the devices known, by kind; Cameras, Boards and the
+	// Auto counts repeat those of the two first kinds.
+	Devices    [event.NumKinds]DeviceCount
+	AutoCams   int
+	AutoBoards int
+	Cameras    int
+	Boards     int
 }
 
 // Counters returns a copy of the ingest counters.
 func (s *State) Counters() Counters {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return Counters{
+	c := Counters{
 		Messages: s.msgs, Rejected: s.rejected,
 		Commits: s.commits, CommitErrs: s.commitErrs, LastCommit: s.lastCommit, StoreErr: s.storeErr,
 		Orphans: s.orphans, ScansDropped: s.dropped.Load(),
-		AutoCams: s.autoCams, AutoBoards: s.autoBoards, Cameras: len(s.cameras), Boards: len(s.boards),
 	}
+	for k, t := range s.tables {
+		if t != nil {
+			c.Devices[k] = t.counts()
+		}
+	}
+	cams, brds := c.Devices[event.Camera], c.Devices[event.Board]
+	c.Cameras, c.AutoCams, c.Boards, c.AutoBoards = cams.Total, cams.Auto, brds.Total, brds.Auto
+	return c
 }
 
 // Results lists the message results, for metrics.
@@ -157,3 +69,20 @@ func Results() []Result { return []Result{Accepted, Rejected, Duplicate} }
 // after every applied batch, for readers that react to changes rather than
 // poll: the alert engine, the dashboard.
 func (s *State) Changed() <-chan struct{} { return s.changed }
+
+func statusText(online int8) string {
+	switch online {
+	case 1:
+		return "online"
+	case 0:
+		return "offline"
+	}
+	return "unknown"
+}
+
+func tp(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}

@@ -57,6 +57,8 @@ func expected(kind event.MsgKind, r event.Reason) string {
 		return "ts must not be in the future (check the device's clock)"
 	case event.BadTS:
 		return "ts must be RFC 3339 text or unix milliseconds"
+	case event.RejectedDevice:
+		return "an administrator rejected this device: add it to the config to accept it"
 	case event.CapReached:
 		return "too many auto-registered devices: add this one to the config"
 	case event.NegativeTotal:
@@ -70,7 +72,7 @@ func expected(kind event.MsgKind, r event.Reason) string {
 		case event.BadType:
 			return "total must be a non-negative integer, boot a string or number, the payload a JSON object"
 		case event.BadValue:
-			return "total is required; boot at most 64 bytes"
+			return "total is required; boot at most 64 bytes; battery 0-100, rssi -150..0"
 		}
 	case event.KindMotion:
 		switch r {
@@ -79,8 +81,10 @@ func expected(kind event.MsgKind, r event.Reason) string {
 		case event.BadType:
 			return "active must be true or false, zone a string, score a number"
 		}
-	case event.KindCameraStatus, event.KindBoardStatus:
+	case event.KindCameraStatus:
 		return "payload must be online or offline"
+	case event.KindBoardStatus:
+		return `payload must be online, offline or JSON like {"status":"online","battery":87,"rssi":-67} (battery 0-100, rssi -150..0)`
 	}
 	return "see the payload formats in README's topic table"
 }

@@ -33,7 +33,7 @@ func TestRejectLogEachMistakeOnceAMinute(t *testing.T) {
 	want := []string{
 		`reason=bad_type expected="total must be a non-negative integer, boot a string or number, the payload a JSON object" bytes=14`,
 		`reason=bad_json expected="payload must be JSON like {\"total\":5,\"boot\":\"b1\"}" bytes=9`,
-		`reason=bad_value expected="total is required; boot at most 64 bytes" bytes=12`,
+		`reason=bad_value expected="total is required; boot at most 64 bytes; battery 0-100, rssi -150..0" bytes=12`,
 		`reason=negative_total expected="total must be a non-negative integer" bytes=12`,
 		`reason=bad_type expected="total must be a non-negative integer, boot a string or number, the payload a JSON object" bytes=13`,
 	}

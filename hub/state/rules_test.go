@@ -284,7 +284,7 @@ func TestAutoRegistrationCap(t *testing.T) {
 	// A camera taken out of the config keeps its history and counts as
 	// auto-registered; one put into it stops counting.
 	s.mu.Lock()
-	s.applyDevices(&devices{sites: []Site{{ID: "s1"}}, cameras: []CameraInfo{{ID: "a", Site: "s1"}}})
+	s.applyDevices(&deviceList{sites: []Site{{ID: "s1"}}, cameras: []CameraInfo{{ID: "a", Site: "s1"}}})
 	s.mu.Unlock()
 	if c := s.Counters(); c.AutoCams != 2 || !camera(t, s, "a").Configured || camera(t, s, "gate").Configured || camera(t, s, "gate").MotionEvents != 1 {
 		t.Fatalf("after the reload: auto %d, a configured %v, gate configured %v", c.AutoCams, camera(t, s, "a").Configured, camera(t, s, "gate").Configured)
@@ -314,5 +314,32 @@ func TestKindTablesSizeTheCounters(t *testing.T) {
 		if got, ok := event.KindByStoreKey(k.Info().StoreKey); !ok || got != k {
 			t.Errorf("store key of %v does not find it", k)
 		}
+	}
+}
+
+// TestBoardHealth: a board's battery and signal, from its status or its
+// reports, are kept with the time of the message; out of range is
+// rejected and changes nothing; an older reading (a redelivered report)
+// does not replace a newer one; a board that never sent them has none.
+func TestBoardHealth(t *testing.T) {
+	s := newRulesState(t, Config{})
+	play(t, s, []step{
+		{topic: bstat, payload: `{"status":"online","battery":87,"rssi":-67}`, at: 1, want: "accepted"},
+		{topic: bstat, payload: `{"status":"online","battery":101}`, at: 2, want: "bad_value"},
+		{topic: bstat, payload: `{"status":"online","rssi":-151}`, at: 2, want: "bad_value"},
+		{topic: bstat, payload: `{"status":"online","rssi":"-60"}`, at: 2, want: "bad_type"},
+		{topic: scans, payload: `{"total":4,"boot":"a","battery":80,"ts":` + fmt.Sprint(ms(5)) + `}`, at: 5, want: "accepted"},
+		{topic: scans, payload: `{"total":3,"boot":"a","battery":90,"ts":` + fmt.Sprint(ms(4)) + `}`, at: 6, want: "duplicate"},
+		{topic: "village/s1/qr/quiet/status", payload: "online", at: 7, want: "accepted"},
+	})
+	b, _ := s.Board("s1", "b1")
+	if b.Battery == nil || *b.Battery != 80 || !b.BatteryAt.Equal(t1.Add(5*time.Second)) {
+		t.Errorf("battery %v at %v, want 80 at +5s", b.Battery, b.BatteryAt)
+	}
+	if b.RSSI == nil || *b.RSSI != -67 || !b.RSSIAt.Equal(t1.Add(time.Second)) {
+		t.Errorf("rssi %v at %v, want -67 at +1s", b.RSSI, b.RSSIAt)
+	}
+	if b, _ := s.Board("s1", "quiet"); b.Battery != nil || b.RSSI != nil || b.BatteryAt != nil {
+		t.Errorf("a board that sent no health has %v %v", b.Battery, b.RSSI)
 	}
 }

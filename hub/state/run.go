@@ -71,18 +71,11 @@ func (s *State) Run(ctx context.Context) error {
 func (s *State) collectDirty() {
 	// All records of a batch share one buffer, reused from batch to batch.
 	buf := s.batch.arena[:0]
-	for c := range s.dirtyCams {
-		start := len(buf)
-		buf = c.appendTo(buf)
-		s.batch.Devices = append(s.batch.Devices, DeviceRecord{Key: c.key, Value: buf[start:len(buf):len(buf)]})
+	for _, t := range s.tables {
+		if t != nil {
+			buf, s.batch.Devices = t.collect(buf, s.batch.Devices)
+		}
 	}
-	clear(s.dirtyCams)
-	for b := range s.dirtyBrds {
-		start := len(buf)
-		buf = b.appendTo(buf)
-		s.batch.Devices = append(s.batch.Devices, DeviceRecord{Key: b.key, Value: buf[start:len(buf):len(buf)]})
-	}
-	clear(s.dirtyBrds)
 	// Records written before the buffer last grew point into its older
 	// array, which stays valid until they are dropped.
 	s.batch.arena = buf

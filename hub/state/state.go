@@ -52,7 +52,7 @@ type Config struct {
 	Cameras []CameraInfo
 	Boards  []BoardInfo
 	// MaxAutoCameras and MaxAutoBoards cap how many devices not in the
-	// config are auto-registered (default 10,000 each).
+	// config are auto-registered (DefaultMaxAuto each if zero: kinds.go).
 	MaxAutoCameras int
 	MaxAutoBoards  int
 	// Location is the village's time zone, for "today" (Asia/Ho_Chi_Minh
@@ -116,12 +116,10 @@ type State struct {
 	cur     *ingest.Message // the message being applied (nil: the hub's own traffic)
 	rejects *rejectLog
 
-	mu         sync.RWMutex
-	sites      map[string]Site
-	cameras    map[devKey]*Camera
-	boards     map[devKey]*Board
-	autoCams   int
-	autoBoards int
+	mu    sync.RWMutex
+	sites map[string]Site
+	// tables holds each device kind's devices (kinds.go).
+	tables     [event.NumKinds]kindTable
 	msgs       [event.NumMsgKinds][NumResults]uint64
 	rejected   [event.NumMsgKinds][event.NumReasons]uint64
 	commits    uint64
@@ -132,15 +130,15 @@ type State struct {
 	storeErr   error
 
 	// Only the Run goroutine touches these.
-	batch     Batch
-	dirtyCams map[*Camera]struct{}
-	dirtyBrds map[*Board]struct{}
+	batch Batch
 
 	changed   chan struct{}
 	killAfter int // test failpoint (run.go)
 	deliv     *deliveryLog
 	lastTS    map[seriesKey]int64 // InfluxDB series -> last timestamp used
 	sources   map[string]*inputState
+	// rejectedDevs are the devices an administrator rejected (forget.go).
+	rejectedDevs map[rejectKey]struct{}
 
 	qrBounds qrBounds
 }
@@ -164,12 +162,6 @@ func (r Result) String() string {
 func New(cfg Config) (*State, error) {
 	if cfg.Queue == nil || cfg.Store == nil {
 		return nil, errors.New("state: Queue and Store are required")
-	}
-	if cfg.MaxAutoCameras <= 0 {
-		cfg.MaxAutoCameras = 10000
-	}
-	if cfg.MaxAutoBoards <= 0 {
-		cfg.MaxAutoBoards = 10000
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 2048
@@ -198,33 +190,36 @@ func New(cfg Config) (*State, error) {
 		}
 	}
 	s := &State{
-		qrBounds:  qrBounds{perReport: cfg.MaxQRPerReport, perHour: cfg.MaxQRPerHour, maxPast: cfg.MaxPast},
-		cfg:       cfg,
-		log:       cfg.Logger,
-		now:       cfg.Now,
-		loc:       loc,
-		inputs:    cfg.Inputs,
-		rejects:   newRejectLog(time.Minute, 4096),
-		sites:     map[string]Site{},
-		cameras:   map[devKey]*Camera{},
-		boards:    map[devKey]*Board{},
-		dirtyCams: map[*Camera]struct{}{},
-		dirtyBrds: map[*Board]struct{}{},
-		changed:   make(chan struct{}, 1),
-		lastTS:    map[seriesKey]int64{},
-		sources:   map[string]*inputState{},
-		killAfter: failpointFromEnv(),
-		deliv:     newDeliveryLog(),
+		qrBounds:     qrBounds{perReport: cfg.MaxQRPerReport, perHour: cfg.MaxQRPerHour, maxPast: cfg.MaxPast},
+		cfg:          cfg,
+		log:          cfg.Logger,
+		now:          cfg.Now,
+		loc:          loc,
+		inputs:       cfg.Inputs,
+		rejects:      newRejectLog(time.Minute, 4096),
+		sites:        map[string]Site{},
+		changed:      make(chan struct{}, 1),
+		lastTS:       map[seriesKey]int64{},
+		sources:      map[string]*inputState{},
+		rejectedDevs: map[rejectKey]struct{}{},
+		killAfter:    failpointFromEnv(),
+		deliv:        newDeliveryLog(),
+	}
+	for k, mk := range kindTables {
+		if mk != nil {
+			s.tables[k] = mk(&cfg)
+		}
 	}
 	if len(s.inputs) == 0 {
 		s.inputs = []Decoder{ingest.NewDecoder(cfg.Decoder)}
 	}
 	// The configured devices first; the store then adds what it remembers
 	// (history of configured devices, and auto-registered ones).
-	s.applyDevices(&devices{cfg.Sites, cfg.Cameras, cfg.Boards})
+	s.applyDevices(&deviceList{cfg.Sites, cfg.Cameras, cfg.Boards})
 	if err := cfg.Store.LoadDevices(s.loadDevice); err != nil {
 		return nil, fmt.Errorf("state: loading devices from the store: %w", err)
 	}
+	s.settleRejected()
 	// The hub's clock (clock.go): floored at what the store remembers.
 	mono := cfg.Mono
 	if mono == nil && systemClock {
@@ -258,6 +253,9 @@ func (s *State) loadDevice(key string, value []byte) error {
 		}
 		return nil
 	}
+	if strings.HasPrefix(key, rejectKeyPrefix) {
+		return s.loadRejected(key, value)
+	}
 	if len(key) < 2 || key[1] != '/' {
 		return fmt.Errorf("bad device key %q", key)
 	}
@@ -265,41 +263,12 @@ func (s *State) loadDevice(key string, value []byte) error {
 	if !ok {
 		return fmt.Errorf("bad device key %q", key)
 	}
-	k := devKey{site, id}
-	kind, _ := event.KindByStoreKey(key[0])
-	switch kind {
-	case event.Camera:
-		c := s.cameras[k]
-		if c == nil {
-			c = newCamera(site, id, CameraInfo{ID: id, Site: site})
-		}
-		if err := c.decode(value); err != nil {
-			return fmt.Errorf("decoding camera %s: %w", key, err)
-		}
-		if !c.Configured {
-			if !c.Auto {
-				// Was configured, is no more: keep its history but count
-				// it against the cap like any other unconfigured device.
-				c.Auto = true
-			}
-			s.autoCams++
-		}
-		s.cameras[k] = c
-	case event.Board:
-		b := s.boards[k]
-		if b == nil {
-			b = newBoard(site, id, BoardInfo{ID: id, Site: site})
-		}
-		if err := b.boardPersisted.decode(value); err != nil {
-			return fmt.Errorf("decoding board %s: %w", key, err)
-		}
-		if !b.Configured {
-			b.Auto = true
-			s.autoBoards++
-		}
-		s.boards[k] = b
-	default:
+	kind, ok := event.KindByStoreKey(key[0])
+	if !ok || s.tables[kind] == nil {
 		return fmt.Errorf("bad device key %q", key)
+	}
+	if err := s.tables[kind].load(site, id, value); err != nil {
+		return fmt.Errorf("decoding %s %s: %w", kind, key, err)
 	}
 	return nil
 }

@@ -11,8 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"villagehub/hub/event"
 	"villagehub/hub/qrcode"
 	"villagehub/hub/report"
+	"villagehub/hub/state"
 	"villagehub/hub/web"
 )
 
@@ -334,37 +336,23 @@ func (u *UI) rejectDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kind, site, id := r.PathValue("kind"), r.PathValue("site"), r.PathValue("id")
-	configured, found := false, false
-	switch kind {
-	case "camera":
-		for _, c := range u.cfg.Source.Cameras() {
-			if c.Site == site && c.ID == id {
-				found, configured = true, c.Configured
-			}
-		}
-	case "board":
-		for _, b := range u.cfg.Source.Boards() {
-			if b.Site == site && b.ID == id {
-				found, configured = true, b.Configured
-			}
-		}
-	default:
+	if _, ok := event.KindByName(kind); !ok {
 		writeJSONError(w, http.StatusBadRequest, "Loại thiết bị phải là camera hoặc board (kind must be camera or board, not "+kind+")")
 		return
 	}
-	switch {
-	case !found:
+	// The state decides (one owner of device state) and logs the
+	// rejection; here it is only answered.
+	switch err := f.Forget(kind, site, id); {
+	case errors.Is(err, state.ErrUnknownDevice):
 		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("Không có thiết bị %s/%s (no %s %s/%s)", site, id, kind, site, id))
 		return
-	case configured:
+	case errors.Is(err, state.ErrConfigured):
 		writeJSONError(w, http.StatusConflict, fmt.Sprintf("%s/%s có trong tệp cấu hình, không phải thiết bị tự đăng ký; chỉ từ chối được thiết bị chưa duyệt (%s %s/%s is configured; only self-registered devices can be rejected)", site, id, kind, site, id))
 		return
-	}
-	if err := f.Forget(kind, site, id); err != nil {
+	case err != nil:
 		writeJSONError(w, http.StatusUnprocessableEntity, "Hub không quên được thiết bị này (could not forget the device): "+err.Error())
 		return
 	}
-	u.log.Info("self-registered device rejected from the dashboard", "kind", kind, "site", site, "id", id)
 	writeJSON(w, http.StatusOK, map[string]string{"status": "rejected"})
 }
 

@@ -18,7 +18,9 @@ import (
 )
 
 // forgetSource is a Source that can forget devices as hub/state's Forget
-// does: the device leaves Cameras()/Boards(). A device whose ID is "loi"
+// does: the device leaves Cameras()/Boards(); a configured device is
+// refused with state.ErrConfigured, an unknown one with
+// state.ErrUnknownDevice. A device whose ID is "loi"
 // cannot be forgotten (the store failed, say), to show the refusal.
 type forgetSource struct {
 	source
@@ -33,29 +35,34 @@ func (s *forgetSource) Forget(kind, site, id string) error {
 	if id == "loi" {
 		return errors.New("store unavailable")
 	}
-	found := false
+	found, configured := false, false
 	s.edit(func(s *source) {
 		switch kind {
 		case "camera":
 			for i, c := range s.cams {
 				if c.Site == site && c.ID == id {
-					s.cams = append(s.cams[:i], s.cams[i+1:]...)
-					found = true
+					if found, configured = true, c.Configured; !configured {
+						s.cams = append(s.cams[:i], s.cams[i+1:]...)
+					}
 					break
 				}
 			}
 		case "board":
 			for i, b := range s.boards {
 				if b.Site == site && b.ID == id {
-					s.boards = append(s.boards[:i], s.boards[i+1:]...)
-					found = true
+					if found, configured = true, b.Configured; !configured {
+						s.boards = append(s.boards[:i], s.boards[i+1:]...)
+					}
 					break
 				}
 			}
 		}
 	})
-	if !found {
-		return fmt.Errorf("unknown %s %s/%s", kind, site, id)
+	switch {
+	case !found:
+		return fmt.Errorf("%s %s/%s: %w", kind, site, id, state.ErrUnknownDevice)
+	case configured:
+		return fmt.Errorf("%s %s/%s: %w", kind, site, id, state.ErrConfigured)
 	}
 	return nil
 }

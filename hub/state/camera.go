@@ -1,18 +1,41 @@
 package state
 
 import (
+	"cmp"
+	"slices"
+	"strings"
 	"time"
 
 	"villagehub/hub/event"
 )
 
+// The camera kind: its state, view and rules (its codec is in codec.go,
+// its RTSP health in local.go, its detections in detect.go).
+
+func init() {
+	registerKind(kindSpec[*Camera]{
+		kind: event.Camera,
+		blank: func(site, id string) *Camera {
+			return newCamera(site, id, CameraInfo{ID: id, Site: site})
+		},
+		apply: func(s *State, c *Camera, ev *event.Event) (Result, event.Reason) {
+			return s.applyCamera(c, ev), event.OK
+		},
+		maxAuto: func(cfg *Config) int { return cfg.MaxAutoCameras },
+	})
+}
+
+// cameras is the cameras' table.
+func (s *State) cameras() *devices[*Camera] { return table[*Camera](s, event.Camera) }
+
+func (c *Camera) setAuto(v bool)      { c.Auto = v }
+func (c *Camera) lastSeen() time.Time { return c.LastSeen }
+
 // Camera is one camera's live state. Readers get copies (CameraView); only
 // the Run goroutine mutates a Camera, under State.mu.
 type Camera struct {
-	Site, ID   string
-	key        string // in the store
-	Configured bool
-	info       CameraInfo
+	devBase
+	info CameraInfo
 	cameraPersisted
 	// probe is nil until the camera's first RTSP probe: most cameras
 	// registered from MQTT have no stream to probe, and it is half a
@@ -28,15 +51,9 @@ type Camera struct {
 }
 
 func newCamera(site, id string, info CameraInfo) *Camera {
-	c := &Camera{Site: site, ID: id, key: deviceKey(event.Camera, site, id), info: info}
+	c := &Camera{devBase: devBase{Site: site, ID: id, key: deviceKey(event.Camera, site, id)}, info: info}
 	c.Online = -1
 	return c
-}
-
-func newBoard(site, id string, info BoardInfo) *Board {
-	b := &Board{Site: site, ID: id, key: deviceKey(event.Board, site, id), info: info}
-	b.Online = -1
-	return b
 }
 
 // cameraPersisted is what survives a restart.
@@ -57,33 +74,6 @@ type cameraPersisted struct {
 	// Object detections: counts by label and the IDs already counted.
 	Dets            detections
 	DetectionsTotal uint64
-}
-
-// Board is one QR board's live state.
-type Board struct {
-	Site, ID   string
-	key        string
-	Configured bool
-	info       BoardInfo
-	boardPersisted
-}
-
-type boardPersisted struct {
-	Auto         bool
-	Online       int8
-	StatusSince  time.Time
-	LastSeen     time.Time
-	LastReport   time.Time
-	ScansMQTT    uint64
-	ScansPrinted uint64
-	// Printed-code visits that were not counted as scans, and unique scans.
-	PrintedUnique, Bots, RateLimited uint64
-	TodayDay                         int32 // days since 1970-01-01 in the village's zone
-	Today                            uint64
-	Counter                          qrCounter
-	// GatewayIDs are the IDs of the latest scans a QR gateway sent down,
-	// committed with the counts they added (gateway.go).
-	GatewayIDs gatewayIDs
 }
 
 // CameraView is a copy of a camera's state for readers.
@@ -150,55 +140,6 @@ type StreamView struct {
 	Failures          map[string]uint64 `json:"failures,omitempty"`
 }
 
-// BoardView is a copy of a board's state for readers.
-type BoardView struct {
-	ID           string     `json:"id"`
-	Site         string     `json:"site"`
-	Name         string     `json:"name,omitempty"`
-	Location     string     `json:"location,omitempty"`
-	TargetURL    string     `json:"target_url,omitempty"`
-	Configured   bool       `json:"configured"`
-	Status       string     `json:"status"`
-	StatusSince  *time.Time `json:"status_since,omitempty"`
-	LastSeen     *time.Time `json:"last_seen,omitempty"`
-	LastReport   *time.Time `json:"last_report,omitempty"`
-	ScansToday   uint64     `json:"scans_today"`
-	ScansTotal   uint64     `json:"scans_total"`
-	ScansMQTT    uint64     `json:"scans_mqtt"`
-	ScansPrinted uint64     `json:"scans_printed"`
-	// Of the printed-code scans, those from a phone that had not just
-	// scanned the same board; and visits not counted: link previews and
-	// bots, clients over the rate limit.
-	PrintedUnique uint64 `json:"printed_unique"`
-	Bots          uint64 `json:"bot_visits"`
-	RateLimited   uint64 `json:"rate_limited"`
-	Boot          string `json:"boot,omitempty"`
-	LastTotal     int64  `json:"last_total"`
-	// The last battery level (percent) and signal strength (dBm) the
-	// board reported, and when; absent if it never sent them.
-	Battery   *float64   `json:"battery,omitempty"`
-	BatteryAt *time.Time `json:"battery_at,omitempty"`
-	RSSI      *float64   `json:"rssi,omitempty"`
-	RSSIAt    *time.Time `json:"rssi_at,omitempty"`
-}
-
-func statusText(online int8) string {
-	switch online {
-	case 1:
-		return "online"
-	case 0:
-		return "offline"
-	}
-	return "unknown"
-}
-
-func tp(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
 func (c *Camera) view() CameraView {
 	v := CameraView{
 		ID: c.ID, Site: c.Site, Name: c.info.Name, Location: c.info.Location,
@@ -241,27 +182,148 @@ func (c *Camera) view() CameraView {
 	return v
 }
 
-func (b *Board) view(today int32) BoardView {
-	v := BoardView{
-		ID: b.ID, Site: b.Site, Name: b.info.Name, Location: b.info.Location,
-		TargetURL: b.info.TargetURL, Configured: b.Configured,
-		Status: statusText(b.Online), StatusSince: tp(b.StatusSince), LastSeen: tp(b.LastSeen),
-		LastReport: tp(b.LastReport), ScansTotal: b.ScansMQTT + b.ScansPrinted,
-		ScansMQTT: b.ScansMQTT, ScansPrinted: b.ScansPrinted,
-		PrintedUnique: b.PrintedUnique, Bots: b.Bots, RateLimited: b.RateLimited,
+// camera finds or auto-registers a camera.
+func (s *State) camera(site, id string) (*Camera, event.Reason) {
+	return s.cameras().lookupOrRegister(s, site, id)
+}
+
+func (s *State) applyCamera(c *Camera, ev *event.Event) Result {
+	if ev.Received.After(c.LastSeen) {
+		c.LastSeen = ev.Received
 	}
-	if b.TodayDay == today {
-		v.ScansToday = b.Today
+	if ev.Type == event.CameraStats {
+		return s.applyStats(c, ev) // in memory only: nothing to write
 	}
-	// The epoch used last is the board's current counter.
-	var last *epoch
-	for i := range b.Counter.Epochs {
-		if last == nil || b.Counter.Epochs[i].Used > last.Used {
-			last = &b.Counter.Epochs[i]
+	s.cameras().markDirty(c)
+	if ev.Source != c.Source {
+		c.Source = strings.Clone(ev.Source)
+	}
+	switch ev.Type {
+	case event.Detection:
+		return s.applyDetection(c, ev)
+	case event.Status:
+		return s.applyStatus(&c.Online, &c.StatusSince, event.Camera.String(), c.Site, c.ID, ev)
+	case event.Motion:
+		// A redelivery of a message whose motion was committed (see
+		// delivery.go).
+		var delivery uint64
+		if s.cur != nil && s.cur.PacketID != 0 {
+			delivery = deliveryID(s.cur)
+			if s.cur.Dup && s.deliv.has(delivery) {
+				return Duplicate
+			}
 		}
+		res := s.applyMotion(c, ev)
+		if res == Accepted && delivery != 0 {
+			seq := s.deliv.add(delivery)
+			if len(s.batch.Deliveries) == 0 {
+				s.batch.DeliverySeq = seq
+			}
+			s.batch.Deliveries = append(s.batch.Deliveries, delivery)
+		}
+		return res
 	}
-	if last != nil {
-		v.Boot, v.LastTotal = last.Boot, last.Max
+	return Duplicate
+}
+
+// applyMotion applies the contract's motion rules to a camera.
+func (s *State) applyMotion(c *Camera, ev *event.Event) Result {
+	if ev.Active {
+		// A repeated ON while active is not a new event; an ON older
+		// than the end of the last event is a redelivered or
+		// reordered message.
+		if c.MotionActive || (ev.HasTS && !ev.Time.After(c.MotionEnd)) {
+			return Duplicate
+		}
+		c.MotionActive, c.MotionStart, c.MotionZone = true, ev.Time, ev.Zone
+		c.motionMono, c.motionSteps = s.clk.monoSteps()
+		c.MotionEvents++
+		s.event(EventRecord{
+			Time: ev.Time, Type: EventMotionStart, Kind: event.Camera.String(), Site: c.Site, Device: c.ID,
+			Zone: ev.Zone, Score: ev.Score,
+		}, c.MotionEvents)
+		return Accepted
 	}
-	return v
+	if !c.MotionActive || ev.Time.Before(c.MotionStart) {
+		return Duplicate
+	}
+	d := ev.Time.Sub(c.MotionStart).Seconds()
+	if mono, steps := s.clk.monoSteps(); !ev.HasTS && c.motionMono != 0 && steps != c.motionSteps {
+		// The hub's clock stepped during the event (NTP arrived): its
+		// receipt times are on two different clocks, the monotonic one
+		// is not (docs/time.md).
+		d = (mono - c.motionMono).Seconds()
+	}
+	c.MotionActive, c.MotionEnd, c.LastMotionDur = false, ev.Time, d
+	zone := ev.Zone
+	if zone == "" {
+		zone = c.MotionZone
+	}
+	s.event(EventRecord{
+		Time: ev.Time, Type: EventMotionEnd, Kind: event.Camera.String(), Site: c.Site, Device: c.ID,
+		Zone: zone, Score: ev.Score, Duration: d,
+	}, c.MotionEvents)
+	return Accepted
+}
+
+// Cameras returns a copy of every camera's state, sorted by site and ID.
+func (s *State) Cameras() []CameraView {
+	s.mu.RLock()
+	cams := s.cameras().m
+	out := make([]CameraView, 0, len(cams))
+	for _, c := range cams {
+		v := c.view()
+		v.MotionUnknown = s.sourceDown(c)
+		out = append(out, v)
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b CameraView) int {
+		return cmp.Or(cmp.Compare(a.Site, b.Site), cmp.Compare(a.ID, b.ID))
+	})
+	return out
+}
+
+// CameraSample and BoardSample are the few numbers the metrics collector
+// reads per device, without building full views.
+type CameraSample struct {
+	Site, ID     string
+	Online       int8
+	StatusSince  time.Time
+	MotionActive bool
+	MotionEvents uint64
+	// Probe is the stream health; nil (or Up -1) until the first probe.
+	Probe *Probe
+	// MotionUnknown: the input the camera's motion comes from is offline.
+	MotionUnknown bool
+	// Detections by label (sorted), and the input's processing figures
+	// (nil until reported).
+	Detections []LabelCount
+	Stats      *CameraStats
+}
+
+// EachCamera calls fn for every camera under a read lock. fn must not call
+// back into the State nor keep the sample's pointers and slices.
+func (s *State) EachCamera(fn func(CameraSample)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, c := range s.cameras().m {
+		fn(CameraSample{Site: c.Site, ID: c.ID, Online: c.Online, StatusSince: c.StatusSince, MotionActive: c.MotionActive, MotionEvents: c.MotionEvents, Probe: c.probe,
+			MotionUnknown: s.sourceDown(c), Detections: c.Dets.Labels, Stats: c.stats})
+	}
+}
+
+func (c *Camera) configure(info CameraInfo, ok bool) int {
+	switch {
+	case ok:
+		c.info = info
+		if !c.Configured {
+			c.Configured, c.Auto = true, false
+			return -1
+		}
+	case c.Configured:
+		c.Configured, c.Auto = false, true
+		c.info = CameraInfo{ID: c.ID, Site: c.Site}
+		return 1
+	}
+	return 0
 }
