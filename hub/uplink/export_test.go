@@ -22,3 +22,36 @@ func (u *Uplink) StartSenders() (drain func()) {
 		cancel()
 	}
 }
+
+// QueuedSample is one sample in a queue directory on disk.
+type QueuedSample struct {
+	Labels map[string]string
+	TS     int64 // ms
+	Value  float64
+}
+
+// ReadQueue lists the samples queued in dir (by a hub that is not
+// running), oldest request first.
+func ReadQueue(dir string) ([]QueuedSample, error) {
+	q, err := openQueue(dir, 1<<40, func(int, string) {})
+	if err != nil {
+		return nil, err
+	}
+	var out []QueuedSample
+	for _, m := range q.peek(1 << 30) {
+		ss, err := q.read(m)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range ss {
+			ls := map[string]string{}
+			for _, l := range s.Labels {
+				ls[l.Name] = l.Value
+			}
+			for _, x := range s.Samples {
+				out = append(out, QueuedSample{Labels: ls, TS: x.TS, Value: x.Value})
+			}
+		}
+	}
+	return out, nil
+}
