@@ -42,6 +42,7 @@ const (
 	CheckIngestQueue = "ingest_queue"
 	CheckInfluxSpool = "influx_spool"
 	CheckProbes      = "probes"
+	CheckUplink      = "uplink"
 )
 
 // Config is the alerting configuration, embedded by the hub under

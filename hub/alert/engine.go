@@ -86,6 +86,10 @@ type Deps struct {
 	// works): a probe worker that cannot start degrades the hub, it does
 	// not stop ingest and alerting.
 	ProbeProblem func() string
+	// UplinkProblem says why the metrics uplink to the centre is stuck
+	// ("" while it keeps up): its oldest queued sample is older than
+	// uplink.backlog_alert_age. Reason uplink_backlog.
+	UplinkProblem func() string
 
 	// Frigates names the configured Frigate inputs ("frigate/<name>"):
 	// only these can fire FrigateDown, so a Frigate removed from the

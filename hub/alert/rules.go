@@ -392,6 +392,14 @@ func (e *Engine) checkHub(now time.Time) {
 		}
 		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
 	}
+	if f := e.deps.UplinkProblem; f != nil {
+		h, key := k(CheckUplink)
+		o := obs{cond: good, n: 1}
+		if p := f(); p != "" {
+			o = obs{cond: bad, reason: "uplink_backlog", detail: p}
+		}
+		e.stepTrack(&h.t, o, now, &e.hubSpec, key)
+	}
 	if f := e.deps.SpoolPoints; f != nil {
 		h, key := k(CheckInfluxSpool)
 		n := f()

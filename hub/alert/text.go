@@ -144,6 +144,7 @@ var reasons = map[string][2]string{
 	"queue_saturated":    {"hàng đợi gần đầy", "ingest queue saturated"},
 	"spool_not_draining": {"dữ liệu chờ ghi InfluxDB ùn ứ", "InfluxDB spool not draining"},
 	"probes_unavailable": {"không kiểm tra được hình camera (tiến trình kiểm tra không chạy)", "camera probing unavailable (probe worker cannot start)"},
+	"uplink_backlog":     {"dữ liệu chờ gửi lên trung tâm ùn ứ", "uplink backlog (metrics not reaching the centre)"},
 	"removed":            {"thiết bị đã bị gỡ", "device removed"},
 	"failing":            {"gửi tin thất bại nhiều lần liên tiếp", "failed repeatedly"},
 	"credentials":        {"mất quyền gửi (cần cấp lại mã)", "lost its credentials (a new token is needed)"},

@@ -267,6 +267,21 @@ func (h *Hub) probeProblem() string {
 	return s
 }
 
+// uplinkProblem feeds HubDegraded's uplink check (nil without an uplink).
+// The uplink is made after the alerts (it gathers their metrics too), so
+// the check reads it when it runs.
+func (h *Hub) uplinkProblem(cfg *config.Config) func() string {
+	if len(cfg.Uplink.RemoteWrite) == 0 {
+		return nil
+	}
+	return func() string {
+		if h.uplink == nil {
+			return ""
+		}
+		return h.uplink.BacklogProblem()
+	}
+}
+
 // newAlerts makes the alerting engine.
 func (h *Hub) newAlerts() error {
 	cfg := h.cfg.Load()
@@ -280,6 +295,7 @@ func (h *Hub) newAlerts() error {
 		IngestQueue:     func() (int, int) { return h.queue.Len(), h.queue.Cap() },
 		SpoolPoints:     h.influxBacklog,
 		ProbeProblem:    h.probeProblem,
+		UplinkProblem:   h.uplinkProblem(cfg),
 		Frigates:        frigateInputs(cfg),
 		Changed:         h.state.Changed(),
 		Logger:          h.log.With("component", "alert"),

@@ -23,9 +23,9 @@ import (
 )
 
 // The shipped central rules with shorter times so the test stays around a
-// minute: VillageHubSilent looks for 6 s of silence (not 2m) and holds for
-// 3 s (not 1m), evaluated every second. The hubs gather every second (not
-// 15 s) and send in batches of up to 2 s (not 1m). So the "2 minute" cut
+// minute: VillageHubSilent looks for 6 s of silence (not 7m) and holds for
+// 3 s (not 3m), evaluated every second. The hubs gather every second (not
+// 15 s) and send in batches of up to 2 s (not 5m). So the "2 minute" cut
 // of the issue is a 20 s cut here, long enough to fire; the repeated
 // "10 s" cuts are 2 s cuts, short enough not to fire.
 const (
@@ -43,8 +43,8 @@ func centralRules(t *testing.T) string {
 	s := string(b)
 	for _, r := range [][2]string{
 		{"interval: 15s", "interval: 1s"},
-		{"present_over_time(villagehub_place_info[2m])", "present_over_time(villagehub_place_info[6s])"},
-		{"        for: 1m\n", "        for: 3s\n"},
+		{"present_over_time(villagehub_place_info[7m])", "present_over_time(villagehub_place_info[6s])"},
+		{"        for: 3m\n", "        for: 3s\n"},
 	} {
 		if strings.Count(s, r[0]) != 1 {
 			t.Fatalf("central-rules.yml: expected %q once (the test shortens it)", r[0])

@@ -61,6 +61,36 @@ type Config struct {
 	Interval Duration `yaml:"interval"`
 	// RemoteWrite lists the receivers; each has its own disk queue.
 	RemoteWrite []RemoteWrite `yaml:"remote_write"`
+	// Exclude lists metric-name regular expressions (anchored: the whole
+	// name must match) of series not sent up. Nil means DefaultExclude:
+	// the Go runtime, process and promhttp families and histogram
+	// buckets, which the central rules and dashboards do not use and which
+	// were about half of every request. An empty list sends everything.
+	Exclude []string `yaml:"exclude"`
+	// BacklogAlertAge: when the oldest sample queued for a receiver is
+	// older than this, the hub's own HubDegraded alert fires (check
+	// "uplink", reason "uplink_backlog"), so a stuck uplink is noticed in
+	// the village too. Default DefaultBacklogAlertAge; "0s" turns it off.
+	BacklogAlertAge *Duration `yaml:"backlog_alert_age"`
+}
+
+// DefaultExclude is what `uplink.exclude` drops when the file says nothing.
+var DefaultExclude = []string{`go_.*`, `process_.*`, `promhttp_.*`, `.*_bucket`}
+
+// excludeRe compiles the exclude list into one anchored expression (nil
+// when nothing is excluded). Validate has checked each part.
+func excludeRe(list []string) (*regexp.Regexp, error) {
+	if len(list) == 0 {
+		return nil, nil
+	}
+	parts := make([]string, len(list))
+	for i, e := range list {
+		if _, err := regexp.Compile(e); err != nil {
+			return nil, err
+		}
+		parts[i] = "(?:" + e + ")"
+	}
+	return regexp.Compile("^(?:" + strings.Join(parts, "|") + ")$")
 }
 
 // RemoteWrite is one receiver.
@@ -117,7 +147,8 @@ const (
 	DefaultMaxBytes          = 256 << 20
 	DefaultMaxBytesPerSecond = 32 << 10
 	DefaultMaxSamplesPerSend = 20000
-	DefaultBatchSendDeadline = time.Minute
+	DefaultBatchSendDeadline = 5 * time.Minute
+	DefaultBacklogAlertAge   = 10 * time.Minute
 	DefaultTimeout           = 30 * time.Second
 	DefaultMinBackoff        = time.Second
 	DefaultMaxBackoff        = time.Minute
@@ -137,6 +168,13 @@ var idRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 func (c *Config) ApplyDefaults(dataDir string) {
 	if c.Interval == 0 {
 		c.Interval = Duration(DefaultInterval)
+	}
+	if c.Exclude == nil {
+		c.Exclude = append([]string(nil), DefaultExclude...)
+	}
+	if c.BacklogAlertAge == nil {
+		d := Duration(DefaultBacklogAlertAge)
+		c.BacklogAlertAge = &d
 	}
 	for i := range c.RemoteWrite {
 		r := &c.RemoteWrite[i]
@@ -239,6 +277,14 @@ func (c *Config) Validate(dataDir string) []Problem {
 	bad := func(msg string, path ...any) { out = append(out, Problem{Path: path, Msg: msg}) }
 	if time.Duration(c.Interval) < time.Second || time.Duration(c.Interval) > time.Hour {
 		bad("must be between 1s and 1h", "interval")
+	}
+	for i, e := range c.Exclude {
+		if _, err := regexp.Compile(e); err != nil {
+			bad(fmt.Sprintf("not a regular expression: %v", err), "exclude", i)
+		}
+	}
+	if c.BacklogAlertAge != nil && *c.BacklogAlertAge < 0 {
+		bad("must be 0s (off) or more", "backlog_alert_age")
 	}
 	names := map[string]bool{}
 	for i, r := range c.RemoteWrite {

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +44,8 @@ type Uplink struct {
 	o       Options
 	log     *slog.Logger
 	remotes []*sender
-	place   []label // place labels + hub, sorted
+	place   []label        // place labels + hub, sorted
+	exclude *regexp.Regexp // metric names not sent up; nil: none
 	gathers atomic.Int64
 }
 
@@ -59,6 +62,14 @@ func New(o Options) (*Uplink, error) {
 		return nil, errors.New("uplink: no gatherer")
 	}
 	u := &Uplink{o: o, log: o.Logger.With("component", "uplink"), place: placeLabels(o.Place, o.HubID)}
+	ex := o.Config.Exclude
+	if ex == nil {
+		ex = DefaultExclude
+	}
+	var err error
+	if u.exclude, err = excludeRe(ex); err != nil {
+		return nil, fmt.Errorf("uplink.exclude: %w", err)
+	}
 	for _, rc := range o.Config.RemoteWrite {
 		s, err := newSender(rc, u.log.With("remote", rc.Name), o.Now)
 		if err != nil {
@@ -154,6 +165,9 @@ func EncodeWriteRequest(vec model.Vector, place Place, hub string) []byte {
 func (u *Uplink) toSeries(vec model.Vector) []series {
 	ss := make([]series, 0, len(vec))
 	for _, smp := range vec {
+		if u.exclude != nil && u.exclude.MatchString(string(smp.Metric[model.MetricNameLabel])) {
+			continue
+		}
 		ls := make([]label, 0, len(smp.Metric)+len(u.place))
 		for n, v := range smp.Metric {
 			if u.isPlace(string(n)) {
@@ -163,7 +177,15 @@ func (u *Uplink) toSeries(vec model.Vector) []series {
 		}
 		ls = append(ls, u.place...)
 		sortLabels(ls)
-		ss = append(ss, series{Labels: ls, Samples: []sample{{Value: float64(smp.Value), TS: int64(smp.Timestamp)}}})
+		v := float64(smp.Value)
+		if strings.HasSuffix(string(smp.Metric[model.MetricNameLabel]), "_timestamp_seconds") {
+			// A time as a gauge (last probe success, last push...): whole
+			// seconds are all the centre needs, and a float64 with no
+			// fraction ends in zero bytes that compress, where
+			// nanoseconds are 8 bytes of noise in every sample.
+			v = math.Round(v)
+		}
+		ss = append(ss, series{Labels: ls, Samples: []sample{{Value: v, TS: int64(smp.Timestamp)}}})
 	}
 	return ss
 }
@@ -530,4 +552,31 @@ func (u *Uplink) Stats(name string) Stats {
 		return Stats{QueueBytes: b, QueueSamples: int64(n), Queued: s.queued, Sent: s.sent, BytesSent: s.bytesSent, Failures: s.failures, Dropped: d}
 	}
 	return Stats{}
+}
+
+// BacklogProblem says why the uplink is stuck, "" while it keeps up: the
+// oldest sample queued for some receiver is older than
+// uplink.backlog_alert_age. The hub's HubDegraded alert reports it (check
+// "uplink", reason "uplink_backlog"), so a village notices a dead uplink
+// locally even though the centre, which would alert on its silence, may be
+// what is unreachable. Normal batching keeps the oldest sample under
+// batch_send_deadline plus one interval.
+func (u *Uplink) BacklogProblem() string {
+	c := u.o.Config.BacklogAlertAge
+	if c == nil || *c <= 0 {
+		return ""
+	}
+	limit := time.Duration(*c)
+	now := u.o.Now()
+	for _, s := range u.remotes {
+		bytes, oldest, _, samples := s.q.stats()
+		if oldest <= 0 || samples == 0 {
+			continue
+		}
+		if age := now.Sub(time.UnixMilli(oldest)); age > limit {
+			return fmt.Sprintf("uplink %s: oldest queued sample %s old (over %s), %d samples, %d bytes waiting on disk",
+				s.cfg.Name, age.Truncate(time.Second), limit, samples, bytes)
+		}
+	}
+	return ""
 }

@@ -80,7 +80,7 @@
       a_HubDegraded: 'Hub gặp sự cố', a_FrigateDown: 'Frigate mất kết nối',
       r_offline: 'mất kết nối', r_low_fps: 'số khung hình thấp', r_low_bitrate: 'bitrate thấp', r_poor_grade: 'chất lượng kém',
       r_silent: 'không gửi báo cáo', r_flapping: 'chập chờn', r_disconnected: 'mất kết nối MQTT broker',
-      r_queue_saturated: 'hàng đợi gần đầy', r_spool_not_draining: 'dữ liệu chờ ghi InfluxDB ùn ứ', r_probes_unavailable: 'không kiểm tra được hình camera (tiến trình kiểm tra không chạy)', r_removed: 'thiết bị đã bị gỡ'
+      r_queue_saturated: 'hàng đợi gần đầy', r_spool_not_draining: 'dữ liệu chờ ghi InfluxDB ùn ứ', r_probes_unavailable: 'không kiểm tra được hình camera (tiến trình kiểm tra không chạy)', r_uplink_backlog: 'dữ liệu chờ gửi lên trung tâm ùn ứ', r_removed: 'thiết bị đã bị gỡ'
     },
     en: {
       title: 'Village dashboard', skip: 'Skip to main content', nav: 'Sections',
@@ -153,7 +153,7 @@
       a_HubDegraded: 'Hub degraded', a_FrigateDown: 'Frigate offline',
       r_offline: 'disconnected', r_low_fps: 'low frame rate', r_low_bitrate: 'low bitrate', r_poor_grade: 'poor quality',
       r_silent: 'no reports', r_flapping: 'flapping', r_disconnected: 'MQTT broker disconnected',
-      r_queue_saturated: 'ingest queue saturated', r_spool_not_draining: 'InfluxDB spool not draining', r_probes_unavailable: 'camera probing unavailable (probe worker cannot start)', r_removed: 'device removed'
+      r_queue_saturated: 'ingest queue saturated', r_spool_not_draining: 'InfluxDB spool not draining', r_probes_unavailable: 'camera probing unavailable (probe worker cannot start)', r_uplink_backlog: 'uplink backlog (metrics not reaching the centre)', r_removed: 'device removed'
     }
   };
   var LOCALE = { vi: 'vi-VN', en: 'en-GB' };
