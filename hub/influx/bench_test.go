@@ -108,9 +108,7 @@ func BenchmarkInflux(b *testing.B) {
 		wg.Wait()
 		el := time.Since(start)
 		drainStart := time.Now()
-		for w.Waiting() > 0 {
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitDrained(b, w, 10*time.Minute)
 		cancel()
 		<-done
 		w.Close()
@@ -176,9 +174,9 @@ func BenchmarkInflux(b *testing.B) {
 		go func() { done <- w.Run(ctx) }()
 		// Forwarding is in order: the backlog is drained once InfluxDB
 		// confirmed as many points as it held.
-		for metricValue(b, w, "villagehub_influx_points_written_total") < total {
-			time.Sleep(2 * time.Millisecond)
-		}
+		testenv.WaitFor(b, 10*time.Minute, "the backlog to be confirmed", func() bool {
+			return metricValue(b, w, "villagehub_influx_points_written_total") >= total
+		})
 		el := time.Since(start)
 		close(stopFlow)
 		extra := <-flowDone

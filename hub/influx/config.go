@@ -74,6 +74,17 @@ type Config struct {
 
 	// Logger receives the writer's logs (default slog.Default()).
 	Logger *slog.Logger `yaml:"-"`
+
+	// Now and After are the writer's clock (default time.Now and
+	// time.After): the timestamp of points appended without one, the
+	// flush interval, retry back-off, Stale and the last-success time run
+	// on them. Tests inject a fake clock (testenv.Clock) so that back-off
+	// and staleness are checked without waiting in real time. Request
+	// timeouts and the write-duration histogram stay on real time: they
+	// measure the network. New fills in nil ones (not WithDefaults: a
+	// Config holding funcs would never compare equal to itself in a reload).
+	Now   func() time.Time                     `yaml:"-"`
+	After func(time.Duration) <-chan time.Time `yaml:"-"`
 }
 
 // TLSConfig holds the client TLS options for an https InfluxDB URL.

@@ -21,19 +21,19 @@ import (
 
 // The outage test runs writers in child processes (this test binary,
 // re-executed) so that it can kill -9 them. helperEnv carries the child's
-// job; TestMain runs it instead of the tests.
+// job; TestMain runs it instead of the tests. The parent steers the child
+// through its stdin, so that what the child has done when the parent acts
+// (stops InfluxDB, kills it) is decided by the test, not by timing.
 const helperEnv = "VILLAGEHUB_INFLUX_TEST_HELPER"
 
 type helperJob struct {
 	URL        string
 	SpoolDir   string
-	FirstBatch int // batches FirstBatch..LastBatch-1 are appended
-	LastBatch  int
+	FirstBatch int // the first batch the child appends
 	BatchLen   int // points per Append
 	Series     int
-	Pause      time.Duration // between Appends
-	WriteBatch int           // Config.BatchSize
-	SpoolMax   int64         // Config.SpoolMaxBytes
+	WriteBatch int   // Config.BatchSize
+	SpoolMax   int64 // Config.SpoolMaxBytes
 }
 
 func TestMain(m *testing.M) {
@@ -43,9 +43,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// helperMain appends the job's batches, printing "acked N" after batch N is
-// durable, forwards to InfluxDB meanwhile, prints "waiting N" as the spool
-// drains, and runs until killed.
+// helperMain forwards to InfluxDB from the start and obeys commands read
+// from stdin, one a line:
+//
+//	append N   append batches up to N-1, printing "acked B" once batch B
+//	           is durable
+//	waiting    print "waiting W", the points not yet confirmed
+//
+// It runs until killed (or until its stdin closes).
 func helperMain(jobJSON string) int {
 	var job helperJob
 	if err := json.Unmarshal([]byte(jobJSON), &job); err != nil {
@@ -69,20 +74,30 @@ func helperMain(jobJSON string) int {
 			os.Exit(3)
 		}
 	}()
-	for b := job.FirstBatch; b < job.LastBatch; b++ {
-		if err := w.Append(seqBatch(b, job.BatchLen, job.Series)); err != nil {
-			fmt.Fprintln(os.Stderr, "Append:", err)
-			return 4
+	b := job.FirstBatch
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		cmd, arg, _ := strings.Cut(in.Text(), " ")
+		switch cmd {
+		case "append":
+			upTo, _ := strconv.Atoi(arg)
+			for ; b < upTo; b++ {
+				if err := w.Append(seqBatch(b, job.BatchLen, job.Series)); err != nil {
+					fmt.Fprintln(os.Stderr, "Append:", err)
+					return 4
+				}
+				fmt.Fprintf(out, "acked %d\n", b)
+				out.Flush()
+			}
+		case "waiting":
+			fmt.Fprintf(out, "waiting %d\n", w.Waiting())
+			out.Flush()
+		default:
+			fmt.Fprintln(os.Stderr, "unknown command:", in.Text())
+			return 2
 		}
-		fmt.Fprintf(out, "acked %d\n", b)
-		out.Flush()
-		time.Sleep(job.Pause)
 	}
-	for {
-		fmt.Fprintf(out, "waiting %d\n", w.Waiting())
-		out.Flush()
-		time.Sleep(2 * time.Millisecond)
-	}
+	return 0
 }
 
 // seqBatch is batch b: points seq = b*n .. b*n+n-1, series "d<seq % series>",
@@ -103,6 +118,7 @@ func seqBatch(b, n, series int) []influx.Point {
 // child is a running helper process.
 type child struct {
 	cmd   *exec.Cmd
+	stdin io.WriteCloser
 	lines chan string
 }
 
@@ -116,10 +132,14 @@ func startChild(t *testing.T, job helperJob) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting writer process: %v", err)
 	}
-	c := &child{cmd: cmd, lines: make(chan string, 1024)}
+	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 1024)}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -129,6 +149,29 @@ func startChild(t *testing.T, job helperJob) *child {
 	}()
 	t.Cleanup(func() { c.kill() })
 	return c
+}
+
+// send writes one command to the child.
+func (c *child) send(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if _, err := fmt.Fprintf(c.stdin, format+"\n", args...); err != nil {
+		t.Fatalf("writing to the writer process: %v", err)
+	}
+}
+
+// waiting asks the child how many points wait in its spool.
+func (c *child) waiting(t *testing.T) int {
+	t.Helper()
+	c.send(t, "waiting")
+	n := -1
+	c.waitFor(t, new(int), func(l string) bool {
+		v, ok := strings.CutPrefix(l, "waiting ")
+		if ok {
+			n, _ = strconv.Atoi(v)
+		}
+		return ok
+	})
+	return n
 }
 
 // kill sends SIGKILL and returns the lines the child printed before dying
@@ -193,13 +236,14 @@ func TestOutageKillRestartExactlyOnce(t *testing.T) {
 	)
 	in := testenv.StartInflux(t)
 	spoolDir := t.TempDir()
-	job := helperJob{URL: in.URL(), SpoolDir: spoolDir, FirstBatch: 0, LastBatch: batches, BatchLen: batchLen,
-		Series: series, Pause: 15 * time.Millisecond, WriteBatch: 1000}
+	job := helperJob{URL: in.URL(), SpoolDir: spoolDir, BatchLen: batchLen, Series: series, WriteBatch: 1000}
 
 	c1 := startChild(t, job)
 	acked := -1
+	c1.send(t, "append 21")
 	c1.waitFor(t, &acked, func(l string) bool { return l == "acked 20" })
-	in.Stop() // the outage begins while appends go on
+	in.Stop() // the outage begins; appends go on
+	c1.send(t, "append %d", batches)
 	c1.waitFor(t, &acked, func(l string) bool { return l == "acked 60" })
 	lastAcked(&acked, c1.kill()) // it may have printed more before dying
 	inFlight := acked + 1
@@ -207,9 +251,13 @@ func TestOutageKillRestartExactlyOnce(t *testing.T) {
 
 	// A new writer on the same spool appends the rest while InfluxDB is
 	// still down. (The in-flight batch is not re-sent: the test checks that
-	// it is all-or-nothing.)
+	// it is all-or-nothing.) It runs on a fake clock, so that the attempts
+	// it makes during the outage can be counted exactly.
 	cfg := testConfig(in, spoolDir)
-	w2, err := influx.New(cfg)
+	clk := testenv.NewClock(time.Now())
+	cfg2 := cfg
+	cfg2.Now, cfg2.After = clk.Now, clk.After
+	w2, err := influx.New(cfg2)
 	if err != nil {
 		t.Fatalf("reopening spool: %v", err)
 	}
@@ -222,12 +270,22 @@ func TestOutageKillRestartExactlyOnce(t *testing.T) {
 			t.Fatalf("Append during outage: %v", err)
 		}
 	}
-	time.Sleep(300 * time.Millisecond) // let Run hit the outage a few times
-	if v := metricValue(t, w2, "villagehub_influx_write_errors_total", "class", "network"); v == 0 {
-		t.Errorf("no network errors counted while InfluxDB was down")
+	// The recovered backlog fills a batch: Run sends it at once, fails,
+	// and backs off. Two attempts, one back-off apart.
+	clk.WaitForWaiters(t, 1, clockWait)
+	if v := metricValue(t, w2, "villagehub_influx_write_errors_total", "class", "network"); v != 1 {
+		t.Errorf("network errors = %v after the first attempt during the outage, want 1", v)
 	}
-	if !w2.Stale(100 * time.Millisecond) {
-		t.Errorf("Stale(100ms) = false while InfluxDB is down and points wait")
+	if w2.Stale(time.Minute) {
+		t.Errorf("Stale(1m) = true before a minute passed on the writer's clock")
+	}
+	clk.Advance(time.Minute)
+	if !w2.Stale(time.Minute - time.Nanosecond) {
+		t.Errorf("Stale(1m) = false after a minute of outage with points waiting")
+	}
+	clk.WaitForWaiters(t, 1, clockWait)
+	if v := metricValue(t, w2, "villagehub_influx_write_errors_total", "class", "network"); v != 2 {
+		t.Errorf("network errors = %v after the second attempt, want 2", v)
 	}
 	cancel2()
 	if err := <-done2; err != nil {
@@ -242,10 +300,8 @@ func TestOutageKillRestartExactlyOnce(t *testing.T) {
 	// InfluxDB comes back; a writer process drains and is killed mid-way.
 	in.Start()
 	c3 := startChild(t, helperJob{URL: in.URL(), SpoolDir: spoolDir, BatchLen: batchLen, Series: series, WriteBatch: 500})
-	c3.waitFor(t, new(int), func(l string) bool {
-		v, ok := strings.CutPrefix(l, "waiting ")
-		n, _ := strconv.Atoi(v)
-		return ok && n < int(waiting)/2
+	testenv.WaitFor(t, 60*time.Second, "the third writer to drain half the spool", func() bool {
+		return c3.waiting(t) < int(waiting)/2
 	})
 	c3.kill()
 
@@ -313,11 +369,14 @@ func TestKillLoop(t *testing.T) {
 	next := 0
 	var inFlight []int
 	for k := range kills {
-		c := startChild(t, helperJob{URL: in.URL(), SpoolDir: spoolDir, FirstBatch: next, LastBatch: next + 100_000,
-			BatchLen: batchLen, Series: series, Pause: time.Millisecond, WriteBatch: 700, SpoolMax: 2 << 20})
+		c := startChild(t, helperJob{URL: in.URL(), SpoolDir: spoolDir, FirstBatch: next,
+			BatchLen: batchLen, Series: series, WriteBatch: 700, SpoolMax: 2 << 20})
 		acked := next - 1
-		c.waitFor(t, &acked, func(l string) bool { return l == "acked "+strconv.Itoa(next) })
-		time.Sleep(time.Duration(50+(k*37)%300) * time.Millisecond)
+		c.send(t, "append %d", next+100_000)
+		// The kill lands a varying number of batches in, while the child
+		// keeps appending (and forwarding, and rolling segments).
+		killAt := "acked " + strconv.Itoa(next+3+(k*13)%40)
+		c.waitFor(t, &acked, func(l string) bool { return l == killAt })
 		lastAcked(&acked, c.kill())
 		inFlight = append(inFlight, acked+1)
 		next = acked + 2

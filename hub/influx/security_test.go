@@ -3,6 +3,7 @@ package influx_test
 import (
 	"bytes"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -42,13 +43,9 @@ func (s *syncBuffer) String() string {
 
 func waitMetric(t *testing.T, w *influx.Writer, name string, labels ...string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for metricValue(t, w, name, labels...) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s%v still 0 after 30s", name, labels)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("%s%v above 0", name, labels), func() bool {
+		return metricValue(t, w, name, labels...) > 0
+	})
 }
 
 // TestWrongTokenWaitsNotDeadLetters: InfluxDB 1.8 with authentication

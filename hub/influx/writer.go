@@ -32,6 +32,19 @@ const DeadLetterFile = "dead-letter.lp"
 
 var errClosed = errors.New("influx writer closed")
 
+// Retry back-off: the first retry after about initialRetryInterval, each
+// next one twice as late, up to Config.MaxRetryInterval; every wait is
+// spread by ±retryJitter of itself.
+const (
+	initialRetryInterval = 100 * time.Millisecond
+	retryJitter          = 0.5
+)
+
+// clockFunc gives the back-off library the writer's clock.
+type clockFunc func() time.Time
+
+func (f clockFunc) Now() time.Time { return f() }
+
 // Writer spools points durably and forwards them to InfluxDB.
 //
 // Append makes points durable on local disk; Run forwards them in order and
@@ -76,6 +89,12 @@ func New(cfg Config) (*Writer, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
 	if cfg.SpoolDir == "" {
 		return nil, errors.New("influx.spool_dir: required (the hub sets it to <data_dir>/influx-spool)")
 	}
@@ -88,7 +107,7 @@ func New(cfg Config) (*Writer, error) {
 		cfg:    cfg,
 		log:    log,
 		series: make(map[string]*seriesTimes),
-		opened: time.Now(),
+		opened: cfg.Now(),
 		m:      newMetrics(),
 	}
 	for _, t := range cfg.Tags {
@@ -106,7 +125,7 @@ func New(cfg Config) (*Writer, error) {
 	}
 	w.spool = sp
 	if n := sp.waiting(); n > 0 {
-		w.waitingSince.Store(time.Now().UnixNano())
+		w.waitingSince.Store(cfg.Now().UnixNano())
 		log.Info("influx spool recovered points waiting for InfluxDB", "points", n, "bytes", sp.diskBytes.Load())
 	}
 
@@ -149,7 +168,7 @@ func (w *Writer) Append(points []Point) error {
 		return nil
 	}
 	return w.spoolRecords(func(buf []byte) ([]byte, int, []deadPoint) {
-		now := time.Now().UnixNano()
+		now := w.cfg.Now().UnixNano()
 		var bad []deadPoint
 		total := 0
 		for i := 0; i < len(points); {
@@ -188,7 +207,7 @@ func (w *Writer) spoolRecords(build func(buf []byte) ([]byte, int, []deadPoint))
 		return ErrSpoolFull
 	}
 	if w.spool.waiting() == 0 {
-		w.waitingSince.Store(time.Now().UnixNano())
+		w.waitingSince.Store(w.cfg.Now().UnixNano())
 	}
 	w.mu.Lock()
 	if w.closed {
@@ -373,7 +392,7 @@ func (w *Writer) deadLetter(points []deadPoint, kind string) error {
 		w.dl = f
 	}
 	var b []byte
-	now := time.Now().UTC().Format(time.RFC3339Nano)
+	now := w.cfg.Now().UTC().Format(time.RFC3339Nano)
 	for _, p := range points {
 		b = append(b, "# "...)
 		b = append(b, now...)
@@ -460,10 +479,12 @@ func (w *Writer) Run(ctx context.Context) error {
 	}()
 
 	w.spool.rewind()
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
 	var lines []byte
 	var pendingSince time.Time
+	// The flush timer: one per deadline, kept across wake-ups by new
+	// appends, so that a burst of appends does not make a timer each.
+	var flushC <-chan time.Time
+	var flushAt time.Time
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -479,18 +500,20 @@ func (w *Writer) Run(ctx context.Context) error {
 			}
 		}
 		if pendingSince.IsZero() {
-			pendingSince = time.Now()
+			pendingSince = w.cfg.Now()
 		}
 		if unread < int64(w.cfg.BatchSize) {
-			if wait := time.Until(pendingSince.Add(w.cfg.FlushInterval)); wait > 0 {
-				timer.Reset(wait)
+			deadline := pendingSince.Add(w.cfg.FlushInterval)
+			if wait := deadline.Sub(w.cfg.Now()); wait > 0 {
+				if flushC == nil || !flushAt.Equal(deadline) {
+					flushC, flushAt = w.cfg.After(wait), deadline
+				}
 				select {
 				case <-w.spool.notify:
-					timer.Stop()
 					continue
-				case <-timer.C:
+				case <-flushC:
+					flushC = nil
 				case <-ctx.Done():
-					timer.Stop()
 					return nil
 				}
 			}
@@ -514,7 +537,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		if err := w.spool.confirm(end, n); err != nil {
 			return err
 		}
-		pendingSince = time.Now()
+		pendingSince = w.cfg.Now()
 		if cap(lines) > 16<<20 {
 			lines = nil
 		}
@@ -540,9 +563,12 @@ func (w *Writer) deliver(ctx context.Context, lines []byte, n int) error {
 	// the HTTP round trip, and the spool buffer stays ours.
 	body := string(lines)
 	bo := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithInitialInterval(initialRetryInterval),
+		backoff.WithMultiplier(2),
+		backoff.WithRandomizationFactor(retryJitter), // many hubs sharing one InfluxDB do not retry in step
 		backoff.WithMaxInterval(w.cfg.MaxRetryInterval),
 		backoff.WithMaxElapsedTime(0), // never give up: the points wait on disk
+		backoff.WithClockProvider(clockFunc(w.cfg.Now)),
 	)
 	failures := 0
 	var firstFailure time.Time
@@ -555,9 +581,9 @@ func (w *Writer) deliver(ctx context.Context, lines []byte, n int) error {
 		w.m.duration.Observe(time.Since(start).Seconds())
 		if err == nil {
 			w.m.written.Add(float64(n))
-			w.lastSuccess.Store(time.Now().UnixNano())
+			w.lastSuccess.Store(w.cfg.Now().UnixNano())
 			if failures > 0 {
-				w.log.Info("influx writes recovered", "failed_attempts", failures, "after", time.Since(firstFailure).Round(time.Millisecond))
+				w.log.Info("influx writes recovered", "failed_attempts", failures, "after", w.cfg.Now().Sub(firstFailure).Round(time.Millisecond))
 			}
 			return nil
 		}
@@ -570,15 +596,16 @@ func (w *Writer) deliver(ctx context.Context, lines []byte, n int) error {
 			return w.split(ctx, lines, n, err)
 		}
 		if failures == 0 {
-			firstFailure = time.Now()
+			firstFailure = w.cfg.Now()
 		}
 		failures++
-		wait := bo.NextBackOff()
+		// The jitter may take the back-off above its cap; the cap wins.
+		wait := min(bo.NextBackOff(), w.cfg.MaxRetryInterval)
 		if retryAfter > wait {
 			wait = retryAfter
 		}
-		if time.Since(lastLog) > time.Minute {
-			lastLog = time.Now()
+		if now := w.cfg.Now(); lastLog.IsZero() || now.Sub(lastLog) > time.Minute {
+			lastLog = now
 			attrs := []any{"class", class, "err", err, "points_waiting", w.spool.waiting(),
 				"failed_attempts", failures, "retry_in", wait.Round(time.Millisecond)}
 			if h := hint(err); h != "" {
@@ -586,11 +613,9 @@ func (w *Writer) deliver(ctx context.Context, lines []byte, n int) error {
 			}
 			w.log.Warn("influx write failed; points stay in the spool and are retried", attrs...)
 		}
-		t := time.NewTimer(wait)
 		select {
-		case <-t.C:
+		case <-w.cfg.After(wait):
 		case <-ctx.Done():
-			t.Stop()
 			return ctx.Err()
 		}
 	}
@@ -669,7 +694,7 @@ func (w *Writer) Stale(maxAge time.Duration) bool {
 		return false
 	}
 	ref := max(w.lastSuccess.Load(), w.waitingSince.Load(), w.opened.UnixNano())
-	return time.Since(time.Unix(0, ref)) > maxAge
+	return w.cfg.Now().Sub(time.Unix(0, ref)) > maxAge
 }
 
 // Waiting returns the number of points in the spool that InfluxDB has not

@@ -61,15 +61,9 @@ func runWriter(t *testing.T, w *influx.Writer) {
 }
 
 // waitDrained waits until the spool is empty.
-func waitDrained(t *testing.T, w *influx.Writer, timeout time.Duration) {
+func waitDrained(t testing.TB, w *influx.Writer, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for w.Waiting() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("spool still holds %d points after %s", w.Waiting(), timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, timeout, "the spool to drain", func() bool { return w.Waiting() == 0 })
 }
 
 func query(t *testing.T, in *testenv.Influx, flux string) []map[string]any {

@@ -46,7 +46,8 @@ func TestSlowlorisCutOff(t *testing.T) {
 			closed = true
 			break
 		}
-		// A normal client still gets served while the slow one dawdles.
+		// The pause is the behaviour under test (a client trickling its
+		// headers), not synchronisation: it stays a real sleep.
 		time.Sleep(60 * time.Millisecond)
 		if time.Since(start) > 3*time.Second {
 			break
