@@ -259,6 +259,10 @@ func TestGStreamerFailures(t *testing.T) {
 		t.Errorf("the server stopped mid-sample is not stopped any more: %s %v", st, err)
 	}
 
+	// The check below finds workers while they run.
+	if pids := childPIDs(t, "probe-worker"); len(pids) < 2 {
+		t.Errorf("found %d worker processes while the supervisor runs, want 2 or more: %v", len(pids), pids)
+	}
 	stop()
 	if pids := childPIDs(t, "probe-worker"); len(pids) > 0 {
 		t.Errorf("worker processes left after the supervisor stopped: %v", pids)
