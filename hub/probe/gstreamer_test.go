@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,34 +35,92 @@ type gstStream struct {
 	audio         string
 }
 
+// The clips last 15 s: gst-rtsp-server builds a pipeline per client
+// (factory shared=false), so every session plays its clip from the start,
+// and no session here reads more than a sample's 7 s or ffprobe's
+// analysis plus 2 s. Shorter clips keep the one-off encoding short.
 var gstStreams = []gstStream{
 	{
 		name: "H.264 + PCMA", path: "/h264pcma", codec: "h264", ffCodec: "h264", width: 640, height: 480, fps: 10, audio: "PCMA",
-		clip: []string{"-f", "lavfi", "-i", "testsrc2=size=640x480:rate=10", "-frames:v", "400", "-c:v", "libx264",
+		clip: []string{"-f", "lavfi", "-i", "testsrc2=size=640x480:rate=10", "-frames:v", "150", "-c:v", "libx264",
 			"-preset", "ultrafast", "-tune", "zerolatency", "-profile:v", "baseline", "-x264-params", "keyint=10:scenecut=0", "-b:v", "800k", "-f", "matroska"},
 		launch: "( filesrc location=%s ! matroskademux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 " +
 			"audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 )",
 	},
 	{
+		// A mid-range camera's main stream: 1080p25, a keyframe every 2 s,
+		// several slices per frame (x264's sliced threads), about 4 Mb/s.
+		name: "H.264 1080p25", path: "/h264-1080p", codec: "h264", ffCodec: "h264", width: 1920, height: 1080, fps: 25, audio: "none",
+		clip: []string{"-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=25", "-frames:v", "375", "-c:v", "libx264",
+			"-preset", "ultrafast", "-tune", "zerolatency", "-profile:v", "main", "-pix_fmt", "yuv420p",
+			"-x264-params", "keyint=50:min-keyint=50:scenecut=0", "-b:v", "4000k", "-f", "matroska"},
+		launch: "( filesrc location=%s ! matroskademux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
+	},
+	{
+		// AAC as Hikvision and Dahua cameras send it: MPEG4-GENERIC
+		// (RFC 3640), 16 kHz mono, in the clip beside the video.
+		name: "H.264 + AAC", path: "/h264aac", codec: "h264", ffCodec: "h264", width: 1280, height: 720, fps: 15, audio: "AAC",
+		clip: []string{"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=15", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000",
+			"-frames:v", "225", "-t", "15", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-profile:v", "main",
+			"-pix_fmt", "yuv420p", "-x264-params", "keyint=30:min-keyint=30:scenecut=0", "-b:v", "1500k",
+			"-c:a", "aac", "-b:a", "32k", "-ac", "1", "-f", "matroska"},
+		launch: "( filesrc location=%s ! matroskademux name=d " +
+			"d.video_0 ! queue ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 " +
+			"d.audio_0 ! queue ! aacparse ! rtpmp4gpay name=pay1 pt=97 )",
+	},
+	{
+		// A camera set to 5 fps to save bandwidth, a keyframe every 2 s.
+		name: "H.264 5 fps", path: "/h264-5fps", codec: "h264", ffCodec: "h264", width: 1280, height: 720, fps: 5, audio: "none",
+		clip: []string{"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=5", "-frames:v", "75", "-c:v", "libx264",
+			"-preset", "ultrafast", "-tune", "zerolatency", "-profile:v", "main", "-pix_fmt", "yuv420p",
+			"-x264-params", "keyint=10:min-keyint=10:scenecut=0", "-b:v", "500k", "-f", "matroska"},
+		launch: "( filesrc location=%s ! matroskademux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
+	},
+	{
 		// Coded as 1088 rows with a conformance window: min-cu-size=16,
 		// as camera encoders and GStreamer's x265enc code.
 		name: "H.265 1080p", path: "/h265", codec: "h265", ffCodec: "hevc", width: 1920, height: 1080, fps: 5, audio: "none",
-		clip: []string{"-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=5", "-frames:v", "200", "-c:v", "libx265", "-preset", "ultrafast",
+		clip: []string{"-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=5", "-frames:v", "75", "-c:v", "libx265", "-preset", "ultrafast",
 			"-x265-params", "log-level=none:keyint=5:min-keyint=5:scenecut=0:bframes=0:min-cu-size=16", "-b:v", "1500k", "-f", "matroska"},
 		launch: "( filesrc location=%s ! matroskademux ! h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1 )",
 	},
 	{
 		name: "MJPEG (RTP/JPEG)", path: "/mjpeg", codec: "mjpeg", ffCodec: "mjpeg", width: 640, height: 480, fps: 10, audio: "none",
-		clip: []string{"-f", "lavfi", "-i", "testsrc2=size=640x480:rate=10", "-frames:v", "400", "-c:v", "mjpeg", "-pix_fmt", "yuvj420p",
+		clip: []string{"-f", "lavfi", "-i", "testsrc2=size=640x480:rate=10", "-frames:v", "150", "-c:v", "mjpeg", "-pix_fmt", "yuvj420p",
 			"-q:v", "8", "-f", "matroska"},
 		launch: "( filesrc location=%s ! matroskademux ! jpegparse ! rtpjpegpay name=pay0 pt=26 )",
 	},
 }
 
-// gstClip makes a stream's clip with ffmpeg once per machine and returns
-// its path. The clips last 40 s, longer than any test plays them.
-func gstClip(t testing.TB, s gstStream) string {
+// gstLaunches makes every stream's clip (see gstClip), all at once, and
+// returns each stream's pipeline by path.
+func gstLaunches(t testing.TB) map[string]string {
 	t.Helper()
+	launch := make(map[string]string)
+	errs := make([]error, len(gstStreams))
+	paths := make([]string, len(gstStreams))
+	var wg sync.WaitGroup
+	for i, s := range gstStreams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			paths[i], errs[i] = gstClip(s)
+		}()
+	}
+	wg.Wait()
+	for i, s := range gstStreams {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		launch[s.path] = fmt.Sprintf(s.launch, paths[i])
+	}
+	return launch
+}
+
+// gstClip makes a stream's clip with ffmpeg once per machine (cached in
+// the user cache directory under a name from its ffmpeg arguments) and
+// returns its path.
+func gstClip(s gstStream) (string, error) {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		dir = os.TempDir()
@@ -70,20 +129,18 @@ func gstClip(t testing.TB, s gstStream) string {
 	sum := sha256.Sum256([]byte(strings.Join(s.clip, " ")))
 	path := filepath.Join(dir, fmt.Sprintf("gst-%s-%x.mkv", strings.Trim(s.path, "/"), sum[:6]))
 	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
-		return path
+		return path, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
 	args := append([]string{"-nostdin", "-v", "error", "-y"}, s.clip...)
 	if out, err := exec.Command("ffmpeg", append(args, tmp)...).CombinedOutput(); err != nil {
-		t.Fatalf("making the %s clip with ffmpeg: %v\n%s", s.name, err, out)
+		os.Remove(tmp)
+		return "", fmt.Errorf("making the %s clip with ffmpeg: %v\n%s", s.name, err, out)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return path, os.Rename(tmp, path)
 }
 
 // gstPassword has the characters that break naive URL handling: '@' and
@@ -95,6 +152,7 @@ type ffprobeStream struct {
 	codec         string
 	width, height int
 	fps           float64 // r_frame_rate
+	audio         string  // the first audio stream's codec, "none" without one
 	cpu           time.Duration
 }
 
@@ -103,11 +161,11 @@ func runFFprobe(t *testing.T, rawURL string) (ffprobeStream, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ffprobe", "-rtsp_transport", "tcp", "-v", "error", "-select_streams", "v:0",
-		"-show_entries", "stream=codec_name,width,height,r_frame_rate", "-of", "default=noprint_wrappers=1",
+	cmd := exec.CommandContext(ctx, "ffprobe", "-rtsp_transport", "tcp", "-v", "error",
+		"-show_entries", "stream=codec_type,codec_name,width,height,r_frame_rate", "-of", "compact=p=0",
 		"-count_frames", "-read_intervals", "%+2", rawURL)
 	out, err := cmd.Output()
-	var s ffprobeStream
+	s := ffprobeStream{audio: "none"}
 	if ps := cmd.ProcessState; ps != nil {
 		s.cpu = ps.UserTime() + ps.SystemTime()
 	}
@@ -118,17 +176,26 @@ func runFFprobe(t *testing.T, rawURL string) (ffprobeStream, error) {
 		}
 		return s, fmt.Errorf("ffprobe: %v: %s %s", err, out, stderr)
 	}
-	for _, line := range strings.Split(string(out), "\n") {
-		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
-		switch k {
-		case "codec_name":
-			s.codec = v
-		case "width":
-			s.width, _ = strconv.Atoi(v)
-		case "height":
-			s.height, _ = strconv.Atoi(v)
-		case "r_frame_rate":
-			if n, d, ok := strings.Cut(v, "/"); ok {
+	// One line per stream: codec_name=h264|codec_type=video|width=...
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		kv := map[string]string{}
+		for _, f := range strings.Split(line, "|") {
+			k, v, _ := strings.Cut(f, "=")
+			kv[k] = v
+		}
+		switch kv["codec_type"] {
+		case "audio":
+			if s.audio == "none" {
+				s.audio = kv["codec_name"]
+			}
+		case "video":
+			if s.codec != "" {
+				continue
+			}
+			s.codec = kv["codec_name"]
+			s.width, _ = strconv.Atoi(kv["width"])
+			s.height, _ = strconv.Atoi(kv["height"])
+			if n, d, ok := strings.Cut(kv["r_frame_rate"], "/"); ok {
 				nn, _ := strconv.ParseFloat(n, 64)
 				dd, _ := strconv.ParseFloat(d, 64)
 				if dd > 0 {
@@ -150,9 +217,8 @@ func runFFprobe(t *testing.T, rawURL string) (ffprobeStream, error) {
 // their load does not jitter the frame arrivals it measures to 2%.
 func TestGStreamerCameras(t *testing.T) {
 	var open []testenv.GstMount
-	launch := map[string]string{}
+	launch := gstLaunches(t)
 	for _, s := range gstStreams {
-		launch[s.path] = fmt.Sprintf(s.launch, gstClip(t, s))
 		open = append(open, testenv.GstMount{Path: s.path, Launch: launch[s.path]})
 	}
 	srv := testenv.StartGstRTSPServer(t, open...)
@@ -162,7 +228,8 @@ func TestGStreamerCameras(t *testing.T) {
 	t.Logf("servers: %s", srv.Version)
 
 	res := newResults()
-	sup := newTestSupervisor(t, Config{Workers: 2, Defaults: Settings{
+	var logs logBuffer
+	sup := newTestSupervisor(t, Config{Workers: 2, Logger: newLogger(&logs), Defaults: Settings{
 		Mode: ModeSample, Interval: time.Hour, Timeout: 5 * time.Second,
 		// 4 s of video: at 10 fps a 2 s window holds 20 frames, and the
 		// arrival jitter of a busy machine is then close to the 2% asserted.
@@ -249,10 +316,15 @@ func TestGStreamerCameras(t *testing.T) {
 			t.Errorf("%s: hub %dx%d %.2f fps, ffprobe %dx%d %.2f fps", name, r.Width, r.Height, r.FPS, want.width, want.height, want.fps)
 		}
 	}
+	ffAudio := map[string]string{"PCMA": "pcm_alaw", "AAC": "aac", "none": "none"}
 	for _, s := range gstStreams {
 		check(strings.TrimPrefix(s.path, "/"), s.name, ff[s.path], s.codec, s.width, s.height, s.fps)
 		if got := ff[s.path].codec; got != s.ffCodec {
 			t.Errorf("%s: ffprobe says codec %q, want %q", s.name, got, s.ffCodec)
+		}
+		// The server really sends the audio the table says.
+		if got := ff[s.path].audio; got != ffAudio[s.audio] {
+			t.Errorf("%s: ffprobe finds audio %q, want %q", s.name, got, ffAudio[s.audio])
 		}
 	}
 	check("secure", "digest auth", ff["/secure"], "h264", h264.width, h264.height, h264.fps)
@@ -260,6 +332,17 @@ func TestGStreamerCameras(t *testing.T) {
 	for id, reason := range map[string]string{"wrong-password": ReasonUnauthorized, "no-password": ReasonUnauthorized, "missing-path": ReasonNotFound} {
 		if r := byCam[id]; r.Up || r.Reason != reason {
 			t.Errorf("%s: up=%v reason %q (%s), want %q", id, r.Up, r.Reason, r.Detail, reason)
+		}
+	}
+	checkNoPassword(t, logs.String(), gstPassword)
+}
+
+// checkNoPassword fails if text holds the password, raw or escaped.
+func checkNoPassword(t *testing.T, text, pw string) {
+	t.Helper()
+	for _, form := range []string{pw, url.PathEscape(pw), url.QueryEscape(pw), "p@ss", "p%40ss"} {
+		if strings.Contains(text, form) {
+			t.Errorf("the logs contain the password (as %q)", form)
 		}
 	}
 }
