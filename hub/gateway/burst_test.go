@@ -2,17 +2,13 @@ package gateway_test
 
 import (
 	"fmt"
-	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"villagehub/hub/gateway"
 	"villagehub/hub/testenv"
 )
 
@@ -33,13 +29,7 @@ func TestChoBanMarketDayBurst(t *testing.T) {
 	}
 	village, stop := startVillageWith(t, t.TempDir(), mq.URL(), influxDB.URL(), boards.String())
 	defer stop()
-	salt := filepath.Join(t.TempDir(), "salt")
-	if gateway.Command([]string{"salt", salt}, io.Discard, os.Stderr) != 0 {
-		t.Fatal("salt")
-	}
-	gw := &instance{addr: testenv.FreeAddr(t)}
-	gw.cfg = gatewayConfig(t, t.TempDir(), gw.addr, mq.URL(), influxDB.URL(), salt)
-	startInstance(t, gw)
+	gw := startInstances(t, 1, mq.URL(), influxDB.URL())[0]
 	lb := testenv.StartNginx(t, testenv.NginxOptions{Upstreams: []string{gw.addr}})
 	testenv.WaitFor(t, 30*time.Second, "300 targets at the gateway", func() bool { return targetsOf(t, gw.addr) == stalls })
 

@@ -237,6 +237,23 @@ qr:
 	return path
 }
 
+// startInstances starts n gateway instances sharing one salt file.
+func startInstances(t *testing.T, n int, broker, influxURL string) []*instance {
+	t.Helper()
+	salt := filepath.Join(t.TempDir(), "salt")
+	if code := gateway.Command([]string{"salt", salt}, io.Discard, os.Stderr); code != 0 {
+		t.Fatal("salt")
+	}
+	gws := make([]*instance, n)
+	for i := range gws {
+		dir := t.TempDir()
+		addr := testenv.FreeAddr(t)
+		gws[i] = &instance{cfg: gatewayConfig(t, dir, addr, broker, influxURL, salt), addr: addr}
+		startInstance(t, gws[i])
+	}
+	return gws
+}
+
 type instance struct {
 	cfg, addr string
 	p         *testenv.Process
@@ -312,17 +329,7 @@ func TestTwoGatewaysBehindNginx(t *testing.T) {
 	village, stopVillage := startVillage(t, villageDir, link.URL(), influxDB.URL())
 	defer stopVillage()
 
-	salt := filepath.Join(t.TempDir(), "salt")
-	if code := gateway.Command([]string{"salt", salt}, io.Discard, os.Stderr); code != 0 {
-		t.Fatal("salt")
-	}
-	var gws [2]*instance
-	for i := range gws {
-		dir := t.TempDir()
-		addr := testenv.FreeAddr(t)
-		gws[i] = &instance{cfg: gatewayConfig(t, dir, addr, mq.URL(), influxDB.URL(), salt), addr: addr}
-		startInstance(t, gws[i])
-	}
+	gws := startInstances(t, 2, mq.URL(), influxDB.URL())
 	lb := testenv.StartNginx(t, testenv.NginxOptions{Upstreams: []string{gws[0].addr, gws[1].addr}})
 	for _, g := range gws {
 		testenv.WaitFor(t, 20*time.Second, "targets at "+g.addr, func() bool { return targetsOf(t, g.addr) == 3 })

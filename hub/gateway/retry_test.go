@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"villagehub/hub/gateway"
 	"villagehub/hub/testenv"
 )
 
@@ -62,17 +59,9 @@ func TestRetriedRequestCountsOnce(t *testing.T) {
 	village, stopVillage := startVillage(t, t.TempDir(), mq.URL(), influxDB.URL())
 	defer stopVillage()
 
-	salt := filepath.Join(t.TempDir(), "salt")
-	if code := gateway.Command([]string{"salt", salt}, io.Discard, os.Stderr); code != 0 {
-		t.Fatal("salt")
-	}
-	var gws [2]*instance
-	for i := range gws {
-		dir := t.TempDir()
-		addr := testenv.FreeAddr(t)
-		gws[i] = &instance{cfg: gatewayConfig(t, dir, addr, mq.URL(), influxDB.URL(), salt), addr: addr}
-		startInstance(t, gws[i])
-		testenv.WaitFor(t, 20*time.Second, "targets at "+addr, func() bool { return targetsOf(t, addr) == 3 })
+	gws := startInstances(t, 2, mq.URL(), influxDB.URL())
+	for _, g := range gws {
+		testenv.WaitFor(t, 20*time.Second, "targets at "+g.addr, func() bool { return targetsOf(t, g.addr) == 3 })
 	}
 	eater := newAnswerEater(t, gws[0].addr)
 	lb := testenv.StartNginx(t, testenv.NginxOptions{Upstreams: []string{eater.ln.Addr().String(), gws[1].addr}, KeepFailed: true})

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -25,10 +24,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"villagehub/devices/rtspcam"
-	"villagehub/devices/sim"
-	"villagehub/hub/app/apptest"
-	"villagehub/hub/config"
 	"villagehub/hub/testenv"
 	"villagehub/hub/uplink"
 )
@@ -61,46 +56,11 @@ func BenchmarkProvince(b *testing.B) {
 	// counting proxy into Prometheus.
 	prom := testenv.StartPrometheus(b, "storage: { tsdb: { out_of_order_time_window: 2h } }\n", nil, "--web.enable-remote-write-receiver")
 	proxy := startCountingProxy(b, strings.TrimPrefix(prom.URL, "http://"))
-	cams, err := rtspcam.New(rtspcam.Config{Addr: "127.0.0.1:0"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { cams.Close() })
-	cfg, err := config.Parse("bench.yaml", []byte(`
-hub_id: bench
-place: { province: thanh-hoa, district: ngoc-lac, commune: minh-son, village: ban-muong, lat: 20.09, lon: 105.37, names: { village: "Bản Mường" } }
+	h, cfg, stopVillage := startTenCameraVillage(b, "bench", `
 uplink:
   interval: 5s
   remote_write: [ { name: central, url: "http://`+proxy.addr+`/api/v1/write", batch_send_deadline: 0s } ]
-sites: [ { id: cho, name: "Chợ" }, { id: cong, name: "Cổng làng" } ]
-`))
-	if err != nil {
-		b.Fatal(err)
-	}
-	apptest.Prepare(b, cfg)
-	var camDevs, boardDevs []sim.Device
-	for i := range 10 {
-		site := []string{"cho", "cong"}[i%2]
-		cam, err := cams.AddCamera(fmt.Sprintf("cam%02d", i), rtspcam.CameraOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		cfg.Cameras = append(cfg.Cameras, config.Camera{ID: fmt.Sprintf("cam%02d", i), Site: site, RTSPURL: cam.URL()})
-		cfg.Boards = append(cfg.Boards, config.Board{ID: fmt.Sprintf("board%02d", i), Site: site, TargetURL: "https://example.vn/b"})
-		camDevs = append(camDevs, sim.Device{Site: site, ID: fmt.Sprintf("cam%02d", i)})
-		boardDevs = append(boardDevs, sim.Device{Site: site, ID: fmt.Sprintf("board%02d", i)})
-	}
-	apptest.EnableProbe(cfg)
-	cfg.Probe.Interval = config.Duration(10 * time.Second) // the default
-	h := apptest.Start(b, cfg, nil)
-	fleet, err := sim.NewFleet(sim.Config{Broker: "tcp://" + h.BrokerAddr(), Cameras: camDevs, Boards: boardDevs, Rate: 2, QoS: 1,
-		ClientPrefix: "bench", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	fctx, stopFleet := context.WithCancel(context.Background())
-	go func() { _ = fleet.Run(fctx) }()
-	defer stopFleet()
+`, 2)
 	testenv.WaitFor(b, 60*time.Second, "10 cameras probed up", func() bool {
 		v, _ := testenv.Scrape(b, h.URL).Value("villagehub_camera_up")
 		return v == 10
@@ -201,8 +161,7 @@ sites: [ { id: cho, name: "Chợ" }, { id: cong, name: "Cổng làng" } ]
 
 	// 3. Central load: the hub's payload as N villages.
 	tmpl := mustGather(b, gather)
-	stopFleet()
-	h.Stop()
+	stopVillage()
 	logf("central load: %d villages x %d series = %d series, one push per village every 15 s", villages, len(tmpl), villages*len(tmpl))
 	for _, eng := range []string{"prometheus", "victoriametrics"} {
 		var url string

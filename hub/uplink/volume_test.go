@@ -1,8 +1,6 @@
 package uplink_test
 
 import (
-	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -15,10 +13,6 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"villagehub/devices/rtspcam"
-	"villagehub/devices/sim"
-	"villagehub/hub/app/apptest"
-	"villagehub/hub/config"
 	"villagehub/hub/testenv"
 	"villagehub/hub/uplink"
 )
@@ -70,45 +64,10 @@ const volumeGathers = 120
 // dashboards read must still be at the centre.
 func TestUplinkVolume(t *testing.T) {
 	prom := testenv.StartPrometheus(t, "storage: { tsdb: { out_of_order_time_window: 2h } }\n", nil, "--web.enable-remote-write-receiver")
-	cams, err := rtspcam.New(rtspcam.Config{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cams.Close() })
-	cfg, err := config.Parse("volume.yaml", []byte(`
-hub_id: volume
-place: { province: thanh-hoa, district: ngoc-lac, commune: minh-son, village: ban-muong, lat: 20.09, lon: 105.37, names: { village: "Bản Mường" } }
+	h, cfg, stopVillage := startTenCameraVillage(t, "volume", `
 uplink:
   remote_write: [ { name: central, url: "`+prom.URL+`/api/v1/write" } ]
-sites: [ { id: cho, name: "Chợ" }, { id: cong, name: "Cổng làng" } ]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	apptest.Prepare(t, cfg)
-	var camDevs, boardDevs []sim.Device
-	for i := range 10 {
-		site := []string{"cho", "cong"}[i%2]
-		cam, err := cams.AddCamera(fmt.Sprintf("cam%02d", i), rtspcam.CameraOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Cameras = append(cfg.Cameras, config.Camera{ID: fmt.Sprintf("cam%02d", i), Site: site, RTSPURL: cam.URL()})
-		cfg.Boards = append(cfg.Boards, config.Board{ID: fmt.Sprintf("board%02d", i), Site: site, TargetURL: "https://example.vn/b"})
-		camDevs = append(camDevs, sim.Device{Site: site, ID: fmt.Sprintf("cam%02d", i)})
-		boardDevs = append(boardDevs, sim.Device{Site: site, ID: fmt.Sprintf("board%02d", i)})
-	}
-	apptest.EnableProbe(cfg)
-	cfg.Probe.Interval = config.Duration(10 * time.Second) // the default
-	h := apptest.Start(t, cfg, nil)
-	fleet, err := sim.NewFleet(sim.Config{Broker: "tcp://" + h.BrokerAddr(), Cameras: camDevs, Boards: boardDevs, Rate: 1, QoS: 1,
-		ClientPrefix: "volume", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fctx, stopFleet := context.WithCancel(context.Background())
-	defer stopFleet()
-	go func() { _ = fleet.Run(fctx) }()
+`, 1)
 	testenv.WaitFor(t, 60*time.Second, "10 cameras probed up and scans counted", func() bool {
 		m := testenv.Scrape(t, h.URL)
 		up, _ := m.Value("villagehub_camera_up")
@@ -143,6 +102,7 @@ sites: [ { id: cho, name: "Chợ" }, { id: cong, name: "Cổng làng" } ]
 		if p := ucfg.Validate(t.TempDir()); len(p) > 0 {
 			t.Fatalf("%s: %v", v.name, p)
 		}
+		var err error
 		v.u, err = uplink.New(uplink.Options{Config: ucfg, Place: cfg.Place, HubID: "volume-" + v.name, Gatherer: snap,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			Now:    func() time.Time { return time.Unix(0, fake.Load()) }})
@@ -192,7 +152,7 @@ sites: [ { id: cho, name: "Chợ" }, { id: cong, name: "Cổng làng" } ]
 			}
 		}
 	}
-	stopFleet()
+	stopVillage() // the gathers are done: the rest reads Prometheus
 	fake.Store(start.Add(volumeGathers * 15 * time.Second).UnixNano())
 	perDay := 86400.0 / 15
 	mb := map[string]float64{}
