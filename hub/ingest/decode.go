@@ -203,17 +203,9 @@ func (d *Decoder) boardStatus(ev *event.Event, payload []byte) event.Reason {
 	if len(p) == 0 || p[0] != '{' {
 		return status(ev, payload)
 	}
-	v, err := d.p.ParseBytes(p)
-	if err != nil {
-		return event.BadJSON
-	}
-	o, err := v.Object()
-	if err != nil {
-		return event.BadType
-	}
-	st := o.Get("status")
-	if st == nil {
-		return event.BadValue
+	o, st, r := d.required(p, "status")
+	if r != event.OK {
+		return r
 	}
 	if st.Type() != fastjson.TypeString {
 		return event.BadType
@@ -263,17 +255,9 @@ func (d *Decoder) motion(ev *event.Event, payload []byte) event.Reason {
 	if len(p) == 0 || p[0] != '{' {
 		return event.BadValue
 	}
-	v, err := d.p.ParseBytes(p)
-	if err != nil {
-		return event.BadJSON
-	}
-	o, err := v.Object()
-	if err != nil {
-		return event.BadType
-	}
-	a := o.Get("active")
-	if a == nil {
-		return event.BadValue
+	o, a, r := d.required(p, "active")
+	if r != event.OK {
+		return r
 	}
 	switch a.Type() {
 	case fastjson.TypeTrue:
@@ -310,17 +294,9 @@ func (d *Decoder) motion(ev *event.Event, payload []byte) event.Reason {
 }
 
 func (d *Decoder) qrTotal(ev *event.Event, payload []byte) event.Reason {
-	v, err := d.p.ParseBytes(payload)
-	if err != nil {
-		return event.BadJSON
-	}
-	o, err := v.Object()
-	if err != nil {
-		return event.BadType
-	}
-	t := o.Get("total")
-	if t == nil {
-		return event.BadValue
+	o, t, r := d.required(payload, "total")
+	if r != event.OK {
+		return r
 	}
 	if t.Type() != fastjson.TypeNumber {
 		return event.BadType
@@ -355,6 +331,24 @@ func (d *Decoder) qrTotal(ev *event.Event, payload []byte) event.Reason {
 		return r
 	}
 	return d.ts(ev, o.Get("ts"))
+}
+
+// required parses payload as a JSON object and finds its required key:
+// not JSON is bad_json, not an object bad_type, no such key bad_value.
+func (d *Decoder) required(payload []byte, key string) (*fastjson.Object, *fastjson.Value, event.Reason) {
+	v, err := d.p.ParseBytes(payload)
+	if err != nil {
+		return nil, nil, event.BadJSON
+	}
+	o, err := v.Object()
+	if err != nil {
+		return nil, nil, event.BadType
+	}
+	f := o.Get(key)
+	if f == nil {
+		return nil, nil, event.BadValue
+	}
+	return o, f, event.OK
 }
 
 // ts reads a payload timestamp: RFC 3339 text or unix milliseconds.
