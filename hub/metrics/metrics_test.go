@@ -1,9 +1,6 @@
 package metrics
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -11,14 +8,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"villagehub/hub/event"
-	"villagehub/hub/ingest"
 	"villagehub/hub/state"
+	"villagehub/hub/state/statetest"
 )
-
-type memStore struct{}
-
-func (memStore) LoadDevices(func(string, []byte) error) error { return nil }
-func (memStore) Commit(*state.Batch) error                    { return nil }
 
 type broker bool
 
@@ -27,29 +19,8 @@ func (b broker) Connected() bool { return bool(b) }
 // newState runs a state pipeline and returns a function that applies
 // messages and events and waits until they are committed.
 func newState(t *testing.T) (*state.State, func(topic, payload string), func(event.Event)) {
-	q := ingest.NewQueue(64)
-	s, err := state.New(state.Config{Queue: q, Store: memStore{}, Location: time.UTC, MaxAutoCameras: 5, MaxAutoBoards: 7,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = s.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	send := func(topic, payload string) {
-		ack := make(chan struct{}, 1)
-		if err := q.Push(ctx, ingest.Message{Topic: topic, Payload: []byte(payload), QoS: 1, Received: time.Now(), Done: ack}, true); err != nil {
-			t.Fatal(err)
-		}
-		<-ack
-	}
-	submit := func(ev event.Event) {
-		if err := s.SubmitEvent(ctx, ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return s, send, submit
+	s := statetest.Start(t, state.Config{MaxAutoCameras: 5, MaxAutoBoards: 7})
+	return s.State, s.Send, s.Submit
 }
 
 func TestCollectorReadsState(t *testing.T) {

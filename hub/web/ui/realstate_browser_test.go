@@ -1,9 +1,6 @@
 package ui_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -13,16 +10,11 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"villagehub/hub/event"
-	"villagehub/hub/ingest"
 	"villagehub/hub/state"
+	"villagehub/hub/state/statetest"
 	"villagehub/hub/testenv"
 	"villagehub/hub/web/ui"
 )
-
-type nopStore struct{}
-
-func (nopStore) LoadDevices(func(string, []byte) error) error { return nil }
-func (nopStore) Commit(*state.Batch) error                    { return nil }
 
 // TestBoardHealthAndRejectWithRealState: with hub/state behind the page
 // (not a stand-in), a board's battery and signal decoded from its MQTT
@@ -32,25 +24,10 @@ func (nopStore) Commit(*state.Batch) error                    { return nil }
 // self-registered one, which leaves the page and whose next message is
 // rejected as rejected_device.
 func TestBoardHealthAndRejectWithRealState(t *testing.T) {
-	q := ingest.NewQueue(64)
-	st, err := state.New(state.Config{Queue: q, Store: nopStore{}, Location: time.UTC,
+	st := statetest.Start(t, state.Config{
 		Sites:  []state.Site{{ID: "tan-ngu-2", Name: "Thôn Tân Ngữ 2"}},
-		Boards: []state.BoardInfo{{ID: "market-07", Site: "tan-ngu-2", Name: "Chợ Bản, sạp 7"}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = st.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	send := func(topic, payload string) {
-		ack := make(chan struct{}, 1)
-		if err := q.Push(ctx, ingest.Message{Topic: topic, Payload: []byte(payload), QoS: 1, Received: time.Now(), Done: ack}, true); err != nil {
-			t.Fatal(err)
-		}
-		<-ack
-	}
+		Boards: []state.BoardInfo{{ID: "market-07", Site: "tan-ngu-2", Name: "Chợ Bản, sạp 7"}}})
+	send := st.Send
 	send("village/tan-ngu-2/qr/market-07/status", `{"status":"online","battery":87.4,"rssi":-67}`)
 	send("village/tan-ngu-2/qr/market-7/scans", `{"total":2,"battery":12}`)
 
