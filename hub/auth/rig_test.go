@@ -22,6 +22,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"villagehub/hub/auth"
+	"villagehub/hub/broker"
 	"villagehub/hub/testenv"
 )
 
@@ -99,7 +100,7 @@ func (r *rig) start(t *testing.T, cfg auth.Config, tlsCfg *tls.Config, wss bool)
 		closed := make(chan struct{})
 		go func() {
 			<-r.runDone
-			_ = srv.Close()
+			_ = broker.Shutdown(srv, "tcp", "tls", "wss") // not srv.Close: see broker.Shutdown
 			close(closed)
 		}()
 		// A hang here would otherwise only show as the whole package

@@ -65,6 +65,8 @@ type Broker struct {
 	// closing is set once shutdown starts: connections ending then are
 	// expected, not worth a warning each.
 	closing *atomic.Bool
+	// listeners are the IDs of the listeners added, for Shutdown.
+	listeners []string
 }
 
 // New creates the broker and binds its listener, so a port already in use
@@ -115,7 +117,9 @@ func New(cfg Config) (*Broker, error) {
 	if err := srv.AddHook(offline, nil); err != nil {
 		return nil, fmt.Errorf("broker: adding the offline status hook: %w", err)
 	}
+	var ids []string
 	listen := func(l listeners.Listener, addr, key string) error {
+		ids = append(ids, l.ID())
 		if err := srv.AddListener(l); err != nil {
 			h.cancel()
 			if errors.Is(err, syscall.EADDRINUSE) {
@@ -146,7 +150,7 @@ func New(cfg Config) (*Broker, error) {
 			"nofile", rl.Cur, "max_connections+max_pending", cfg.Auth.Sockets())
 	}
 	return &Broker{cfg: cfg, srv: srv, hook: h, log: cfg.Logger, offline: offline, closing: closing,
-		status: offline.topic}, nil
+		status: offline.topic, listeners: ids}, nil
 }
 
 // Addr is the address the broker listens on (useful with port 0).
@@ -177,7 +181,30 @@ func (b *Broker) Run(ctx context.Context) error {
 	// devices cut off here do not mark them offline in the store.)
 	b.hook.cancel()
 	b.closeV311()
-	return b.srv.Close()
+	return Shutdown(b.srv, b.listeners...)
+}
+
+// Shutdown closes srv's listeners ids and their clients, then srv. It is
+// mochi's Server.Close with a client closer that takes the clients lock
+// once. mochi v2.7.9's own closer (closeListenerClients, through
+// Clients.GetByListener) read-locks the clients map twice, so a client
+// connecting or leaving between the two locks deadlocks the shutdown for
+// good (mochi-mqtt/server#488; the fixes, #489 and #507, are not in a
+// release). It hung a test here under load. The listeners are removed
+// once closed, so that Server.Close finds none left to close the old way.
+func Shutdown(srv *mqtt.Server, ids ...string) error {
+	closer := func(id string) {
+		for _, cl := range srv.Clients.GetAll() { // one read lock
+			if cl.Net.Listener == id && !cl.Closed() {
+				_ = srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
+	}
+	for _, id := range ids {
+		srv.Listeners.Close(id, closer)
+		srv.Listeners.Delete(id)
+	}
+	return srv.Close()
 }
 
 // Publish publishes a message from the hub itself (status, alerts).

@@ -106,7 +106,10 @@ func (l *guardedWS) handle(w http.ResponseWriter, r *http.Request) {
 func (l *guardedWS) Close(closeClients listeners.CloseFn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.end.CompareAndSwap(false, true) && l.srv != nil {
+	if !l.end.CompareAndSwap(false, true) {
+		return // closed once, clients with it (as guardedTCP)
+	}
+	if l.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = l.srv.Shutdown(ctx)
