@@ -196,13 +196,6 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		firing: map[string]*Alert{}, started: deps.Now(),
 	}
 	e.setSpecs(&cfg.Rules)
-	for i := range cfg.Notifiers {
-		s, err := e.newSender(&cfg.Notifiers[i])
-		if err != nil {
-			return nil, fmt.Errorf("alert: notifiers[%d]: %w", i, err)
-		}
-		e.senders = append(e.senders, s)
-	}
 
 	d, err := openDB(deps.DataDir)
 	if err != nil {
@@ -216,6 +209,16 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if e.undelivered, err = d.loadOutbox(); err != nil {
 		d.close()
 		return nil, fmt.Errorf("alert: loading the outbox: %w", err)
+	}
+	// Notifiers are built once the restored alerts are in: the MQTT
+	// notifier keeps what fires at its start to republish.
+	for i := range cfg.Notifiers {
+		s, err := e.newSender(&cfg.Notifiers[i])
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("alert: notifiers[%d]: %w", i, err)
+		}
+		e.senders = append(e.senders, s)
 	}
 	return e, nil
 }

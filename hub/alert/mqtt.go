@@ -18,7 +18,10 @@ type mqttNotifier struct {
 	pub    Publisher
 	prefix string
 	firing func() []Notification
-	log    interface{ Warn(string, ...any) }
+	// atStart: what was firing when the notifier was built (at the
+	// engine's start: the alerts restored from disk), for run.
+	atStart []Notification
+	log     interface{ Warn(string, ...any) }
 }
 
 var mqttType = notifierType{
@@ -38,7 +41,11 @@ var mqttType = notifierType{
 		if d.Publisher == nil {
 			return nil, errors.New("an mqtt notifier needs the hub's MQTT publisher")
 		}
-		return &mqttNotifier{cfg: n, pub: d.Publisher, prefix: d.Prefix, firing: d.Firing, log: d.Log}, nil
+		m := &mqttNotifier{cfg: n, pub: d.Publisher, prefix: d.Prefix, firing: d.Firing, log: d.Log}
+		if d.Firing != nil {
+			m.atStart = d.Firing()
+		}
+		return m, nil
 	},
 }
 
@@ -47,14 +54,26 @@ var mqttType = notifierType{
 // messages across restarts) would otherwise leave a siren or LED board
 // that reconnects knowing nothing, while /api/v1/alerts shows the alert.
 // The message and its key are the ones first sent, so receivers that
-// remember keys ignore it.
+// remember keys ignore it. Only what was firing when the notifier was
+// built and still fires: an alert that fired since went out the normal
+// way (republishing it would send it twice), and one resolved since must
+// not be put back as firing.
 func (m *mqttNotifier) run(ctx context.Context) error {
-	if !*m.cfg.Retain || m.firing == nil {
+	if !*m.cfg.Retain || m.firing == nil || len(m.atStart) == 0 {
 		return nil
+	}
+	now := map[string]bool{}
+	for _, n := range m.firing() {
+		now[n.Key] = true
+	}
+	var pending []Notification
+	for _, n := range m.atStart {
+		if now[n.Key] {
+			pending = append(pending, n)
+		}
 	}
 	// The broker may not be up yet when the engine starts: try for a
 	// minute, a second apart.
-	pending := m.firing()
 	for try := 0; len(pending) > 0; try++ {
 		var left []Notification
 		for _, n := range pending {
