@@ -12,10 +12,13 @@
 #
 # Environment: CAMERAS (16), BOARDS (20), DURATION (seconds, 600 as the
 # issue asks; 180 is a quicker look), WARMUP (60: past the first samples),
-# WORKERS ("2 1": probe.workers settings to run, one after the other),
+# WORKERS ("0 2": probe.workers settings to run, one after the other; 0 is
+# the default, one worker per 64 cameras),
 # EVERY (seconds between progress lines: CPU over the interval, PSS,
 # goroutines, open files, ingest p99 over the interval — a leak check
-# reads them from the first minutes to the last).
+# reads them from the first minutes to the last), PROFILES (a directory:
+# turns debug.pprof on and saves the hub's heap profile at the end of each
+# run there as heap-<workers>.pb.gz, for `go tool pprof -sample_index=inuse_space`).
 # A district: CAMERAS=1000 BOARDS=10000 WORKERS=2 DURATION=1800 (each
 # device is one MQTT connection from villagesim: ulimit -n is raised).
 # Not part of `make test`.
@@ -25,7 +28,8 @@ CAMERAS=${CAMERAS:-16}
 BOARDS=${BOARDS:-20}
 DURATION=${DURATION:-600}
 WARMUP=${WARMUP:-60}
-WORKERS=${WORKERS:-2 1}
+WORKERS=${WORKERS:-0 2}
+PROFILES=${PROFILES:-}
 EVERY=${EVERY:-60}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -87,6 +91,7 @@ for nw in $WORKERS; do
 	{
 		echo "broker: { allow_anonymous: true, max_connections: $((CAMERAS + BOARDS + 100)) }"
 		echo "probe: { workers: $nw, interval: 10s, sample_interval: 60s }"
+		if [ -n "$PROFILES" ]; then echo "debug: { pprof: true }"; fi
 		echo "sites:"
 		echo "  - { id: demo, name: Demo }"
 		echo "cameras:"
@@ -135,6 +140,10 @@ for nw in $WORKERS; do
 		fi
 	done
 	read -r h1 w1 hr wr n < <(sample "$hub")
+	if [ -n "$PROFILES" ]; then
+		mkdir -p "$PROFILES"
+		curl -fs -o "$PROFILES/heap-$nw.pb.gz" "http://127.0.0.1:$HPORT/debug/pprof/heap?gc=1" || echo "bench-footprint: no heap profile (debug.pprof)" >&2
+	fi
 	vr=$(vmrsskb "$hub")
 	for w in $(workers "$hub"); do vr=$((vr + $(vmrsskb "$w"))); done
 	t1=$(date +%s.%N)

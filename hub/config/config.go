@@ -250,7 +250,8 @@ type QR struct {
 type Probe struct {
 	// Enabled turns probing off when false (default on).
 	Enabled *bool `yaml:"enabled"`
-	// Workers is the number of probe worker processes (default 2);
+	// Workers is the number of probe worker processes (default 0: one per
+	// 64 cameras, probe.CamerasPerWorker);
 	// Concurrency caps probes in flight (default 64); RecycleAfter replaces
 	// a worker after that many probes (default 1000).
 	Workers      int `yaml:"workers"`

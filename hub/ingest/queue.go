@@ -81,7 +81,9 @@ func NewQueue(capacity int) *Queue {
 		capacity = 10000
 	}
 	return &Queue{
-		items:    make([]Message, 0, capacity),
+		// Grown by append as traffic needs, not allocated whole: a full
+		// default queue is 1.3 MB, most of an idle village hub's heap.
+		items:    make([]Message, 0, min(capacity, 64)),
 		capacity: capacity,
 		notEmpty: make(chan struct{}, 1),
 		notFull:  make(chan struct{}),

@@ -459,3 +459,35 @@ func TestSupervisorMetricsLint(t *testing.T) {
 		t.Fatalf("targets = %v", v)
 	}
 }
+
+// Without Workers, the shared workers scale with the cameras: one up to
+// CamerasPerWorker, one more for each further CamerasPerWorker; an explicit
+// Workers wins whatever the cameras.
+func TestSupervisorDefaultWorkers(t *testing.T) {
+	t.Parallel()
+	targets := func(n int) []Target {
+		ts := make([]Target, n)
+		for i := range ts {
+			ts[i] = Target{ID: fmt.Sprintf("cam-%d", i), URL: fmt.Sprintf("rtsp://127.0.0.1:1/cam-%d", i)}
+		}
+		return ts
+	}
+	for _, c := range []struct{ workers, cameras, want int }{
+		{0, 0, 1}, {0, 1, 1}, {0, 16, 1}, {0, CamerasPerWorker, 1},
+		{0, CamerasPerWorker + 1, 2}, {0, 2 * CamerasPerWorker, 2}, {0, 2*CamerasPerWorker + 1, 3},
+		{2, 16, 2}, {1, 1000, 1}, {3, 0, 3},
+	} {
+		sup := newTestSupervisor(t, Config{Workers: c.workers}, newResults())
+		sup.SetTargets(targets(c.cameras))
+		if got := sup.wantWorkers(); got != c.want {
+			t.Errorf("Workers %d, %d cameras: %d workers, want %d", c.workers, c.cameras, got, c.want)
+		}
+	}
+	// Cameras added by a reload bring their worker.
+	sup := newTestSupervisor(t, Config{}, newResults())
+	sup.SetTargets(targets(10))
+	sup.SetTargets(targets(CamerasPerWorker + 10))
+	if got := sup.wantWorkers(); got != 2 {
+		t.Errorf("after growing to %d cameras: %d workers, want 2", CamerasPerWorker+10, got)
+	}
+}

@@ -30,7 +30,6 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"mime"
 	"net/http"
 	"os"
 	"path"
@@ -161,7 +160,7 @@ func New(cfg Config) (*UI, error) {
 		sum := sha256.Sum256(b)
 		a := &asset{name: name, body: b, version: hex.EncodeToString(sum[:6])}
 		a.etag = `"` + a.version + `"`
-		a.ctype = mime.TypeByExtension(path.Ext(name))
+		a.ctype = assetTypes[path.Ext(name)]
 		if a.ctype == "" || strings.HasSuffix(name, "LICENSE") {
 			a.ctype = "text/plain; charset=utf-8"
 		}
@@ -330,4 +329,19 @@ func acceptsGzip(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// assetTypes are the Content-Types of the embedded assets' extensions (Go's
+// built-in values). Not mime.TypeByExtension: its first call loads the
+// system's MIME tables (/etc/mime.types and others), about 1 MB of heap kept
+// for the life of the hub, for the handful of types the assets use; and the
+// answer no longer depends on the machine's tables. An extension missing
+// here is served as text/plain (TestAssetTypes lists the assets).
+var assetTypes = map[string]string{
+	".css":  "text/css; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".html": "text/html; charset=utf-8",
+	".svg":  "image/svg+xml",
+	".png":  "image/png",
+	".json": "application/json",
 }
