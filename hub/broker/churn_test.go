@@ -1,17 +1,14 @@
 package broker
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"villagehub/hub/auth"
-	"villagehub/hub/ingest"
 )
 
 // TestShutdownWhileClientsChurn: the broker shuts down while devices keep
@@ -21,19 +18,7 @@ import (
 // once. Each round must end within its deadline, every time.
 func TestShutdownWhileClientsChurn(t *testing.T) {
 	for round := range 10 {
-		cfg := auth.Config{DataDir: t.TempDir(), AllowAnonymous: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-		h, err := auth.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := New(Config{Addr: "127.0.0.1:0", Prefix: "village", HubID: "h", Queue: ingest.NewQueue(16), Auth: h, Logger: cfg.Logger})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { b.Run(ctx); close(done) }()
-		waitFor(t, func() bool { return b.Addr() != "127.0.0.1:0" })
+		b, _, cancel, done := runTestBroker(t, auth.Config{})
 		addr := b.Addr()
 
 		// Devices that connect (a raw MQTT 3.1.1 CONNECT), wait for the

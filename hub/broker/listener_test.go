@@ -26,6 +26,15 @@ import (
 
 func newTestBroker(t *testing.T, cfg auth.Config) (*Broker, *auth.Hook) {
 	t.Helper()
+	b, h, stop, done := runTestBroker(t, cfg)
+	t.Cleanup(func() { stop(); <-done })
+	return b, h
+}
+
+// runTestBroker starts a broker on a free port with anonymous access;
+// stop ends it and done is closed when it has shut down.
+func runTestBroker(t *testing.T, cfg auth.Config) (b *Broker, h *auth.Hook, stop func(), done chan struct{}) {
+	t.Helper()
 	cfg.DataDir = t.TempDir()
 	cfg.AllowAnonymous = true
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -33,16 +42,15 @@ func newTestBroker(t *testing.T, cfg auth.Config) (*Broker, *auth.Hook) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(Config{Addr: "127.0.0.1:0", Prefix: "village", HubID: "h", Queue: ingest.NewQueue(16), Auth: h, Logger: cfg.Logger})
+	b, err = New(Config{Addr: "127.0.0.1:0", Prefix: "village", HubID: "h", Queue: ingest.NewQueue(16), Auth: h, Logger: cfg.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
+	done = make(chan struct{})
 	go func() { b.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
 	waitFor(t, func() bool { return b.Addr() != "127.0.0.1:0" })
-	return b, h
+	return b, h, cancel, done
 }
 
 func waitFor(t *testing.T, cond func() bool) {
