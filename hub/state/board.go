@@ -276,14 +276,8 @@ func (b *Board) configure(info BoardInfo, ok bool) int {
 	switch {
 	case ok:
 		b.info = info
-		if !b.Configured {
-			b.Configured, b.Auto = true, false
-			return -1
-		}
 	case b.Configured:
-		b.Configured, b.Auto = false, true
 		b.info = BoardInfo{ID: b.ID, Site: b.Site}
-		return 1
 	}
-	return 0
+	return b.approve(ok, &b.Auto)
 }

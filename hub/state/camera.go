@@ -316,14 +316,8 @@ func (c *Camera) configure(info CameraInfo, ok bool) int {
 	switch {
 	case ok:
 		c.info = info
-		if !c.Configured {
-			c.Configured, c.Auto = true, false
-			return -1
-		}
 	case c.Configured:
-		c.Configured, c.Auto = false, true
 		c.info = CameraInfo{ID: c.ID, Site: c.Site}
-		return 1
 	}
-	return 0
+	return c.approve(ok, &c.Auto)
 }

@@ -40,6 +40,21 @@ type devBase struct {
 
 func (b *devBase) base() *devBase { return b }
 
+// approve moves the device into the config (ok) or out of it, setting
+// Configured and the kind's auto flag; it returns the change in the count
+// of self-registered devices (-1, 0 or 1), as each kind's configure does.
+func (b *devBase) approve(ok bool, auto *bool) int {
+	switch {
+	case ok && !b.Configured:
+		b.Configured, *auto = true, false
+		return -1
+	case !ok && b.Configured:
+		b.Configured, *auto = false, true
+		return 1
+	}
+	return 0
+}
+
 // kindSpec declares a device kind to the registry.
 type kindSpec[D device] struct {
 	kind event.Kind
