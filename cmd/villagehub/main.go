@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -113,16 +112,6 @@ func (f *runFlags) apply(c *config.Config) {
 	set(&c.Log.Format, f.logFormat)
 }
 
-// workerGCPercent is a probe worker's GC target. A worker holds under 2 MB
-// between probes, but a 2 s sample reads megabytes of RTP in a burst, and
-// at the runtime's default (100) its heap grew to twice the live size and
-// stayed there: with 25 a village's worker is ~1.8 MB smaller (16.0 -> 14.2
-// MB PSS, 16 cameras) for a few ms more GC a minute. Handing freed memory
-// back to the OS on a timer (debug.FreeOSMemory every 30 s) gained 0.3 MB
-// more and was left out; every 5 s it gained ~1 MB but doubled the
-// worker's CPU. GOGC in the environment still wins (docs/performance.md).
-const workerGCPercent = 25
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -157,9 +146,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			// so that a camera crashing the RTSP library cannot crash the hub.
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if os.Getenv("GOGC") == "" {
-				debug.SetGCPercent(workerGCPercent)
-			}
+			probe.TuneWorkerRuntime()
 			if err := probe.ServeWorker(ctx, os.Stdin, os.Stdout); err != nil {
 				fmt.Fprintln(stderr, "villagehub probe-worker:", err)
 				return 1

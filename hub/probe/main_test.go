@@ -88,9 +88,16 @@ func closedPort(t testing.TB) string {
 // Dial it abandoned.
 func probeOnce(t testing.TB, url string, mode Mode, set Settings) measurement {
 	t.Helper()
+	return probeAligned(t, url, mode, set, nil)
+}
+
+// probeAligned is probeOnce keeping the camera's keyframe phase in ph
+// between samples, as the supervisor does (nil: no alignment).
+func probeAligned(t testing.TB, url string, mode Mode, set Settings, ph *keyPhase) measurement {
+	t.Helper()
 	set = set.merged(testSettings)
 	var cleanup sync.WaitGroup
-	m := runProbe(context.Background(), job{
+	j := job{
 		ID:              1,
 		URL:             url,
 		Mode:            mode,
@@ -98,7 +105,14 @@ func probeOnce(t testing.TB, url string, mode Mode, set Settings) measurement {
 		SampleWindow:    set.SampleWindow,
 		MaxSampleWindow: set.MaxSampleWindow,
 		NoVideoTimeout:  set.NoVideoTimeout,
-	}, &cleanup)
+	}
+	if ph != nil && mode == ModeSample {
+		ph.apply(&j)
+	}
+	m := runProbe(context.Background(), j, &cleanup)
+	if ph != nil && mode == ModeSample {
+		ph.observe(m)
+	}
 	done := make(chan struct{})
 	go func() { cleanup.Wait(); close(done) }()
 	select {

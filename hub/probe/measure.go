@@ -36,6 +36,11 @@ type job struct {
 	SampleWindow    time.Duration `json:"sample_window"`
 	MaxSampleWindow time.Duration `json:"max_sample_window"`
 	NoVideoTimeout  time.Duration `json:"no_video_timeout"`
+	// KeyAt (a keyframe's arrival, Unix ns), KeyPeriod and PlayLead align
+	// a sample's PLAY with the camera's next keyframe (keyphase.go).
+	KeyAt     int64         `json:"key_at,omitempty"`
+	KeyPeriod time.Duration `json:"key_period,omitempty"`
+	PlayLead  time.Duration `json:"play_lead,omitempty"`
 }
 
 // measurement is what a worker reports back for a job.
@@ -53,6 +58,14 @@ type measurement struct {
 	TTFF             time.Duration `json:"ttff,omitempty"`
 	TTFK             time.Duration `json:"ttfk,omitempty"`
 	Duration         time.Duration `json:"duration"`
+	// For keyframe alignment (keyphase.go): the last keyframe's arrival
+	// (Unix ns), the keyframe period from the RTP clock, the time from
+	// sending PLAY to the first frame, and the wait before PLAY (counted
+	// neither in TTFF nor in Duration).
+	LastKeyAt   int64         `json:"last_key_at,omitempty"`
+	KeyPeriod   time.Duration `json:"key_period,omitempty"`
+	PlayToFrame time.Duration `json:"play_to_frame,omitempty"`
+	Waited      time.Duration `json:"waited,omitempty"`
 
 	codecChanged bool // read CodecData again once vdk's goroutine has ended
 }
@@ -65,7 +78,7 @@ func (m *measurement) fail(reason, detail string) {
 func (j job) hardDeadline() time.Duration {
 	d := j.Timeout + vdkErrorSleep + firstPacketWait
 	if j.Mode == ModeSample {
-		d += j.NoVideoTimeout + j.MaxSampleWindow
+		d += j.NoVideoTimeout + j.MaxSampleWindow + j.KeyPeriod
 	}
 	return d
 }
@@ -86,7 +99,7 @@ func runProbe(ctx context.Context, j job, background *sync.WaitGroup) measuremen
 	defer cancel()
 
 	c, m, ended := probeStream(ctx, j, start, background)
-	m.Duration = time.Since(start)
+	m.Duration = time.Since(start) - m.Waited
 	m.Detail = sc.clean(m.Detail)
 	if c != nil && closeClient(c, ended, j.Timeout) && m.codecChanged {
 		// vdk's goroutine has ended, so its last CodecData write happened

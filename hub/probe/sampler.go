@@ -276,13 +276,26 @@ func sampleStream(ctx context.Context, j job, start time.Time) (m measurement) {
 	if err := got.Unmarshal(res.Header["Transport"]); err == nil && got.InterleavedIDs != nil {
 		rtpCh = got.InterleavedIDs[0]
 	}
+	if w := j.playWait(time.Now()); w > 0 {
+		t := time.NewTimer(w)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			m.Reason, m.Detail = classifySampleError(ctx, j, ctx.Err())
+			return m
+		}
+		m.Waited = w
+		start = start.Add(w)
+	}
+	played := time.Now()
 	if _, err := s.do(&base.Request{Method: base.Play, URL: baseURL, Header: base.Header{"Range": base.HeaderValue{"npt=0.000-"}}}); err != nil {
 		m.Reason, m.Detail = classifySampleError(ctx, j, err)
 		return m
 	}
 	defer s.teardown(baseURL)
 
-	r := reader{kind: kind, j: j, start: start, m: &m, rtpCh: byte(rtpCh)}
+	r := reader{kind: kind, j: j, start: start, played: played, m: &m, rtpCh: byte(rtpCh)}
 	r.read(ctx, s.br, nc)
 	return m
 }
@@ -328,11 +341,12 @@ const (
 
 // reader measures the video of one sample.
 type reader struct {
-	kind  codecKind
-	j     job
-	start time.Time
-	m     *measurement
-	rtpCh byte
+	kind   codecKind
+	j      job
+	start  time.Time
+	played time.Time // PLAY sent
+	m      *measurement
+	rtpCh  byte
 
 	frames     []frameRec
 	keys       int
@@ -398,7 +412,7 @@ func (r *reader) read(ctx context.Context, br *bufio.Reader, nc net.Conn) {
 						windowEnd = now.Add(r.j.SampleWindow)
 						maxEnd = now.Add(r.j.MaxSampleWindow)
 					}
-					if !windowOver && !now.Before(windowEnd) {
+					if !windowOver && (!now.Before(windowEnd) || r.covers(r.j.SampleWindow)) {
 						windowOver = true
 					}
 					setDeadline()
@@ -658,9 +672,13 @@ func (r *reader) finish() {
 	// Measure over whole keyframe intervals when possible: a window cut
 	// anywhere else over- or under-counts the large keyframes.
 	from, to := 0, len(frames)-1
+	m.PlayToFrame = frames[0].at.Sub(r.played)
 	if len(keyIdx) >= 2 {
 		from, to = keyIdx[0], keyIdx[len(keyIdx)-1]
+		last, prev := frames[keyIdx[len(keyIdx)-1]], frames[keyIdx[len(keyIdx)-2]]
 		m.KeyframeInterval = keyIdx[len(keyIdx)-1] - keyIdx[len(keyIdx)-2]
+		m.LastKeyAt = last.at.UnixNano()
+		m.KeyPeriod = rtpSpan(prev.ts, last.ts)
 	}
 	if span := frames[to].at.Sub(frames[from].at).Seconds(); to > from && span > 0 {
 		bytes := 0
@@ -692,6 +710,25 @@ func (r *reader) finish() {
 // videoClock is the RTP clock rate of every video payload format the
 // sampler reads.
 const videoClock = 90000
+
+// covers says whether the frames seen span w of video on the camera's
+// clock, counting the last frame's half of a frame interval: a keyframe
+// due exactly w after the first frame then ends the window even when it
+// arrives a little early, instead of the sample waiting a whole GOP more.
+func (r *reader) covers(w time.Duration) bool {
+	n := len(r.frames)
+	if n < 2 {
+		return false
+	}
+	last := r.frames[n-1].ts
+	return rtpSpan(r.frames[0].ts, last)+rtpSpan(r.frames[n-2].ts, last)/2 >= w
+}
+
+// rtpSpan is the video time from RTP timestamp a to b (b later, modulo
+// the 32-bit wrap).
+func rtpSpan(a, b uint32) time.Duration {
+	return time.Duration(b-a) * time.Second / videoClock
+}
 
 // frameRate is the stream's frame rate over frames: from the camera's own
 // RTP timestamps (the capture clock, as ffprobe reads it), which a busy

@@ -100,6 +100,7 @@ type camState struct {
 	up         bool
 	lastFPS    float64
 	sdpFPS     int
+	phase      keyPhase // the camera's keyframes, for the next sample
 	busy       bool
 	isolated   bool
 }
@@ -427,6 +428,9 @@ func (s *Supervisor) newJob(cs *camState, mode Mode, now time.Time) *pendingJob 
 		MaxSampleWindow: cs.set.MaxSampleWindow,
 		NoVideoTimeout:  cs.set.NoVideoTimeout,
 	}
+	if mode == ModeSample {
+		cs.phase.apply(&j)
+	}
 	return &pendingJob{
 		j:       j,
 		cam:     cs.t.ID,
@@ -686,6 +690,7 @@ func (s *Supervisor) finish(pj *pendingJob, m measurement) {
 	fps := cs.lastFPS
 	if pj.j.Mode == ModeSample {
 		cs.lastSample = pj.started
+		cs.phase.observe(m)
 		if m.Up {
 			r.FPS = m.FPS
 			r.BitrateBps = m.BitrateBps

@@ -70,9 +70,10 @@ type Settings struct {
 	SampleInterval time.Duration
 	// Timeout for connecting and the whole RTSP handshake. Default 5 s.
 	Timeout time.Duration
-	// SampleWindow is the least video a sample reads, from its first frame.
-	// A sample goes on past it until it has seen two keyframes (so
-	// figures cover whole keyframe intervals), up to MaxSampleWindow.
+	// SampleWindow is the least video a sample reads, from its first frame
+	// (by RTP time, less half a frame). A sample goes on past it until it
+	// has seen two keyframes (so figures cover whole keyframe intervals),
+	// up to MaxSampleWindow; keyphase.go times PLAY so that is one GOP.
 	// Defaults 2 s and 6 s.
 	SampleWindow    time.Duration
 	MaxSampleWindow time.Duration

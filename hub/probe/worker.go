@@ -6,8 +6,28 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 	"sync"
 )
+
+// TuneWorkerRuntime sets a probe worker process's Go runtime; GOGC in the
+// environment still wins (docs/performance.md).
+//
+// GC target 25 %: a worker holds under 2 MB between probes, but a sample
+// reads megabytes of RTP in a burst, and at the runtime's default (100)
+// its heap grew to twice the live size and stayed there: with 25 a
+// village's worker is ~1.8 MB smaller (16.0 -> 14.2 MB PSS, 16 cameras)
+// for a few ms more GC a minute. Handing freed memory back to the OS on a
+// timer (debug.FreeOSMemory every 30 s) gained 0.3 MB more and was left
+// out; every 5 s it gained ~1 MB but doubled the worker's CPU. One P
+// (GOMAXPROCS=1) was tried twice for a sample's wake-ups and made no
+// difference beyond the noise (docs/rtsp-probe.md, "Cost").
+func TuneWorkerRuntime() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(25)
+	}
+}
 
 // response is one line a worker writes back.
 type response struct {
