@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,59 @@ func TestProbeEndToEnd(t *testing.T) {
 	}
 	if body := get(t, h.URL+"/metrics"); strings.Contains(body, "pa55word") {
 		t.Error("/metrics shows the password")
+	}
+}
+
+// TestH265CroppedThroughAPIAndMetrics: a 1080p H.265 camera, coded as
+// 1088 rows and cropped by its SPS conformance window (as camera encoders
+// code it), served by a real gst-rtsp-server, shows as 1920x1080 in the
+// API and in villagehub_camera_stream_info, through the hub's probe
+// workers, after samples and handshakes alike: vdk alone reports
+// 1920x1088 (docs/vdk-findings.md finding 13).
+func TestH265CroppedThroughAPIAndMetrics(t *testing.T) {
+	clip, err := testenv.FFmpegClip("h265", testenv.H265Clip1080p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testenv.StartGstRTSPServer(t, testenv.GstMount{Path: "/h265", Launch: fmt.Sprintf(testenv.H265Launch1080p, clip)})
+	h := startHub(t, func(c *config.Config) {
+		apptest.EnableProbe(c)
+		c.Probe.Timeout = config.Duration(5 * time.Second)
+		c.Cameras = []config.Camera{{ID: "market", Site: "tan-ngu-2", RTSPURL: srv.URL("/h265"), ExpectedFPS: 5}}
+	})
+	var stream *state.StreamView
+	testenv.WaitFor(t, 30*time.Second, "the H.265 camera sampled", func() bool {
+		var cs struct{ Cameras []state.CameraView }
+		getJSON(t, h.URL+"/api/v1/cameras", &cs)
+		for _, c := range cs.Cameras {
+			if c.ID == "market" && c.Stream != nil && c.Stream.FPS > 0 {
+				stream = c.Stream
+				return true
+			}
+		}
+		return false
+	})
+	if !stream.Up || stream.Codec != "h265" || stream.Width != 1920 || stream.Height != 1080 {
+		t.Errorf("API stream after the sample: %+v, want h265 1920x1080", stream)
+	}
+	// Handshakes (through vdk) follow every second: they must not put the
+	// coded height back.
+	var m testenv.Metrics
+	testenv.WaitFor(t, 20*time.Second, "handshakes after the sample", func() bool {
+		m = testenv.Scrape(t, h.URL)
+		n, _ := m.Value("villagehub_camera_probe_duration_seconds", "site=tan-ngu-2")
+		return n >= 4
+	})
+	var cs struct{ Cameras []state.CameraView }
+	getJSON(t, h.URL+"/api/v1/cameras", &cs)
+	if s := cs.Cameras[0].Stream; s == nil || s.Codec != "h265" || s.Width != 1920 || s.Height != 1080 {
+		t.Errorf("API stream after handshakes: %+v, want h265 1920x1080", s)
+	}
+	if v, ok := m.Value("villagehub_camera_stream_info", "camera=market", "codec=h265", "resolution=1920x1080"); !ok || v != 1 {
+		t.Errorf("villagehub_camera_stream_info{codec=h265,resolution=1920x1080} = %v (found %v)", v, ok)
+	}
+	if _, ok := m.Value("villagehub_camera_stream_info", "camera=market", "resolution=1920x1088"); ok {
+		t.Error("villagehub_camera_stream_info shows the coded 1920x1088")
 	}
 }
 

@@ -2,12 +2,9 @@ package probe
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,9 +77,8 @@ var gstStreams = []gstStream{
 		// Coded as 1088 rows with a conformance window: min-cu-size=16,
 		// as camera encoders and GStreamer's x265enc code.
 		name: "H.265 1080p", path: "/h265", codec: "h265", ffCodec: "hevc", width: 1920, height: 1080, fps: 5, audio: "none",
-		clip: []string{"-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=5", "-frames:v", "75", "-c:v", "libx265", "-preset", "ultrafast",
-			"-x265-params", "log-level=none:keyint=5:min-keyint=5:scenecut=0:bframes=0:min-cu-size=16", "-b:v", "1500k", "-f", "matroska"},
-		launch: "( filesrc location=%s ! matroskademux ! h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1 )",
+		clip:   testenv.H265Clip1080p,
+		launch: testenv.H265Launch1080p,
 	},
 	{
 		name: "MJPEG (RTP/JPEG)", path: "/mjpeg", codec: "mjpeg", ffCodec: "mjpeg", width: 640, height: 480, fps: 10, audio: "none",
@@ -117,30 +113,9 @@ func gstLaunches(t testing.TB) map[string]string {
 	return launch
 }
 
-// gstClip makes a stream's clip with ffmpeg once per machine (cached in
-// the user cache directory under a name from its ffmpeg arguments) and
-// returns its path.
+// gstClip makes a stream's clip once per machine (testenv.FFmpegClip).
 func gstClip(s gstStream) (string, error) {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = os.TempDir()
-	}
-	dir = filepath.Join(dir, "villagehub-test")
-	sum := sha256.Sum256([]byte(strings.Join(s.clip, " ")))
-	path := filepath.Join(dir, fmt.Sprintf("gst-%s-%x.mkv", strings.Trim(s.path, "/"), sum[:6]))
-	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
-		return path, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
-	args := append([]string{"-nostdin", "-v", "error", "-y"}, s.clip...)
-	if out, err := exec.Command("ffmpeg", append(args, tmp)...).CombinedOutput(); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("making the %s clip with ffmpeg: %v\n%s", s.name, err, out)
-	}
-	return path, os.Rename(tmp, path)
+	return testenv.FFmpegClip(strings.Trim(s.path, "/"), s.clip)
 }
 
 // gstPassword has the characters that break naive URL handling: '@' and

@@ -2,11 +2,13 @@ package testenv
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -126,3 +128,42 @@ func (s *GstRTSPServer) stop() {
 		<-s.done
 	}
 }
+
+// FFmpegClip makes a clip with ffmpeg once per machine (cached in the user
+// cache directory under a name from its ffmpeg arguments, which include
+// the output format) and returns its path. Clips are encoded ahead, not
+// live: encoding live, x265 needs about 150 ms of CPU per 1080p frame, and
+// on a busy machine a live encoder falls behind and sends fewer frames
+// than it announces.
+func FFmpegClip(name string, args []string) (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	dir = filepath.Join(dir, "villagehub-test")
+	sum := sha256.Sum256([]byte(strings.Join(args, " ")))
+	path := filepath.Join(dir, fmt.Sprintf("gst-%s-%x.mkv", name, sum[:6]))
+	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
+		return path, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	full := append([]string{"-nostdin", "-v", "error", "-y"}, args...)
+	if out, err := exec.Command("ffmpeg", append(full, tmp)...).CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("making the %s clip with ffmpeg: %v\n%s", name, err, out)
+	}
+	return path, os.Rename(tmp, path)
+}
+
+// H265Clip1080p is ffmpeg's arguments for a 15 s H.265 1920x1080 5 fps
+// clip coded as 1088 rows with a conformance window (min-cu-size=16, as
+// camera encoders and GStreamer's x265enc code), a keyframe every second;
+// H265Launch1080p serves it (%s is the clip's path).
+var (
+	H265Clip1080p = []string{"-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=5", "-frames:v", "75", "-c:v", "libx265", "-preset", "ultrafast",
+		"-x265-params", "log-level=none:keyint=5:min-keyint=5:scenecut=0:bframes=0:min-cu-size=16", "-b:v", "1500k", "-f", "matroska"}
+	H265Launch1080p = "( filesrc location=%s ! matroskademux ! h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1 )"
+)
