@@ -152,7 +152,18 @@ for nw in $WORKERS; do
 		el = t1 - t0; hc = (h1 - h0) / el * 100; wc = (w1 - w0) / el * 100
 		printf "%-8s %10.2f %12.2f %10.2f %10.1f %12.1f %12.1f %12.0f %14.1f\n", nw, hc, wc, hc + wc, hr / 1024, wr / 1024, (hr + wr) / 1024, m, ((h1 - h0) + (w1 - w0)) * 1000 / c / (el / 60)
 	}'
-	echo "         ($n live workers at the end; VmRSS summed (shared pages counted twice): $((vr / 1024)) MB; probes so far: ${probes:-?}; simulator: $(grep -h "published" "$d/sim.out" "$d/sim.err" 2>/dev/null | tail -1 | cut -c1-120))"
+	echo "         ($n live workers at the end; VmRSS summed (shared pages counted twice): $((vr / 1024)) MB; probes so far: ${probes:-?})"
+	# Lost anything? The simulator stops on its own 30 s after the run and
+	# prints the scans the hub should count; the hub's count must settle
+	# there, exactly.
+	for _ in $(seq 600); do kill -0 "$sim" 2>/dev/null || break; sleep 0.2; done
+	hubscans() { curl -fs "http://127.0.0.1:$HPORT/metrics" | awk '/^villagehub_qr_scans_total\{/ { s += $2 } END { printf "%.0f", s }'; }
+	prev=-1
+	for _ in $(seq 60); do cur=$(hubscans); [ "$cur" = "$prev" ] && break; prev=$cur; sleep 2; done
+	want=$(sed -n 's/.*QR scans the hub should count: \([0-9]*\).*/\1/p' "$d/sim.out")
+	rej=$(curl -fs "http://127.0.0.1:$HPORT/metrics" | awk '/^villagehub_mqtt_messages_total\{.*result="rejected"/ { s += $2 } END { printf "%.0f", s }')
+	echo "         simulator: $(grep -h "^published" "$d/sim.out" | cut -c1-160)"
+	echo "         hub counted $cur QR scans of ${want:-?} (lost: $(( ${want:-0} - cur ))), MQTT messages rejected: $rej"
 	kill "$sim" "$hub" 2>/dev/null || true
 	# thousands of simulated clients may take long to say goodbye
 	for _ in $(seq 50); do kill -0 "$sim" 2>/dev/null || break; sleep 0.2; done
