@@ -25,6 +25,7 @@ import (
 	"villagehub/hub/auth"
 	"villagehub/hub/broker"
 	"villagehub/hub/config"
+	"villagehub/hub/fastlane"
 	"villagehub/hub/gateway"
 	"villagehub/hub/influx"
 	"villagehub/hub/ingest"
@@ -390,6 +391,7 @@ func (h *Hub) newWeb() error {
 		Ready: h.readyChecks(),
 		// Silences record the authenticated user as created_by.
 		Mount:  []func(*http.ServeMux){h.ui.Mount, scans.Register, func(mux *http.ServeMux) { h.alerts.RegisterWith(mux, web.WithUserName(alert.WithUser)) }},
+		Fast:   []fastlane.Route{{Prefix: "/q/", Serve: scans.ServeFastBoard}},
 		Status: func() any { return h.Status() },
 		Reload: func(ctx context.Context) error { return h.ReloadFromFile(ctx, "api") },
 		Access: accessConfig(cfg),

@@ -42,8 +42,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
 	"golang.org/x/sync/errgroup"
 
+	"villagehub/hub/fastlane"
 	"villagehub/hub/influx"
 	"villagehub/hub/scan"
 	"villagehub/hub/tlscert"
@@ -75,6 +77,7 @@ type Gateway struct {
 	m       *metrics
 	srv     *http.Server
 	ln      net.Listener
+	lane    *fastlane.Lane
 
 	connected  atomic.Bool
 	subscribed atomic.Bool
@@ -153,7 +156,26 @@ func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
 	if g.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen %s (set listen: in %s): %w", cfg.Listen, cfg.Path, err)
 	}
+	// The printed codes' redirects through fasthttp, the rest through
+	// net/http, on the one port (hub/fastlane).
+	g.lane = fastlane.New(g.ln, fastlane.Config{
+		Routes:      []fastlane.Route{{Prefix: "/q/", Serve: g.serveFast}},
+		ReadTimeout: g.srv.ReadHeaderTimeout,
+		IdleTimeout: g.srv.IdleTimeout,
+		Logger:      g.log,
+	})
 	return g, nil
+}
+
+// serveFast is GET /q/<village>/<board> for fasthttp; any other path under
+// /q/ gets the friendly not-found page, as with net/http above.
+func (g *Gateway) serveFast(ctx *fasthttp.RequestCtx, rest string) bool {
+	village, board, ok := strings.Cut(rest, "/")
+	if !ok || village == "" || board == "" || strings.IndexByte(board, '/') >= 0 {
+		rest = ""
+	}
+	g.scans.ServeFast(ctx, rest)
+	return true
 }
 
 // Addr is the HTTP listener's address.
@@ -273,12 +295,13 @@ func (g *Gateway) RecordScan(s scan.Scan) {
 func (g *Gateway) Run(ctx context.Context) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error {
-		err := g.srv.Serve(g.ln)
+		err := g.srv.Serve(g.lane.Slow())
 		if errors.Is(err, http.ErrServerClosed) {
 			return nil
 		}
 		return err
 	})
+	eg.Go(func() error { return g.lane.Run(ctx) })
 	eg.Go(func() error {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

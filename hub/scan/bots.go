@@ -1,7 +1,6 @@
 package scan
 
 import (
-	"net/http"
 	"strings"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -72,23 +71,20 @@ func isZaloPreview(lowerUA string) bool {
 	return true
 }
 
-// isPrefetch reports a request a browser or app makes ahead of the person
-// (link prefetch, prerender, Safari's preview): it may never be seen.
-func isPrefetch(r *http.Request) bool {
-	// Canonical keys looked up directly: Header.Get would canonicalise
-	// each on every /q/ request.
-	for _, h := range [...]string{"Sec-Purpose", "Purpose", "X-Purpose", "X-Moz"} {
-		vs := r.Header[h]
-		if len(vs) == 0 || vs[0] == "" {
-			continue
-		}
-		v := vs[0]
-		v = strings.ToLower(v)
-		if strings.Contains(v, "prefetch") || strings.Contains(v, "prerender") || strings.Contains(v, "preview") {
-			return true
-		}
+// purposeHeaders are where browsers and apps say a request is made ahead
+// of the person (link prefetch, prerender, Safari's preview): it may never
+// be seen. Canonical keys, looked up directly: Header.Get would
+// canonicalise each on every /q/ request.
+var purposeHeaders = [...]string{"Sec-Purpose", "Purpose", "X-Purpose", "X-Moz"}
+
+// isPrefetchValue reports whether one of purposeHeaders' values marks a
+// prefetch.
+func isPrefetchValue(v string) bool {
+	if v == "" {
+		return false
 	}
-	return false
+	v = strings.ToLower(v)
+	return strings.Contains(v, "prefetch") || strings.Contains(v, "prerender") || strings.Contains(v, "preview")
 }
 
 // agentClassifier decides whether a User-Agent belongs to a bot. The full
@@ -126,7 +122,7 @@ func (a *agentClassifier) quick(ua string) (bot, known bool) {
 	}
 	lower := strings.ToLower(ua)
 	if isZaloPreview(lower) || containsAny(lower, previewAgents) || containsAny(lower, a.extra) {
-		a.verdict.Add(ua, true)
+		a.verdict.Add(strings.Clone(ua), true) // ua may point into a fasthttp buffer
 		return true, true
 	}
 	return false, false
@@ -137,7 +133,7 @@ func (a *agentClassifier) quick(ua string) (bot, known bool) {
 // paid by a hub whose QR pages are never visited, nor by the probe workers).
 func (a *agentClassifier) slow(ua string) bool {
 	v := crawlerdetect.IsCrawler(ua)
-	a.verdict.Add(ua, v)
+	a.verdict.Add(strings.Clone(ua), v) // ua may point into a fasthttp buffer
 	return v
 }
 

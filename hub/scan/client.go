@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -133,19 +132,15 @@ func (p proxies) trusted(a netip.Addr) bool {
 //
 // IPv6 clients are taken per /64: a phone changes its privacy address within
 // its /64 at will, so the full address would let one phone look like many.
-func (p proxies) clientAddr(r *http.Request) string {
-	peer, ok := parseHostAddr(r.RemoteAddr)
-	if !ok {
-		return r.RemoteAddr // not an IP (e.g. a unix socket); still hashed, never stored
+func (p proxies) clientAddr(v *visit) string {
+	peer := v.peer
+	if !peer.IsValid() {
+		return v.peerRaw // not an IP (e.g. a unix socket); still hashed, never stored
 	}
 	if len(p) == 0 || !p.trusted(peer) {
 		return canonical(peer)
 	}
-	if xff := r.Header["X-Forwarded-For"]; len(xff) > 0 {
-		all := xff[0]
-		if len(xff) > 1 { // several headers: one list (RFC 9110 5.3)
-			all = strings.Join(xff, ",")
-		}
+	if all := v.xff; all != "" {
 		client := peer
 		for rest := all; rest != ""; {
 			i := strings.LastIndexByte(rest, ',')
@@ -165,7 +160,7 @@ func (p proxies) clientAddr(r *http.Request) string {
 		}
 		return canonical(client)
 	}
-	if xr := strings.TrimSpace(r.Header.Get("X-Real-IP")); xr != "" {
+	if xr := strings.TrimSpace(v.realIP); xr != "" {
 		if a, ok := parseHostAddr(xr); ok {
 			return canonical(a)
 		}

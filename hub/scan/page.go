@@ -1,10 +1,10 @@
 package scan
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"html/template"
-	"net/http"
 	"strings"
 )
 
@@ -59,27 +59,22 @@ var pageCSP = func() string {
 	return csp + "; frame-ancestors 'none'"
 }()
 
-func writeNotFound(w http.ResponseWriter, id string) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", pageCSP)
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusNotFound)
-	_ = pages.ExecuteTemplate(w, "notfound", id) // a client gone away is no error of ours
+// notFoundPage is the page for a code that leads to no board (id: the
+// well-formed id asked for, or "").
+func notFoundPage(id string) []byte {
+	var b bytes.Buffer
+	_ = pages.ExecuteTemplate(&b, "notfound", id) // fixed templates over a string: cannot fail
+	return b.Bytes()
 }
 
-// writeNoTarget answers a scan of a known board whose target is missing or
+// noTargetPage answers a scan of a known board whose target is missing or
 // malformed in the config: the scan still counted, the person is told kindly.
-func writeNoTarget(w http.ResponseWriter, b Board) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", pageCSP)
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusServiceUnavailable)
+func noTargetPage(b Board) []byte {
 	name := b.Name
 	if name == "" {
 		name = b.ID
 	}
-	_ = pages.ExecuteTemplate(w, "notarget", struct{ Name string }{name})
+	var out bytes.Buffer
+	_ = pages.ExecuteTemplate(&out, "notarget", struct{ Name string }{name})
+	return out.Bytes()
 }

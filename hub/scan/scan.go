@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -312,11 +313,84 @@ func (h *Handler) serveScan(w http.ResponseWriter, r *http.Request) {
 	h.Serve(w, r, r.PathValue("board"))
 }
 
+// visit is what the counting rules read from a request, filled from
+// net/http (Serve) or fasthttp (ServeFast). Its strings may point into a
+// fasthttp buffer: nothing keeps them past the request (the agent cache
+// copies what it keeps).
+type visit struct {
+	head     bool // a HEAD request, or a prefetch (purposeHeaders)
+	agent    string
+	peer     netip.Addr // the connection's peer; invalid if not an IP
+	peerRaw  string     // the peer as given, hashed when it is not an IP
+	xff      string     // every X-Forwarded-For value, joined by ","
+	realIP   string
+	reqID    string // Config.RequestIDHeader's value
+	reqStart string // X-Request-Start
+}
+
+func httpVisit(r *http.Request, reqHeader string) visit {
+	v := visit{head: r.Method == http.MethodHead, agent: truncateAgent(r.Header.Get("User-Agent")), peerRaw: r.RemoteAddr}
+	for _, k := range purposeHeaders {
+		if vs := r.Header[k]; len(vs) > 0 && isPrefetchValue(vs[0]) {
+			v.head = true
+		}
+	}
+	if a, ok := parseHostAddr(r.RemoteAddr); ok {
+		v.peer = a
+	}
+	if xff := r.Header["X-Forwarded-For"]; len(xff) == 1 {
+		v.xff = xff[0]
+	} else if len(xff) > 1 { // several headers: one list (RFC 9110 5.3)
+		v.xff = strings.Join(xff, ",")
+	}
+	v.realIP = r.Header.Get("X-Real-IP")
+	if reqHeader != "" {
+		v.reqID = r.Header.Get(reqHeader)
+		v.reqStart = r.Header.Get("X-Request-Start")
+	}
+	return v
+}
+
+// answer is what a visit gets: a redirect to location, or a page.
+type answer struct {
+	status   int
+	location string
+	page     []byte
+}
+
 // Serve answers one visit to a printed code whose board is looked up by id
 // (the hub: the board id; the gateway: <village>/<board>): it classifies
 // the visit, hands it to the Recorder, and redirects, or answers the
 // friendly not-found page for an id the lookup does not know.
 func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, id string) {
+	v := httpVisit(r, h.reqHeader)
+	a := h.count(&v, id)
+	hdr := w.Header()
+	// no-store: every scan must reach the hub to be counted, and a changed
+	// target must apply at once, so neither browsers nor proxies may keep
+	// the redirect.
+	hdr["Cache-Control"] = noStore
+	if a.page != nil {
+		hdr["Content-Security-Policy"] = []string{pageCSP}
+		hdr["Content-Type"] = htmlType
+		hdr["X-Content-Type-Options"] = noSniff
+		w.WriteHeader(a.status)
+		_, _ = w.Write(a.page) // a client gone away is no error of ours
+		return
+	}
+	hdr["Location"] = []string{a.location}
+	w.WriteHeader(a.status)
+}
+
+var (
+	noStore  = []string{"no-store"}
+	htmlType = []string{"text/html; charset=utf-8"}
+	noSniff  = []string{"nosniff"}
+)
+
+// count classifies a visit, hands it to the Recorder and says what to
+// answer.
+func (h *Handler) count(v *visit, id string) answer {
 	now := h.now()
 	b, ok := h.boards.Board(id)
 	if !ok {
@@ -325,37 +399,28 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, id string) {
 			s.Board = id
 		}
 		h.rec.RecordScan(s)
-		writeNotFound(w, s.Board)
-		return
+		return answer{status: http.StatusNotFound, page: notFoundPage(s.Board)}
 	}
-	class, unique, visit := h.classify(r, b.ID, now)
-	sc := Scan{Board: b.ID, Site: b.Site, At: now, Class: class, Unique: unique, visit: visit}
+	class, unique, visitKey := h.classify(v, b.ID, now)
+	sc := Scan{Board: b.ID, Site: b.Site, At: now, Class: class, Unique: unique, visit: visitKey}
 	if h.reqHeader != "" {
-		sc.request, sc.At = h.proxyRequest(r, now)
+		sc.request, sc.At = h.proxyRequest(v, now)
 	}
 	h.rec.RecordScan(sc)
-
-	// no-store: every scan must reach the hub to be counted, and a changed
-	// target must apply at once, so neither browsers nor proxies may keep
-	// the redirect.
-	hdr := w.Header()
-	hdr["Cache-Control"] = []string{"no-store"}
 	if !validTarget(b.TargetURL) {
-		writeNoTarget(w, b)
-		return
+		return answer{status: http.StatusServiceUnavailable, page: noTargetPage(b)}
 	}
-	hdr["Location"] = []string{b.TargetURL}
-	w.WriteHeader(http.StatusFound)
+	return answer{status: http.StatusFound, location: b.TargetURL}
 }
 
 // classify decides the Class of a request for a known board. The order
 // matters for cost: cheap checks first; the rate limiter before the slow
 // crawler list, so a client inventing agents pays for few slow checks.
-func (h *Handler) classify(r *http.Request, board string, now time.Time) (Class, bool, clientKey) {
-	if r.Method == http.MethodHead || isPrefetch(r) {
+func (h *Handler) classify(v *visit, board string, now time.Time) (Class, bool, clientKey) {
+	if v.head {
 		return ClassBot, false, clientKey{}
 	}
-	ua := truncateAgent(r.Header.Get("User-Agent"))
+	ua := v.agent
 	bot, known := h.agents.quick(ua)
 	if bot {
 		return ClassBot, false, clientKey{}
@@ -367,27 +432,26 @@ func (h *Handler) classify(r *http.Request, board string, now time.Time) (Class,
 		h.log.Error("scan: no daily salt; counting without uniqueness", "err", err)
 		return ClassHuman, false, clientKey{}
 	}
-	addr := h.proxies.clientAddr(r)
+	addr := h.proxies.clientAddr(v)
 	if !h.allow(s.key("rate", addr), now) {
 		return ClassRateLimited, false, clientKey{}
 	}
 	if !known && h.agents.slow(ua) {
 		return ClassBot, false, clientKey{}
 	}
-	visit := s.key("uniq", addr, ua, board)
-	return ClassHuman, h.firstInWindow(visit, now), visit
+	key := s.key("uniq", addr, ua, board)
+	return ClassHuman, h.firstInWindow(key, now), key
 }
 
 // proxyRequest reads the request id and start time a trusted proxy sent
 // (Config.RequestIDHeader): the key of the id (zero if none) and the scan's
 // time (now if the proxy sent none, or one further than
 // maxRequestStartSkew from now).
-func (h *Handler) proxyRequest(r *http.Request, now time.Time) (clientKey, time.Time) {
-	peer, ok := parseHostAddr(r.RemoteAddr)
-	if !ok || !h.proxies.trusted(peer) {
+func (h *Handler) proxyRequest(v *visit, now time.Time) (clientKey, time.Time) {
+	if !v.peer.IsValid() || !h.proxies.trusted(v.peer) {
 		return clientKey{}, now
 	}
-	id := r.Header.Get(h.reqHeader)
+	id := v.reqID
 	if id == "" || len(id) > 256 {
 		return clientKey{}, now
 	}
@@ -395,8 +459,8 @@ func (h *Handler) proxyRequest(r *http.Request, now time.Time) (clientKey, time.
 	var k clientKey
 	copy(k[:], sum[:])
 	at := now
-	if v, ok := strings.CutPrefix(r.Header.Get("X-Request-Start"), "t="); ok {
-		if f, err := strconv.ParseFloat(v, 64); err == nil && f > 0 {
+	if t, ok := strings.CutPrefix(v.reqStart, "t="); ok {
+		if f, err := strconv.ParseFloat(t, 64); err == nil && f > 0 {
 			t := time.UnixMilli(int64(math.Round(f * 1e3))) // nginx's $msec has milliseconds
 			if d := t.Sub(now); d < maxRequestStartSkew && d > -maxRequestStartSkew {
 				at = t

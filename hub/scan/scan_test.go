@@ -2,6 +2,7 @@ package scan
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"fmt"
 	"image/png"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"villagehub/hub/fastlane"
 	"villagehub/hub/testenv"
 )
 
@@ -185,9 +187,30 @@ func newHub(t *testing.T, mod func(*Config)) *hub {
 	}
 	mux := http.NewServeMux()
 	x.h.Register(mux)
-	x.srv = httptest.NewServer(mux)
-	t.Cleanup(x.srv.Close)
+	x.srv = serveLanes(t, mux, x.h)
 	return x
+}
+
+// serveLanes serves mux as the hub and the gateway do on a plain listener:
+// /q/ through fasthttp (hub/fastlane, ServeFastBoard), everything else,
+// /qr/ images included, through net/http. TestServeParity holds net/http's
+// own /q/ (the TLS case) to the same answers.
+func serveLanes(t *testing.T, mux *http.ServeMux, h *Handler) *httptest.Server {
+	srv := httptest.NewUnstartedServer(mux)
+	lane := fastlane.New(srv.Listener, fastlane.Config{Routes: []fastlane.Route{{Prefix: "/q/", Serve: h.ServeFastBoard}}})
+	srv.Listener = lane.Slow()
+	srv.Start()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- lane.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("fastlane: %v", err)
+		}
+		srv.Close()
+	})
+	return srv
 }
 
 func (x *hub) landings(path string) int {
@@ -518,8 +541,15 @@ func TestClientAddr(t *testing.T) {
 		if c.xrip != "" {
 			r.Header.Set("X-Real-IP", c.xrip)
 		}
-		if got := c.p.clientAddr(r); got != c.want {
+		v := httpVisit(r, "")
+		if got := c.p.clientAddr(&v); got != c.want {
 			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+		// The same request as fasthttp sees it (hub/fastlane).
+		ctx := fastRequest(t, c.remote, "GET /q/x", map[string]string{"X-Forwarded-For": c.xff, "X-Real-IP": c.xrip})
+		v = fastVisit(ctx, "")
+		if got := c.p.clientAddr(&v); got != c.want {
+			t.Errorf("%s (fasthttp): got %q, want %q", c.name, got, c.want)
 		}
 	}
 	if _, err := parseProxies([]string{"10.0.0.0/33"}); err == nil {

@@ -1,9 +1,14 @@
 package scan
 
 import (
+	"bufio"
 	"bytes"
+	"net"
 	"net/http"
+	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Two handlers that share a salt secret (two gateway instances) give the
@@ -42,4 +47,30 @@ func TestSharedSaltGivesSameVisitKey(t *testing.T) {
 	if _, err := NewHandler(Config{PublicURL: "http://h", SaltSecret: []byte("short")}, a.boards, a.rec); err == nil {
 		t.Error("a salt secret under 32 bytes was accepted")
 	}
+}
+
+// fastRequest is a request as fasthttp hands it to ServeFast: from peer
+// (ip:port), with the request line (method and path) and headers (empty
+// values left out).
+func fastRequest(t testing.TB, peer, line string, headers map[string]string) *fasthttp.RequestCtx {
+	t.Helper()
+	var raw strings.Builder
+	raw.WriteString(line + " HTTP/1.1\r\nHost: hub.example.vn\r\n")
+	for k, v := range headers {
+		if v != "" {
+			raw.WriteString(k + ": " + v + "\r\n")
+		}
+	}
+	raw.WriteString("\r\n")
+	var req fasthttp.Request
+	if err := req.Read(bufio.NewReader(strings.NewReader(raw.String()))); err != nil {
+		t.Fatal(err)
+	}
+	addr, err := net.ResolveTCPAddr("tcp", peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Init(&req, addr, nil)
+	return ctx
 }

@@ -537,16 +537,19 @@ func (a *access) fail(w http.ResponseWriter, code, reason int, msg string) {
 }
 
 // wrap enforces the rules around every handler.
+// maxBody bounds a request body (the login form, the JSON API).
+const maxBody = 1 << 20
+
 func (a *access) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && !readOnly(r.Method) {
 			// A body announced over the limit is 413 at once, whatever
 			// handler (login form, JSON API) would have read it.
-			if r.ContentLength > 1<<20 {
+			if r.ContentLength > maxBody {
 				writeError(w, http.StatusRequestEntityTooLarge, "request body over 1 MiB")
 				return
 			}
-			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
 		p := r.URL.Path
 		if publicPath(p) {

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
+	"villagehub/hub/fastlane"
+
 	"villagehub/hub/report"
 	"villagehub/hub/state"
 	"villagehub/hub/store"
@@ -53,6 +55,11 @@ type Config struct {
 	Access AccessConfig
 	// Mount adds more handlers (printed QR codes, the dashboard) to mux.
 	Mount []func(mux *http.ServeMux)
+	// Fast routes (the printed codes' /q/) are served by fasthttp on a
+	// plain-HTTP listener (hub/fastlane), with the same security headers;
+	// over TLS net/http serves them through Mount's handlers. A fast
+	// route's paths are public: the access rules are not consulted.
+	Fast []fastlane.Route
 	// Status, if set, answers GET /api/v1/status (viewer): the hub's
 	// running state, e.g. the last reload and keys waiting for a restart.
 	// It must not carry secrets.
@@ -72,6 +79,7 @@ var ErrNoConfigFile = errors.New("this hub was not started from a config file")
 type Server struct {
 	cfg    Config
 	ln     net.Listener
+	lane   *fastlane.Lane // nil: net/http serves ln alone
 	srv    *http.Server
 	log    *slog.Logger
 	access *access
@@ -109,6 +117,17 @@ func New(cfg Config) (*Server, error) {
 		// provoke them at will, so about one a second is kept.
 		ErrorLog: slog.NewLogLogger(&limitedHandler{Handler: cfg.Logger.Handler(), limit: rate.NewLimiter(1, 10)}, slog.LevelWarn),
 	}
+	if cfg.TLS == nil && len(cfg.Fast) > 0 {
+		s.lane = fastlane.New(ln, fastlane.Config{
+			Routes:         cfg.Fast,
+			Header:         plainSecurityHeaders,
+			ReadTimeout:    s.srv.ReadHeaderTimeout,
+			IdleTimeout:    s.srv.IdleTimeout,
+			MaxHeaderBytes: s.srv.MaxHeaderBytes,
+			MaxBodyBytes:   maxBody,
+			Logger:         cfg.Logger,
+		})
+	}
 	return s, nil
 }
 
@@ -138,20 +157,41 @@ func (s *Server) URL() string {
 
 // Run serves until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
+	ln := s.ln
+	lctx, stopLane := context.WithCancel(ctx)
+	defer stopLane()
+	var lanec chan error
+	if s.lane != nil {
+		ln = s.lane.Slow()
+		lanec = make(chan error, 1)
+		go func() { lanec <- s.lane.Run(lctx) }()
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
+	go func() { errc <- s.srv.Serve(ln) }()
+	var err error
 	select {
-	case err := <-errc:
-		return fmt.Errorf("HTTP server: %w", err)
+	case err = <-errc:
+		err = fmt.Errorf("HTTP server: %w", err)
+	case err = <-lanec:
+		err = fmt.Errorf("HTTP server: %w", err)
+		lanec = nil
 	case <-ctx.Done():
+	}
+	stopLane()
+	if lanec != nil {
+		if lerr := <-lanec; err == nil && lerr != nil {
+			err = fmt.Errorf("HTTP server: %w", lerr)
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.srv.Shutdown(sctx); err != nil {
+	if serr := s.srv.Shutdown(sctx); serr != nil {
 		s.srv.Close()
 	}
-	<-errc
-	return nil
+	if e := <-errc; err == nil && ctx.Err() == nil && !errors.Is(e, http.ErrServerClosed) {
+		err = fmt.Errorf("HTTP server: %w", e)
+	}
+	return err
 }
 
 // Handler returns the server's handler (for tests that serve it themselves).
@@ -210,19 +250,28 @@ func (s *Server) routes() http.Handler {
 // copy, never a shared array.)
 func securityHeaders(h http.Handler, https bool) http.Handler {
 	hsts := []string{"max-age=31536000"}
-	nosniff := []string{"nosniff"}
-	noReferrer := []string{"no-referrer"}
-	csp := []string{"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"}
+	plain := make([][]string, len(plainSecurityHeaders))
+	for i, kv := range plainSecurityHeaders {
+		plain[i] = []string{kv[1]}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
 		if https {
 			hd["Strict-Transport-Security"] = hsts
 		}
-		hd["X-Content-Type-Options"] = nosniff
-		hd["Referrer-Policy"] = noReferrer
-		hd["Content-Security-Policy"] = csp
+		for i, kv := range plainSecurityHeaders {
+			hd[kv[0]] = plain[i]
+		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// plainSecurityHeaders go on every answer, the fast routes' too (over
+// HTTPS, Strict-Transport-Security as well).
+var plainSecurityHeaders = [][2]string{
+	{"X-Content-Type-Options", "nosniff"},
+	{"Referrer-Policy", "no-referrer"},
+	{"Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"},
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
