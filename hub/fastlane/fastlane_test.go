@@ -242,4 +242,3 @@ func TestManyClients(t *testing.T) {
 		t.Fatalf("fast %d, slow %d", x.fast.Load(), x.slow.Load())
 	}
 }
-
