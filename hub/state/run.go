@@ -10,6 +10,15 @@ import (
 	"villagehub/hub/ingest"
 )
 
+// Group commits under load (Config.CommitGap).
+const (
+	DefaultCommitGap = 10 * time.Millisecond
+	// BusyBatch is the batch size from which the pipeline counts as busy:
+	// ~64 messages queued during one commit (a few ms) is thousands a
+	// second; a village's tens a second never wait.
+	BusyBatch = 64
+)
+
 // Run applies queued messages until ctx ends. For each batch it applies
 // every message, commits the batch to the store, and only then
 // acknowledges the messages: a message a device was told was delivered is
@@ -18,14 +27,27 @@ import (
 // brokers hold the rest: back-pressure instead of loss.
 func (s *State) Run(ctx context.Context) error {
 	buf := make([]ingest.Message, 0, s.cfg.BatchSize)
+	var lastCommit time.Time
 	for {
 		msgs, err := s.cfg.Queue.Pop(ctx, buf, s.cfg.BatchSize)
+		if err == nil && len(msgs) >= BusyBatch && len(msgs) < s.cfg.BatchSize && s.cfg.CommitGap > 0 {
+			// Busy: let the group grow to one commit per CommitGap.
+			if wait := s.cfg.CommitGap - time.Since(lastCommit); wait > 0 {
+				s.cfg.Wait(ctx, wait)
+				if s.cfg.Queue.Len() > 0 && ctx.Err() == nil {
+					var more []ingest.Message
+					more, err = s.cfg.Queue.Pop(ctx, msgs[len(msgs):], s.cfg.BatchSize-len(msgs))
+					msgs = append(msgs, more...) // more already sits after msgs: a copy in place
+				}
+			}
+		}
 		if err != nil {
 			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 				return nil
 			}
 			return err
 		}
+		lastCommit = time.Now()
 		s.mu.Lock()
 		for i := range msgs {
 			if l := msgs[i].Local; l != nil {

@@ -9,6 +9,7 @@
 package state
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,7 +68,16 @@ type Config struct {
 	Store   Store
 	// BatchSize is the most messages applied and committed at once.
 	BatchSize int
-	Logger    *slog.Logger
+	// CommitGap groups commits under load: a batch of at least BusyBatch
+	// messages waits until CommitGap has passed since the previous commit
+	// began, then takes what queued meanwhile, so a busy pipeline pays two
+	// fdatasyncs per CommitGap instead of per commit, for at most CommitGap
+	// more latency; quieter traffic commits at once. Zero means
+	// DefaultCommitGap; negative, never wait.
+	CommitGap time.Duration
+	// Wait sleeps d or until ctx ends (nil: a timer); tests set it.
+	Wait   func(ctx context.Context, d time.Duration)
+	Logger *slog.Logger
 	// ObserveLatency, if set, is called with the seconds from receiving a
 	// message to its acknowledgement.
 	ObserveLatency func(seconds float64)
@@ -165,6 +175,19 @@ func New(cfg Config) (*State, error) {
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 2048
+	}
+	if cfg.CommitGap == 0 {
+		cfg.CommitGap = DefaultCommitGap
+	}
+	if cfg.Wait == nil {
+		cfg.Wait = func(ctx context.Context, d time.Duration) {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
