@@ -118,7 +118,14 @@ func New(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("broker: adding the offline status hook: %w", err)
 	}
 	var ids []string
+	guard := &attachGuard{wg: &srv.Listeners.ClientsWg}
 	listen := func(l listeners.Listener, addr, key string) error {
+		switch g := l.(type) {
+		case *guardedTCP:
+			g.guard = guard
+		case *guardedWS:
+			g.guard = guard
+		}
 		ids = append(ids, l.ID())
 		if err := srv.AddListener(l); err != nil {
 			h.cancel()
@@ -197,6 +204,16 @@ func Shutdown(srv *mqtt.Server, ids ...string) error {
 		for _, cl := range srv.Clients.GetAll() { // one read lock
 			if cl.Net.Listener == id && !cl.Closed() {
 				_ = srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
+	}
+	for _, id := range ids {
+		if l, ok := srv.Listeners.Get(id); ok {
+			switch g := l.(type) {
+			case *guardedTCP:
+				g.guard.end()
+			case *guardedWS:
+				g.guard.end()
 			}
 		}
 	}

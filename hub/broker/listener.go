@@ -31,6 +31,7 @@ type guardedTCP struct {
 	id, address string
 	tls         *tls.Config
 	gate        *auth.Hook
+	guard       *attachGuard
 	ln          net.Listener
 	log         *slog.Logger
 	end         atomic.Bool
@@ -100,12 +101,16 @@ func (l *guardedTCP) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		go func() {
+			defer func() { _ = c.Close() }() // c: the TLS connection, once made
+			if !l.guard.enter() {
+				return // the broker is stopping
+			}
+			defer l.guard.leave()
 			if l.tls != nil {
 				c = tls.Server(c, l.tls)
 			}
 			err := establish(l.id, c)
 			l.gate.Finished(c, err)
-			_ = c.Close()
 		}()
 	}
 }

@@ -28,6 +28,7 @@ type guardedWS struct {
 	id, address string
 	tls         *tls.Config
 	gate        *auth.Hook
+	guard       *attachGuard
 	ln          net.Listener
 	srv         *http.Server
 	log         *slog.Logger
@@ -99,6 +100,10 @@ func (l *guardedWS) handle(w http.ResponseWriter, r *http.Request) {
 	// give back the gate's, until CONNECT.
 	l.gate.Rearm(under)
 	ws := &wsConn{Conn: under, c: c}
+	if !l.guard.enter() {
+		return // the broker is stopping
+	}
+	defer l.guard.leave()
 	err = l.establish(l.id, ws)
 	l.gate.Finished(ws, err)
 }
