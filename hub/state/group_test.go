@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,18 +32,19 @@ func (c *countingStore) Commit(*Batch) error {
 	return nil
 }
 
-// TestCommitGroupsUnderLoad: a busy batch (BusyBatch messages or more)
-// waits out the commit gap and takes what queued meanwhile into the same
-// commit; a quiet batch commits at once, without waiting.
+// TestCommitGroupsUnderLoad: a batch that comes within the commit gap of
+// the previous commit waits out the gap and takes what queued meanwhile
+// into the same commit; a message after a quiet spell commits at once.
+// The gap is measured on a fake monotonic clock, and the wait is fake.
 func TestCommitGroupsUnderLoad(t *testing.T) {
 	q := ingest.NewQueue(10000)
 	st := &countingStore{gate: make(chan struct{})}
+	var mono atomic.Int64 // ns
 	var waits []time.Duration
 	var during func()
-	// A gap of an hour with a fake wait: the second batch is always within
-	// it, however slow this machine is.
-	s, err := New(Config{Queue: q, Store: st, Location: time.UTC, BatchSize: 1000, CommitGap: time.Hour,
+	s, err := New(Config{Queue: q, Store: st, Location: time.UTC, BatchSize: 1000,
 		Sites: []Site{{ID: "s1", Name: "Site"}}, Boards: []BoardInfo{{ID: "b1", Site: "s1", Name: "Board"}},
+		Mono: func() time.Duration { return time.Duration(mono.Load()) },
 		Wait: func(_ context.Context, d time.Duration) {
 			waits = append(waits, d)
 			if during != nil {
@@ -63,35 +65,39 @@ func TestCommitGroupsUnderLoad(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// The first busy batch has no commit before it: no wait. While its
-	// commit is held, a second busy batch queues; it comes within the gap
-	// of the first, waits, and 300 more arrive during the wait.
-	push(BusyBatch)
+	// The first message has no commit before it: no wait. While its commit
+	// is held, 50 more queue; they come within the gap (the fake clock
+	// stands still), wait once, the full gap, and 300 more arrive during
+	// the wait.
+	mono.Store(int64(time.Hour))
+	push(1)
 	during = func() { push(300) }
 	ran := make(chan error, 1)
 	go func() { ran <- s.Run(ctx) }()
 	for q.Len() > 0 { // the first batch popped
 		runtime.Gosched()
 	}
-	push(BusyBatch)
+	push(50)
 	close(st.gate)
-	waitDone(t, done, 2*BusyBatch+300)
+	waitDone(t, done, 1+50+300)
 	st.mu.Lock()
 	commits := st.commits
 	st.mu.Unlock()
-	if len(waits) != 1 || waits[0] <= 59*time.Minute || waits[0] > time.Hour {
-		t.Fatalf("waits %v: want one, of the gap less the time since the first commit", waits)
+	if len(waits) != 1 || waits[0] != DefaultCommitGap {
+		t.Fatalf("waits %v: want one of %v", waits, DefaultCommitGap)
 	}
 	if commits != 2 {
-		t.Fatalf("%d commits, want 2 (the first batch; the second with what came during its wait)", commits)
+		t.Fatalf("%d commits, want 2 (the first message; the 50 with the 300 that came during their wait)", commits)
 	}
-	// Quiet: one message commits without a wait.
-	n := len(waits)
+	// A quiet spell, then one message: committed at once.
 	during = nil
+	mono.Add(int64(time.Second))
 	push(1)
 	waitDone(t, done, 1)
-	if len(waits) != n || st.commits != 3 {
-		t.Fatalf("a single message waited (%v) or was not committed alone (%d commits)", waits[n:], st.commits)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(waits) != 1 || st.commits != 3 {
+		t.Fatalf("a message after a quiet spell waited (%v) or was not committed alone (%d commits)", waits[1:], st.commits)
 	}
 	cancel()
 	if err := <-ran; err != nil {

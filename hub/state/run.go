@@ -10,14 +10,8 @@ import (
 	"villagehub/hub/ingest"
 )
 
-// Group commits under load (Config.CommitGap).
-const (
-	DefaultCommitGap = 10 * time.Millisecond
-	// BusyBatch is the batch size from which the pipeline counts as busy:
-	// ~64 messages queued during one commit (a few ms) is thousands a
-	// second; a village's tens a second never wait.
-	BusyBatch = 64
-)
+// DefaultCommitGap is how far apart commits are at least (Config.CommitGap).
+const DefaultCommitGap = 10 * time.Millisecond
 
 // Run applies queued messages until ctx ends. For each batch it applies
 // every message, commits the batch to the store, and only then
@@ -27,12 +21,13 @@ const (
 // brokers hold the rest: back-pressure instead of loss.
 func (s *State) Run(ctx context.Context) error {
 	buf := make([]ingest.Message, 0, s.cfg.BatchSize)
-	var lastCommit time.Time
+	lastCommit := time.Duration(-1 << 62) // long before the first
 	for {
 		msgs, err := s.cfg.Queue.Pop(ctx, buf, s.cfg.BatchSize)
-		if err == nil && len(msgs) >= BusyBatch && len(msgs) < s.cfg.BatchSize && s.cfg.CommitGap > 0 {
-			// Busy: let the group grow to one commit per CommitGap.
-			if wait := s.cfg.CommitGap - time.Since(lastCommit); wait > 0 {
+		if err == nil && len(msgs) < s.cfg.BatchSize && s.cfg.CommitGap > 0 {
+			// Within the gap of the previous commit: let the group grow
+			// until the gap has passed.
+			if wait := s.cfg.CommitGap - (s.mono() - lastCommit); wait > 0 {
 				s.cfg.Wait(ctx, wait)
 				if s.cfg.Queue.Len() > 0 && ctx.Err() == nil {
 					var more []ingest.Message
@@ -47,7 +42,7 @@ func (s *State) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		lastCommit = time.Now()
+		lastCommit = s.mono()
 		s.mu.Lock()
 		for i := range msgs {
 			if l := msgs[i].Local; l != nil {

@@ -68,14 +68,16 @@ type Config struct {
 	Store   Store
 	// BatchSize is the most messages applied and committed at once.
 	BatchSize int
-	// CommitGap groups commits under load: a batch of at least BusyBatch
-	// messages waits until CommitGap has passed since the previous commit
-	// began, then takes what queued meanwhile, so a busy pipeline pays two
-	// fdatasyncs per CommitGap instead of per commit, for at most CommitGap
-	// more latency; quieter traffic commits at once. Zero means
-	// DefaultCommitGap; negative, never wait.
+	// CommitGap spaces commits: a batch that comes less than CommitGap
+	// after the previous commit began waits out the rest of the gap and
+	// takes what queued meanwhile. A steady stream (a district's hundreds
+	// of messages a second, a flood of scans) then pays two fdatasyncs per
+	// CommitGap instead of per message or small batch, for at most
+	// CommitGap more latency; a message after a quiet spell (a village)
+	// commits at once. Zero means DefaultCommitGap; negative, never wait.
 	CommitGap time.Duration
-	// Wait sleeps d or until ctx ends (nil: a timer); tests set it.
+	// Wait sleeps d or until ctx ends (nil: a timer); tests set it and
+	// Mono (below), which measures the gap.
 	Wait   func(ctx context.Context, d time.Duration)
 	Logger *slog.Logger
 	// ObserveLatency, if set, is called with the seconds from receiving a
@@ -119,6 +121,7 @@ type State struct {
 	cfg     Config
 	log     *slog.Logger
 	now     func() time.Time
+	mono    func() time.Duration // spaces commits (CommitGap)
 	clk     *hubClock
 	loc     *time.Location
 	inputs  []Decoder
@@ -250,6 +253,11 @@ func New(cfg Config) (*State, error) {
 		mono = func() time.Duration { return time.Since(start) }
 	}
 	s.clk = newHubClock(cfg.Now, mono)
+	s.mono = mono
+	if s.mono == nil {
+		start := time.Now()
+		s.mono = func() time.Duration { return time.Since(start) }
+	}
 	if systemClock {
 		s.clk.raiseFloor(MinTrustedTime)
 	}
