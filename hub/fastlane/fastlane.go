@@ -121,9 +121,10 @@ func orDur(v, def time.Duration) time.Duration {
 // a fast request, and those handed off later.
 func (l *Lane) Slow() net.Listener { return l.slowLn }
 
-// Run accepts connections until ctx ends or the listener fails, then
-// closes the listener, stops the fast server (closing its connections once
-// their request is answered) and returns. Shut net/http down separately.
+// Run accepts connections until ctx ends (then it returns nil) or the
+// listener fails or is closed by someone else (an error), then closes the
+// listener, stops the fast server (closing its connections once their
+// request is answered) and returns. Shut net/http down separately.
 func (l *Lane) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- l.fast.Serve(l.fastLn) }()
@@ -132,11 +133,13 @@ func (l *Lane) Run(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		l.ln.Close()
+		err = <-accepted // nil: closed by us
 	case err = <-accepted:
-	}
-	l.ln.Close()
-	if err == nil {
-		<-accepted
+		l.ln.Close()
+		if err == nil {
+			err = net.ErrClosed // closed by someone else
+		}
 	}
 	l.wg.Wait() // no sniffer is still handing out connections
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

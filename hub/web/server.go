@@ -169,10 +169,15 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
 	var err error
+	served := false // errc read
 	select {
 	case err = <-errc:
 		err = fmt.Errorf("HTTP server: %w", err)
+		served = true
 	case err = <-lanec:
+		if err == nil {
+			err = net.ErrClosed // the listener was closed under it
+		}
 		err = fmt.Errorf("HTTP server: %w", err)
 		lanec = nil
 	case <-ctx.Done():
@@ -188,8 +193,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if serr := s.srv.Shutdown(sctx); serr != nil {
 		s.srv.Close()
 	}
-	if e := <-errc; err == nil && ctx.Err() == nil && !errors.Is(e, http.ErrServerClosed) {
-		err = fmt.Errorf("HTTP server: %w", e)
+	if !served {
+		if e := <-errc; err == nil && ctx.Err() == nil && !errors.Is(e, http.ErrServerClosed) {
+			err = fmt.Errorf("HTTP server: %w", e)
+		}
 	}
 	return err
 }
