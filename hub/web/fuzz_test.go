@@ -1,39 +1,21 @@
 package web
 
 import (
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
 
-	"villagehub/hub/ingest"
 	"villagehub/hub/state"
-	"villagehub/hub/store"
 )
 
 // FuzzAPIParams sends arbitrary query strings to the API's parameter
 // parsing (time ranges, steps, limits, cursors, filters): it must answer
 // 200, 400 or 404, never panic, never 500.
 func FuzzAPIParams(f *testing.F) {
-	st, err := store.Open(store.Config{Dir: f.TempDir()})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { st.Close() })
 	loc, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
-	s, err := state.New(state.Config{Queue: ingest.NewQueue(16), Store: st, Location: loc,
-		Boards: []state.BoardInfo{{ID: "market-07", Site: "s1"}}})
-	if err != nil {
-		f.Fatal(err)
-	}
-	srv, err := New(Config{Addr: "127.0.0.1:0", State: s, Events: st, QR: st, Location: loc,
-		Access: AccessConfig{Anonymous: RoleViewer}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv := newTestServer(f, loc, func(c *state.Config) { c.Boards = []state.BoardInfo{{ID: "market-07", Site: "s1"}} }, nil)
 	f.Cleanup(func() { srv.ln.Close() })
 	h := srv.Handler()
 	for _, q := range []string{

@@ -2,8 +2,6 @@ package web
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -11,9 +9,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"villagehub/hub/fastlane"
-	"villagehub/hub/ingest"
-	"villagehub/hub/state"
-	"villagehub/hub/store"
 )
 
 // TestFastRoutes: on a plain listener the fast routes answer through
@@ -21,27 +16,14 @@ import (
 // Run returns when ctx ends, and with an error, not a hang, when the
 // listener is closed under it.
 func TestFastRoutes(t *testing.T) {
-	st, err := store.Open(store.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	s, err := state.New(state.Config{Queue: ingest.NewQueue(16), Store: st, Location: time.UTC})
-	if err != nil {
-		t.Fatal(err)
-	}
 	newSrv := func() *Server {
-		srv, err := New(Config{Addr: "127.0.0.1:0", State: s, Events: st, QR: st, Location: time.UTC,
-			Access: AccessConfig{Anonymous: RoleViewer}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Fast: []fastlane.Route{{Prefix: "/q/", Serve: func(ctx *fasthttp.RequestCtx, rest string) bool {
+		return newTestServer(t, time.UTC, nil, func(c *Config) {
+			c.Fast = []fastlane.Route{{Prefix: "/q/", Serve: func(ctx *fasthttp.RequestCtx, rest string) bool {
 				ctx.Response.Header.Set("Location", "https://example.vn/"+rest)
 				ctx.SetStatusCode(http.StatusFound)
 				return true
-			}}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return srv
+			}}}
+		})
 	}
 	srv := newSrv()
 	ctx, cancel := context.WithCancel(context.Background())

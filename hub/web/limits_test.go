@@ -1,35 +1,16 @@
 package web
 
 import (
-	"io"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
-
-	"villagehub/hub/ingest"
-	"villagehub/hub/state"
-	"villagehub/hub/store"
 )
 
 // TestSlowlorisCutOff: a client that sends its request headers a byte at a
 // time is disconnected once the header deadline passes, while a normal
 // request on another connection is served meanwhile.
 func TestSlowlorisCutOff(t *testing.T) {
-	st, err := store.Open(store.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	s, err := state.New(state.Config{Queue: ingest.NewQueue(16), Store: st, Location: time.UTC})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := New(Config{Addr: "127.0.0.1:0", State: s, Events: st, QR: st, Location: time.UTC,
-		Access: AccessConfig{Anonymous: RoleViewer}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := newTestServer(t, time.UTC, nil, nil)
 	srv.srv.ReadHeaderTimeout = time.Second // the default is 5 s; same mechanism
 	go srv.srv.Serve(srv.ln)
 	defer srv.srv.Close()
