@@ -252,7 +252,8 @@ type Probe struct {
 	Enabled *bool `yaml:"enabled"`
 	// Workers is the number of probe worker processes (default 0: one per
 	// 64 cameras, probe.CamerasPerWorker);
-	// Concurrency caps probes in flight (default 64); RecycleAfter replaces
+	// Concurrency caps probes in flight (default 0: 64, or one per 8 cameras
+	// past 512, probe.CamerasPerSlot); RecycleAfter replaces
 	// a worker after that many probes (default 1000).
 	Workers      int `yaml:"workers"`
 	Concurrency  int `yaml:"concurrency"`

@@ -24,7 +24,9 @@ type Config struct {
 	// scales with the cameras: one worker up to CamerasPerWorker cameras and
 	// one more for each further CamerasPerWorker (see wantWorkers).
 	Workers int
-	// Concurrency caps probes in flight across all workers. Default 64.
+	// Concurrency caps probes in flight across all workers. Zero scales
+	// with the cameras: 64, or one slot per CamerasPerSlot cameras when
+	// that is more (see limit).
 	Concurrency int
 	// RecycleAfter replaces a worker after this many probes (vdk leaks a
 	// socket on every failed Dial). Default 1000.
@@ -135,8 +137,8 @@ func NewSupervisor(cfg Config, onResult func(Result)) (*Supervisor, error) {
 	if cfg.Workers < 0 {
 		cfg.Workers = 0
 	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 64
+	if cfg.Concurrency < 0 {
+		cfg.Concurrency = 0
 	}
 	if cfg.RecycleAfter <= 0 {
 		cfg.RecycleAfter = 1000
@@ -367,6 +369,25 @@ func (s *Supervisor) wantWorkers() int {
 	return max(1, (n+CamerasPerWorker-1)/CamerasPerWorker)
 }
 
+// MinConcurrency and CamerasPerSlot size the probes in flight when
+// Config.Concurrency is zero. At the shipped schedule a camera keeps a
+// slot busy about a twentieth of the time (a 2-4 s sample a minute, a
+// handshake of tens of ms every 10 s); one slot per 8 cameras leaves
+// twice that, so a district's 1,000 cameras keep their cadence where a
+// fixed 64 left 745 of them waiting (docs/performance.md).
+const (
+	MinConcurrency = 64
+	CamerasPerSlot = 8
+)
+
+// limit is how many probes may be in flight. Called with s.mu held.
+func (s *Supervisor) limit() int {
+	if s.cfg.Concurrency > 0 {
+		return s.cfg.Concurrency
+	}
+	return max(MinConcurrency, (len(s.cams)+CamerasPerSlot-1)/CamerasPerSlot)
+}
+
 // ensureWorkers keeps wantWorkers shared workers that take new jobs,
 // restarting at once after a crash and backing off if starting fails.
 func (s *Supervisor) ensureWorkers(now time.Time) {
@@ -449,7 +470,10 @@ func (s *Supervisor) dispatch(now time.Time) time.Time {
 
 	// Cameras whose worker crashed are retried one by one, each alone in a
 	// fresh process, so the one that crashes again is the culprit.
-	if !s.suspectRunning && len(s.suspects) > 0 && s.inFlight < s.cfg.Concurrency {
+	s.mu.Lock()
+	limit := s.limit()
+	s.mu.Unlock()
+	if !s.suspectRunning && len(s.suspects) > 0 && s.inFlight < limit {
 		pj := s.suspects[0]
 		s.mu.Lock()
 		cs := s.cams[pj.cam]
@@ -485,7 +509,7 @@ func (s *Supervisor) dispatch(now time.Time) time.Time {
 	}
 	sort.Slice(due, func(i, k int) bool { return due[i].next.Before(due[k].next) })
 	for _, cs := range due {
-		if s.inFlight >= s.cfg.Concurrency {
+		if s.inFlight >= limit {
 			break
 		}
 		pj := s.newJob(cs, cs.nextMode(now), now)

@@ -503,4 +503,19 @@ func TestSupervisorDefaultWorkers(t *testing.T) {
 	if got := sup.wantWorkers(); got != 2 {
 		t.Errorf("after growing to %d cameras: %d workers, want 2", CamerasPerWorker+10, got)
 	}
+	// Probes in flight scale the same way: 64, or one per 8 cameras past
+	// 512 (a district); an explicit concurrency wins.
+	for _, c := range []struct{ concurrency, cameras, want int }{
+		{0, 0, MinConcurrency}, {0, 16, MinConcurrency}, {0, MinConcurrency * CamerasPerSlot, MinConcurrency},
+		{0, MinConcurrency*CamerasPerSlot + 1, MinConcurrency + 1}, {0, 1000, 125}, {16, 1000, 16}, {200, 10, 200},
+	} {
+		sup := newTestSupervisor(t, Config{Concurrency: c.concurrency}, newResults())
+		sup.SetTargets(targets(c.cameras))
+		sup.mu.Lock()
+		got := sup.limit()
+		sup.mu.Unlock()
+		if got != c.want {
+			t.Errorf("Concurrency %d, %d cameras: limit %d, want %d", c.concurrency, c.cameras, got, c.want)
+		}
+	}
 }
