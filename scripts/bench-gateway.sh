@@ -4,6 +4,7 @@
 #
 #   scripts/bench-gateway.sh            # wrk -t2 -c50 -d15s, journal_sync off (the default)
 #   SYNC=true DURATION=10s scripts/bench-gateway.sh   # fsync before each redirect
+#   PROFILE=/tmp/gw.prof scripts/bench-gateway.sh     # and a CPU profile of the gateway
 #
 # Each request is a scan from one of $PHONES phones (X-Forwarded-For from a
 # trusted proxy, a real phone agent: hub/scan/internal/loadserver/scan.lua)
@@ -51,7 +52,8 @@ broker: { url: "tcp://$DEAD" }
 influx: { url: "http://$DEAD", bucket: village/autogen }
 qr: { trusted_proxies: [127.0.0.1], salt_file: $tmp/salt }
 YAML
-"$tmp/villagehub" gateway --config "$tmp/gateway.yaml" --log-level error &
+"$tmp/villagehub" gateway --config "$tmp/gateway.yaml" --log-level error ${PROFILE:+--cpuprofile "$PROFILE"} &
+gwpid=$!
 mkdir -p "$tmp/nginx"
 cat > "$tmp/nginx/nginx.conf" <<CONF
 daemon off; master_process off; worker_processes 1; error_log stderr error; pid $tmp/nginx/nginx.pid;
@@ -86,4 +88,8 @@ n=$(echo "$nginx_out" | awk '/Requests\/sec/ {print $2}'); g=$(echo "$gw_out" | 
 echo "requests sent to the gateway: $sent, counted (all classes): $counted, InfluxDB points spooled: $pending"
 l=$(echo "$ls_out" | awk '/Requests\/sec/ {print $2}')
 echo "ratio gateway/nginx: $(python3 -c "print(round($g/$n, 3))") ($g vs $n req/s); handler alone/nginx: $(python3 -c "print(round($l/$n, 3))"); gateway/handler alone: $(python3 -c "print(round($g/$l, 3))")"
+if [ -n "${PROFILE:-}" ]; then
+  kill -TERM "$gwpid"; wait "$gwpid" || true
+  echo "CPU profile of the gateway's whole run: go tool pprof -top $PROFILE"
+fi
 echo "machine: $(nproc) cores shared with wrk and other work; $(uptime)"

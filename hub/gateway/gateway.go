@@ -25,6 +25,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -405,26 +406,47 @@ func (g *Gateway) consume(ctx context.Context, name string, sink func(ctx contex
 func (g *Gateway) sendInflux(ctx context.Context) error {
 	var out []byte
 	return g.consume(ctx, consumerInflux, func(_ context.Context, lines []byte) error {
-		out = out[:0]
-		n := 0
-		for len(lines) > 0 {
-			i := strings.IndexByte(string(lines), '\n') // no allocation: conversion in a call argument
-			line := lines[:i]
-			lines = lines[i+1:]
-			r, err := parseRecord(line)
-			if err != nil {
-				g.m.journalErrors.Inc()
-				continue
-			}
-			var k int
-			if out, k, err = r.appendLines(out, g.window); err != nil {
-				g.m.journalErrors.Inc()
-				continue
-			}
-			n += k
-		}
+		var n int
+		out, n = g.influxBatch(out[:0], lines)
 		return g.influx.AppendLines(out, n)
 	})
+}
+
+// influxBatch appends the InfluxDB lines of a batch of journal lines to
+// out and says how many points they are.
+func (g *Gateway) influxBatch(out, lines []byte) ([]byte, int) {
+	n := 0
+	g.eachRecord(lines, func(r *record) {
+		var k int
+		var err error
+		if out, k, err = r.appendLines(out, g.window); err != nil {
+			g.m.journalErrors.Inc()
+			return
+		}
+		n += k
+	})
+	return out, n
+}
+
+// eachRecord calls fn with each line of a batch of journal lines parsed;
+// a malformed line is counted and skipped. The batch is walked in place:
+// it is up to maxRead bytes, so copying what is left of it for every line
+// would cost more than everything else the gateway does.
+func (g *Gateway) eachRecord(lines []byte, fn func(r *record)) {
+	for len(lines) > 0 {
+		line := lines
+		if i := bytes.IndexByte(lines, '\n'); i >= 0 {
+			line, lines = lines[:i], lines[i+1:]
+		} else {
+			lines = nil
+		}
+		r, err := parseRecord(line)
+		if err != nil {
+			g.m.journalErrors.Inc()
+			continue
+		}
+		fn(&r)
+	}
 }
 
 // DownScan is one scan sent down to the village hub.
@@ -450,14 +472,7 @@ func (g *Gateway) sendDown(ctx context.Context) error {
 		}
 		groups := map[string]*DownMessage{}
 		var order []string
-		for len(lines) > 0 {
-			i := strings.IndexByte(string(lines), '\n')
-			r, err := parseRecord(lines[:i])
-			lines = lines[i+1:]
-			if err != nil {
-				g.m.journalErrors.Inc()
-				continue
-			}
+		g.eachRecord(lines, func(r *record) {
 			topic := g.cfg.TopicPrefix + "/_gateway/" + r.Village + "/" + r.Board + "/scans"
 			m := groups[topic]
 			if m == nil {
@@ -466,7 +481,7 @@ func (g *Gateway) sendDown(ctx context.Context) error {
 				order = append(order, topic)
 			}
 			m.Scans = append(m.Scans, DownScan{ID: fmt.Sprintf("%x", r.ID), TS: time.Unix(0, r.At).UTC(), Class: string(r.Class), Unique: r.Unique})
-		}
+		})
 		var toks []paho.Token
 		sent := 0
 		for _, topic := range order {

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"villagehub/hub/scan"
 )
@@ -215,5 +218,48 @@ func TestGatewayConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", yaml, err, want)
 		}
+	}
+}
+
+// A sink's batch (up to maxRead bytes) is turned into InfluxDB lines in
+// place: what it allocates grows with its lines, not with their square.
+// The first version copied the rest of the batch for every line (a
+// string conversion), which took half the gateway's CPU under load.
+func TestInfluxBatchLinear(t *testing.T) {
+	g := &Gateway{window: 30 * time.Second}
+	g.m = newMetrics(g)
+	var batch []byte
+	const lines = 6000
+	for i := range lines {
+		r := record{At: int64(i) * int64(time.Millisecond), Class: scan.ClassHuman, Unique: i%2 == 0, HasVisit: i%2 == 0,
+			Province: "thanh-hoa", District: "ngoc-lac", Commune: "minh-son", Village: "cho-ban", Hub: "hub-cb", Site: "cho-ban", Board: fmt.Sprintf("sap-%03d", i%300)}
+		r.ID[0], r.ID[1] = byte(i), byte(i>>8)
+		batch = r.appendTo(batch)
+		if i == lines/2 {
+			batch = append(batch, "not a journal line\n"...)
+		}
+	}
+	batch = bytes.TrimSuffix(batch, []byte("\n")) // the last line without its newline is still read
+	if len(batch) > maxRead {
+		t.Fatalf("batch of %d bytes is more than a sink takes (%d)", len(batch), maxRead)
+	}
+	out := make([]byte, 0, 4<<20)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	out, n := g.influxBatch(out, batch)
+	runtime.ReadMemStats(&after)
+	if want := lines + lines/2; n != want { // every scan, plus a unique-visit point for every other one (those with a visit key)
+		t.Errorf("%d points, want %d", n, want)
+	}
+	if got := bytes.Count(out, []byte("\n")); got != n {
+		t.Errorf("%d InfluxDB lines for %d points", got, n)
+	}
+	if got := testutil.ToFloat64(g.m.journalErrors); got != 1 {
+		t.Errorf("malformed lines counted: %v, want 1", got)
+	}
+	perLine := (after.TotalAlloc - before.TotalAlloc) / lines
+	t.Logf("%d bytes allocated per journal line (batch %d bytes)", perLine, len(batch))
+	if perLine > 2048 {
+		t.Errorf("%d bytes allocated per journal line: the batch is being copied per line", perLine)
 	}
 }
