@@ -2,13 +2,14 @@ package gateway
 
 import (
 	"fmt"
+	"github.com/valyala/fasthttp"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"villagehub/hub/testenv"
 )
@@ -23,8 +24,10 @@ func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discardWriter) WriteHeader(code int)        { d.code = code }
 
 // BenchmarkGatewayScan is one counted human scan through a gateway's
-// handler: classification, a journal line (fsync off here: the group
-// commit is measured by scripts/bench-gateway.sh), metrics, the 302.
+// handler, by net/http and by fasthttp (the lane's /q/): classification,
+// a journal line (fsync off here: the group commit is measured by
+// scripts/bench-gateway.sh), metrics, the 302. Phones come from 100,000
+// addresses, as in the script.
 func BenchmarkGatewayScan(b *testing.B) {
 	dir := b.TempDir()
 	salt := filepath.Join(dir, "salt")
@@ -38,29 +41,56 @@ func BenchmarkGatewayScan(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer g.ln.Close()
+	defer g.journal.close()
 	if err := g.targets.set("cho-ban", "sap-007", TargetMessage{Target: "https://example.vn/sap-7", Site: "cho-ban", Place: Place{Province: "thanh-hoa"}}); err != nil {
 		b.Fatal(err)
 	}
-	reqs := make([]*http.Request, 1024)
-	for i := range reqs {
-		r, _ := http.NewRequest("GET", "http://qr.example.org/q/cho-ban/sap-007", nil)
-		r.RemoteAddr = "127.0.0.1:40000"
-		r.Header.Set("User-Agent", "Mozilla/5.0 (Linux; Android 13; SM-A536E) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/125.0 Mobile Safari/537.36 Zalo android/12100621 ZaloTheme/light ZaloLanguage/vi")
-		r.Header.Set("X-Forwarded-For", fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
-		reqs[i] = r
-	}
-	w := &discardWriter{h: http.Header{}}
-	b.ReportAllocs()
-	i := 0
-	start := time.Now()
-	for b.Loop() {
-		clear(w.h)
-		g.srv.Handler.ServeHTTP(w, reqs[i&1023])
-		i++
-	}
-	if w.code != http.StatusFound {
-		b.Fatalf("status %d", w.code)
-	}
-	b.ReportMetric(float64(i)/time.Since(start).Seconds(), "scans/s")
-	g.journal.close()
+	const phones = 100000
+	const agent = "Mozilla/5.0 (Linux; Android 13; SM-A536E) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/125.0 Mobile Safari/537.36 Zalo android/12100621 ZaloTheme/light ZaloLanguage/vi"
+	phone := func(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255) }
+	b.Run("net-http", func(b *testing.B) {
+		reqs := make([]*http.Request, phones)
+		for i := range reqs {
+			r, _ := http.NewRequest("GET", "http://qr.example.org/q/cho-ban/sap-007", nil)
+			r.RemoteAddr = "127.0.0.1:40000"
+			r.Header.Set("User-Agent", agent)
+			r.Header.Set("X-Forwarded-For", phone(i))
+			reqs[i] = r
+		}
+		w := &discardWriter{h: http.Header{}}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			clear(w.h)
+			g.srv.Handler.ServeHTTP(w, reqs[i%phones])
+			i++
+		}
+		if w.code != http.StatusFound {
+			b.Fatalf("status %d", w.code)
+		}
+	})
+	b.Run("fasthttp", func(b *testing.B) {
+		ctxs := make([]*fasthttp.RequestCtx, phones)
+		remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+		for i := range ctxs {
+			var req fasthttp.Request
+			req.SetRequestURI("/q/cho-ban/sap-007")
+			req.Header.SetHost("qr.example.org")
+			req.Header.SetUserAgent(agent)
+			req.Header.Set("X-Forwarded-For", phone(i))
+			ctxs[i] = &fasthttp.RequestCtx{}
+			ctxs[i].Init(&req, remote, nil)
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			ctx := ctxs[i%phones]
+			ctx.Response.Reset()
+			g.serveFast(ctx, "cho-ban/sap-007")
+			if ctx.Response.StatusCode() != http.StatusFound {
+				b.Fatalf("status %d", ctx.Response.StatusCode())
+			}
+			i++
+		}
+	})
 }

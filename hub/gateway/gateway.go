@@ -84,6 +84,7 @@ type Gateway struct {
 	subscribed atomic.Bool
 	window     time.Duration
 	errLog     atomic.Int64 // unix ns of the last journal error logged
+	series     seriesCache  // the InfluxDB consumer's (one goroutine)
 }
 
 // New builds an instance from cfg and binds its listener.
@@ -415,11 +416,14 @@ func (g *Gateway) sendInflux(ctx context.Context) error {
 // influxBatch appends the InfluxDB lines of a batch of journal lines to
 // out and says how many points they are.
 func (g *Gateway) influxBatch(out, lines []byte) ([]byte, int) {
+	if g.series == nil {
+		g.series = seriesCache{}
+	}
 	n := 0
-	g.eachRecord(lines, func(r *record) {
+	eachLine(lines, func(line []byte) {
 		var k int
 		var err error
-		if out, k, err = r.appendLines(out, g.window); err != nil {
+		if out, k, err = g.series.appendLine(out, line, g.window); err != nil {
 			g.m.journalErrors.Inc()
 			return
 		}
@@ -429,10 +433,23 @@ func (g *Gateway) influxBatch(out, lines []byte) ([]byte, int) {
 }
 
 // eachRecord calls fn with each line of a batch of journal lines parsed;
-// a malformed line is counted and skipped. The batch is walked in place:
-// it is up to maxRead bytes, so copying what is left of it for every line
-// would cost more than everything else the gateway does.
+// a malformed line is counted and skipped.
 func (g *Gateway) eachRecord(lines []byte, fn func(r *record)) {
+	eachLine(lines, func(line []byte) {
+		r, err := parseRecord(line)
+		if err != nil {
+			g.m.journalErrors.Inc()
+			return
+		}
+		fn(&r)
+	})
+}
+
+// eachLine calls fn with each line of a batch of journal lines. The batch
+// is walked in place: it is up to maxRead bytes, so copying what is left
+// of it for every line would cost more than everything else the gateway
+// does.
+func eachLine(lines []byte, fn func(line []byte)) {
 	for len(lines) > 0 {
 		line := lines
 		if i := bytes.IndexByte(lines, '\n'); i >= 0 {
@@ -440,12 +457,7 @@ func (g *Gateway) eachRecord(lines []byte, fn func(r *record)) {
 		} else {
 			lines = nil
 		}
-		r, err := parseRecord(line)
-		if err != nil {
-			g.m.journalErrors.Inc()
-			continue
-		}
-		fn(&r)
+		fn(line)
 	}
 }
 

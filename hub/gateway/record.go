@@ -65,27 +65,56 @@ func (r *record) appendTo(b []byte) []byte {
 
 var errBadRecord = errors.New("malformed journal line")
 
-func parseRecord(line []byte) (record, error) {
-	var r record
-	f := bytes.Fields(line)
-	if len(f) != 12 || len(f[0]) != 32 {
-		return r, errBadRecord
+// recordFields splits a journal line into its 12 fields (appendTo writes
+// them with single spaces; none is empty, an empty value is "-").
+func recordFields(line []byte) (f [12][]byte, ok bool) {
+	for i := range len(f) - 1 {
+		j := bytes.IndexByte(line, ' ')
+		if j <= 0 {
+			return f, false
+		}
+		f[i], line = line[:j], line[j+1:]
+	}
+	if len(line) == 0 || bytes.IndexByte(line, ' ') >= 0 {
+		return f, false
+	}
+	f[len(f)-1] = line
+	return f, true
+}
+
+// parseHead fills what differs from scan to scan (id, time, class, visit
+// key) from a line's first five fields.
+func (r *record) parseHead(f *[12][]byte) error {
+	if len(f[0]) != 32 {
+		return errBadRecord
 	}
 	if _, err := hex.Decode(r.ID[:], f[0]); err != nil {
-		return r, errBadRecord
+		return errBadRecord
 	}
 	at, err := strconv.ParseInt(string(f[1]), 10, 64)
 	if err != nil {
-		return r, errBadRecord
+		return errBadRecord
 	}
 	r.At = at
 	r.Class = scan.Class(f[2])
 	r.Unique = f[3][0] == '1'
 	if len(f[4]) == 32 {
 		if _, err := hex.Decode(r.Visit[:], f[4]); err != nil {
-			return r, errBadRecord
+			return errBadRecord
 		}
 		r.HasVisit = true
+	}
+	return nil
+}
+
+func parseRecord(line []byte) (record, error) {
+	var r record
+	f, ok := recordFields(line)
+	if !ok {
+		return r, errBadRecord
+	}
+	if err := r.parseHead(&f); err != nil {
+		return r, err
 	}
 	r.Province, r.District, r.Commune, r.Village = undash(f[5]), undash(f[6]), undash(f[7]), undash(f[8])
 	r.Hub, r.Site, r.Board = undash(f[9]), undash(f[10]), undash(f[11])
@@ -130,31 +159,96 @@ func visitTime(at int64, visit [16]byte, window time.Duration) int64 {
 	return start + int64(binary.BigEndian.Uint64(visit[:8])%uint64(w))
 }
 
+// series are one board's InfluxDB lines up to their timestamps, one per
+// kind of point a record makes (see appendLines): the tags of a board
+// are the same on every line, so they are escaped once per board, not
+// once per scan.
+type series struct {
+	scans, unique, bot, limited []byte
+}
+
+func newSeries(r *record) (*series, error) {
+	line := func(measurement string, class influx.Tag, field string) ([]byte, error) {
+		p := influx.Point{Measurement: measurement, Tags: r.tags(class), Fields: []influx.Field{influx.Int(field, 1)}, Time: time.Unix(0, 0)}
+		b, err := influx.AppendLine(nil, &p)
+		return bytes.TrimSuffix(b, []byte("0\n")), err
+	}
+	var s series
+	var err [4]error
+	s.scans, err[0] = line(influx.MeasurementQRScans, influx.Tag{Key: "source", Value: "printed"}, "scans")
+	s.unique, err[1] = line(influx.MeasurementQRVisits, influx.Tag{Key: "class", Value: "unique"}, "visits")
+	s.bot, err[2] = line(influx.MeasurementQRVisits, influx.Tag{Key: "class", Value: string(scan.ClassBot)}, "visits")
+	s.limited, err[3] = line(influx.MeasurementQRVisits, influx.Tag{Key: "class", Value: string(scan.ClassRateLimited)}, "visits")
+	return &s, errors.Join(err[:]...)
+}
+
+// seriesCache keeps the series of the boards a journal consumer has
+// seen, keyed by a line's place and board fields. One goroutine uses it.
+type seriesCache map[string]*series
+
+// maxCachedSeries bounds the cache; past it, it starts over.
+const maxCachedSeries = 1 << 16
+
+// appendLine appends the InfluxDB lines of one journal line to b (see
+// appendLines), with its board's series from the cache.
+func (c seriesCache) appendLine(b, line []byte, window time.Duration) ([]byte, int, error) {
+	f, ok := recordFields(line)
+	if !ok {
+		return b, 0, errBadRecord
+	}
+	place := line[len(line)-len(f[5])-len(f[6])-len(f[7])-len(f[8])-len(f[9])-len(f[10])-len(f[11])-6:]
+	s := c[string(place)] // no allocation: a conversion in a map index
+	if s == nil {
+		r, err := parseRecord(line)
+		if err != nil {
+			return b, 0, err
+		}
+		if s, err = newSeries(&r); err != nil {
+			return b, 0, err
+		}
+		if len(c) >= maxCachedSeries {
+			clear(c)
+		}
+		c[string(place)] = s
+	}
+	var r record
+	if err := r.parseHead(&f); err != nil {
+		return b, 0, err
+	}
+	b, n := r.appendSeries(b, s, window)
+	return b, n, nil
+}
+
 // appendLines appends the record's InfluxDB lines (docs/gateway.md):
 //   - human: qr_scans source=printed scans=1, and qr_visits class=unique
 //     at the visit's window time;
 //   - bot, rate_limited: qr_visits class=<class> visits=1.
 func (r *record) appendLines(b []byte, window time.Duration) ([]byte, int, error) {
-	var err error
+	s, err := newSeries(r)
+	if err != nil {
+		return b, 0, err
+	}
+	b, n := r.appendSeries(b, s, window)
+	return b, n, nil
+}
+
+func (r *record) appendSeries(b []byte, s *series, window time.Duration) ([]byte, int) {
+	point := func(b, series []byte, t int64) []byte {
+		b = append(b, series...)
+		b = strconv.AppendInt(b, t, 10)
+		return append(b, '\n')
+	}
 	switch r.Class {
 	case scan.ClassHuman:
-		p := influx.Point{Measurement: influx.MeasurementQRScans, Tags: r.tags(influx.Tag{Key: "source", Value: "printed"}),
-			Fields: []influx.Field{influx.Int("scans", 1)}, Time: time.Unix(0, r.scanTime())}
-		if b, err = influx.AppendLine(b, &p); err != nil {
-			return b, 0, err
-		}
+		b = point(b, s.scans, r.scanTime())
 		if !r.HasVisit {
-			return b, 1, nil
+			return b, 1
 		}
-		v := influx.Point{Measurement: influx.MeasurementQRVisits, Tags: r.tags(influx.Tag{Key: "class", Value: "unique"}),
-			Fields: []influx.Field{influx.Int("visits", 1)}, Time: time.Unix(0, visitTime(r.At, r.Visit, window))}
-		b, err = influx.AppendLine(b, &v)
-		return b, 2, err
-	case scan.ClassBot, scan.ClassRateLimited:
-		p := influx.Point{Measurement: influx.MeasurementQRVisits, Tags: r.tags(influx.Tag{Key: "class", Value: string(r.Class)}),
-			Fields: []influx.Field{influx.Int("visits", 1)}, Time: time.Unix(0, r.scanTime())}
-		b, err = influx.AppendLine(b, &p)
-		return b, 1, err
+		return point(b, s.unique, visitTime(r.At, r.Visit, window)), 2
+	case scan.ClassBot:
+		return point(b, s.bot, r.scanTime()), 1
+	case scan.ClassRateLimited:
+		return point(b, s.limited, r.scanTime()), 1
 	}
-	return b, 0, nil
+	return b, 0
 }
