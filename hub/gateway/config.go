@@ -44,13 +44,16 @@ type Config struct {
 	// (fdatasync, shared by the requests waiting at that moment): counts
 	// then survive a power cut, at a large cost in redirects per second on
 	// a slow or busy disk. Off (the default), a scan is in the kernel
-	// before its redirect, which survives kill -9 and crashes of the
-	// gateway, and the kernel writes it out within about 30 s.
+	// before its redirect (copied into the mapped segment on Linux), which
+	// survives kill -9 and crashes of the gateway, and the kernel writes
+	// it out within about 30 s.
 	JournalSync *bool `yaml:"journal_sync"`
 	// JournalAsync lets a redirect go before its scan is written: the
 	// write follows within milliseconds, in groups. Throughput on a busy
 	// disk, against the scans of those milliseconds if the gateway is
-	// killed (kill -9, a crash). Off by default; ignored with journal_sync.
+	// killed (kill -9, a crash). Off by default; ignored with journal_sync,
+	// and on Linux, where the journal is mapped (journal.go): a scan is
+	// copied into the kernel's pages before its redirect at no cost.
 	JournalAsync bool `yaml:"journal_async"`
 
 	Broker Broker       `yaml:"broker"`

@@ -23,7 +23,19 @@ import (
 // village hub's ID check). Segments are deleted when every cursor has
 // passed them.
 //
-// Appends are written in groups (leader/follower group commit): a request
+// With journal_sync off (the default) on Linux the active segment is
+// memory-mapped: an append copies its line into the mapping under a mutex
+// and returns. The pages belong to the kernel's page cache from that
+// moment, so the line survives a kill -9 of the gateway exactly as a
+// write(2) would make it, without a system call per scan (that write was
+// a tenth of the gateway's CPU at 40,000 scans/s). Segments are
+// preallocated (fallocate) so that a full disk fails the segment's
+// creation, not a copy into it (which would be a SIGBUS); a finished
+// segment is truncated to its lines, and the unused tail of a segment
+// left by a kill (zeros) is cut when the journal is opened.
+//
+// With journal_sync on, or where mapping is not available, appends are
+// written in groups (leader/follower group commit): a request
 // puts its line in a shared buffer; if no write is running it becomes the
 // writer and writes everything buffered with one write(2) (and, with sync
 // on, one fdatasync), while the requests arriving meanwhile fill the next
@@ -38,10 +50,14 @@ type journal struct {
 	async  bool // append returns before the write (see Config.JournalAsync)
 	segMax int64
 
-	// The writer's: only the request that is writing touches these.
+	// The writer's: only the request that is writing touches these (with
+	// the segment mapped: whoever holds mu).
 	f   *os.File
 	seg uint64
 	off int64
+	m   []byte // the active segment's mapping (mapped journals, once mapped)
+
+	mapped bool // appends copy into the mapping (see above)
 
 	mu        sync.Mutex // guards the fields below
 	cond      *sync.Cond
@@ -81,7 +97,7 @@ func openJournal(dir string, doSync bool, consumers ...string) (*journal, error)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	j := &journal{dir: dir, sync: doSync, segMax: defaultSegMax, cursors: map[string]*cursor{}, open: 1, written: 1}
+	j := &journal{dir: dir, sync: doSync, mapped: !doSync && canMap, segMax: defaultSegMax, cursors: map[string]*cursor{}, open: 1, written: 1}
 	j.cond = sync.NewCond(&j.mu)
 	segs, err := j.segments()
 	if err != nil {
@@ -113,14 +129,25 @@ func openJournal(dir string, doSync bool, consumers ...string) (*journal, error)
 	return j, nil
 }
 
-// trimPartial drops a partly written last line (a kill during a write)
-// and returns the file's size.
+// trimPartial drops a mapped segment's unused tail (zeros: no line holds
+// a NUL byte) and a partly written last line (a kill during a write or a
+// copy), and returns the file's size.
 func trimPartial(f *os.File) (int64, error) {
 	fi, err := f.Stat()
 	if err != nil || fi.Size() == 0 {
 		return 0, err
 	}
 	size := fi.Size()
+	if end, err := firstNUL(f, size); err != nil {
+		return 0, err
+	} else if end < size {
+		if err := f.Truncate(end); err != nil {
+			return 0, err
+		}
+		if size = end; size == 0 {
+			return 0, nil
+		}
+	}
 	start := max(size-64<<10, 0)
 	buf := make([]byte, size-start)
 	if _, err := f.ReadAt(buf, start); err != nil {
@@ -131,6 +158,25 @@ func trimPartial(f *os.File) (int64, error) {
 	}
 	keep := start + int64(bytes.LastIndexByte(buf, '\n')+1)
 	return keep, f.Truncate(keep)
+}
+
+// firstNUL is the offset of a file's first NUL byte, or size.
+func firstNUL(f *os.File, size int64) (int64, error) {
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < size; {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		if i := bytes.IndexByte(buf[:n], 0); i >= 0 {
+			return off + int64(i), nil
+		}
+		off += int64(n)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return size, nil
 }
 
 func (j *journal) segments() ([]uint64, error) {
@@ -160,6 +206,11 @@ func (j *journal) append(line []byte) error {
 		j.mu.Unlock()
 		return errJournalClosed
 	}
+	if j.mapped {
+		err := j.copyIn(line)
+		j.mu.Unlock()
+		return err
+	}
 	j.buf = append(j.buf, line...)
 	mine := j.open
 	if j.async && len(j.buf) < maxAsyncBuffer {
@@ -186,6 +237,53 @@ func (j *journal) append(line []byte) error {
 	}
 	j.mu.Unlock()
 	return err
+}
+
+// copyIn appends a line to the mapped segment (j.mu held), mapping a
+// segment first when there is none or the active one is full.
+func (j *journal) copyIn(line []byte) error {
+	if j.m == nil || j.off+int64(len(line)) > int64(len(j.m)) {
+		if j.m != nil || j.off >= j.segMax {
+			if err := j.roll(); err != nil {
+				return err
+			}
+		}
+		m, err := mapSegment(j.f, max(j.segMax, j.off+int64(len(line))))
+		if err != nil {
+			return fmt.Errorf("mapping journal segment %s: %w", segName(j.seg), err)
+		}
+		j.m = m
+	}
+	j.off += int64(copy(j.m[j.off:], line))
+	j.published()
+	return nil
+}
+
+// unmap ends the active segment's mapping and cuts the file to its lines.
+func (j *journal) unmap() error {
+	if j.m == nil {
+		return nil
+	}
+	err := unmapSegment(j.m)
+	j.m = nil
+	if terr := j.f.Truncate(j.off); err == nil {
+		err = terr
+	}
+	return err
+}
+
+// published records that the active segment's lines now end at j.off
+// and wakes the consumers.
+func (j *journal) published() {
+	j.dmu.Lock()
+	j.size = j.off
+	for _, c := range j.cursors {
+		select {
+		case c.notify <- struct{}{}:
+		default:
+		}
+	}
+	j.dmu.Unlock()
 }
 
 // flushGroup writes everything buffered as one group. Called with j.mu
@@ -247,20 +345,17 @@ func (j *journal) writeGroup(data []byte) error {
 			return err
 		}
 	}
-	j.dmu.Lock()
-	j.size = j.off
-	for _, c := range j.cursors {
-		select {
-		case c.notify <- struct{}{}:
-		default:
-		}
-	}
-	j.dmu.Unlock()
+	j.published()
 	return nil
 }
 
-// roll starts a new segment (the writer, between groups).
+// roll starts a new segment (the writer, between groups). A finished
+// segment holds only its lines (a mapped one is cut to them) before
+// readers may see that it is no longer the active one.
 func (j *journal) roll() error {
+	if err := j.unmap(); err != nil {
+		return err
+	}
 	if err := fdatasync(j.f); err != nil {
 		return err
 	}
@@ -281,9 +376,14 @@ func (j *journal) roll() error {
 // new.
 func (j *journal) read(name string, maxBytes int) ([]byte, jpos, error) {
 	j.dmu.Lock()
-	c, active := j.cursors[name].pos, j.active
+	c := j.cursors[name].pos
 	j.dmu.Unlock()
 	for {
+		// The active segment ends where its lines end (a mapped one is
+		// longer); a finished one at its size.
+		j.dmu.Lock()
+		active, size := j.active, j.size
+		j.dmu.Unlock()
 		fi, err := os.Stat(filepath.Join(j.dir, segName(c.Seg)))
 		if errors.Is(err, os.ErrNotExist) && c.Seg < active {
 			c = jpos{c.Seg + 1, 0}
@@ -293,6 +393,9 @@ func (j *journal) read(name string, maxBytes int) ([]byte, jpos, error) {
 			return nil, c, err
 		}
 		end := fi.Size()
+		if c.Seg == active {
+			end = min(end, size)
+		}
 		if c.Off >= end {
 			if c.Seg < active {
 				// A segment is finished once it is not the active one: a
@@ -382,7 +485,10 @@ func (j *journal) close() error {
 	for j.writing || len(j.buf) > 0 && j.written < j.open {
 		j.cond.Wait() // the writer finishes; waiting appenders write the rest
 	}
-	err := fdatasync(j.f)
+	err := j.unmap()
+	if serr := fdatasync(j.f); err == nil {
+		err = serr
+	}
 	if cerr := j.f.Close(); err == nil {
 		err = cerr
 	}

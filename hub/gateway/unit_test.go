@@ -69,8 +69,14 @@ func TestRecordLinesIdempotent(t *testing.T) {
 // The journal survives a reopen with each consumer's cursor, drops a
 // partly written last line, and deletes segments both consumers passed.
 func TestJournalCursors(t *testing.T) {
+	for _, sync := range []bool{true, false} { // write groups with fsync; mapped
+		t.Run(fmt.Sprintf("sync=%v", sync), func(t *testing.T) { testJournalCursors(t, sync) })
+	}
+}
+
+func testJournalCursors(t *testing.T, sync bool) {
 	dir := t.TempDir()
-	j, err := openJournal(dir, true, "a", "b")
+	j, err := openJournal(dir, sync, "a", "b")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +117,7 @@ func TestJournalCursors(t *testing.T) {
 	f, _ := os.OpenFile(last, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString("half a li")
 	f.Close()
-	j, err = openJournal(dir, true, "a", "b")
+	j, err = openJournal(dir, sync, "a", "b")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,16 +136,80 @@ func TestJournalCursors(t *testing.T) {
 	}
 }
 
-// Async appends return before the write and are all on disk after close,
-// in order of their groups; concurrent appenders never interleave lines.
+// A gateway killed with its segment mapped leaves the segment at its full
+// preallocated size, zeros after the last line, maybe half a line copied:
+// reopening keeps every whole line once, drops the rest, and appends
+// after them; a reader never sees the zeros.
+func TestJournalMappedKill(t *testing.T) {
+	if !canMap {
+		t.Skip("the journal is mapped only on Linux") // not a server test: nothing to start
+	}
+	dir := t.TempDir()
+	j, err := openJournal(dir, false, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := j.append(fmt.Appendf(nil, "line-%d\n", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines, _, err := j.read("a", 1<<20)
+	if err != nil || string(lines) != "line-0\nline-1\nline-2\nline-3\nline-4\n" {
+		t.Fatalf("read from the mapped segment: %q %v", lines, err)
+	}
+	// The kill: half a line copied, no close (the mapping and the
+	// preallocated size stay as they are).
+	copy(j.m[j.off:], "line-5 half")
+	fi, err := os.Stat(filepath.Join(dir, segName(j.seg)))
+	if err != nil || fi.Size() != defaultSegMax {
+		t.Fatalf("mapped segment size %v %v, want the preallocated %d", fi.Size(), err, defaultSegMax)
+	}
+	j2, err := openJournal(dir, false, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.close()
+	if j2.off != int64(len("line-0\n")*5) {
+		t.Fatalf("reopened at %d, want after the 5 whole lines", j2.off)
+	}
+	if err := j2.append([]byte("line-6\n")); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for {
+		lines, next, err := j2.read("a", 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(lines) == 0 {
+			break
+		}
+		got = append(got, lines...)
+		j2.advance("a", next)
+	}
+	if string(got) != "line-0\nline-1\nline-2\nline-3\nline-4\nline-6\n" {
+		t.Fatalf("after the kill: %q", got)
+	}
+	unmapSegment(j.m)
+}
+
+// Concurrent appenders never interleave lines, whether they copy into the
+// mapped segment, write in groups, or return before the write (async);
+// after close every line is there, across segment rolls.
 func TestJournalAsyncAndConcurrent(t *testing.T) {
-	for _, async := range []bool{false, true} {
+	for _, mode := range []string{"mapped", "groups", "async"} {
+		async := mode
 		dir := t.TempDir()
 		j, err := openJournal(dir, false, "a")
 		if err != nil {
 			t.Fatal(err)
 		}
-		j.async = async
+		if j.mapped != canMap {
+			t.Fatalf("journal_sync off: mapped %v, want %v", j.mapped, canMap)
+		}
+		j.mapped = mode == "mapped" && canMap
+		j.async = mode == "async"
 		j.segMax = 4096
 		done := make(chan struct{})
 		for w := range 8 {
@@ -174,14 +244,14 @@ func TestJournalAsyncAndConcurrent(t *testing.T) {
 			}
 			for _, l := range strings.Split(strings.TrimSpace(string(lines)), "\n") {
 				if len(l) != 47 || seen[l] {
-					t.Fatalf("async=%v: torn or repeated line %q", async, l)
+					t.Fatalf("%s: torn or repeated line %q", async, l)
 				}
 				seen[l] = true
 			}
 			j.advance("a", next)
 		}
 		if len(seen) != 1600 {
-			t.Fatalf("async=%v: read %d lines, want 1600", async, len(seen))
+			t.Fatalf("%s: read %d lines, want 1600", async, len(seen))
 		}
 		j.close()
 	}

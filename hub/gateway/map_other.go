@@ -1,0 +1,15 @@
+//go:build !linux
+
+package gateway
+
+import (
+	"errors"
+	"os"
+)
+
+// canMap: elsewhere the journal writes its groups with write(2).
+const canMap = false
+
+func mapSegment(*os.File, int64) ([]byte, error) { return nil, errors.ErrUnsupported }
+
+func unmapSegment([]byte) error { return errors.ErrUnsupported }
