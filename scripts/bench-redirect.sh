@@ -15,8 +15,8 @@
 # counted (unique/rate-limited as the phone's history says).
 # Needs: nginx-light, wrk (scripts/install-deps.sh). Environment:
 #   DURATION (15s), CONNS (50), THREADS (2), PHONES (5000), ROUNDS (1):
-#   ROUNDS>1 repeats the three runs (nginx, Go's net/http with a bare 302,
-#   the hub) that many times: a shared machine is noisy. PROFILE=path
+#   ROUNDS>1 repeats the runs (nginx, Go's net/http and fasthttp with a
+#   bare 302, the hub) that many times: a shared machine is noisy. PROFILE=path
 #   saves a CPU profile of the hub during each of its runs (path.N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,11 +39,15 @@ if [ ${#HUBS[@]} -eq 0 ]; then
 	HUBS=("$tmp/villagehub")
 	go build -o "${HUBS[0]}" ./cmd/villagehub
 fi
-# A third row: Go's net/http answering a bare 302 (nothing counted), the
-# floor of any Go server on this machine.
+# Two more rows: Go's net/http and fasthttp (the transport of the hub's
+# /q/) answering a bare 302 (nothing counted): the floors of a Go server
+# on this machine, for the rate and for p99.
 go build -o "$tmp/loadserver" ./hub/scan/internal/loadserver
 GPORT=$(freeport)
 "$tmp/loadserver" -bare -addr "127.0.0.1:$GPORT" -duration 2h >/dev/null &
+pids+=($!)
+FPORT=$(freeport)
+"$tmp/loadserver" -bare-fasthttp -addr "127.0.0.1:$FPORT" -duration 2h >/dev/null &
 pids+=($!)
 
 # nginx: one worker, no master (as its own user, in the foreground), logs
@@ -99,6 +103,7 @@ for bin in "${HUBS[@]}"; do
 done
 waitport "$NPORT"
 waitport "$GPORT"
+waitport "$FPORT"
 for port in "${HPORTS[@]}"; do
 	waitport "$port"
 	for _ in $(seq 200); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
@@ -130,6 +135,8 @@ for r in $(seq "$ROUNDS"); do
 	printf "%-6s %-22s %10s %9s %9s %8s\n" "$r" "nginx 302 (ceiling)" "$n_rps" "$n_p50" "$n_p99" "$n_bad"
 	read -r g_rps g_p50 g_p99 g_bad < <(run "http://127.0.0.1:$GPORT/q/market-07")
 	printf "%-6s %-22s %10s %9s %9s %8s\n" "$r" "Go net/http bare 302" "$g_rps" "$g_p50" "$g_p99" "$g_bad"
+	read -r f_rps f_p50 f_p99 f_bad < <(run "http://127.0.0.1:$FPORT/q/market-07")
+	printf "%-6s %-22s %10s %9s %9s %8s\n" "$r" "fasthttp bare 302" "$f_rps" "$f_p50" "$f_p99" "$f_bad"
 	for k in "${!HUBS[@]}"; do
 		HPORT=${HPORTS[$k]}
 		HUBPID=${HUBPIDS[$k]}
@@ -147,6 +154,6 @@ for r in $(seq "$ROUNDS"); do
 		c1=$(hubcpu "$HUBPID")
 		read -r s1 d1 < <(visits "$HPORT")
 		printf "%-6s %-22s %10s %9s %9s %8s\n" "$r" "$name" "$h_rps" "$h_p50" "$h_p99" "$h_bad"
-		echo "       rate $(awk -v a="$h_rps" -v b="$n_rps" 'BEGIN{printf "%.2f", a/b}')x nginx (target >= 0.7), $(awk -v a="$h_rps" -v b="$g_rps" 'BEGIN{printf "%.2f", a/b}')x Go bare; p99 $(awk -v a="$h_p99" -v b="$n_p99" 'BEGIN{printf "%.2f", a/b}')x nginx (target <= 1.2); visits counted $((s1 - s0)), dropped $((d1 - d0)), hub CPU $(awk -v c=$((c1 - c0)) -v n=$((s1 - s0)) 'BEGIN{ if (n > 0) printf "%.1f", c*10000/n; else print "-" }') µs/visit"
+		echo "       rate $(awk -v a="$h_rps" -v b="$n_rps" 'BEGIN{printf "%.2f", a/b}')x nginx (target >= 0.7), $(awk -v a="$h_rps" -v b="$g_rps" 'BEGIN{printf "%.2f", a/b}')x Go bare; p99 $(awk -v a="$h_p99" -v b="$n_p99" 'BEGIN{printf "%.2f", a/b}')x nginx (target <= 1.2; fasthttp bare $(awk -v a="$f_p99" -v b="$n_p99" 'BEGIN{printf "%.2f", a/b}')x); visits counted $((s1 - s0)), dropped $((d1 - d0)), hub CPU $(awk -v c=$((c1 - c0)) -v n=$((s1 - s0)) 'BEGIN{ if (n > 0) printf "%.1f", c*10000/n; else print "-" }') µs/visit"
 	done
 done

@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"villagehub/hub/scan"
 )
 
@@ -61,7 +63,27 @@ func main() {
 	ratePerSec := flag.Float64("rate", 0, "per-client rate limit in scans/s (0 = the package default)")
 	burst := flag.Int("burst", 0, "per-client burst (0 = the package default)")
 	bare := flag.Bool("bare", false, "answer /q/ with a bare 302 from net/http, nothing counted: the floor of any Go server here")
+	bareFast := flag.Bool("bare-fasthttp", false, "answer every request with a bare 302 from fasthttp (what the hub's /q/ runs on), nothing counted")
 	flag.Parse()
+	if *bareFast {
+		// The floor of the hub's own /q/ transport: fasthttp's server with
+		// a handler that does nothing but answer.
+		srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+			ctx.Response.Header.Set("Location", "https://example.vn/cho-ban/sap-7")
+			ctx.SetStatusCode(http.StatusFound)
+		}}
+		ln, err := net.Listen("tcp", *addr)
+		if err == nil {
+			time.AfterFunc(*duration, func() { ln.Close() })
+			fmt.Printf("listening on http://%s\n", ln.Addr())
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			fmt.Fprintln(os.Stderr, "loadserver:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*addr, *duration, *ratePerSec, *burst, *bare); err != nil {
 		fmt.Fprintln(os.Stderr, "loadserver:", err)
 		os.Exit(1)
