@@ -176,22 +176,30 @@ func TestJournalMappedKill(t *testing.T) {
 	if err := j2.append([]byte("line-6\n")); err != nil {
 		t.Fatal(err)
 	}
-	var got []byte
+	if got := readToEnd(t, j2, "a", 1<<20); string(got) != "line-0\nline-1\nline-2\nline-3\nline-4\nline-6\n" {
+		t.Fatalf("after the kill: %q", got)
+	}
+	unmapSegment(j.m)
+}
+
+// readToEnd reads what the named consumer has not taken, in reads of at
+// most max bytes, advancing its cursor.
+func readToEnd(t *testing.T, j *journal, name string, max int) []byte {
+	t.Helper()
+	var all []byte
 	for {
-		lines, next, err := j2.read("a", 1<<20)
+		lines, next, err := j.read(name, max)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(lines) == 0 {
-			break
+			return all
 		}
-		got = append(got, lines...)
-		j2.advance("a", next)
+		all = append(all, lines...)
+		if err := j.advance(name, next); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if string(got) != "line-0\nline-1\nline-2\nline-3\nline-4\nline-6\n" {
-		t.Fatalf("after the kill: %q", got)
-	}
-	unmapSegment(j.m)
 }
 
 // Concurrent appenders never interleave lines, whether they copy into the
@@ -234,21 +242,11 @@ func TestJournalAsyncAndConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 		seen := map[string]bool{}
-		for {
-			lines, next, err := j.read("a", 1<<16)
-			if err != nil {
-				t.Fatal(err)
+		for _, l := range strings.Split(strings.TrimSpace(string(readToEnd(t, j, "a", 1<<16))), "\n") {
+			if len(l) != 47 || seen[l] {
+				t.Fatalf("%s: torn or repeated line %q", async, l)
 			}
-			if len(lines) == 0 {
-				break
-			}
-			for _, l := range strings.Split(strings.TrimSpace(string(lines)), "\n") {
-				if len(l) != 47 || seen[l] {
-					t.Fatalf("%s: torn or repeated line %q", async, l)
-				}
-				seen[l] = true
-			}
-			j.advance("a", next)
+			seen[l] = true
 		}
 		if len(seen) != 1600 {
 			t.Fatalf("%s: read %d lines, want 1600", async, len(seen))
