@@ -5,6 +5,7 @@
 #   scripts/bench-gateway.sh            # wrk -t2 -c50 -d15s, journal_sync off (the default)
 #   SYNC=true DURATION=10s scripts/bench-gateway.sh   # fsync before each redirect
 #   PROFILE=/tmp/gw.prof scripts/bench-gateway.sh     # and a CPU profile of the gateway
+#   MAX_CLIENTS=262144 scripts/bench-gateway.sh       # qr.max_clients (default 65,536 < the 100,000 phones)
 #
 # Each request is a scan from one of $PHONES phones (X-Forwarded-For from a
 # trusted proxy, a real phone agent: hub/scan/internal/loadserver/scan.lua)
@@ -50,7 +51,7 @@ journal_sync: $SYNC
 journal_async: ${ASYNC:-false}
 broker: { url: "tcp://$DEAD" }
 influx: { url: "http://$DEAD", bucket: village/autogen }
-qr: { trusted_proxies: [127.0.0.1], salt_file: $tmp/salt }
+qr: { trusted_proxies: [127.0.0.1], salt_file: $tmp/salt${MAX_CLIENTS:+, max_clients: $MAX_CLIENTS} }
 YAML
 "$tmp/villagehub" gateway --config "$tmp/gateway.yaml" --log-level error ${PROFILE:+--cpuprofile "$PROFILE"} &
 gwpid=$!
@@ -78,7 +79,10 @@ run() { PHONES=$PHONES wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s hu
 echo "== nginx, bare 302 ($NGINX)"
 nginx_out=$(run "http://$NG/q/cho-ban/sap-007"); echo "$nginx_out" | grep -E "Requests/sec|99%|Non-2xx|Socket errors" || true
 echo "== villagehub gateway, counting on (journal_sync=$SYNC journal_async=${ASYNC:-false})"
+cpu() { awk '{ print $14 + $15 }' "/proc/$gwpid/stat"; } # utime + stime, clock ticks
+c0=$(cpu)
 gw_out=$(run "http://$GW/q/cho-ban/sap-007"); echo "$gw_out" | grep -E "Requests/sec|99%|Non-2xx|Socket errors" || true
+c1=$(cpu)
 echo "== the hub's /q/ handler alone, counting in memory (hub/scan/internal/loadserver)"
 ls_out=$(run "http://$LS/q/market-07"); echo "$ls_out" | grep -E "Requests/sec|99%" || true
 sent=$(echo "$gw_out" | awk '/requests in/ {print $1}')
@@ -86,6 +90,10 @@ counted=$(curl -s "http://$GW/metrics" | awk '/^villagehub_gateway_scans_total\{
 pending=$(curl -s "http://$GW/metrics" | awk '/^villagehub_influx_spool_points / {print $2}')
 n=$(echo "$nginx_out" | awk '/Requests\/sec/ {print $2}'); g=$(echo "$gw_out" | awk '/Requests\/sec/ {print $2}')
 echo "requests sent to the gateway: $sent, counted (all classes): $counted, InfluxDB points spooled: $pending"
+# CPU per request is steadier than the rate on a shared machine: the rate
+# moves with whatever wrk and the neighbours get, the work per request
+# much less.
+echo "gateway CPU per request: $(awk -v c=$((c1 - c0)) -v n="$sent" -v hz="$(getconf CLK_TCK)" 'BEGIN{ printf "%.1f", c*1e6/hz/n }') µs"
 l=$(echo "$ls_out" | awk '/Requests\/sec/ {print $2}')
 echo "ratio gateway/nginx: $(python3 -c "print(round($g/$n, 3))") ($g vs $n req/s); handler alone/nginx: $(python3 -c "print(round($l/$n, 3))"); gateway/handler alone: $(python3 -c "print(round($g/$l, 3))")"
 if [ -n "${PROFILE:-}" ]; then
