@@ -572,14 +572,24 @@ func startMosquitto(tmp, shipped string) (*mosquittoProc, error) {
 	if err := os.WriteFile(path, conf.Bytes(), 0o644); err != nil {
 		return nil, err
 	}
+	// Mosquitto logs every connection with the shipped config's log
+	// types: to a file, so the results table stays readable.
+	logPath := filepath.Join(dir, "mosquitto.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close() // the child has its own descriptor
 	cmd := exec.Command("mosquitto", "-c", path)
-	cmd.Stderr = os.Stderr
+	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting mosquitto (apt-get install mosquitto): %w", err)
 	}
 	if err := waitTCP(addr); err != nil {
 		cmd.Process.Kill()
-		return nil, err
+		cmd.Wait()
+		out, _ := os.ReadFile(logPath)
+		return nil, fmt.Errorf("%w; mosquitto's log:\n%s", err, out)
 	}
 	return &mosquittoProc{cmd: cmd, addr: addr}, nil
 }
