@@ -57,7 +57,8 @@ type journal struct {
 	off int64
 	m   []byte // the active segment's mapping (mapped journals, once mapped)
 
-	mapped bool // appends copy into the mapping (see above)
+	mapped bool                                  // appends copy into the mapping (see above)
+	mapFn  func(*os.File, int64) ([]byte, error) // mapSegment; tests replace it
 
 	mu        sync.Mutex // guards the fields below
 	cond      *sync.Cond
@@ -97,7 +98,7 @@ func openJournal(dir string, doSync bool, consumers ...string) (*journal, error)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	j := &journal{dir: dir, sync: doSync, mapped: !doSync && canMap, segMax: defaultSegMax, cursors: map[string]*cursor{}, open: 1, written: 1}
+	j := &journal{dir: dir, sync: doSync, mapped: !doSync && canMap, mapFn: mapSegment, segMax: defaultSegMax, cursors: map[string]*cursor{}, open: 1, written: 1}
 	j.cond = sync.NewCond(&j.mu)
 	segs, err := j.segments()
 	if err != nil {
@@ -198,6 +199,10 @@ func (j *journal) segments() ([]uint64, error) {
 
 var errJournalClosed = errors.New("journal closed")
 
+// errMapUnsupported: the segment's file cannot be mapped for writing; the
+// journal writes its groups instead (see append).
+var errMapUnsupported = errors.New("shared writable mappings not supported here")
+
 // append writes one line (ending in '\n'); it returns once the line is
 // in the kernel (with sync on: on disk).
 func (j *journal) append(line []byte) error {
@@ -207,9 +212,11 @@ func (j *journal) append(line []byte) error {
 		return errJournalClosed
 	}
 	if j.mapped {
-		err := j.copyIn(line)
-		j.mu.Unlock()
-		return err
+		if err := j.copyIn(line); !errors.Is(err, errMapUnsupported) {
+			j.mu.Unlock()
+			return err
+		}
+		j.mapped = false // this file system cannot map files: write instead
 	}
 	j.buf = append(j.buf, line...)
 	mine := j.open
@@ -248,8 +255,13 @@ func (j *journal) copyIn(line []byte) error {
 				return err
 			}
 		}
-		m, err := mapSegment(j.f, max(j.segMax, j.off+int64(len(line))))
+		m, err := j.mapFn(j.f, max(j.segMax, j.off+int64(len(line))))
 		if err != nil {
+			// The file may have been extended: cut it back to its lines,
+			// so that writes (after a fallback) follow them directly.
+			if terr := j.f.Truncate(j.off); terr != nil {
+				return terr
+			}
 			return fmt.Errorf("mapping journal segment %s: %w", segName(j.seg), err)
 		}
 		j.m = m

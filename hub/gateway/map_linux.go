@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -24,7 +25,13 @@ func mapSegment(f *os.File, size int64) ([]byte, error) {
 			return nil, err
 		}
 	}
-	return unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	m, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+		// A file system (or a mount option) without shared writable
+		// mappings: the journal falls back to writing.
+		return nil, fmt.Errorf("%w: %v", errMapUnsupported, err)
+	}
+	return m, err
 }
 
 func unmapSegment(m []byte) error { return unix.Munmap(m) }

@@ -10,6 +10,6 @@ import (
 // canMap: elsewhere the journal writes its groups with write(2).
 const canMap = false
 
-func mapSegment(*os.File, int64) ([]byte, error) { return nil, errors.ErrUnsupported }
+func mapSegment(*os.File, int64) ([]byte, error) { return nil, errMapUnsupported }
 
 func unmapSegment([]byte) error { return errors.ErrUnsupported }

@@ -182,6 +182,44 @@ func TestJournalMappedKill(t *testing.T) {
 	unmapSegment(j.m)
 }
 
+// A file system that cannot map the segment (the file already extended
+// by the preallocation, as on a real failure after fallocate) makes the
+// journal write instead: every line is kept, with no zeros between them.
+func TestJournalMapFallback(t *testing.T) {
+	dir := t.TempDir()
+	j, err := openJournal(dir, false, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.mapped = true
+	tries := 0
+	j.mapFn = func(f *os.File, size int64) ([]byte, error) {
+		tries++
+		if err := f.Truncate(size); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: no such device", errMapUnsupported)
+	}
+	for i := range 3 {
+		if err := j.append(fmt.Appendf(nil, "line-%d\n", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if j.mapped || tries != 1 {
+		t.Fatalf("after a failed mapping: mapped %v, %d tries; want writes after one try", j.mapped, tries)
+	}
+	if got := readToEnd(t, j, "a", 1<<20); string(got) != "line-0\nline-1\nline-2\n" {
+		t.Fatalf("read %q", got)
+	}
+	if err := j.close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, segName(1)))
+	if err != nil || fi.Size() != int64(len("line-0\n")*3) {
+		t.Fatalf("segment %v %v, want just the three lines", fi.Size(), err)
+	}
+}
+
 // readToEnd reads what the named consumer has not taken, in reads of at
 // most max bytes, advancing its cursor.
 func readToEnd(t *testing.T, j *journal, name string, max int) []byte {
