@@ -126,6 +126,7 @@ func New(cfg Config) (*Server, error) {
 			MaxHeaderBytes: s.srv.MaxHeaderBytes,
 			MaxBodyBytes:   maxBody,
 			Logger:         cfg.Logger,
+			Yield:          true, // the hub's /q/: a lower p99 (fastlane.Config.Yield)
 		})
 	}
 	return s, nil
