@@ -111,6 +111,11 @@ const (
 	DefaultDataDir   = "./gateway-data"
 	DefaultPrefix    = "village"
 	DefaultMaxBoards = 100000
+	// DefaultMaxClients is the phones (phone+board pairs for uniqueness)
+	// a gateway remembers: four times a village hub's 65,536, since one
+	// gateway sees a whole province, and a pair forgotten inside the
+	// unique window is counted unique again. About 80 MB at the cap.
+	DefaultMaxClients = 1 << 18
 )
 
 var idRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
@@ -157,6 +162,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MaxBoards == 0 {
 		c.MaxBoards = DefaultMaxBoards
+	}
+	if c.QR.MaxClients == 0 {
+		c.QR.MaxClients = DefaultMaxClients
 	}
 	if c.Instance == "" {
 		c.Instance, _ = os.Hostname()

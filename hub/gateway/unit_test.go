@@ -311,8 +311,11 @@ func TestGatewayConfigErrors(t *testing.T) {
 	}
 	os.Chmod(salt, 0o600)
 	c, err := ParseConfig("gw.yaml", []byte("public_url: https://qr.example.org\nbroker: { url: \"tcp://b:1883\" }\nqr: { salt_file: "+salt+" }\n"))
-	if err != nil || c.Listen != DefaultListen || c.TopicPrefix != "village" || c.Sync() || c.Broker.ClientID == "" {
+	if err != nil || c.Listen != DefaultListen || c.TopicPrefix != "village" || c.Sync() || c.Broker.ClientID == "" || c.QR.MaxClients != DefaultMaxClients {
 		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	if sc, err := c.scanConfig(make([]byte, 32)); err != nil || sc.MaxClients != DefaultMaxClients {
+		t.Fatalf("the scan rules get max_clients %d (%v), want the gateway's %d", sc.MaxClients, err, DefaultMaxClients)
 	}
 	// A request id header is believed only from the load balancer: it
 	// needs trusted_proxies, and must be a header name.
