@@ -160,7 +160,7 @@ func visitTime(at int64, visit [16]byte, window time.Duration) int64 {
 }
 
 // series are one board's InfluxDB lines up to their timestamps, one per
-// kind of point a record makes (see appendLines): the tags of a board
+// kind of point a record makes (see appendSeries): the tags of a board
 // are the same on every line, so they are escaped once per board, not
 // once per scan.
 type series struct {
@@ -190,7 +190,7 @@ type seriesCache map[string]*series
 const maxCachedSeries = 1 << 16
 
 // appendLine appends the InfluxDB lines of one journal line to b (see
-// appendLines), with its board's series from the cache.
+// appendSeries), with its board's series from the cache.
 func (c seriesCache) appendLine(b, line []byte, window time.Duration) ([]byte, int, error) {
 	f, ok := recordFields(line)
 	if !ok {
@@ -219,19 +219,11 @@ func (c seriesCache) appendLine(b, line []byte, window time.Duration) ([]byte, i
 	return b, n, nil
 }
 
-// appendLines appends the record's InfluxDB lines (docs/gateway.md):
+// appendSeries appends the record's InfluxDB lines (docs/gateway.md),
+// its board's series s followed by each point's time:
 //   - human: qr_scans source=printed scans=1, and qr_visits class=unique
 //     at the visit's window time;
 //   - bot, rate_limited: qr_visits class=<class> visits=1.
-func (r *record) appendLines(b []byte, window time.Duration) ([]byte, int, error) {
-	s, err := newSeries(r)
-	if err != nil {
-		return b, 0, err
-	}
-	b, n := r.appendSeries(b, s, window)
-	return b, n, nil
-}
-
 func (r *record) appendSeries(b []byte, s *series, window time.Duration) ([]byte, int) {
 	point := func(b, series []byte, t int64) []byte {
 		b = append(b, series...)

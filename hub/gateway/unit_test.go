@@ -385,3 +385,14 @@ func TestInfluxBatchLinear(t *testing.T) {
 		t.Errorf("%d bytes allocated per journal line: the batch is being copied per line", perLine)
 	}
 }
+
+// appendLines is a record's own lines, its series built afresh: the
+// reference the cached series are held to.
+func (r *record) appendLines(b []byte, window time.Duration) ([]byte, int, error) {
+	s, err := newSeries(r)
+	if err != nil {
+		return b, 0, err
+	}
+	b, n := r.appendSeries(b, s, window)
+	return b, n, nil
+}

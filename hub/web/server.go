@@ -176,10 +176,11 @@ func (s *Server) Run(ctx context.Context) error {
 		err = fmt.Errorf("HTTP server: %w", err)
 		served = true
 	case err = <-lanec:
-		if err == nil {
-			err = net.ErrClosed // the listener was closed under it
+		// nil: ctx ended first (the lane reports a listener closed under
+		// it as an error itself).
+		if err != nil {
+			err = fmt.Errorf("HTTP server: %w", err)
 		}
-		err = fmt.Errorf("HTTP server: %w", err)
 		lanec = nil
 	case <-ctx.Done():
 	}
