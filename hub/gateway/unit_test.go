@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -140,6 +141,73 @@ func testJournalCursors(t *testing.T, sync bool) {
 // preallocated size, zeros after the last line, maybe half a line copied:
 // reopening keeps every whole line once, drops the rest, and appends
 // after them; a reader never sees the zeros.
+// A mapped journal rolls onto a spare segment made ready in the
+// background (written zeros, mapped, pages touched), so that no copy
+// under the append lock takes a page fault; a spare left by a kill is
+// deleted on open and never read as a segment.
+func TestJournalSpareSegment(t *testing.T) {
+	if !canMap {
+		t.Skip("the journal is mapped only on Linux") // not a server test: nothing to start
+	}
+	dir := t.TempDir()
+	j, err := openJournal(dir, false, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.segMax = 4096
+	line := []byte(strings.Repeat("s", 99) + "\n")
+	if err := j.append(line); err != nil {
+		t.Fatal(err)
+	}
+	j.mu.Lock()
+	if j.ready == nil {
+		j.mu.Unlock()
+		t.Fatal("no spare segment on its way after the first mapping")
+	}
+	sp := <-j.ready // wait until it is ready, then put it back
+	j.ready <- sp
+	j.mu.Unlock()
+	if sp.err != nil || len(sp.m) != 4096 {
+		t.Fatalf("spare: %d bytes mapped, %v", len(sp.m), sp.err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, spareName)); err != nil || fi.Size() != 4096 {
+		t.Fatalf("spare file: %v %v", fi, err)
+	}
+	for range 41 { // 41 lines of 100 bytes fill segment 1; the 42nd rolls
+		if err := j.append(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.mu.Lock()
+	seg, same := j.seg, len(j.m) > 0 && &j.m[0] == &sp.m[0]
+	j.mu.Unlock()
+	if seg != 2 || !same {
+		t.Fatalf("segment %d, on the spare's mapping: %v", seg, same)
+	}
+	if _, err := os.Stat(filepath.Join(dir, segName(2))); err != nil {
+		t.Fatal(err)
+	}
+	// A kill: the spare's file stays, full of zeros. Reopened, it is gone
+	// and the lines are all there, once.
+	if err := os.WriteFile(filepath.Join(dir, spareName), make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j.mu.Lock()
+	j.dropSpare()
+	j.mu.Unlock()
+	j2, err := openJournal(dir, false, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.close()
+	if _, err := os.Stat(filepath.Join(dir, spareName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("spare left by a kill still there: %v", err)
+	}
+	if got := readToEnd(t, j2, "a", 1<<20); !bytes.Equal(got, bytes.Repeat(line, 42)) {
+		t.Fatalf("after the kill: read %d bytes, want %d", len(got), 42*len(line))
+	}
+}
+
 func TestJournalMappedKill(t *testing.T) {
 	if !canMap {
 		t.Skip("the journal is mapped only on Linux") // not a server test: nothing to start

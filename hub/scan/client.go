@@ -168,15 +168,17 @@ func (p proxies) clientAddr(v *visit) string {
 	return canonical(peer)
 }
 
+// parseHostAddr reads an address with or without a port. A bare address
+// is tried first: it is what X-Forwarded-For holds, and a failed parse
+// allocates its error.
 func parseHostAddr(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return a.Unmap(), true
+	}
 	if ap, err := netip.ParseAddrPort(s); err == nil {
 		return ap.Addr().Unmap(), true
 	}
-	a, err := netip.ParseAddr(strings.Trim(s, "[]"))
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	return a.Unmap(), true
+	return netip.Addr{}, false
 }
 
 func canonical(a netip.Addr) string {

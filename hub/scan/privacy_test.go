@@ -2,9 +2,11 @@ package scan
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -129,10 +131,10 @@ func TestNoRawAddressIsKept(t *testing.T) {
 	// 3. The map keys are salted hashes: 16 bytes, one per phone+board in
 	// the uniqueness map (2 addresses × 2 agents × 2 boards) and one per
 	// client in the rate limiter (2 addresses), none of them the address.
-	if n := x.h.seen.Len(); n != 8 {
+	if n, _ := x.h.mem.lens(); n != 8 {
 		t.Fatalf("uniqueness map has %d keys, want 8", n)
 	}
-	if n := x.h.buckets.Len(); n != 2 {
+	if _, n := x.h.mem.lens(); n != 2 {
 		t.Fatalf("rate-limit map has %d keys, want 2", n)
 	}
 	// And the walk would have seen an address had one been there: the same
@@ -144,13 +146,13 @@ func TestNoRawAddressIsKept(t *testing.T) {
 	x.h.agents.verdict.Purge()
 	var raw clientKey
 	copy(raw[:], b6[:])
-	x.h.buckets.Add(raw, nil)
+	x.h.mem.shard(raw).buckets.Add(raw, nil)
 	if found := memoryHolds(reflect.ValueOf(x.h), needles); len(found) == 0 {
 		t.Fatal("the memory walk cannot see the rate limiter's keys")
 	}
-	x.h.buckets.Remove(raw)
+	x.h.mem.shard(raw).buckets.Remove(raw)
 	copy(raw[:], b4[:])
-	x.h.seen.Add(raw, 0)
+	x.h.mem.shard(raw).seen.Add(raw, 0)
 	if found := memoryHolds(reflect.ValueOf(x.h), needles); len(found) == 0 {
 		t.Fatal("the memory walk cannot see the uniqueness keys")
 	}
@@ -161,8 +163,50 @@ func TestMemoryIsBounded(t *testing.T) {
 	for i := 0; i < 30; i++ {
 		x.scan(t, noFollow, "GET", "market-07", fmt.Sprintf("198.51.100.%d", i), humanAgents["chrome-android"], nil)
 	}
-	if x.h.seen.Len() != 10 || x.h.buckets.Len() != 10 {
-		t.Fatalf("maps hold %d and %d clients, cap is 10", x.h.seen.Len(), x.h.buckets.Len())
+	if seen, buckets := x.h.mem.lens(); seen != 10 || buckets != 10 {
+		t.Fatalf("maps hold %d and %d clients, cap is 10", seen, buckets)
 	}
 	expectTally(t, x.rec.tally("market-07"), tally{human: 30, unique: 30})
+}
+
+// seenKeys lists the uniqueness keys of every shard.
+func (m *memory) seenKeys() []clientKey {
+	var out []clientKey
+	for i := range m.shards {
+		out = append(out, m.shards[i].seen.Keys()...)
+	}
+	return out
+}
+
+// The memory's shards share MaxClients: with many clients it holds no more
+// than the cap in all, and each shard its share.
+func TestMemoryShardsShareTheCap(t *testing.T) {
+	const max = memShards * shardMin
+	key := func(i int) (k clientKey) {
+		sum := sha256.Sum256([]byte(strconv.Itoa(i)))
+		copy(k[:], sum[:])
+		return k
+	}
+	m, err := newMemory(max)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.shards) != memShards {
+		t.Fatalf("%d shards for %d clients, want %d", len(m.shards), max, memShards)
+	}
+	for i := range 3 * max {
+		m.swapSeen(key(i), int64(i))
+		m.bucket(key(i), 1, 1)
+	}
+	seen, buckets := m.lens()
+	if seen != max || buckets != max {
+		t.Fatalf("memory holds %d and %d clients, cap is %d", seen, buckets, max)
+	}
+	// The most recent client is remembered, with its time.
+	if last, ok := m.swapSeen(key(3*max-1), 0); !ok || last != 3*max-1 {
+		t.Fatalf("last client: %d, %v", last, ok)
+	}
+	if m1, _ := newMemory(max - 1); len(m1.shards) != 1 {
+		t.Fatalf("%d shards for %d clients, want 1 (exact LRU)", len(m1.shards), max-1)
+	}
 }

@@ -36,10 +36,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/time/rate"
 
 	"villagehub/hub/qrcode"
@@ -209,9 +207,7 @@ type Handler struct {
 	salt      *salter
 	images    *imageCache
 
-	mu      sync.Mutex                       // guards seen and buckets
-	seen    *simplelru.LRU[clientKey, int64] // last human scan, unix ns, per phone+board
-	buckets *simplelru.LRU[clientKey, *rate.Limiter]
+	mem *memory
 }
 
 var vietnam = time.FixedZone("ICT", 7*60*60)
@@ -260,10 +256,7 @@ func NewHandler(cfg Config, boards BoardLookup, rec Recorder) (*Handler, error) 
 		return nil, fmt.Errorf("scan handler: %w", err)
 	}
 	maxClients := or(cfg.MaxClients, DefaultMaxClients)
-	if h.seen, err = simplelru.NewLRU[clientKey, int64](maxClients, nil); err != nil {
-		return nil, fmt.Errorf("scan handler: %w", err)
-	}
-	if h.buckets, err = simplelru.NewLRU[clientKey, *rate.Limiter](maxClients, nil); err != nil {
+	if h.mem, err = newMemory(maxClients); err != nil {
 		return nil, fmt.Errorf("scan handler: %w", err)
 	}
 	loc := cfg.Location
@@ -288,10 +281,7 @@ func or[T comparable](v, def T) T {
 // forget drops everything keyed with the old salt: the keys are unreachable
 // now, and keeping them would only hold memory.
 func (h *Handler) forget() {
-	h.mu.Lock()
-	h.seen.Purge()
-	h.buckets.Purge()
-	h.mu.Unlock()
+	h.mem.purge()
 	h.log.Debug("scan: daily salt replaced; uniqueness and rate-limit memory cleared")
 }
 
@@ -492,24 +482,14 @@ func derivedSalt(secret []byte, day string) [32]byte {
 
 // allow takes one token from the client's bucket.
 func (h *Handler) allow(k clientKey, now time.Time) bool {
-	h.mu.Lock()
-	lim, ok := h.buckets.Get(k)
-	if !ok {
-		lim = rate.NewLimiter(h.limit, h.burst)
-		h.buckets.Add(k, lim)
-	}
-	h.mu.Unlock()
-	return lim.AllowN(now, 1)
+	return h.mem.bucket(k, h.limit, h.burst).AllowN(now, 1)
 }
 
 // firstInWindow records a human scan and reports whether it is unique: the
 // same key was not seen within the window before now.
 func (h *Handler) firstInWindow(k clientKey, now time.Time) bool {
 	t := now.UnixNano()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	last, ok := h.seen.Get(k)
-	h.seen.Add(k, t)
+	last, ok := h.mem.swapSeen(k, t)
 	return !ok || t-last >= int64(h.window)
 }
 

@@ -394,7 +394,7 @@ func TestSaltRotatesAtLocalMidnight(t *testing.T) {
 	a := humanAgents["zalo-ios"]
 	x.scan(t, noFollow, "GET", "market-07", "203.0.113.9", a, nil)
 	oldSalt := x.h.salt.cur.Load()
-	keysBefore := x.h.seen.Keys()
+	keysBefore := x.h.mem.seenKeys()
 	x.clock.Add(15 * time.Second) // 00:00:05 the next day
 	x.scan(t, noFollow, "GET", "market-07", "203.0.113.9", a, nil)
 	newSalt := x.h.salt.cur.Load()
@@ -404,7 +404,7 @@ func TestSaltRotatesAtLocalMidnight(t *testing.T) {
 	if want := time.Date(2026, 11, 29, 0, 0, 0, 0, vietnam); !newSalt.until.Equal(want) {
 		t.Fatalf("new salt valid until %v, want %v", newSalt.until, want)
 	}
-	keysAfter := x.h.seen.Keys()
+	keysAfter := x.h.mem.seenKeys()
 	if len(keysBefore) != 1 || len(keysAfter) != 1 || keysBefore[0] == keysAfter[0] {
 		t.Fatalf("keys before %x after %x: the old day's keys must be forgotten and the new key differ", keysBefore, keysAfter)
 	}
