@@ -87,8 +87,12 @@ type targets struct {
 	mk   func(t *Target) *targetMetrics
 	drop func(t *Target)
 
-	mu    sync.RWMutex
-	m     map[string]*Target
+	mu sync.RWMutex // guards m; writers also update byKey under it
+	m  map[string]*Target
+	// byKey is m for the request path: a sync.Map load writes nothing
+	// shared, where RLock's reader count is a cache line every scan
+	// passed between CPUs (twice: the lookup and the record).
+	byKey sync.Map
 	dirty atomic.Bool
 	save  chan struct{}
 }
@@ -152,6 +156,7 @@ func (ts *targets) set(village, board string, m TargetMessage) error {
 		t.m = ts.mk(t)
 	}
 	ts.m[t.key()] = t
+	ts.byKey.Store(t.key(), t)
 	ts.mu.Unlock()
 	ts.changed()
 	return nil
@@ -162,6 +167,7 @@ func (ts *targets) remove(village, board string) {
 	ts.mu.Lock()
 	old := ts.m[village+"/"+board]
 	delete(ts.m, village+"/"+board)
+	ts.byKey.Delete(village + "/" + board)
 	ts.mu.Unlock()
 	if old != nil {
 		ts.drop(old)
@@ -178,10 +184,10 @@ func (ts *targets) changed() {
 }
 
 func (ts *targets) get(key string) *Target {
-	ts.mu.RLock()
-	t := ts.m[key]
-	ts.mu.RUnlock()
-	return t
+	if t, ok := ts.byKey.Load(key); ok {
+		return t.(*Target)
+	}
+	return nil
 }
 
 // Board is scan.BoardLookup over <village>/<board> keys. The board's ID
