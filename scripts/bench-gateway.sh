@@ -5,7 +5,9 @@
 #   scripts/bench-gateway.sh            # wrk -t2 -c50 -d15s, journal_sync off (the default)
 #   SYNC=true DURATION=10s scripts/bench-gateway.sh   # fsync before each redirect
 #   PROFILE=/tmp/gw.prof scripts/bench-gateway.sh     # and a CPU profile of the gateway
-#   MAX_CLIENTS=262144 scripts/bench-gateway.sh       # qr.max_clients (default 65,536 < the 100,000 phones)
+#   MAX_CLIENTS=65536 scripts/bench-gateway.sh        # qr.max_clients (default 262,144)
+#   ROUNDS=8 DURATION=10s scripts/bench-gateway.sh    # alternate nginx and the gateway 8 times;
+#                                                     # per-round ratios, their median
 #
 # Each request is a scan from one of $PHONES phones (X-Forwarded-For from a
 # trusted proxy, a real phone agent: hub/scan/internal/loadserver/scan.lua)
@@ -22,6 +24,7 @@ CONNS=${CONNS:-50}
 THREADS=${THREADS:-2}
 PHONES=${PHONES:-100000}
 SYNC=${SYNC:-false}
+ROUNDS=${ROUNDS:-1}
 for b in wrk nginx; do command -v $b >/dev/null || { echo "needs $b (apt-get install -y wrk nginx-light)"; exit 1; }; done
 NGINX=$(command -v nginx)
 . scripts/bench-lib.sh
@@ -76,26 +79,45 @@ for a in $GW $NG $LS; do
 done
 
 run() { PHONES=$PHONES wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s hub/scan/internal/loadserver/scan.lua "$1"; }
-echo "== nginx, bare 302 ($NGINX)"
-nginx_out=$(run "http://$NG/q/cho-ban/sap-007"); echo "$nginx_out" | grep -E "Requests/sec|99%|Non-2xx|Socket errors" || true
-echo "== villagehub gateway, counting on (journal_sync=$SYNC journal_async=${ASYNC:-false})"
 cpu() { awk '{ print $14 + $15 }' "/proc/$gwpid/stat"; } # utime + stime, clock ticks
-c0=$(cpu)
-gw_out=$(run "http://$GW/q/cho-ban/sap-007"); echo "$gw_out" | grep -E "Requests/sec|99%|Non-2xx|Socket errors" || true
-c1=$(cpu)
-echo "== the hub's /q/ handler alone, counting in memory (hub/scan/internal/loadserver)"
-ls_out=$(run "http://$LS/q/market-07"); echo "$ls_out" | grep -E "Requests/sec|99%" || true
-sent=$(echo "$gw_out" | awk '/requests in/ {print $1}')
-counted=$(curl -s "http://$GW/metrics" | awk '/^villagehub_gateway_scans_total\{.*board="sap-007"/ {s+=$2} END {print s+0}')
-pending=$(curl -s "http://$GW/metrics" | awk '/^villagehub_influx_spool_points / {print $2}')
-n=$(echo "$nginx_out" | awk '/Requests\/sec/ {print $2}'); g=$(echo "$gw_out" | awk '/Requests\/sec/ {print $2}')
-echo "requests sent to the gateway: $sent, counted (all classes): $counted, InfluxDB points spooled: $pending"
-# CPU per request is steadier than the rate on a shared machine: the rate
-# moves with whatever wrk and the neighbours get, the work per request
-# much less.
-echo "gateway CPU per request: $(awk -v c=$((c1 - c0)) -v n="$sent" -v hz="$(getconf CLK_TCK)" 'BEGIN{ printf "%.1f", c*1e6/hz/n }') µs"
-l=$(echo "$ls_out" | awk '/Requests\/sec/ {print $2}')
-echo "ratio gateway/nginx: $(python3 -c "print(round($g/$n, 3))") ($g vs $n req/s); handler alone/nginx: $(python3 -c "print(round($l/$n, 3))"); gateway/handler alone: $(python3 -c "print(round($g/$l, 3))")"
+ratios=()
+for round in $(seq "$ROUNDS"); do
+  [ "$ROUNDS" -gt 1 ] && echo "=== round $round of $ROUNDS"
+  echo "== nginx, bare 302 ($NGINX)"
+  nginx_out=$(run "http://$NG/q/cho-ban/sap-007"); echo "$nginx_out" | grep -E "Requests/sec|99%|Non-2xx|Socket errors" || true
+  echo "== villagehub gateway, counting on (journal_sync=$SYNC journal_async=${ASYNC:-false})"
+  before=$(curl -s "http://$GW/metrics" | awk '/^villagehub_gateway_scans_total\{.*board="sap-007"/ {s+=$2} END {print s+0}')
+  c0=$(cpu)
+  gw_out=$(run "http://$GW/q/cho-ban/sap-007"); echo "$gw_out" | grep -E "Requests/sec|99%|Non-2xx|Socket errors" || true
+  c1=$(cpu)
+  echo "== the hub's /q/ handler alone, counting in memory (hub/scan/internal/loadserver)"
+  ls_out=$(run "http://$LS/q/market-07"); echo "$ls_out" | grep -E "Requests/sec|99%" || true
+  sent=$(echo "$gw_out" | awk '/requests in/ {print $1}')
+  counted=$(( $(curl -s "http://$GW/metrics" | awk '/^villagehub_gateway_scans_total\{.*board="sap-007"/ {s+=$2} END {print s+0}') - before ))
+  pending=$(curl -s "http://$GW/metrics" | awk '/^villagehub_influx_spool_points / {print $2}')
+  n=$(echo "$nginx_out" | awk '/Requests\/sec/ {print $2}'); g=$(echo "$gw_out" | awk '/Requests\/sec/ {print $2}')
+  # wrk reports the requests it saw answered; ones in flight when it
+  # stops are answered and counted too, so counted may exceed it by up
+  # to the connections, never fall short.
+  echo "requests answered to wrk: $sent, counted by the gateway (all classes): $counted, InfluxDB points spooled (all rounds): $pending"
+  [ "$counted" -ge "$sent" ] || echo "LOST: $((sent - counted)) answered requests not counted"
+  # CPU per request is steadier than the rate on a shared machine: the rate
+  # moves with whatever wrk and the neighbours get, the work per request
+  # much less.
+  echo "gateway CPU per request: $(awk -v c=$((c1 - c0)) -v n="$sent" -v hz="$(getconf CLK_TCK)" 'BEGIN{ printf "%.1f", c*1e6/hz/n }') µs"
+  l=$(echo "$ls_out" | awk '/Requests\/sec/ {print $2}')
+  r=$(python3 -c "print(round($g/$n, 3))")
+  ratios+=("$r")
+  echo "ratio gateway/nginx: $r ($g vs $n req/s); handler alone/nginx: $(python3 -c "print(round($l/$n, 3))"); gateway/handler alone: $(python3 -c "print(round($g/$l, 3))")"
+done
+if [ "$ROUNDS" -gt 1 ]; then
+  python3 - "${ratios[@]}" <<'PY'
+import statistics, sys
+r = [float(x) for x in sys.argv[1:]]
+print("ratio gateway/nginx per round: %s; median %.3f; rounds >= 0.7: %d of %d" % (
+    " ".join("%.3f" % x for x in r), statistics.median(r), sum(x >= 0.7 for x in r), len(r)))
+PY
+fi
 if [ -n "${PROFILE:-}" ]; then
   kill -TERM "$gwpid"; wait "$gwpid" || true
   echo "CPU profile of the gateway's whole run: go tool pprof -top $PROFILE"
