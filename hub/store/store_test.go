@@ -198,3 +198,44 @@ func BenchmarkPipelineCommit(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*batch), "ns/msg")
 	b.ReportMetric(float64(r.state.Counters().Commits)/float64(n), "commits/batch")
 }
+
+// A batch's scan records are summed per board, hour and kind before they
+// are stored, and a later batch adds to what is stored.
+func TestCommitSumsScansPerHour(t *testing.T) {
+	st, err := Open(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h0 := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	b := &state.Batch{Scans: []state.ScanRecord{
+		{Site: "s1", Board: "b1", Source: state.SourceMQTT, N: 2, Time: h0.Add(time.Minute)},
+		{Site: "s1", Board: "b1", Source: state.SourceMQTT, N: 3, Time: h0.Add(50 * time.Minute)},
+		{Site: "s1", Board: "b1", Source: state.SourcePrinted, N: 1, Unique: 1, Time: h0.Add(2 * time.Minute)},
+		{Site: "s1", Board: "b1", Source: state.SourcePrinted, N: 1, Bots: 4, RateLimited: 2, Time: h0.Add(3 * time.Minute)},
+		{Site: "s1", Board: "b1", Source: state.SourceMQTT, N: 7, Time: h0.Add(61 * time.Minute)}, // next hour
+		{Site: "s1", Board: "b2", Source: state.SourceMQTT, N: 5, Time: h0.Add(time.Minute)},     // another board
+	}}
+	if err := st.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Commit(&state.Batch{Scans: []state.ScanRecord{{Site: "s1", Board: "b1", Source: state.SourceMQTT, N: 10, Time: h0}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.QRHours("s1", "b1", h0, h0.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{}
+	for _, c := range got {
+		want[fmt.Sprintf("%02d %s", c.Hour.UTC().Hour(), c.Source)] += c.N
+	}
+	exp := map[string]uint64{"08 " + state.SourceMQTT: 15, "08 " + state.SourcePrinted: 2, "08 " + CountUnique: 1,
+		"08 " + CountBots: 4, "08 " + CountRateLimited: 2, "09 " + state.SourceMQTT: 7}
+	if fmt.Sprint(want) != fmt.Sprint(exp) {
+		t.Fatalf("hourly counts of b1 %v, want %v", want, exp)
+	}
+	if got, _ := st.QRHours("s1", "b2", h0, h0.Add(2*time.Hour)); len(got) != 1 || got[0].N != 5 {
+		t.Fatalf("hourly counts of b2 %+v", got)
+	}
+}
