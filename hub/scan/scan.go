@@ -155,7 +155,8 @@ type Config struct {
 	RateBurst     int
 	// MaxClients caps how many clients are remembered for uniqueness and for
 	// rate limiting (each; default 65,536; least recently seen forgotten
-	// first). About 20 MB at the cap.
+	// first: from 16,384 on within each of 16 shards, see memory). About
+	// 20 MB at the cap.
 	MaxClients int
 	// BotAgents are extra case-insensitive substrings that mark a
 	// User-Agent as a bot, for a previewer the built-in lists miss.
