@@ -137,15 +137,10 @@ func testJournalCursors(t *testing.T, sync bool) {
 	}
 }
 
-// A gateway killed with its segment mapped leaves the segment at its full
-// preallocated size, zeros after the last line, maybe half a line copied:
-// reopening keeps every whole line once, drops the rest, and appends
-// after them; a reader never sees the zeros.
-// A mapped journal rolls onto a spare segment made ready in the
-// background (written zeros, mapped, pages touched), so that no copy
-// under the append lock takes a page fault; a spare left by a kill is
-// deleted on open and never read as a segment.
-func TestJournalSpareSegment(t *testing.T) {
+// openMapped opens a journal in a new directory with the segment mapped
+// (journal_sync off) and consumer "a".
+func openMapped(t *testing.T) (*journal, string) {
+	t.Helper()
 	if !canMap {
 		t.Skip("the journal is mapped only on Linux") // not a server test: nothing to start
 	}
@@ -154,6 +149,15 @@ func TestJournalSpareSegment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return j, dir
+}
+
+// A mapped journal rolls onto a spare segment made ready in the
+// background (written zeros, mapped, pages touched), so that no copy
+// under the append lock takes a page fault; a spare left by a kill is
+// deleted on open and never read as a segment.
+func TestJournalSpareSegment(t *testing.T) {
+	j, dir := openMapped(t)
 	j.segMax = 4096
 	line := []byte(strings.Repeat("s", 99) + "\n")
 	if err := j.append(line); err != nil {
@@ -208,15 +212,12 @@ func TestJournalSpareSegment(t *testing.T) {
 	}
 }
 
+// A gateway killed with its segment mapped leaves the segment at its full
+// preallocated size, zeros after the last line, maybe half a line copied:
+// reopening keeps every whole line once, drops the rest, and appends
+// after them; a reader never sees the zeros.
 func TestJournalMappedKill(t *testing.T) {
-	if !canMap {
-		t.Skip("the journal is mapped only on Linux") // not a server test: nothing to start
-	}
-	dir := t.TempDir()
-	j, err := openJournal(dir, false, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
+	j, dir := openMapped(t)
 	for i := range 5 {
 		if err := j.append(fmt.Appendf(nil, "line-%d\n", i)); err != nil {
 			t.Fatal(err)

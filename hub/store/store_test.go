@@ -214,7 +214,7 @@ func TestCommitSumsScansPerHour(t *testing.T) {
 		{Site: "s1", Board: "b1", Source: state.SourcePrinted, N: 1, Unique: 1, Time: h0.Add(2 * time.Minute)},
 		{Site: "s1", Board: "b1", Source: state.SourcePrinted, N: 1, Bots: 4, RateLimited: 2, Time: h0.Add(3 * time.Minute)},
 		{Site: "s1", Board: "b1", Source: state.SourceMQTT, N: 7, Time: h0.Add(61 * time.Minute)}, // next hour
-		{Site: "s1", Board: "b2", Source: state.SourceMQTT, N: 5, Time: h0.Add(time.Minute)},     // another board
+		{Site: "s1", Board: "b2", Source: state.SourceMQTT, N: 5, Time: h0.Add(time.Minute)},      // another board
 	}}
 	if err := st.Commit(b); err != nil {
 		t.Fatal(err)
