@@ -16,7 +16,8 @@
 # Needs: nginx-light, wrk (scripts/install-deps.sh). Environment:
 #   DURATION (15s), CONNS (50), THREADS (2), PHONES (5000), ROUNDS (1):
 #   ROUNDS>1 repeats the runs (nginx, Go's net/http and fasthttp with a
-#   bare 302, the hub) that many times: a shared machine is noisy. PROFILE=path
+#   bare 302, the hub) that many times: a shared machine is noisy; the last
+#   lines say in how many rounds each hub held each target. PROFILE=path
 #   saves a CPU profile of the hub during each of its runs (path.N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,6 +81,9 @@ pids+=($!)
 # The hubs: one board each, loopback as the trusted proxy, logs at error.
 HPORTS=()
 HUBPIDS=()
+met_rate=()
+met_p99=()
+met_both=()
 i=0
 for bin in "${HUBS[@]}"; do
 	i=$((i + 1))
@@ -154,6 +158,15 @@ for r in $(seq "$ROUNDS"); do
 		c1=$(hubcpu "$HUBPID")
 		read -r s1 d1 < <(visits "$HPORT")
 		printf "%-6s %-22s %10s %9s %9s %8s\n" "$r" "$name" "$h_rps" "$h_p50" "$h_p99" "$h_bad"
+		rate_ok=$(awk -v a="$h_rps" -v b="$n_rps" 'BEGIN{print (a >= 0.7*b) ? 1 : 0}')
+		p99_ok=$(awk -v a="$h_p99" -v b="$n_p99" 'BEGIN{print (a <= 1.2*b) ? 1 : 0}')
+		met_rate[$k]=$((${met_rate[$k]:-0} + rate_ok))
+		met_p99[$k]=$((${met_p99[$k]:-0} + p99_ok))
+		met_both[$k]=$((${met_both[$k]:-0} + (rate_ok & p99_ok)))
 		echo "       rate $(awk -v a="$h_rps" -v b="$n_rps" 'BEGIN{printf "%.2f", a/b}')x nginx (target >= 0.7), $(awk -v a="$h_rps" -v b="$g_rps" 'BEGIN{printf "%.2f", a/b}')x Go bare; p99 $(awk -v a="$h_p99" -v b="$n_p99" 'BEGIN{printf "%.2f", a/b}')x nginx (target <= 1.2; fasthttp bare $(awk -v a="$f_p99" -v b="$n_p99" 'BEGIN{printf "%.2f", a/b}')x); visits counted $((s1 - s0)), dropped $((d1 - d0)), hub CPU $(awk -v c=$((c1 - c0)) -v n=$((s1 - s0)) 'BEGIN{ if (n > 0) printf "%.1f", c*10000/n; else print "-" }') µs/visit"
 	done
+done
+# Over the rounds: how often each hub held the targets, each and both.
+for k in "${!HUBS[@]}"; do
+	echo "$(basename "${HUBS[$k]}"): rate >= 0.7x nginx in ${met_rate[$k]} of $ROUNDS rounds, p99 <= 1.2x nginx's in ${met_p99[$k]}, both in ${met_both[$k]}"
 done
