@@ -109,7 +109,7 @@ func openJournal(dir string, doSync bool, consumers ...string) (*journal, error)
 	}
 	j := &journal{dir: dir, sync: doSync, mapped: !doSync && canMap, mapFn: mapSegment, segMax: defaultSegMax, cursors: map[string]*cursor{}, open: 1, written: 1}
 	j.cond = sync.NewCond(&j.mu)
-	os.Remove(filepath.Join(dir, spareName)) // left by a kill: zeros
+	removeSpares(dir) // left by a kill: zeros
 	segs, err := j.segments()
 	if err != nil {
 		return nil, err
@@ -294,9 +294,26 @@ func (j *journal) copyIn(line []byte) error {
 	return nil
 }
 
-// spareName is the next segment while it is made ready. Not a segment
-// name: readers and open never take it for one, and open deletes it.
-const spareName = "spare.tmp"
+// spareFile names the next segment while it is made ready: never a
+// segment's name, so readers and open never take it for one, and open
+// deletes every one it finds. Each spare gets a name of its own: a
+// journal reopened on the same directory (after a kill, or in tests while
+// the old one's spare is still being written) must never truncate a file
+// another journal has mapped, which would be a SIGBUS there.
+func spareFile(dir string) string {
+	return filepath.Join(dir, fmt.Sprintf("spare-%d-%d.tmp", os.Getpid(), spareSeq.Add(1)))
+}
+
+var spareSeq atomic.Uint64
+
+const spareGlob = "spare-*.tmp"
+
+func removeSpares(dir string) {
+	old, _ := filepath.Glob(filepath.Join(dir, spareGlob))
+	for _, f := range old {
+		os.Remove(f)
+	}
+}
 
 // spareSeg is a segment made ready off the request path: its file full
 // of written zeros, mapped, and every page touched once. A copy into a
@@ -319,11 +336,12 @@ func (j *journal) prepareSpare() {
 	ch := make(chan spareSeg, 1)
 	j.ready = ch
 	size, mapFn := j.segMax, j.mapFn
-	go func() { ch <- makeSpare(filepath.Join(j.dir, spareName), size, mapFn) }()
+	path := spareFile(j.dir)
+	go func() { ch <- makeSpare(path, size, mapFn) }()
 }
 
 func makeSpare(path string, size int64, mapFn func(*os.File, int64) ([]byte, error)) spareSeg {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
 		return spareSeg{err: err}
 	}
