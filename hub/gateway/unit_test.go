@@ -152,6 +152,23 @@ func openMapped(t *testing.T) (*journal, string) {
 	return j, dir
 }
 
+// reopenAfterKill opens dir's journal again as after a kill -9 of the
+// process holding j (never closed). A killed process writes no more, so
+// j's spare segment, if one is still being made, is finished and dropped
+// first (TestJournalSpareSegment plants the spare file a kill leaves).
+func reopenAfterKill(t *testing.T, j *journal, dir string) *journal {
+	t.Helper()
+	j.mu.Lock()
+	j.dropSpare()
+	j.mu.Unlock()
+	j2, err := openJournal(dir, false, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j2.close() })
+	return j2
+}
+
 // A mapped journal rolls onto a spare segment made ready in the
 // background (written zeros, mapped, pages touched), so that no copy
 // under the append lock takes a page fault; a spare left by a kill is
@@ -197,14 +214,7 @@ func TestJournalSpareSegment(t *testing.T) {
 	if err := os.WriteFile(left, make([]byte, 4096), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	j.mu.Lock()
-	j.dropSpare()
-	j.mu.Unlock()
-	j2, err := openJournal(dir, false, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j2.close()
+	j2 := reopenAfterKill(t, j, dir)
 	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("spare left by a kill still there: %v", err)
 	}
@@ -235,17 +245,7 @@ func TestJournalMappedKill(t *testing.T) {
 	if err != nil || fi.Size() != defaultSegMax {
 		t.Fatalf("mapped segment size %v %v, want the preallocated %d", fi.Size(), err, defaultSegMax)
 	}
-	// A killed process writes no more: its spare segment, if one is
-	// still being made, is finished first (TestJournalSpareSegment has
-	// the spare a kill leaves).
-	j.mu.Lock()
-	j.dropSpare()
-	j.mu.Unlock()
-	j2, err := openJournal(dir, false, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j2.close()
+	j2 := reopenAfterKill(t, j, dir)
 	if j2.off != int64(len("line-0\n")*5) {
 		t.Fatalf("reopened at %d, want after the 5 whole lines", j2.off)
 	}
