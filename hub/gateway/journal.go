@@ -389,10 +389,15 @@ func (j *journal) dropSpare() {
 	sp := <-j.ready
 	j.ready = nil
 	if sp.err == nil {
-		unmapSegment(sp.m)
-		sp.f.Close()
-		os.Remove(sp.f.Name())
+		sp.discard()
 	}
+}
+
+// discard unmaps, closes and deletes a spare that will not be used.
+func (sp *spareSeg) discard() {
+	unmapSegment(sp.m)
+	sp.f.Close()
+	os.Remove(sp.f.Name())
 }
 
 // unmap ends the active segment's mapping and cuts the file to its lines.
@@ -501,8 +506,7 @@ func (j *journal) roll() error {
 		if err := os.Rename(sp.f.Name(), next); err == nil {
 			nf, nm = sp.f, sp.m
 		} else {
-			unmapSegment(sp.m)
-			sp.f.Close()
+			sp.discard()
 		}
 	}
 	if nf == nil {

@@ -87,18 +87,19 @@ type targets struct {
 	mk   func(t *Target) *targetMetrics
 	drop func(t *Target)
 
-	mu sync.RWMutex // guards m; writers also update byKey under it
-	m  map[string]*Target
-	// byKey is m for the request path: a sync.Map load writes nothing
-	// shared, where RLock's reader count is a cache line every scan
-	// passed between CPUs (twice: the lookup and the record).
+	// byKey is the table, <village>/<board> -> *Target. A sync.Map, so
+	// that the request path's lookups take no lock: an RWMutex's reader
+	// count is a shared write, a cache line every scan passed between
+	// CPUs (twice: the lookup and the record).
 	byKey sync.Map
+	mu    sync.Mutex // serialises set and remove; guards n
+	n     int        // targets in byKey
 	dirty atomic.Bool
 	save  chan struct{}
 }
 
 func newTargets(path string, max int, log *slog.Logger, mk func(*Target) *targetMetrics, drop func(*Target)) *targets {
-	return &targets{path: path, max: max, log: log, mk: mk, drop: drop, m: map[string]*Target{}, save: make(chan struct{}, 1)}
+	return &targets{path: path, max: max, log: log, mk: mk, drop: drop, save: make(chan struct{}, 1)}
 }
 
 type cacheFile struct {
@@ -141,8 +142,8 @@ func (ts *targets) set(village, board string, m TargetMessage) error {
 	}
 	t := &Target{Village: village, Board: board, TargetMessage: m}
 	ts.mu.Lock()
-	old := ts.m[t.key()]
-	if old == nil && len(ts.m) >= ts.max {
+	old := ts.get(t.key())
+	if old == nil && ts.n >= ts.max {
 		ts.mu.Unlock()
 		return fmt.Errorf("max_boards (%d) reached", ts.max)
 	}
@@ -155,7 +156,9 @@ func (ts *targets) set(village, board string, m TargetMessage) error {
 		}
 		t.m = ts.mk(t)
 	}
-	ts.m[t.key()] = t
+	if old == nil {
+		ts.n++
+	}
 	ts.byKey.Store(t.key(), t)
 	ts.mu.Unlock()
 	ts.changed()
@@ -165,12 +168,13 @@ func (ts *targets) set(village, board string, m TargetMessage) error {
 // remove forgets a board (an empty retained message).
 func (ts *targets) remove(village, board string) {
 	ts.mu.Lock()
-	old := ts.m[village+"/"+board]
-	delete(ts.m, village+"/"+board)
-	ts.byKey.Delete(village + "/" + board)
+	old, ok := ts.byKey.LoadAndDelete(village + "/" + board)
+	if ok {
+		ts.n--
+	}
 	ts.mu.Unlock()
-	if old != nil {
-		ts.drop(old)
+	if ok {
+		ts.drop(old.(*Target))
 		ts.changed()
 	}
 }
@@ -201,9 +205,9 @@ func (ts *targets) Board(key string) (scan.Board, bool) {
 }
 
 func (ts *targets) len() int {
-	ts.mu.RLock()
-	defer ts.mu.RUnlock()
-	return len(ts.m)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.n
 }
 
 // flush writes the cache file if the table changed (atomic replace).
@@ -211,12 +215,11 @@ func (ts *targets) flush() error {
 	if !ts.dirty.Swap(false) {
 		return nil
 	}
-	ts.mu.RLock()
-	cf := cacheFile{Targets: make([]*Target, 0, len(ts.m))}
-	for _, t := range ts.m {
-		cf.Targets = append(cf.Targets, t)
-	}
-	ts.mu.RUnlock()
+	cf := cacheFile{Targets: make([]*Target, 0, ts.len())}
+	ts.byKey.Range(func(_, t any) bool {
+		cf.Targets = append(cf.Targets, t.(*Target))
+		return true
+	})
 	b, err := json.Marshal(cf)
 	if err == nil {
 		err = writeFileAtomic(ts.path, b, true)

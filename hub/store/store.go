@@ -16,8 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -157,19 +159,11 @@ func (s *Store) Commit(b *state.Batch) error {
 		// one B+tree Get and Put per commit instead of one per report
 		// (the Get+Put pairs were a sixth of the hub's CPU in the
 		// embedded-broker bench's profile).
-		var sums []hourSum
-		idx := map[string]int{}
+		sums := map[string]int64{}
 		add := func(sc *state.ScanRecord, code byte, n int64) {
-			if n == 0 {
-				return
+			if n != 0 {
+				sums[string(hourKey(sc.Site, sc.Board, sc.Time, code))] += n
 			}
-			k := hourKey(sc.Site, sc.Board, sc.Time, code)
-			if i, ok := idx[string(k)]; ok {
-				sums[i].n += n
-				return
-			}
-			idx[string(k)] = len(sums)
-			sums = append(sums, hourSum{k, n})
 		}
 		for i := range b.Scans {
 			sc := &b.Scans[i]
@@ -179,14 +173,14 @@ func (s *Store) Commit(b *state.Batch) error {
 			add(sc, codeRateLimited, sc.RateLimited)
 		}
 		hourly := tx.Bucket(bucketHourly)
-		for _, h := range sums {
+		for _, k := range slices.Sorted(maps.Keys(sums)) { // in key order: B+tree neighbours
 			var cur uint64
-			if v := hourly.Get(h.key); len(v) == 8 {
+			if v := hourly.Get([]byte(k)); len(v) == 8 {
 				cur = binary.BigEndian.Uint64(v)
 			}
 			var v [8]byte
-			binary.BigEndian.PutUint64(v[:], cur+uint64(h.n))
-			if err := hourly.Put(h.key, v[:]); err != nil {
+			binary.BigEndian.PutUint64(v[:], cur+uint64(sums[k]))
+			if err := hourly.Put([]byte(k), v[:]); err != nil {
 				return fmt.Errorf("qr hourly count: %w", err)
 			}
 		}
@@ -266,12 +260,6 @@ func sourceName(c byte) string {
 
 // hourKey is site 0x00 board 0x00 hour(8, big endian) source(1): a board's
 // hours are contiguous and sorted by time.
-// hourSum is one hourly count's increase within a batch.
-type hourSum struct {
-	key []byte
-	n   int64
-}
-
 func hourKey(site, board string, t time.Time, code byte) []byte {
 	k := make([]byte, 0, len(site)+len(board)+11)
 	k = append(k, site...)
