@@ -67,8 +67,11 @@ func TestShutdownWhileClientsChurn(t *testing.T) {
 
 // connectPacket is an MQTT 3.1.1 CONNECT with a clean session, keep-alive
 // 30 s and no credentials.
-func connectPacket(id string) []byte {
-	body := []byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 30, byte(len(id) >> 8), byte(len(id))}
+func connectPacket(id string) []byte { return connectPacketKA(id, 30) }
+
+// connectPacketKA is connectPacket with a keep-alive of ka seconds.
+func connectPacketKA(id string, ka uint16) []byte {
+	body := []byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, byte(ka >> 8), byte(ka), byte(len(id) >> 8), byte(len(id))}
 	body = append(body, id...)
 	return append([]byte{0x10, byte(len(body))}, body...)
 }

@@ -114,6 +114,52 @@ func TestIdleConnectionClosedAndCounted(t *testing.T) {
 	}
 }
 
+// TestKeepAliveDeadline: the connection's deadline is moved about once a
+// second, not after every packet (auth's trackedConn.SetDeadline). A
+// client that keeps its keep-alive of 1 s stays connected; one that falls
+// silent is closed no earlier than 1.5 x keep-alive after its last packet
+// [MQTT-3.1.2-24], and at most the slack of a second later.
+func TestKeepAliveDeadline(t *testing.T) {
+	b, _ := newTestBroker(t, auth.Config{})
+	c, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(connectPacketKA("ka-1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 0x20 || buf[3] != 0 {
+		t.Fatalf("CONNACK: % x, %v", buf, err)
+	}
+	// Ten PINGREQs 0.4 s apart: 4 s, well past 1.5 s plus the slack.
+	tick := time.NewTicker(400 * time.Millisecond)
+	defer tick.Stop()
+	for i := range 10 {
+		<-tick.C
+		if _, err := c.Write([]byte{0xc0, 0}); err != nil {
+			t.Fatalf("ping %d: %v", i, err)
+		}
+		if _, err := io.ReadFull(c, buf[:2]); err != nil || buf[0] != 0xd0 {
+			t.Fatalf("PINGRESP %d: % x, %v (closed while keeping its keep-alive?)", i, buf[:2], err)
+		}
+	}
+	last := time.Now()
+	tick.Stop()
+	if _, err := c.Read(buf); err != io.EOF {
+		t.Fatalf("silent client: read %v, want EOF", err)
+	}
+	// The upper bound leaves room for a busy machine; the lower one is
+	// exact: a deadline never fires early.
+	d := time.Since(last)
+	t.Logf("closed %v after the last ping", d)
+	if d < 1500*time.Millisecond || d > 5*time.Second {
+		t.Errorf("a silent client with keep-alive 1 s was closed after %v, want 1.5 s to 2.5 s", d)
+	}
+}
+
 // failingListener fails Accept n times with EMFILE, then accepts.
 type failingListener struct {
 	net.Listener

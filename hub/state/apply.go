@@ -11,9 +11,12 @@ import (
 // applyMessage decodes and applies one MQTT message through the input
 // whose topics it belongs to. Called with s.mu held for writing, from the
 // Run goroutine only.
-func (s *State) applyMessage(m *ingest.Message) {
+func (s *State) applyMessage(m *ingest.Message) { s.applyReceived(m, s.clk.receipts()) }
+
+// applyReceived is applyMessage with the clock read once for the batch.
+func (s *State) applyReceived(m *ingest.Message, rc receipts) {
 	s.cur = m // for the motion rules' delivery identity
-	m.Received = s.clk.received(m.Received)
+	m.Received = rc.received(m.Received)
 	kind, r := event.KindUnknown, event.BadTopic
 	evs := s.evs[:0]
 	for _, in := range s.inputs {

@@ -145,13 +145,13 @@ func TestClockEmptyStoreSystemClock(t *testing.T) {
 	if now := c.now(); !now.Equal(MinTrustedTime) {
 		t.Fatalf("now: %v, want %v", now, MinTrustedTime)
 	}
-	if r := c.received(time.Unix(60, 0)); r.Before(MinTrustedTime) {
+	if r := c.receipts().received(time.Unix(60, 0)); r.Before(MinTrustedTime) {
 		t.Fatalf("received: %v", r)
 	}
 	// A receipt time above the floor is kept (messages may be applied a
 	// little out of order).
 	late := MinTrustedTime.Add(time.Hour)
-	if r := c.received(late); !r.Equal(late) {
+	if r := c.receipts().received(late); !r.Equal(late) {
 		t.Fatalf("received above the floor: %v, want %v", r, late)
 	}
 }

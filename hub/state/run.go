@@ -44,12 +44,13 @@ func (s *State) Run(ctx context.Context) error {
 		}
 		lastCommit = s.mono()
 		s.mu.Lock()
+		rc := s.clk.receipts()
 		for i := range msgs {
 			if l := msgs[i].Local; l != nil {
 				s.applyLocal(l)
 				continue
 			}
-			s.applyMessage(&msgs[i])
+			s.applyReceived(&msgs[i], rc)
 		}
 		s.collectDirty()
 		s.mu.Unlock()
