@@ -125,6 +125,11 @@ func (s *Store) Events(q EventQuery) (EventPage, error) {
 func (s *Store) Prune(now time.Time) (events, hours int, err error) {
 	evCut := eventKey(now.Add(-s.cfg.EventRetention), 0)
 	hourCut := uint64(now.Add(-s.cfg.HourlyRetention).Unix() / 3600)
+	// The cache of hourly counts is emptied, under its lock, with the
+	// deletes: no commit reads a value deleted here.
+	s.hourly.mu.Lock()
+	defer s.hourly.mu.Unlock()
+	defer func() { s.hourly.hours = nil }()
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		// Collect, then delete: deleting under a bbolt cursor skips keys.
 		var old [][]byte

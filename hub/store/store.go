@@ -16,10 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +64,7 @@ type Store struct {
 	outboxBytes  atomic.Int64
 	outboxPoints atomic.Int64
 	outboxSignal chan struct{} // 1-buffered: points were committed
+	hourly       hourlyCache   // the newest hourly counts (hourly.go)
 }
 
 // Open opens (creating if needed) the store in cfg.Dir.
@@ -146,6 +145,7 @@ func (s *Store) LoadDevices(fn func(key string, value []byte) error) error {
 // Commit writes a batch in one transaction and fsyncs it.
 func (s *Store) Commit(b *state.Batch) error {
 	var outboxed, points int
+	s.hourly.begin()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		devs := tx.Bucket(bucketDevices)
 		for _, d := range b.Devices {
@@ -156,9 +156,10 @@ func (s *Store) Commit(b *state.Batch) error {
 		// A batch holds one scan record per board report, hundreds per
 		// commit under load, mostly for a few boards in the same hour:
 		// they are summed per hourly key first, so that each key costs
-		// one B+tree Get and Put per commit instead of one per report
-		// (the Get+Put pairs were a sixth of the hub's CPU in the
-		// embedded-broker bench's profile).
+		// one B+tree Put per commit (and a Get, unless the newest values
+		// are in s.hourly) instead of a Get and a Put per report (the
+		// pairs were a sixth of the hub's CPU in the embedded-broker
+		// bench's profile).
 		sums := map[string]int64{}
 		add := func(sc *state.ScanRecord, code byte, n int64) {
 			if n != 0 {
@@ -173,16 +174,19 @@ func (s *Store) Commit(b *state.Batch) error {
 			add(sc, codeRateLimited, sc.RateLimited)
 		}
 		hourly := tx.Bucket(bucketHourly)
-		for _, k := range slices.Sorted(maps.Keys(sums)) { // in key order: B+tree neighbours
-			var cur uint64
-			if v := hourly.Get([]byte(k)); len(v) == 8 {
-				cur = binary.BigEndian.Uint64(v)
+		for k, n := range sums {
+			cur, ok := s.hourly.get(k)
+			if !ok {
+				if v := hourly.Get([]byte(k)); len(v) == 8 {
+					cur = binary.BigEndian.Uint64(v)
+				}
 			}
 			var v [8]byte
-			binary.BigEndian.PutUint64(v[:], cur+uint64(sums[k]))
+			binary.BigEndian.PutUint64(v[:], cur+uint64(n))
 			if err := hourly.Put([]byte(k), v[:]); err != nil {
 				return fmt.Errorf("qr hourly count: %w", err)
 			}
+			s.hourly.put(k, cur+uint64(n))
 		}
 		evs := tx.Bucket(bucketEvents)
 		for i := range b.Events {
@@ -203,6 +207,7 @@ func (s *Store) Commit(b *state.Batch) error {
 		outboxed, points, err = s.putOutbox(tx, b.Points)
 		return err
 	})
+	s.hourly.end(err == nil)
 	if err != nil {
 		if errors.Is(err, ErrOutboxFull) {
 			return err

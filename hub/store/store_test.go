@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"testing"
@@ -238,4 +239,76 @@ func TestCommitSumsScansPerHour(t *testing.T) {
 	if got, _ := st.QRHours("s1", "b2", h0, h0.Add(2*time.Hour)); len(got) != 1 || got[0].N != 5 {
 		t.Fatalf("hourly counts of b2 %+v", got)
 	}
+}
+
+// TestHourlyCacheFollowsTheStore: the newest hourly counts are kept in
+// memory (hourly.go) and must always equal what the store holds: a failed
+// commit's values are not taken, counts Prune deletes start again from
+// zero, and an hour pushed out of the cache is read from the store again.
+func TestHourlyCacheFollowsTheStore(t *testing.T) {
+	dir := t.TempDir()
+	// An outbox of one byte: the second batch with points fails, after
+	// its hourly counts were written in the transaction.
+	st, err := Open(Config{Dir: dir, HourlyRetention: 3 * time.Hour, OutboxMaxBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h0 := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	scan := func(hour, n int) state.ScanRecord {
+		return state.ScanRecord{Site: "s1", Board: "b1", Source: state.SourceMQTT, N: int64(n), Time: h0.Add(time.Duration(hour)*time.Hour + time.Minute)}
+	}
+	commit := func(b *state.Batch) {
+		t.Helper()
+		if err := st.Commit(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(st *Store, want map[int]uint64) {
+		t.Helper()
+		got, err := st.QRHours("s1", "b1", h0.Add(-time.Hour), h0.Add(5*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[int]uint64{}
+		for _, c := range got {
+			m[int(c.Hour.Sub(h0)/time.Hour)] += c.N
+		}
+		if fmt.Sprint(m) != fmt.Sprint(want) {
+			t.Fatalf("counts by hour %v, want %v", m, want)
+		}
+	}
+	commit(&state.Batch{Scans: []state.ScanRecord{scan(0, 1), scan(1, 10)}, Points: points(1, h0)})
+	commit(&state.Batch{Scans: []state.ScanRecord{scan(0, 2), scan(1, 20)}})
+	check(st, map[int]uint64{0: 3, 1: 30})
+	// A commit that fails adds nothing, in the store or in what the next
+	// commit adds to.
+	bad := &state.Batch{Scans: []state.ScanRecord{scan(0, 100), scan(1, 100)}, Points: points(1, h0)}
+	if err := st.Commit(bad); !errors.Is(err, ErrOutboxFull) {
+		t.Fatalf("commit with the outbox full: %v", err)
+	}
+	commit(&state.Batch{Scans: []state.ScanRecord{scan(0, 4), scan(1, 40)}})
+	check(st, map[int]uint64{0: 7, 1: 70})
+	// Prune at hour 4 with 3 hours kept deletes hour 0 (the cut is hour
+	// 1), whose count the cache holds: a count of it starts from zero.
+	if _, hours, err := st.Prune(h0.Add(4 * time.Hour)); err != nil || hours != 1 {
+		t.Fatalf("prune: %d hours, %v", hours, err)
+	}
+	commit(&state.Batch{Scans: []state.ScanRecord{scan(0, 2), scan(1, 1)}})
+	check(st, map[int]uint64{0: 2, 1: 71})
+	// A third hour pushes the oldest out; late reports for it add to
+	// what the store holds.
+	commit(&state.Batch{Scans: []state.ScanRecord{scan(2, 5)}})
+	commit(&state.Batch{Scans: []state.ScanRecord{scan(0, 8), scan(2, 5)}})
+	commit(&state.Batch{Scans: []state.ScanRecord{scan(0, 16), scan(1, 1), scan(2, 5)}})
+	check(st, map[int]uint64{0: 26, 1: 72, 2: 15})
+	// What a reopened store reads is what was counted.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	check(st, map[int]uint64{0: 26, 1: 72, 2: 15})
 }
