@@ -163,8 +163,8 @@ type trackedConn struct {
 	elem       *list.Element // in Hook.pendingList; guarded by gateMu
 	once       sync.Once
 	release    atomic.Pointer[func()]
-	// set is the deadline last given to the connection (Unix ns, 0: none);
-	// see SetDeadline.
+	// set is the deadline last given to the connection by SetDeadline
+	// (Unix ns; noDeadline; 0 while not known, e.g. the gate's own).
 	set atomic.Int64
 }
 
@@ -174,24 +174,31 @@ const deadlineSlack = time.Second
 
 // SetDeadline moves the connection's deadline only when it must. mochi
 // sets every client's deadline to now + 1.5 x keep-alive after every
-// packet it reads, and each change re-arms a runtime timer: 3 % of the
-// hub's CPU in the embedded-broker bench's profile. A later deadline is
-// given slack of a second and is not moved again until a request passes
-// it, so a busy connection re-arms its timer about once a second; a dead
-// client is dropped at most a second after its keep-alive allows. An
-// earlier deadline (more than the slack) or none is set at once.
+// packet it reads (none for a keep-alive of 0), and each change re-arms a
+// runtime timer: 3 % of the hub's CPU in the embedded-broker bench's
+// profile. A later deadline is given slack of a second and is not moved
+// again until a request passes it, so a busy connection re-arms its timer
+// about once a second; a dead client is dropped at most a second after
+// its keep-alive allows. An earlier deadline (more than the slack) is set
+// at once, and so is none unless none is already set.
 func (c *trackedConn) SetDeadline(t time.Time) error {
-	cur := c.set.Load()
-	if !t.IsZero() && cur != 0 {
-		if n := t.UnixNano(); n <= cur && cur-n <= int64(deadlineSlack) {
+	cur := c.set.Load() // > 0: that deadline; noDeadline; 0: not known
+	v := int64(noDeadline)
+	switch {
+	case t.IsZero():
+		if cur == noDeadline {
+			return nil
+		}
+	case cur > 0:
+		n := t.UnixNano()
+		if n <= cur && cur-n <= int64(deadlineSlack) {
 			return nil // already set, at most the slack later
 		}
-	}
-	var v int64
-	if !t.IsZero() {
-		if t.UnixNano() > cur && cur != 0 {
+		if n > cur {
 			t = t.Add(deadlineSlack)
 		}
+		v = t.UnixNano()
+	default:
 		v = t.UnixNano()
 	}
 	if err := c.Conn.SetDeadline(t); err != nil {
@@ -200,6 +207,9 @@ func (c *trackedConn) SetDeadline(t time.Time) error {
 	c.set.Store(v)
 	return nil
 }
+
+// noDeadline in trackedConn.set: the connection has no deadline.
+const noDeadline = -1
 
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()

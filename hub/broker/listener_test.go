@@ -120,20 +120,29 @@ func TestIdleConnectionClosedAndCounted(t *testing.T) {
 // silent is closed no earlier than 1.5 x keep-alive after its last packet
 // [MQTT-3.1.2-24], and at most the slack of a second later.
 func TestKeepAliveDeadline(t *testing.T) {
-	b, _ := newTestBroker(t, auth.Config{})
-	c, err := net.Dial("tcp", b.Addr())
-	if err != nil {
-		t.Fatal(err)
+	b, _ := newTestBroker(t, auth.Config{ConnectTimeout: time.Second})
+	dial := func(id string, ka uint16) net.Conn {
+		c, err := net.Dial("tcp", b.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Write(connectPacketKA(id, ka)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 0x20 || buf[3] != 0 {
+			t.Fatalf("CONNACK: % x, %v", buf, err)
+		}
+		return c
 	}
-	defer c.Close()
-	if _, err := c.Write(connectPacketKA("ka-1", 1)); err != nil {
-		t.Fatal(err)
-	}
+	// A client with no keep-alive (0) has no deadline: not even the
+	// gate's connect_timeout (1 s here) that it passed. It is checked
+	// after the other client's 4 s.
+	c0 := dial("ka-0", 0)
+	c := dial("ka-1", 1)
 	buf := make([]byte, 4)
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 0x20 || buf[3] != 0 {
-		t.Fatalf("CONNACK: % x, %v", buf, err)
-	}
 	// Ten PINGREQs 0.4 s apart: 4 s, well past 1.5 s plus the slack.
 	tick := time.NewTicker(400 * time.Millisecond)
 	defer tick.Stop()
@@ -157,6 +166,12 @@ func TestKeepAliveDeadline(t *testing.T) {
 	t.Logf("closed %v after the last ping", d)
 	if d < 1500*time.Millisecond || d > 5*time.Second {
 		t.Errorf("a silent client with keep-alive 1 s was closed after %v, want 1.5 s to 2.5 s", d)
+	}
+	if _, err := c0.Write([]byte{0xc0, 0}); err != nil {
+		t.Fatalf("keep-alive 0: ping: %v", err)
+	}
+	if _, err := io.ReadFull(c0, buf[:2]); err != nil || buf[0] != 0xd0 {
+		t.Fatalf("keep-alive 0: PINGRESP % x, %v (closed by a deadline?)", buf[:2], err)
 	}
 }
 
