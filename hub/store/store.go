@@ -160,33 +160,28 @@ func (s *Store) Commit(b *state.Batch) error {
 		// are in s.hourly) instead of a Get and a Put per report (the
 		// pairs were a sixth of the hub's CPU in the embedded-broker
 		// bench's profile).
-		sums := map[string]int64{}
-		add := func(sc *state.ScanRecord, code byte, n int64) {
-			if n != 0 {
-				sums[string(hourKey(sc.Site, sc.Board, sc.Time, code))] += n
-			}
-		}
+		h := &s.hourly
 		for i := range b.Scans {
 			sc := &b.Scans[i]
-			add(sc, sourceCode(sc.Source), sc.N)
-			add(sc, codeUnique, sc.Unique)
-			add(sc, codeBots, sc.Bots)
-			add(sc, codeRateLimited, sc.RateLimited)
+			h.add(slotOf(sc.Site, sc.Board, sc.Time, sourceCode(sc.Source)), sc.N)
+			h.add(slotOf(sc.Site, sc.Board, sc.Time, codeUnique), sc.Unique)
+			h.add(slotOf(sc.Site, sc.Board, sc.Time, codeBots), sc.Bots)
+			h.add(slotOf(sc.Site, sc.Board, sc.Time, codeRateLimited), sc.RateLimited)
 		}
 		hourly := tx.Bucket(bucketHourly)
-		for k, n := range sums {
-			cur, ok := s.hourly.get(k)
+		for slot, n := range h.sums {
+			cur, ok := h.get(slot)
+			k, v := h.kv(slot, 0)
 			if !ok {
-				if v := hourly.Get([]byte(k)); len(v) == 8 {
-					cur = binary.BigEndian.Uint64(v)
+				if old := hourly.Get(k); len(old) == 8 {
+					cur = binary.BigEndian.Uint64(old)
 				}
 			}
-			var v [8]byte
-			binary.BigEndian.PutUint64(v[:], cur+uint64(n))
-			if err := hourly.Put([]byte(k), v[:]); err != nil {
+			binary.BigEndian.PutUint64(v, cur+uint64(n))
+			if err := hourly.Put(k, v); err != nil {
 				return fmt.Errorf("qr hourly count: %w", err)
 			}
-			s.hourly.put(k, cur+uint64(n))
+			h.put(slot, cur+uint64(n))
 		}
 		evs := tx.Bucket(bucketEvents)
 		for i := range b.Events {
@@ -261,18 +256,6 @@ func sourceName(c byte) string {
 		return CountRateLimited
 	}
 	return state.SourceMQTT
-}
-
-// hourKey is site 0x00 board 0x00 hour(8, big endian) source(1): a board's
-// hours are contiguous and sorted by time.
-func hourKey(site, board string, t time.Time, code byte) []byte {
-	k := make([]byte, 0, len(site)+len(board)+11)
-	k = append(k, site...)
-	k = append(k, 0)
-	k = append(k, board...)
-	k = append(k, 0)
-	k = binary.BigEndian.AppendUint64(k, uint64(t.Unix()/3600))
-	return append(k, code)
 }
 
 // eventKey sorts events by time; seq keeps equal times apart.
