@@ -191,6 +191,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("shutdown took longer than shutdown_timeout; exiting now", "shutdown_timeout", time.Duration(cfg.ShutdownTimeout).String())
 		os.Exit(1)
 	}()
+	tuneHubRuntime(log)
 	if f.demo {
 		err = runDemo(ctx, cfg, log, stdout)
 	} else {
