@@ -113,6 +113,11 @@ func (f *runFlags) apply(c *config.Config) {
 }
 
 func main() {
+	// The hub and the demo (flags or nothing; every subcommand is a word)
+	// run with the runtime setting keepSysmonAwake gives them.
+	if args := os.Args[1:]; len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		keepSysmonAwake()
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -1,6 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,4 +37,145 @@ func TestHubRunsOnOneCore(t *testing.T) {
 			t.Errorf("hub did not stop cleanly: %v\n%s", err, p.Output())
 		}
 	}
+}
+
+// TestHubKeepsSysmonAwake: the hub re-executes itself with GODEBUG's
+// schedtrace set (keepSysmonAwake), which the runtime honours: an idle
+// hub's monitor thread wakes every 10 ms instead of parking (about 100
+// voluntary context switches a second against about 10 without; the
+// test asks for 50 a second). Its probe workers get the GODEBUG the hub
+// was started with, not the hub's; a GODEBUG naming schedtrace is left
+// alone (schedtrace=0 is the way to turn this off).
+func TestHubKeepsSysmonAwake(t *testing.T) {
+	bin := testenv.Build(t, "./cmd/villagehub")
+	start := func(t *testing.T, godebug string, args ...string) (*testenv.Process, string) {
+		t.Setenv("GODEBUG", godebug)
+		httpAddr := testenv.FreeAddr(t)
+		p := testenv.StartProcess(t, bin, nil, append(args, "--http-addr", httpAddr, "--broker-addr", testenv.FreeAddr(t),
+			"--data-dir", t.TempDir(), "--log-level", "warn")...)
+		base := "http://" + httpAddr
+		testenv.WaitHTTP(t, base+"/healthz", time.Minute, p)
+		return p, base
+	}
+
+	t.Run("idle hub", func(t *testing.T) {
+		p, _ := start(t, "")
+		env := procEnviron(t, p.Cmd.Process.Pid)
+		if env["GODEBUG"] != sysmonGodebug || env[godebugEnv] != "-" {
+			t.Fatalf("hub started with GODEBUG=%q %s=%q, want %q and \"-\"", env["GODEBUG"], godebugEnv, env[godebugEnv], sysmonGodebug)
+		}
+		first := voluntarySwitches(t, p.Cmd.Process.Pid)
+		begun := time.Now()
+		testenv.WaitFor(t, 5*time.Second, "200 voluntary context switches of an idle hub (sysmon awake)", func() bool {
+			return voluntarySwitches(t, p.Cmd.Process.Pid)-first >= 200
+		})
+		t.Logf("200 context switches in %v", time.Since(begun).Round(time.Millisecond))
+		if err := p.Stop(30 * time.Second); err != nil {
+			t.Errorf("hub did not stop cleanly: %v\n%s", err, p.Output())
+		}
+	})
+
+	t.Run("workers get the GODEBUG the hub was given", func(t *testing.T) {
+		p, _ := start(t, "madvdontneed=1", "--demo")
+		pid := p.Cmd.Process.Pid
+		if env := procEnviron(t, pid); env["GODEBUG"] != "madvdontneed=1,"+sysmonGodebug {
+			t.Fatalf("hub started with GODEBUG=%q", env["GODEBUG"])
+		}
+		var worker int
+		testenv.WaitFor(t, time.Minute, "a probe worker of the demo hub", func() bool {
+			worker = childRunning(pid, "probe-worker")
+			return worker != 0
+		})
+		env := procEnviron(t, worker)
+		if env["GODEBUG"] != "madvdontneed=1" {
+			t.Errorf("probe worker's GODEBUG = %q, want the hub's own madvdontneed=1", env["GODEBUG"])
+		}
+		if v, ok := env[godebugEnv]; ok {
+			t.Errorf("probe worker has %s=%q", godebugEnv, v)
+		}
+		if err := p.Stop(30 * time.Second); err != nil {
+			t.Errorf("hub did not stop cleanly: %v\n%s", err, p.Output())
+		}
+	})
+
+	t.Run("schedtrace set: left alone", func(t *testing.T) {
+		p, _ := start(t, "schedtrace=0")
+		env := procEnviron(t, p.Cmd.Process.Pid)
+		if env["GODEBUG"] != "schedtrace=0" {
+			t.Errorf("GODEBUG = %q, want schedtrace=0", env["GODEBUG"])
+		}
+		if v, ok := env[godebugEnv]; ok {
+			t.Errorf("re-executed (%s=%q) although GODEBUG named schedtrace", godebugEnv, v)
+		}
+		if err := p.Stop(30 * time.Second); err != nil {
+			t.Errorf("hub did not stop cleanly: %v\n%s", err, p.Output())
+		}
+	})
+}
+
+// procEnviron is the environment process pid was executed with.
+func procEnviron(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// voluntarySwitches sums the voluntary context switches of pid's threads.
+func voluntarySwitches(t *testing.T, pid int) int {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("threads of %d: %v", pid, err)
+	}
+	n := 0
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // a thread that ended
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				c, _ := strconv.Atoi(strings.TrimSpace(v))
+				n += c
+			}
+		}
+	}
+	return n
+}
+
+// childRunning is the pid of a child of parent whose command line
+// contains arg, or 0.
+func childRunning(parent int, arg string) int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after ')'.
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(s[i+1:])
+		if len(fields) < 2 || fields[1] != strconv.Itoa(parent) {
+			continue
+		}
+		pid, _ := strconv.Atoi(strings.Fields(s)[0])
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if strings.Contains(string(cmd), arg) {
+			return pid
+		}
+	}
+	return 0
 }
