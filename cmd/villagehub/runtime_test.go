@@ -58,59 +58,60 @@ func TestHubKeepsSysmonAwake(t *testing.T) {
 		return p, base
 	}
 
-	t.Run("idle hub", func(t *testing.T) {
-		p, _ := start(t, "")
-		env := procEnviron(t, p.Cmd.Process.Pid)
-		if env["GODEBUG"] != sysmonGodebug || env[godebugEnv] != "-" {
-			t.Fatalf("hub started with GODEBUG=%q %s=%q, want %q and \"-\"", env["GODEBUG"], godebugEnv, env[godebugEnv], sysmonGodebug)
-		}
-		first := voluntarySwitches(t, p.Cmd.Process.Pid)
-		begun := time.Now()
-		testenv.WaitFor(t, 5*time.Second, "200 voluntary context switches of an idle hub (sysmon awake)", func() bool {
-			return voluntarySwitches(t, p.Cmd.Process.Pid)-first >= 200
-		})
-		t.Logf("200 context switches in %v", time.Since(begun).Round(time.Millisecond))
+	stop := func(t *testing.T, p *testenv.Process) {
 		if err := p.Stop(30 * time.Second); err != nil {
 			t.Errorf("hub did not stop cleanly: %v\n%s", err, p.Output())
 		}
+	}
+
+	t.Run("idle hub", func(t *testing.T) {
+		p, _ := start(t, "")
+		pid := p.Cmd.Process.Pid
+		wantGodebug(t, "hub", pid, sysmonGodebug, true)
+		if v := procEnviron(t, pid)[godebugEnv]; v != "-" {
+			t.Errorf("%s = %q, want \"-\" (no GODEBUG at start)", godebugEnv, v)
+		}
+		first := voluntarySwitches(t, pid)
+		begun := time.Now()
+		testenv.WaitFor(t, 5*time.Second, "200 voluntary context switches of an idle hub (sysmon awake)", func() bool {
+			return voluntarySwitches(t, pid)-first >= 200
+		})
+		t.Logf("200 context switches in %v", time.Since(begun).Round(time.Millisecond))
+		stop(t, p)
 	})
 
 	t.Run("workers get the GODEBUG the hub was given", func(t *testing.T) {
 		p, _ := start(t, "madvdontneed=1", "--demo")
 		pid := p.Cmd.Process.Pid
-		if env := procEnviron(t, pid); env["GODEBUG"] != "madvdontneed=1,"+sysmonGodebug {
-			t.Fatalf("hub started with GODEBUG=%q", env["GODEBUG"])
-		}
+		wantGodebug(t, "hub", pid, "madvdontneed=1,"+sysmonGodebug, true)
 		var worker int
 		testenv.WaitFor(t, time.Minute, "a probe worker of the demo hub", func() bool {
 			worker = childRunning(pid, "probe-worker")
 			return worker != 0
 		})
-		env := procEnviron(t, worker)
-		if env["GODEBUG"] != "madvdontneed=1" {
-			t.Errorf("probe worker's GODEBUG = %q, want the hub's own madvdontneed=1", env["GODEBUG"])
-		}
-		if v, ok := env[godebugEnv]; ok {
-			t.Errorf("probe worker has %s=%q", godebugEnv, v)
-		}
-		if err := p.Stop(30 * time.Second); err != nil {
-			t.Errorf("hub did not stop cleanly: %v\n%s", err, p.Output())
-		}
+		wantGodebug(t, "probe worker", worker, "madvdontneed=1", false)
+		stop(t, p)
 	})
 
 	t.Run("schedtrace set: left alone", func(t *testing.T) {
 		p, _ := start(t, "schedtrace=0")
-		env := procEnviron(t, p.Cmd.Process.Pid)
-		if env["GODEBUG"] != "schedtrace=0" {
-			t.Errorf("GODEBUG = %q, want schedtrace=0", env["GODEBUG"])
-		}
-		if v, ok := env[godebugEnv]; ok {
-			t.Errorf("re-executed (%s=%q) although GODEBUG named schedtrace", godebugEnv, v)
-		}
-		if err := p.Stop(30 * time.Second); err != nil {
-			t.Errorf("hub did not stop cleanly: %v\n%s", err, p.Output())
-		}
+		wantGodebug(t, "hub", p.Cmd.Process.Pid, "schedtrace=0", false)
+		stop(t, p)
 	})
+}
+
+// wantGodebug checks the GODEBUG process pid was executed with, and
+// whether it carries the hub's record of the GODEBUG it was started with
+// (which only a re-executed hub has).
+func wantGodebug(t *testing.T, who string, pid int, godebug string, marked bool) {
+	t.Helper()
+	env := procEnviron(t, pid)
+	if env["GODEBUG"] != godebug {
+		t.Errorf("%s executed with GODEBUG=%q, want %q", who, env["GODEBUG"], godebug)
+	}
+	if v, ok := env[godebugEnv]; ok != marked {
+		t.Errorf("%s: %s=%q set: %v, want %v", who, godebugEnv, v, ok, marked)
+	}
 }
 
 // procEnviron is the environment process pid was executed with.
