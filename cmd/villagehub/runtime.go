@@ -47,12 +47,13 @@ func tuneHubRuntime(log *slog.Logger) {
 // also takes the P away from every store fdatasync it sees (a futex
 // wake of another thread, and one more to stop it when the sync ends).
 // Measured on the embedded-broker bench: ~3,000 sysmon sleeps and
-// ~1,700 futex calls a second, 10 % of the hub's samples in
-// context switches; with the setting 100 and 7 a second, and 5.5-6.1 µs
-// of CPU per message against 7.0-7.4 in alternating runs
+// ~1,700 futex calls a second, about 10 % of the hub's samples (perf) in
+// the monitor's sleeps and wake-ups; with the setting 100 and 7 a second,
+// and 5.8-6.5 µs of CPU per message against 7.2-8.4 in alternating runs
 // (docs/performance.md, "Fifth pass"). The cost: an idle hub's sysmon
 // wakes 100 times a second (0.4 % of a core on the 2-vCPU VM of the
-// measurements). The probe workers do not inherit it (restoreGodebug).
+// measurements). The probe workers do not inherit it (keepSysmonAwake
+// puts GODEBUG back once the runtime has read it).
 // A GODEBUG that already names schedtrace is left alone: schedtrace=0
 // turns this off.
 const sysmonGodebug = "schedtrace=2147483647"
