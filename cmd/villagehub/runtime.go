@@ -51,7 +51,7 @@ func tuneHubRuntime(log *slog.Logger) {
 // the monitor's sleeps and wake-ups; with the setting 100 and 7 a second,
 // and 5.8-6.5 µs of CPU per message against 7.2-8.4 in alternating runs
 // (docs/performance.md, "Fifth pass"). The cost: an idle hub's sysmon
-// wakes 100 times a second (0.4 % of a core on the 2-vCPU VM of the
+// wakes 100 times a second (0.2-0.4 % of a core on the 2-vCPU VM of the
 // measurements). The probe workers do not inherit it (keepSysmonAwake
 // puts GODEBUG back once the runtime has read it).
 // A GODEBUG that already names schedtrace is left alone: schedtrace=0
