@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -99,12 +100,7 @@ func keepSysmonAwake() {
 	if set && started != "" {
 		godebug, saved = started+","+sysmonGodebug, started
 	}
-	env := make([]string, 0, len(os.Environ())+2)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GODEBUG=") {
-			env = append(env, kv)
-		}
-	}
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") })
 	env = append(env, "GODEBUG="+godebug, godebugEnv+"="+saved)
 	err = syscall.Exec(exe, os.Args, env)
 	sysmonNote = "not re-executed: " + err.Error() // Exec returns only on failure

@@ -24,18 +24,31 @@ func TestHubRunsOnOneCore(t *testing.T) {
 		// Empty is unset for the runtime and for the hub alike; the
 		// process inherits the test's environment.
 		t.Setenv("GOMAXPROCS", c.env)
-		httpAddr := testenv.FreeAddr(t)
-		p := testenv.StartProcess(t, bin, nil, "--http-addr", httpAddr, "--broker-addr", testenv.FreeAddr(t),
-			"--data-dir", t.TempDir(), "--log-level", "warn")
-		base := "http://" + httpAddr
-		testenv.WaitHTTP(t, base+"/healthz", time.Minute, p)
+		p, base := startHub(t, bin)
 		got, ok := testenv.Scrape(t, base).Value("go_sched_gomaxprocs_threads")
 		if !ok || got != c.want {
 			t.Errorf("GOMAXPROCS=%q: go_sched_gomaxprocs_threads = %v (found %v), want %v", c.env, got, ok, c.want)
 		}
-		if err := p.Stop(30 * time.Second); err != nil {
-			t.Errorf("hub did not stop cleanly: %v\n%s", err, p.Output())
-		}
+		stopHub(t, p)
+	}
+}
+
+// startHub starts the hub binary on free ports with a fresh data
+// directory and the test's environment, and waits for its /healthz.
+func startHub(t *testing.T, bin string, args ...string) (*testenv.Process, string) {
+	t.Helper()
+	httpAddr := testenv.FreeAddr(t)
+	p := testenv.StartProcess(t, bin, nil, append(args, "--http-addr", httpAddr, "--broker-addr", testenv.FreeAddr(t),
+		"--data-dir", t.TempDir(), "--log-level", "warn")...)
+	base := "http://" + httpAddr
+	testenv.WaitHTTP(t, base+"/healthz", time.Minute, p)
+	return p, base
+}
+
+func stopHub(t *testing.T, p *testenv.Process) {
+	t.Helper()
+	if err := p.Stop(30 * time.Second); err != nil {
+		t.Errorf("hub did not stop cleanly: %v\n%s", err, p.Output())
 	}
 }
 
@@ -48,24 +61,14 @@ func TestHubRunsOnOneCore(t *testing.T) {
 // alone (schedtrace=0 is the way to turn this off).
 func TestHubKeepsSysmonAwake(t *testing.T) {
 	bin := testenv.Build(t, "./cmd/villagehub")
-	start := func(t *testing.T, godebug string, args ...string) (*testenv.Process, string) {
+	start := func(t *testing.T, godebug string, args ...string) *testenv.Process {
 		t.Setenv("GODEBUG", godebug)
-		httpAddr := testenv.FreeAddr(t)
-		p := testenv.StartProcess(t, bin, nil, append(args, "--http-addr", httpAddr, "--broker-addr", testenv.FreeAddr(t),
-			"--data-dir", t.TempDir(), "--log-level", "warn")...)
-		base := "http://" + httpAddr
-		testenv.WaitHTTP(t, base+"/healthz", time.Minute, p)
-		return p, base
-	}
-
-	stop := func(t *testing.T, p *testenv.Process) {
-		if err := p.Stop(30 * time.Second); err != nil {
-			t.Errorf("hub did not stop cleanly: %v\n%s", err, p.Output())
-		}
+		p, _ := startHub(t, bin, args...)
+		return p
 	}
 
 	t.Run("idle hub", func(t *testing.T) {
-		p, _ := start(t, "")
+		p := start(t, "")
 		pid := p.Cmd.Process.Pid
 		wantGodebug(t, "hub", pid, sysmonGodebug, true)
 		if v := procEnviron(t, pid)[godebugEnv]; v != "-" {
@@ -77,26 +80,26 @@ func TestHubKeepsSysmonAwake(t *testing.T) {
 			return voluntarySwitches(t, pid)-first >= 200
 		})
 		t.Logf("200 context switches in %v", time.Since(begun).Round(time.Millisecond))
-		stop(t, p)
+		stopHub(t, p)
 	})
 
 	t.Run("workers get the GODEBUG the hub was given", func(t *testing.T) {
-		p, _ := start(t, "madvdontneed=1", "--demo")
+		p := start(t, "madvdontneed=1", "--demo")
 		pid := p.Cmd.Process.Pid
 		wantGodebug(t, "hub", pid, "madvdontneed=1,"+sysmonGodebug, true)
-		var worker int
+		var workers []int
 		testenv.WaitFor(t, time.Minute, "a probe worker of the demo hub", func() bool {
-			worker = childRunning(pid, "probe-worker")
-			return worker != 0
+			workers = testenv.ChildPIDs(pid, "probe-worker")
+			return len(workers) > 0
 		})
-		wantGodebug(t, "probe worker", worker, "madvdontneed=1", false)
-		stop(t, p)
+		wantGodebug(t, "probe worker", workers[0], "madvdontneed=1", false)
+		stopHub(t, p)
 	})
 
 	t.Run("schedtrace set: left alone", func(t *testing.T) {
-		p, _ := start(t, "schedtrace=0")
+		p := start(t, "schedtrace=0")
 		wantGodebug(t, "hub", p.Cmd.Process.Pid, "schedtrace=0", false)
-		stop(t, p)
+		stopHub(t, p)
 	})
 }
 
@@ -151,32 +154,4 @@ func voluntarySwitches(t *testing.T, pid int) int {
 		}
 	}
 	return n
-}
-
-// childRunning is the pid of a child of parent whose command line
-// contains arg, or 0.
-func childRunning(parent int, arg string) int {
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, f := range stats {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so read after ')'.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(s[i+1:])
-		if len(fields) < 2 || fields[1] != strconv.Itoa(parent) {
-			continue
-		}
-		pid, _ := strconv.Atoi(strings.Fields(s)[0])
-		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if strings.Contains(string(cmd), arg) {
-			return pid
-		}
-	}
-	return 0
 }

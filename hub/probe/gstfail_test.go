@@ -1,11 +1,9 @@
 package probe
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,50 +16,11 @@ import (
 	"villagehub/hub/testenv"
 )
 
-// childPIDs lists this process's children whose command line contains
-// every one of args (as whole arguments).
-func childPIDs(t testing.TB, args ...string) []int {
-	t.Helper()
-	self := os.Getpid()
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	var pids []int
-	for _, st := range stats {
-		b, err := os.ReadFile(st)
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so parse after ')'.
-		i := bytes.LastIndexByte(b, ')')
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 2 || f[1] != strconv.Itoa(self) {
-			continue
-		}
-		dir := filepath.Dir(st)
-		cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline"))
-		if err != nil {
-			continue
-		}
-		have := map[string]bool{}
-		for _, a := range strings.Split(string(cmdline), "\x00") {
-			have[a] = true
-		}
-		all := true
-		for _, a := range args {
-			all = all && have[a]
-		}
-		if all {
-			pid, _ := strconv.Atoi(filepath.Base(dir))
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
 // gstPID is the process id of a gst-rtsp-server that testenv started.
 func gstPID(t testing.TB, srv *testenv.GstRTSPServer) int {
 	t.Helper()
 	_, port, _ := strings.Cut(srv.Addr, ":")
-	pids := childPIDs(t, testenv.GstPython, port)
+	pids := testenv.ChildPIDs(os.Getpid(), testenv.GstPython, port)
 	if len(pids) != 1 {
 		t.Fatalf("want one gst-rtsp-server process on port %s, found %v", port, pids)
 	}
@@ -260,11 +219,11 @@ func TestGStreamerFailures(t *testing.T) {
 	}
 
 	// The check below finds workers while they run.
-	if pids := childPIDs(t, "probe-worker"); len(pids) < 2 {
+	if pids := testenv.ChildPIDs(os.Getpid(), "probe-worker"); len(pids) < 2 {
 		t.Errorf("found %d worker processes while the supervisor runs, want 2 or more: %v", len(pids), pids)
 	}
 	stop()
-	if pids := childPIDs(t, "probe-worker"); len(pids) > 0 {
+	if pids := testenv.ChildPIDs(os.Getpid(), "probe-worker"); len(pids) > 0 {
 		t.Errorf("worker processes left after the supervisor stopped: %v", pids)
 	}
 	goleak.VerifyNone(t, before)

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -163,4 +165,41 @@ func WaitHTTPWith(t testing.TB, httpClient *http.Client, url string, timeout tim
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// ChildPIDs lists the children of process parent whose command line
+// contains every one of args (as whole arguments).
+func ChildPIDs(parent int, args ...string) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var pids []int
+	for _, st := range stats {
+		b, err := os.ReadFile(st)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so parse after ')'.
+		i := bytes.LastIndexByte(b, ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 || f[1] != strconv.Itoa(parent) {
+			continue
+		}
+		dir := filepath.Dir(st)
+		cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+		if err != nil {
+			continue
+		}
+		have := map[string]bool{}
+		for _, a := range strings.Split(string(cmdline), "\x00") {
+			have[a] = true
+		}
+		all := true
+		for _, a := range args {
+			all = all && have[a]
+		}
+		if all {
+			pid, _ := strconv.Atoi(filepath.Base(dir))
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
