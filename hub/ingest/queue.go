@@ -121,6 +121,21 @@ func (q *Queue) Push(ctx context.Context, m Message, wait bool) error {
 	return nil
 }
 
+// Force appends m even past the capacity, without counting it as an
+// overflow: for a producer that never has more than one message in the
+// queue at a time (hub/state's marker for the scans it tallied while the
+// queue was full), so the overshoot is bounded by the number of such
+// producers.
+func (q *Queue) Force(m Message) {
+	q.mu.Lock()
+	q.items = append(q.items, m)
+	q.mu.Unlock()
+	select {
+	case q.notEmpty <- struct{}{}:
+	default:
+	}
+}
+
 // TryPush appends m only if the queue has room, for producers that must
 // neither wait nor grow the queue (an HTTP request counting a scan).
 func (q *Queue) TryPush(m Message) bool {

@@ -116,7 +116,7 @@ var (
 	descQROrphans = prometheus.NewDesc("villagehub_qr_orphan_visits_total",
 		"Visits to /q/<board> for boards the hub does not know.", nil, nil)
 	descQRDropped = prometheus.NewDesc("villagehub_qr_scans_dropped_total",
-		"Printed-code scans not counted because the hub's pipeline was full.", nil, nil)
+		"Printed-code scans not counted because the hub's pipeline and its overflow tally were both full.", nil, nil)
 	descMessages = prometheus.NewDesc("villagehub_mqtt_messages_total",
 		"Device MQTT messages by kind and result.", []string{"kind", "result"}, nil)
 	descRejected = prometheus.NewDesc("villagehub_mqtt_rejected_total",

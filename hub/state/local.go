@@ -34,10 +34,11 @@ func (s *State) Submit(ctx context.Context, r probe.Result) error {
 }
 
 // RecordScan counts a scan of a printed QR code (scan.Recorder). It runs on
-// the HTTP request path, so it never waits: if the pipeline is that far
-// behind, the scan is dropped and counted as dropped.
+// the HTTP request path, so it never waits: if the queue is full, the scan
+// goes to the tally (overflow.go), and only if that is full too is it
+// dropped and counted as dropped.
 func (s *State) RecordScan(sc scan.Scan) {
-	if !s.cfg.Queue.TryPush(ingest.Message{Local: &ingest.Local{Scan: &sc}, Received: s.now()}) {
+	if !s.cfg.Queue.TryPush(ingest.Message{Local: &ingest.Local{Scan: &sc}, Received: s.now()}) && !s.tallyScan(&sc) {
 		s.dropped.Add(1)
 	}
 }
@@ -166,48 +167,61 @@ func (s *State) applyProbe(r *probe.Result) {
 // board counts as a scan; bots, rate-limited clients and orphans (unknown
 // boards) are counted apart so that nobody can inflate the counts unseen.
 func (s *State) applyScan(sc *scan.Scan) {
-	if sc.Class == scan.ClassOrphan {
-		s.orphans++
-		return
-	}
-	b, ok := s.boards().get(sc.Site, sc.Board)
-	if !ok {
-		s.orphans++ // removed from the config since the request
-		return
-	}
-	if sc.ID != "" && !b.GatewayIDs.add(sc.ID) {
-		return // a gateway scan already counted (redelivered); see gateway.go
-	}
-	rec := ScanRecord{Site: b.Site, Board: b.ID, Source: SourcePrinted, Time: sc.At}
-	// A gateway's scans are in the central InfluxDB already (written by the
-	// gateway); the hub counts them but writes no second point.
-	points := s.cfg.InfluxPoints && sc.ID == ""
-	switch sc.Class {
-	case scan.ClassHuman:
-		rec.N = 1
-		b.ScansPrinted++
-		if points {
-			s.qrPoint(b.Site, b.ID, SourcePrinted, 1, sc.At)
+	if sc.ID != "" && sc.Class != scan.ClassOrphan {
+		if b, ok := s.boards().get(sc.Site, sc.Board); ok && !b.GatewayIDs.add(sc.ID) {
+			return // a gateway scan already counted (redelivered); see gateway.go
 		}
-		if sc.Unique {
-			rec.Unique = 1
-			b.PrintedUnique++
+	}
+	var unique int64
+	if sc.Unique {
+		unique = 1
+	}
+	s.applyScans(sc.Site, sc.Board, sc.Class, sc.At, 1, unique, sc.ID != "")
+}
+
+// applyScans counts n scans of one board and class at one time, unique of
+// them unique (a ClassHuman scan; one scan, or a second of the tally).
+// fromGateway: scans a QR gateway counted, which are in the central
+// InfluxDB already (written by the gateway), so the hub writes no second
+// point.
+func (s *State) applyScans(site, board string, class scan.Class, at time.Time, n, unique int64, fromGateway bool) {
+	if class == scan.ClassOrphan {
+		s.orphans += uint64(n)
+		return
+	}
+	b, ok := s.boards().get(site, board)
+	if !ok {
+		s.orphans += uint64(n) // removed from the config since the request
+		return
+	}
+	rec := ScanRecord{Site: b.Site, Board: b.ID, Source: SourcePrinted, Time: at}
+	points := s.cfg.InfluxPoints && !fromGateway
+	switch class {
+	case scan.ClassHuman:
+		rec.N = n
+		b.ScansPrinted += uint64(n)
+		if points {
+			s.qrPoint(b.Site, b.ID, SourcePrinted, n, at)
+		}
+		if unique > 0 {
+			rec.Unique = unique
+			b.PrintedUnique += uint64(unique)
 			if points {
-				s.visitPoint(b.Site, b.ID, "unique", sc.At)
+				s.visitPoint(b.Site, b.ID, "unique", unique, at)
 			}
 		}
-		s.countToday(b, 1, sc.At)
+		s.countToday(b, uint64(n), at)
 	case scan.ClassBot:
-		rec.Bots = 1
-		b.Bots++
+		rec.Bots = n
+		b.Bots += uint64(n)
 		if points {
-			s.visitPoint(b.Site, b.ID, "bot", sc.At)
+			s.visitPoint(b.Site, b.ID, "bot", n, at)
 		}
 	case scan.ClassRateLimited:
-		rec.RateLimited = 1
-		b.RateLimited++
+		rec.RateLimited = n
+		b.RateLimited += uint64(n)
 		if points {
-			s.visitPoint(b.Site, b.ID, "rate_limited", sc.At)
+			s.visitPoint(b.Site, b.ID, "rate_limited", n, at)
 		}
 	default:
 		return

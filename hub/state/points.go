@@ -53,8 +53,8 @@ func (s *State) qrPoint(site, board, source string, n int64, t time.Time) {
 	s.addPoint(seriesKey{influx.MeasurementQRScans, site, board, source}, influx.QRScans(site, board, source, n, t))
 }
 
-func (s *State) visitPoint(site, board, class string, t time.Time) {
-	s.addPoint(seriesKey{influx.MeasurementQRVisits, site, board, class}, influx.QRVisits(site, board, class, 1, t))
+func (s *State) visitPoint(site, board, class string, n int64, t time.Time) {
+	s.addPoint(seriesKey{influx.MeasurementQRVisits, site, board, class}, influx.QRVisits(site, board, class, n, t))
 }
 
 func (s *State) eventPoint(e *EventRecord, count uint64) {

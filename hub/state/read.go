@@ -31,7 +31,7 @@ type Counters struct {
 	LastCommit time.Time
 	StoreErr   error
 	// Orphans are visits to /q/ for unknown boards; ScansDropped printed
-	// scans lost because the pipeline was full.
+	// scans lost because the pipeline and its tally were full.
 	Orphans      uint64
 	ScansDropped uint64
 	// Devices are the devices known, by kind; Cameras, Boards and the

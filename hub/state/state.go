@@ -138,7 +138,8 @@ type State struct {
 	commits    uint64
 	commitErrs uint64
 	orphans    uint64        // visits to /q/ for unknown boards
-	dropped    atomic.Uint64 // printed scans dropped: the queue was full
+	dropped    atomic.Uint64 // printed scans dropped: the queue and the tally were full
+	tally      scanTally     // printed scans counted while the queue was full (overflow.go)
 	lastCommit time.Time
 	storeErr   error
 
