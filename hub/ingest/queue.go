@@ -114,10 +114,7 @@ func (q *Queue) Push(ctx context.Context, m Message, wait bool) error {
 	}
 	q.items = append(q.items, m)
 	q.mu.Unlock()
-	select {
-	case q.notEmpty <- struct{}{}:
-	default:
-	}
+	q.signal()
 	return nil
 }
 
@@ -130,10 +127,7 @@ func (q *Queue) Force(m Message) {
 	q.mu.Lock()
 	q.items = append(q.items, m)
 	q.mu.Unlock()
-	select {
-	case q.notEmpty <- struct{}{}:
-	default:
-	}
+	q.signal()
 }
 
 // TryPush appends m only if the queue has room, for producers that must
@@ -146,10 +140,7 @@ func (q *Queue) TryPush(m Message) bool {
 	}
 	q.items = append(q.items, m)
 	q.mu.Unlock()
-	select {
-	case q.notEmpty <- struct{}{}:
-	default:
-	}
+	q.signal()
 	return true
 }
 
@@ -206,5 +197,14 @@ func (q *Queue) Pop(ctx context.Context, buf []Message, max int) ([]Message, err
 		case <-ctx.Done():
 			return buf, ctx.Err()
 		}
+	}
+}
+
+// signal wakes the consumer if it waits; a wake-up already pending covers
+// this message too, since Pop looks at the queue before it waits again.
+func (q *Queue) signal() {
+	select {
+	case q.notEmpty <- struct{}{}:
+	default:
 	}
 }
