@@ -19,8 +19,8 @@
 #   then nginx, the hub, nginx again for each hub: the hub is held to the
 #   mean of the nginx runs either side of it) that many times: a shared
 #   machine is noisy and drifts; the last lines say in how many rounds each
-#   hub held each target. PROFILE=path
-#   saves a CPU profile of the hub during each of its runs (path.N).
+#   hub held each target. PROFILE=path saves a CPU profile of the hub
+#   during each of its runs (path.N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-15s}
@@ -116,17 +116,29 @@ for port in "${HPORTS[@]}"; do
 	for _ in $(seq 200); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 done
 
-# wrk's summary: requests/s, p50, p99 (in ms).
+# wrk's summary: requests/s, p50, p99 (in ms), non-3xx answers, requests.
 run() {
 	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "$1" >"$tmp/wrk.out"
 	awk '
 	function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
 	/^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
 	/^Requests\/sec/ { rps = $2 }
+	/ requests in / { reqs = $1 }
 	/Non-2xx or 3xx/ { bad = $NF }
-	END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, bad }' "$tmp/wrk.out"
+	END { printf "%.0f %.3f %.3f %d %d\n", rps, p50, p99, bad, reqs }' "$tmp/wrk.out"
 }
-hubcpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# row ROUND LABEL PORT: one wrk run against PORT, printed as a row of the
+# table; leaves its figures in RPS, P99 and REQS.
+row() {
+	local p50 bad
+	read -r RPS p50 P99 bad REQS < <(run "http://127.0.0.1:$3/q/market-07")
+	printf "%-6s %-22s %10s %9s %9s %8s\n" "$1" "$2" "$RPS" "$p50" "$P99" "$bad"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+mean() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (a+b)/2}'; }
+# CPU ticks (utime+stime) a process has used; µs per item over a span.
+cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+perItem() { awk -v c="$1" -v n="$2" 'BEGIN{ if (n > 0) printf "%.1f", c*10000/n; else print "-" }'; }
 # Visits a hub counted (scans, rate-limited and bot visits) and dropped.
 visits() {
 	curl -fs "http://127.0.0.1:$1/metrics" | awk '
@@ -138,10 +150,10 @@ visits() {
 echo "bench-redirect: $(date -u +%FT%TZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); wrk -t$THREADS -c$CONNS -d$DURATION, $PHONES phones"
 printf "%-6s %-22s %10s %9s %9s %8s\n" round server req/s p50-ms p99-ms non-3xx
 for r in $(seq "$ROUNDS"); do
-	read -r g_rps g_p50 g_p99 g_bad < <(run "http://127.0.0.1:$GPORT/q/market-07")
-	printf "%-6s %-22s %10s %9s %9s %8s\n" "$r" "Go net/http bare 302" "$g_rps" "$g_p50" "$g_p99" "$g_bad"
-	read -r f_rps f_p50 f_p99 f_bad < <(run "http://127.0.0.1:$FPORT/q/market-07")
-	printf "%-6s %-22s %10s %9s %9s %8s\n" "$r" "fasthttp bare 302" "$f_rps" "$f_p50" "$f_p99" "$f_bad"
+	row "$r" "Go net/http bare 302" "$GPORT"
+	g_rps=$RPS
+	row "$r" "fasthttp bare 302" "$FPORT"
+	f_p99=$P99
 	for k in "${!HUBS[@]}"; do
 		# The ceiling is measured right before and right after each hub
 		# run (nginx, hub, nginx) and the hub is held to the mean of the
@@ -149,38 +161,35 @@ for r in $(seq "$ROUNDS"); do
 		# taken a minute earlier measured a different machine. Both
 		# nginx runs are printed; the ratios to each are on the summary
 		# line.
-		n0=$(hubcpu "$NGINXPID")
-		read -r n_rps n_p50 n_p99 n_bad < <(run "http://127.0.0.1:$NPORT/q/market-07")
-		n1=$(hubcpu "$NGINXPID")
-		printf "%-6s %-22s %10s %9s %9s %8s\n" "$r" "nginx 302 (before)" "$n_rps" "$n_p50" "$n_p99" "$n_bad"
+		n0=$(cputicks "$NGINXPID")
+		row "$r" "nginx 302 (before)" "$NPORT"
+		b_rps=$RPS b_p99=$P99 b_cpu=$(perItem $(($(cputicks "$NGINXPID") - n0)) "$REQS")
 		HPORT=${HPORTS[$k]}
 		HUBPID=${HUBPIDS[$k]}
 		name="villagehub /q/"
 		[ ${#HUBS[@]} -eq 1 ] || name="hub$((k + 1)) $(basename "${HUBS[$k]}")"
-		c0=$(hubcpu "$HUBPID")
+		c0=$(cputicks "$HUBPID")
 		read -r s0 d0 < <(visits "$HPORT")
 		if [ -n "${PROFILE:-}" ]; then
 			# A CPU profile of the hub during the run (go tool pprof -top).
 			curl -fs -o "$PROFILE.$((k + 1)).$r" "http://127.0.0.1:$HPORT/debug/pprof/profile?seconds=$((${DURATION%s} - 3))" &
 			profpid=$!
 		fi
-		read -r h_rps h_p50 h_p99 h_bad < <(run "http://127.0.0.1:$HPORT/q/market-07")
+		row "$r" "$name" "$HPORT"
+		h_rps=$RPS h_p99=$P99
 		[ -z "${PROFILE:-}" ] || wait "$profpid" || echo "bench-redirect: no profile (is /debug/pprof on?)" >&2
-		c1=$(hubcpu "$HUBPID")
+		c1=$(cputicks "$HUBPID")
 		read -r s1 d1 < <(visits "$HPORT")
-		printf "%-6s %-22s %10s %9s %9s %8s\n" "$r" "$name" "$h_rps" "$h_p50" "$h_p99" "$h_bad"
-		read -r a_rps a_p50 a_p99 a_bad < <(run "http://127.0.0.1:$NPORT/q/market-07")
-		printf "%-6s %-22s %10s %9s %9s %8s\n" "$r" "nginx 302 (after)" "$a_rps" "$a_p50" "$a_p99" "$a_bad"
-		b_rps=$n_rps b_p99=$n_p99
-		n_rps=$(awk -v a="$b_rps" -v b="$a_rps" 'BEGIN{printf "%.0f", (a+b)/2}')
-		n_p99=$(awk -v a="$b_p99" -v b="$a_p99" 'BEGIN{printf "%.3f", (a+b)/2}')
-		rate_ok=$(awk -v a="$h_rps" -v b="$n_rps" 'BEGIN{print (a >= 0.7*b) ? 1 : 0}')
-		p99_ok=$(awk -v a="$h_p99" -v b="$n_p99" 'BEGIN{print (a <= 1.2*b) ? 1 : 0}')
+		row "$r" "nginx 302 (after)" "$NPORT"
+		a_rps=$RPS a_p99=$P99
+		m_rps=$(mean "$b_rps" "$a_rps") m_p99=$(mean "$b_p99" "$a_p99")
+		rate_ok=$(awk -v a="$h_rps" -v b="$m_rps" 'BEGIN{print (a >= 0.7*b) ? 1 : 0}')
+		p99_ok=$(awk -v a="$h_p99" -v b="$m_p99" 'BEGIN{print (a <= 1.2*b) ? 1 : 0}')
 		met_rate[$k]=$((${met_rate[$k]:-0} + rate_ok))
 		met_p99[$k]=$((${met_p99[$k]:-0} + p99_ok))
 		met_both[$k]=$((${met_both[$k]:-0} + (rate_ok & p99_ok)))
-		echo "       rate $(awk -v a="$h_rps" -v b="$n_rps" 'BEGIN{printf "%.2f", a/b}')x nginx's mean (target >= 0.7; $(awk -v a="$h_rps" -v b="$b_rps" -v c="$a_rps" 'BEGIN{printf "%.2f/%.2f", a/b, a/c}')x before/after), p99 $(awk -v a="$h_p99" -v b="$n_p99" 'BEGIN{printf "%.2f", a/b}')x nginx's mean (target <= 1.2; $(awk -v a="$h_p99" -v b="$b_p99" -v c="$a_p99" 'BEGIN{printf "%.2f/%.2f", a/b, a/c}')x before/after)"
-		echo "       $(awk -v a="$h_rps" -v b="$g_rps" 'BEGIN{printf "%.2f", a/b}')x Go bare's rate; fasthttp bare's p99 $(awk -v a="$f_p99" -v b="$n_p99" 'BEGIN{printf "%.2f", a/b}')x nginx's mean; visits counted $((s1 - s0)), dropped $((d1 - d0)), hub CPU $(awk -v c=$((c1 - c0)) -v n=$((s1 - s0)) 'BEGIN{ if (n > 0) printf "%.1f", c*10000/n; else print "-" }') µs/visit (nginx before: $(awk -v c=$((n1 - n0)) -v r="$b_rps" -v d="${DURATION%s}" 'BEGIN{ printf "%.1f", c*10000/(r*d) }') µs/request)"
+		echo "       rate $(ratio "$h_rps" "$m_rps")x nginx's mean (target >= 0.7; $(ratio "$h_rps" "$b_rps")/$(ratio "$h_rps" "$a_rps")x before/after), p99 $(ratio "$h_p99" "$m_p99")x nginx's mean (target <= 1.2; $(ratio "$h_p99" "$b_p99")/$(ratio "$h_p99" "$a_p99")x before/after)"
+		echo "       $(ratio "$h_rps" "$g_rps")x Go bare's rate; fasthttp bare's p99 $(ratio "$f_p99" "$m_p99")x nginx's mean; visits counted $((s1 - s0)), dropped $((d1 - d0)), hub CPU $(perItem $((c1 - c0)) $((s1 - s0))) µs/visit (nginx before: $b_cpu µs/request)"
 	done
 done
 # Over the rounds: how often each hub held the targets, each and both.
