@@ -44,8 +44,9 @@ fi
 go build -o "$tmp/villagesim" ./cmd/villagesim
 
 # CPU seconds of a process (utime+stime), and of its reaped children.
-cpu() { awk '{ printf "%.2f\n", ($14 + $15) / 100 }' "/proc/$1/stat"; }
-ccpu() { awk '{ printf "%.2f\n", ($16 + $17) / 100 }' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+cpu() { awk -v hz="$HZ" '{ printf "%.2f\n", ($14 + $15) / hz }' "/proc/$1/stat"; }
+ccpu() { awk -v hz="$HZ" '{ printf "%.2f\n", ($16 + $17) / hz }' "/proc/$1/stat"; }
 # PSS: resident memory with pages shared between processes (the workers run
 # the hub's own binary) divided among them, so the sum is what the family
 # really holds; VmRSS would count the shared pages in every process.

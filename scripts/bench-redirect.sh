@@ -137,8 +137,9 @@ row() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 mean() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (a+b)/2}'; }
 # CPU ticks (utime+stime) a process has used; µs per item over a span.
+HZ=$(getconf CLK_TCK)
 cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-perItem() { awk -v c="$1" -v n="$2" 'BEGIN{ if (n > 0) printf "%.1f", c*10000/n; else print "-" }'; }
+perItem() { awk -v c="$1" -v n="$2" -v hz="$HZ" 'BEGIN{ if (n > 0) printf "%.1f", c*1e6/hz/n; else print "-" }'; }
 # Visits a hub counted (scans, rate-limited and bot visits) and dropped.
 visits() {
 	curl -fs "http://127.0.0.1:$1/metrics" | awk '
