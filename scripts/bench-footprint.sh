@@ -43,10 +43,6 @@ if [ -z "$HUB" ]; then
 fi
 go build -o "$tmp/villagesim" ./cmd/villagesim
 
-# CPU seconds of a process (utime+stime), and of its reaped children.
-HZ=$(getconf CLK_TCK)
-cpu() { awk -v hz="$HZ" '{ printf "%.2f\n", ($14 + $15) / hz }' "/proc/$1/stat"; }
-ccpu() { awk -v hz="$HZ" '{ printf "%.2f\n", ($16 + $17) / hz }' "/proc/$1/stat"; }
 # PSS: resident memory with pages shared between processes (the workers run
 # the hub's own binary) divided among them, so the sum is what the family
 # really holds; VmRSS would count the shared pages in every process.
@@ -73,12 +69,12 @@ p99() {
 sample() {
 	local hub=$1 wc=0 wr=0 n=0
 	for w in $(workers "$hub"); do
-		wc=$(awk -v a="$wc" -v b="$(cpu "$w" 2>/dev/null || echo 0)" 'BEGIN{print a+b}')
+		wc=$(awk -v a="$wc" -v b="$(cpusecs "$w" 2>/dev/null || echo 0)" 'BEGIN{print a+b}')
 		wr=$((wr + $(rsskb "$w")))
 		n=$((n + 1))
 	done
-	wc=$(awk -v a="$wc" -v b="$(ccpu "$hub")" 'BEGIN{print a+b}')
-	echo "$(cpu "$hub") $wc $(rsskb "$hub") $wr $n"
+	wc=$(awk -v a="$wc" -v b="$(childcpusecs "$hub")" 'BEGIN{print a+b}')
+	echo "$(cpusecs "$hub") $wc $(rsskb "$hub") $wr $n"
 }
 
 echo "bench-footprint: $(date -u +%FT%TZ), $(nproc) CPUs ($(uname -m)), load $(cut -d' ' -f1-3 /proc/loadavg); $CAMERAS RTSP cameras, $BOARDS boards, ${DURATION}s after ${WARMUP}s warm-up"

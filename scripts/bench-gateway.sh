@@ -79,7 +79,6 @@ for a in $GW $NG $LS; do
 done
 
 run() { PHONES=$PHONES wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s hub/scan/internal/loadserver/scan.lua "$1"; }
-cpu() { awk '{ print $14 + $15 }' "/proc/$gwpid/stat"; } # utime + stime, clock ticks
 ratios=()
 for round in $(seq "$ROUNDS"); do
   [ "$ROUNDS" -gt 1 ] && echo "=== round $round of $ROUNDS"
@@ -87,9 +86,9 @@ for round in $(seq "$ROUNDS"); do
   nginx_out=$(run "http://$NG/q/cho-ban/sap-007"); echo "$nginx_out" | grep -E "Requests/sec|99%|Non-2xx|Socket errors" || true
   echo "== villagehub gateway, counting on (journal_sync=$SYNC journal_async=${ASYNC:-false})"
   before=$(curl -s "http://$GW/metrics" | awk '/^villagehub_gateway_scans_total\{.*board="sap-007"/ {s+=$2} END {print s+0}')
-  c0=$(cpu)
+  c0=$(cputicks "$gwpid")
   gw_out=$(run "http://$GW/q/cho-ban/sap-007"); echo "$gw_out" | grep -E "Requests/sec|99%|Non-2xx|Socket errors" || true
-  c1=$(cpu)
+  c1=$(cputicks "$gwpid")
   echo "== the hub's /q/ handler alone, counting in memory (hub/scan/internal/loadserver)"
   ls_out=$(run "http://$LS/q/market-07"); echo "$ls_out" | grep -E "Requests/sec|99%" || true
   sent=$(echo "$gw_out" | awk '/requests in/ {print $1}')
@@ -104,7 +103,7 @@ for round in $(seq "$ROUNDS"); do
   # CPU per request is steadier than the rate on a shared machine: the rate
   # moves with whatever wrk and the neighbours get, the work per request
   # much less.
-  echo "gateway CPU per request: $(awk -v c=$((c1 - c0)) -v n="$sent" -v hz="$(getconf CLK_TCK)" 'BEGIN{ printf "%.1f", c*1e6/hz/n }') µs"
+  echo "gateway CPU per request: $(per_item $((c1 - c0)) "$sent") µs"
   l=$(echo "$ls_out" | awk '/Requests\/sec/ {print $2}')
   r=$(python3 -c "print(round($g/$n, 3))")
   ratios+=("$r")

@@ -5,6 +5,7 @@
 #   cd "$(dirname "$0")/.."; . scripts/bench-lib.sh; bench_setup NAME
 #   pids+=($!)          # a background process to stop at exit (jobs are too)
 #   port=$(freeport); waitport "$port"
+#   t0=$(cputicks "$pid"); ...; per_item $(($(cputicks "$pid") - t0)) "$n"
 
 bench_setup() {
 	tmp=$(mktemp -d "/tmp/$1.XXXXXX")
@@ -30,3 +31,13 @@ waitport() {
 	echo "$bench_name: nothing listening on $1" >&2
 	return 1
 }
+
+# CPU a process has used (utime+stime from /proc), in clock ticks
+# (cputicks) or seconds (cpusecs); childcpusecs: that of its reaped
+# children. Ticks are the machine's CLK_TCK, not an assumed 100.
+HZ=$(getconf CLK_TCK)
+cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+cpusecs() { awk -v hz="$HZ" '{ printf "%.2f\n", ($14 + $15) / hz }' "/proc/$1/stat"; }
+childcpusecs() { awk -v hz="$HZ" '{ printf "%.2f\n", ($16 + $17) / hz }' "/proc/$1/stat"; }
+# per_item TICKS N: µs of CPU per item, or - without items.
+per_item() { awk -v c="$1" -v n="$2" -v hz="$HZ" 'BEGIN{ if (n > 0) printf "%.1f", c*1e6/hz/n; else print "-" }'; }

@@ -136,10 +136,6 @@ row() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 mean() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (a+b)/2}'; }
-# CPU ticks (utime+stime) a process has used; µs per item over a span.
-HZ=$(getconf CLK_TCK)
-cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-perItem() { awk -v c="$1" -v n="$2" -v hz="$HZ" 'BEGIN{ if (n > 0) printf "%.1f", c*1e6/hz/n; else print "-" }'; }
 # Visits a hub counted (scans, rate-limited and bot visits) and dropped.
 visits() {
 	curl -fs "http://127.0.0.1:$1/metrics" | awk '
@@ -164,7 +160,7 @@ for r in $(seq "$ROUNDS"); do
 		# line.
 		n0=$(cputicks "$NGINXPID")
 		row "$r" "nginx 302 (before)" "$NPORT"
-		b_rps=$RPS b_p99=$P99 b_cpu=$(perItem $(($(cputicks "$NGINXPID") - n0)) "$REQS")
+		b_rps=$RPS b_p99=$P99 b_cpu=$(per_item $(($(cputicks "$NGINXPID") - n0)) "$REQS")
 		HPORT=${HPORTS[$k]}
 		HUBPID=${HUBPIDS[$k]}
 		name="villagehub /q/"
@@ -190,7 +186,7 @@ for r in $(seq "$ROUNDS"); do
 		met_p99[$k]=$((${met_p99[$k]:-0} + p99_ok))
 		met_both[$k]=$((${met_both[$k]:-0} + (rate_ok & p99_ok)))
 		echo "       rate $(ratio "$h_rps" "$m_rps")x nginx's mean (target >= 0.7; $(ratio "$h_rps" "$b_rps")/$(ratio "$h_rps" "$a_rps")x before/after), p99 $(ratio "$h_p99" "$m_p99")x nginx's mean (target <= 1.2; $(ratio "$h_p99" "$b_p99")/$(ratio "$h_p99" "$a_p99")x before/after)"
-		echo "       $(ratio "$h_rps" "$g_rps")x Go bare's rate; fasthttp bare's p99 $(ratio "$f_p99" "$m_p99")x nginx's mean; visits counted $((s1 - s0)), dropped $((d1 - d0)), hub CPU $(perItem $((c1 - c0)) $((s1 - s0))) µs/visit (nginx before: $b_cpu µs/request)"
+		echo "       $(ratio "$h_rps" "$g_rps")x Go bare's rate; fasthttp bare's p99 $(ratio "$f_p99" "$m_p99")x nginx's mean; visits counted $((s1 - s0)), dropped $((d1 - d0)), hub CPU $(per_item $((c1 - c0)) $((s1 - s0))) µs/visit (nginx before: $b_cpu µs/request)"
 	done
 done
 # Over the rounds: how often each hub held the targets, each and both.
