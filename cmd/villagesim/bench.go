@@ -110,6 +110,12 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 }
 
 func bench(o benchOpts) error {
+	// Made before the runs, not found missing after the first of them.
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return fmt.Errorf("--cpuprofile-dir: %w", err)
+		}
+	}
 	tmp, err := os.MkdirTemp("", "villagesim-bench-")
 	if err != nil {
 		return err
