@@ -23,7 +23,6 @@ go build -o "$tmp/villagehub" ./cmd/villagehub
 go build -o "$tmp/villagesim" ./cmd/villagesim
 profiles=()
 for i in 1 2 3; do
-	mkdir -p "$tmp/ingest$i"
 	"$tmp/villagesim" bench --brokers embedded --qos 1 --messages 800000 --devices 0 \
 		--hub-bin "$tmp/villagehub" --cpuprofile-dir "$tmp/ingest$i" --cpuprofile-seconds 10 | grep '^embedded'
 	profiles+=("$tmp/ingest$i/embedded-qos1.pprof")
